@@ -1,0 +1,277 @@
+"""The ``planner`` command.
+
+Errors (missing files, bad PDDL, bad options, a failing model or environment) exit non-zero
+with one line on standard error, never a traceback. With ``--json`` the last line of standard
+output is one JSON object describing the episode.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from planner.agent import Agent, EpisodeResult, StepRecord
+from planner.config import PlannerConfig, load_config
+from planner.env.blocksworld import write_problem
+from planner.env.pddl import PDDLEnvironment
+from planner.errors import PlannerError
+from planner.world.base import WorldModel
+from planner.world.cache import CachedWorldModel
+from planner.world.oracle import OracleWorldModel
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Plan before acting: search imagined futures with a world model, then act.",
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)
+
+
+def configure_logging(verbose: int) -> None:
+    """Log events to standard error: warnings by default, info with -v, debug with -vv."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, stream=sys.stderr, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def build_model(config: PlannerConfig, env: PDDLEnvironment) -> WorldModel:
+    """The world model named by ``config.model``, behind a transition cache if configured."""
+    m = config.model
+    model: WorldModel
+    if m.kind == "oracle":
+        model = OracleWorldModel(env)
+    else:
+        from planner.world.factory import load_gguf_world_model
+
+        model = load_gguf_world_model(m, env)
+    if m.cache_size > 0:
+        model = CachedWorldModel(model, maxsize=m.cache_size)
+    return model
+
+
+def summary_dict(env: PDDLEnvironment, result: EpisodeResult, config: PlannerConfig,
+                 model_name: str) -> dict[str, Any]:
+    return {
+        "solved": result.solved,
+        "plan": [a.name for a in result.actions],
+        "steps": len(result.steps),
+        "searches": result.searches,
+        "replans": result.replans,
+        "divergences": result.divergences,
+        "model": model_name,
+        "model_calls": result.model_calls,
+        "cache_hits": result.cache_hits,
+        "prompt_tokens": result.prompt_tokens,
+        "generated_tokens": result.generated_tokens,
+        "model_seconds": round(result.model_seconds, 4),
+        "search_seconds": round(result.search_seconds, 4),
+        "wall_seconds": round(result.wall_seconds, 4),
+        "stopped_by": result.stopped_by,
+        "search": config.search.algorithm,
+        "problem": env.task.name,
+    }
+
+
+def print_summary(env: PDDLEnvironment, result: EpisodeResult, summary: dict[str, Any]) -> None:
+    verdict = "[bold green]solved[/]" if result.solved else "[bold red]not solved[/]"
+    out.print(f"{env.task.name}: {verdict} in {len(result.steps)} steps "
+              f"({summary['search']}, model: {summary['model']})")
+    for rec in result.steps:
+        mark = "  " if not rec.diverged else "! "
+        note = "" if not rec.diverged else "   <- real state differed from the imagined one"
+        out.print(f"  {mark}{rec.index + 1:>3}. {rec.action.name}{note}")
+    out.print(
+        f"searches {result.searches} · replans {result.replans} · divergences "
+        f"{result.divergences} · model calls {result.model_calls} (cache hits "
+        f"{result.cache_hits}) · model {result.model_seconds:.2f} s · search "
+        f"{result.search_seconds:.2f} s · total {result.wall_seconds:.2f} s"
+    )
+
+
+def run_episode(
+    env: PDDLEnvironment, config: PlannerConfig, *, log: Path | None, tree: Path | None,
+    as_json: bool, model_name: str, show_imagined: bool = False,
+) -> EpisodeResult:
+    model = build_model(config, env)
+
+    def progress(rec: StepRecord) -> None:
+        if show_imagined:
+            mark = "[green]as imagined[/]" if not rec.diverged else "[red]DIVERGED, replanning[/]"
+            err.print(f"  real step {rec.index + 1}: {rec.action.name} -> {mark}")
+        if not as_json:
+            status.update(f"step {rec.index + 1} · {rec.action.name}"
+                          + (" · diverged, replanning" if rec.diverged else ""))
+
+    agent = Agent(env, model, config=config, log_path=log, on_step=progress)
+    if show_imagined:
+        first = agent.plan(env.state)
+        verdict = "reaches the goal" if first.plan.reaches_goal else "does not reach the goal"
+        out.print(f"imagined plan ({len(first.plan)} actions, {verdict}, "
+                  f"{first.stats.model_calls} model calls, {first.stats.wall_seconds:.2f} s):")
+        for i, (action, state) in enumerate(zip(first.plan.actions, first.plan.states[1:]), 1):
+            out.print(f"  {i:>3}. {action.name:<22} imagined: {state}")
+        out.print("executing in the real environment (every step checked):")
+    with err.status("planning…") as status:
+        result = agent.run(seed=config.search.seed)
+    if tree is not None and result.last_search is not None:
+        result.last_search.write_tree(tree)
+    summary = summary_dict(env, result, config, model_name)
+    if as_json:
+        print(json.dumps(summary))
+    else:
+        print_summary(env, result, summary)
+    return result
+
+
+class SearchName(str, Enum):
+    mcts = "mcts"
+    beam = "beam"
+
+
+class HeuristicName(str, Enum):
+    goal = "goal"
+    ff = "ff"
+    add = "add"
+    max = "max"
+    lmcut = "lmcut"
+
+
+class ModeName(str, Enum):
+    plan = "plan"
+    receding = "receding"
+
+
+def _value(choice: Enum | None) -> str | None:
+    return None if choice is None else str(choice.value)
+
+
+@app.command()
+def solve(
+    domain: Annotated[Path, typer.Argument(help="PDDL domain file.")],
+    problem: Annotated[Path, typer.Argument(help="PDDL problem file.")],
+    search: Annotated[SearchName | None, typer.Option(help="Search algorithm.")] = None,
+    simulations: Annotated[int | None, typer.Option(help="MCTS simulations per search.")] = None,
+    beam_width: Annotated[int | None, typer.Option(help="Beam width.")] = None,
+    max_expansions: Annotated[int | None, typer.Option(help="Beam expansions per search.")] = None,
+    max_depth: Annotated[int | None, typer.Option(help="Longest imagined plan.")] = None,
+    time_limit: Annotated[float | None, typer.Option(help="Seconds per search.")] = None,
+    heuristic: Annotated[HeuristicName | None, typer.Option(
+        help="Value of imagined states: goal fraction or a PDDL heuristic.")] = None,
+    mode: Annotated[ModeName | None, typer.Option(
+        help="plan: run the whole plan with checks; receding: first action, then replan.")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Most real steps.")] = None,
+    oracle: Annotated[bool, typer.Option("--oracle", help="Use the exact model.")] = False,
+    model: Annotated[Path | None, typer.Option("--model", help="GGUF world model.")] = None,
+    threads: Annotated[int | None, typer.Option(help="llama.cpp CPU threads.")] = None,
+    gpu_layers: Annotated[int | None, typer.Option(help="Layers offloaded to a GPU.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="TOML configuration.")] = None,
+    log: Annotated[Path | None, typer.Option("--log", help="Append the episode to this JSONL file.")] = None,
+    tree: Annotated[Path | None, typer.Option("--tree", help="Write the last search tree (.graphml or .dot).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for tie-breaking.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object as the last line.")] = False,
+    verbose: Annotated[int, typer.Option("-v", count=True, help="More log output (-v, -vv).")] = 0,
+) -> None:
+    """Solve a PDDL problem: plan with the world model, act in the real environment."""
+    configure_logging(verbose)
+    if oracle and model is not None:
+        raise PlannerError("choose one of --oracle and --model, not both")
+    base = load_config(config) if config is not None else PlannerConfig()
+    kind = "oracle" if oracle else ("gguf" if model is not None else None)
+    cfg = base.updated(
+        search=dict(algorithm=_value(search), simulations=simulations, beam_width=beam_width,
+                    max_expansions=max_expansions, max_depth=max_depth,
+                    time_limit_s=time_limit, heuristic=_value(heuristic), seed=seed),
+        agent=dict(mode=_value(mode), max_steps=max_steps),
+        model=dict(kind=kind, path=model, n_threads=threads, n_gpu_layers=gpu_layers),
+    )
+    env = PDDLEnvironment(domain, problem)
+    name = "oracle" if cfg.model.kind == "oracle" else str(cfg.model.path or "default")
+    result = run_episode(env, cfg, log=log, tree=tree, as_json=as_json, model_name=name)
+    if not result.solved:
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    blocks: Annotated[int, typer.Option(help="Number of blocks (3-8).")] = 5,
+    seed: Annotated[int, typer.Option(help="Problem seed.")] = 0,
+    search: Annotated[SearchName | None, typer.Option(help="Search algorithm.")] = None,
+    oracle: Annotated[bool, typer.Option("--oracle", help="Use the exact model.")] = False,
+    model: Annotated[Path | None, typer.Option("--model", help="GGUF world model.")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the generated PDDL.")] = Path("runs/demo"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object as the last line.")] = False,
+    verbose: Annotated[int, typer.Option("-v", count=True, help="More log output.")] = 0,
+) -> None:
+    """Generate a Blocksworld problem and solve it end to end, imagined plan vs real steps."""
+    configure_logging(verbose)
+    if oracle and model is not None:
+        raise PlannerError("choose one of --oracle and --model, not both")
+    if not 1 <= blocks <= 12:
+        raise PlannerError(f"--blocks must lie in 1..12, got {blocks}")
+    domain, problem = write_problem(out_dir, blocks, seed=seed)
+    kind = "oracle" if oracle else "gguf"
+    cfg = PlannerConfig().updated(search=dict(algorithm=_value(search)),
+                                  model=dict(kind=kind, path=model))
+    env = PDDLEnvironment(domain, problem)
+    if not as_json:
+        out.print(f"problem {problem} ({blocks} blocks)")
+        out.print(f"  start: {env.state}")
+        out.print(f"  goal:  {env.goal}")
+    name = "oracle" if kind == "oracle" else str(model or "default")
+    result = run_episode(env, cfg, log=out_dir / "episode.jsonl", tree=None, as_json=as_json,
+                         model_name=name, show_imagined=not as_json)
+    if not result.solved:
+        raise typer.Exit(1)
+
+
+@app.command()
+def generate(
+    blocks: Annotated[int, typer.Argument(help="Number of blocks.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the PDDL files.")] = Path("problems"),
+    seed: Annotated[int, typer.Option(help="Problem seed.")] = 0,
+) -> None:
+    """Write a random Blocksworld problem (and the domain) as PDDL."""
+    domain, problem = write_problem(out_dir, blocks, seed=seed)
+    out.print(f"{domain}\n{problem}")
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"planner: error: {' '.join(message.split())}", file=sys.stderr)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the command, turning every error into one line and an exit code."""
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="planner", standalone_mode=False)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except PlannerError as exc:
+        return _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, 1)
+    except (OSError, ValueError) as exc:
+        return _fail(f"{type(exc).__name__}: {exc}", 1)
+    except Exception as exc:
+        # The command-line parser's own exceptions: usage errors carry a message and an
+        # exit code, "exit" carries only the code.
+        if hasattr(exc, "format_message"):
+            return _fail(exc.format_message(), int(getattr(exc, "exit_code", 2)))
+        if type(exc).__name__ == "Exit" and hasattr(exc, "exit_code"):
+            return int(exc.exit_code)
+        if type(exc).__name__ == "Abort":
+            return _fail("aborted", 130)
+        raise
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""A Blocksworld problem generator writing standard 4-operator STRIPS PDDL.
+
+Operators: ``pick-up``, ``put-down``, ``stack``, ``unstack``; predicates ``on``, ``ontable``,
+``clear``, ``handempty``, ``holding``. Blocks are named ``b1`` … ``bn`` unless names are given.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+from planner.data.atomic import atomic_write_text
+
+DOMAIN_PDDL = """\
+(define (domain blocksworld)
+  (:requirements :strips)
+  (:predicates (on ?x ?y) (ontable ?x) (clear ?x) (handempty) (holding ?x))
+  (:action pick-up
+    :parameters (?x)
+    :precondition (and (clear ?x) (ontable ?x) (handempty))
+    :effect (and (not (ontable ?x)) (not (clear ?x)) (not (handempty)) (holding ?x)))
+  (:action put-down
+    :parameters (?x)
+    :precondition (holding ?x)
+    :effect (and (not (holding ?x)) (clear ?x) (handempty) (ontable ?x)))
+  (:action stack
+    :parameters (?x ?y)
+    :precondition (and (holding ?x) (clear ?y))
+    :effect (and (not (holding ?x)) (not (clear ?y)) (clear ?x) (handempty) (on ?x ?y)))
+  (:action unstack
+    :parameters (?x ?y)
+    :precondition (and (on ?x ?y) (clear ?x) (handempty))
+    :effect (and (holding ?x) (clear ?y) (not (clear ?x)) (not (handempty)) (not (on ?x ?y)))))
+"""
+
+
+def random_towers(blocks: Sequence[str], rng: random.Random) -> list[list[str]]:
+    """A uniformly shuffled arrangement of ``blocks`` into towers (bottom first)."""
+    order = list(blocks)
+    rng.shuffle(order)
+    towers: list[list[str]] = []
+    for block in order:
+        # Start a new tower or put the block on top of an existing one.
+        choice = rng.randrange(len(towers) + 1)
+        if choice == len(towers):
+            towers.append([block])
+        else:
+            towers[choice].append(block)
+    return towers
+
+
+def tower_facts(towers: Sequence[Sequence[str]], *, hand_empty: bool = True) -> list[str]:
+    """Ground facts describing ``towers`` (each listed bottom first)."""
+    facts: list[str] = []
+    for tower in towers:
+        facts.append(f"(ontable {tower[0]})")
+        facts.extend(f"(on {upper} {lower})" for lower, upper in itertools.pairwise(tower))
+        facts.append(f"(clear {tower[-1]})")
+    if hand_empty:
+        facts.append("(handempty)")
+    return sorted(facts)
+
+
+def generate_problem(
+    n_blocks: int, *, seed: int, names: Sequence[str] | None = None
+) -> str:
+    """PDDL text of a random Blocksworld problem with ``n_blocks`` blocks.
+
+    The initial state and the goal are independent random tower arrangements; the goal lists
+    every ``on`` and ``ontable`` fact of its arrangement. The same (n_blocks, seed, names)
+    always gives the same text. Raises ``ValueError`` for fewer than 1 block or wrong names.
+    """
+    if n_blocks < 1:
+        raise ValueError(f"n_blocks must be at least 1, got {n_blocks}")
+    blocks = list(names) if names is not None else [f"b{i + 1}" for i in range(n_blocks)]
+    if len(blocks) != n_blocks or len(set(blocks)) != n_blocks:
+        raise ValueError(f"need {n_blocks} distinct block names, got {blocks}")
+    rng = random.Random(f"blocksworld-{n_blocks}-{seed}")
+    init = tower_facts(random_towers(blocks, rng))
+    goal = [f for f in tower_facts(random_towers(blocks, rng), hand_empty=False)
+            if not f.startswith("(clear")]
+    while len(goal) == 0 or set(goal) <= set(init):
+        goal = [f for f in tower_facts(random_towers(blocks, rng), hand_empty=False)
+                if not f.startswith("(clear")]
+    name = f"bw-{n_blocks}-{seed}"
+    lines = [
+        f"(define (problem {name})",
+        "  (:domain blocksworld)",
+        "  (:objects " + " ".join(blocks) + ")",
+        "  (:init " + " ".join(init) + ")",
+        "  (:goal (and " + " ".join(goal) + ")))",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_problem(directory: str | Path, n_blocks: int, *, seed: int) -> tuple[Path, Path]:
+    """Write ``domain.pddl`` and ``bw-<n>-<seed>.pddl`` into ``directory``; return both paths."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    domain = out / "domain.pddl"
+    if not domain.exists() or domain.read_text(encoding="utf-8") != DOMAIN_PDDL:
+        atomic_write_text(domain, DOMAIN_PDDL)
+    problem = out / f"bw-{n_blocks}-{seed}.pddl"
+    atomic_write_text(problem, generate_problem(n_blocks, seed=seed))
+    return domain, problem

@@ -1,0 +1,59 @@
+"""One error hierarchy for the whole library.
+
+Every message names the bad value, so a user can fix the input without a debugger.
+"""
+
+from __future__ import annotations
+
+
+class PlannerError(Exception):
+    """Base class of every error raised on purpose by ``planner``."""
+
+
+class ConfigError(PlannerError, ValueError):
+    """A configuration value or file is invalid (unknown key, wrong type, bad range)."""
+
+
+class DomainError(PlannerError, ValueError):
+    """A PDDL domain or problem file is missing, unreadable or not valid STRIPS PDDL."""
+
+
+class UnknownActionError(PlannerError, ValueError):
+    """An action is not one of the environment's candidate actions."""
+
+
+class InapplicableActionError(PlannerError):
+    """A strict environment was asked to apply an action whose precondition does not hold."""
+
+
+class EnvironmentCheckError(PlannerError):
+    """``check_env`` found an environment that breaks the protocol; lists every problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("environment check failed:\n- " + "\n- ".join(self.problems))
+
+
+class EnvironmentStepError(PlannerError):
+    """The real environment raised while the agent was stepping it."""
+
+
+class WorldModelError(PlannerError):
+    """A world model gave an output that could not be parsed or validated.
+
+    ``raw`` holds the model's raw text (the last attempt), so it can be inspected.
+    """
+
+    def __init__(self, message: str, *, raw: str | None = None) -> None:
+        self.raw = raw
+        if raw is not None:
+            message = f"{message} (raw output: {raw!r})"
+        super().__init__(message)
+
+
+class ContextOverflowError(WorldModelError):
+    """A prompt does not fit the model's context window."""
+
+
+class ModelLoadError(PlannerError):
+    """A model file is missing, truncated, not a GGUF file, or was made for another codec."""

@@ -1,0 +1,168 @@
+"""Small frozen types shared by environments, world models, search and the agent.
+
+A :class:`State` is either a set of ground facts (symbolic domains such as PDDL) written in
+PDDL's Lisp notation, e.g. ``"(on a b)"``, or a free text observation (text domains). Its
+:meth:`State.canonical` text is the same for equal states and is what logs and prompts use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """An environment state.
+
+    Attributes:
+        facts: ground facts that hold, e.g. ``frozenset({"(on a b)", "(clear a)"})``.
+        text: a free-text observation, for text domains; ``None`` for symbolic states.
+    """
+
+    facts: frozenset[str] = frozenset()
+    text: str | None = None
+
+    @classmethod
+    def from_facts(cls, facts: Iterable[str]) -> State:
+        """A symbolic state holding exactly ``facts``."""
+        return cls(facts=frozenset(facts))
+
+    @classmethod
+    def from_text(cls, text: str) -> State:
+        """A text state (observation)."""
+        return cls(text=text)
+
+    @property
+    def is_symbolic(self) -> bool:
+        return self.text is None
+
+    def canonical(self) -> str:
+        """A text form equal for equal states: sorted facts joined by spaces, or the text."""
+        if self.text is not None:
+            return self.text
+        return " ".join(sorted(self.facts))
+
+    def __str__(self) -> str:
+        return self.canonical()
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Action:
+    """An action, written as the environment writes it: ``"(unstack a d)"`` or a command.
+
+    For PDDL actions, :attr:`operator` and :attr:`args` split the Lisp form.
+    """
+
+    name: str
+
+    @property
+    def operator(self) -> str:
+        return self._parts()[0]
+
+    @property
+    def args(self) -> tuple[str, ...]:
+        return tuple(self._parts()[1:])
+
+    def _parts(self) -> list[str]:
+        return self.name.strip().strip("()").split()
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """What a world model predicts for one (state, action).
+
+    Attributes:
+        applicable: whether the action's precondition holds in the state.
+        next_state: the state after the action (equal to the state when not applicable).
+        reward: reward for this step (the environment's scale; 1.0 on reaching the goal).
+        done: whether ``next_state`` reaches the goal (ends the episode).
+        confidence: probability in [0, 1] the model gave its own output (1.0 for exact models).
+        raw: the model's raw output text, when it has one.
+    """
+
+    applicable: bool
+    next_state: State
+    reward: float = 0.0
+    done: bool = False
+    confidence: float = 1.0
+    raw: str | None = None
+
+    def same_outcome(self, other: Prediction) -> bool:
+        """True when both agree on applicability, next state and done (ignores confidence)."""
+        return (
+            self.applicable == other.applicable
+            and self.next_state == other.next_state
+            and self.done == other.done
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One real, recorded step of an environment."""
+
+    state: State
+    action: Action
+    applicable: bool
+    next_state: State
+    reward: float
+    done: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """An imagined action sequence and the states the world model predicted along it.
+
+    ``states`` has one more element than ``actions``: ``states[0]`` is the start state and
+    ``states[i + 1]`` the predicted result of ``actions[i]``.
+    """
+
+    actions: tuple[Action, ...]
+    states: tuple[State, ...]
+    value: float
+    reaches_goal: bool
+
+    def __post_init__(self) -> None:
+        if len(self.states) != len(self.actions) + 1:
+            raise ValueError(
+                f"a plan of {len(self.actions)} actions needs {len(self.actions) + 1} states, "
+                f"got {len(self.states)}"
+            )
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+
+@runtime_checkable
+class Goal(Protocol):
+    """What the planner tests imagined states against."""
+
+    def satisfied(self, state: State) -> bool:
+        """True when ``state`` reaches the goal."""
+        ...
+
+    def progress(self, state: State) -> float:
+        """How close ``state`` is to the goal, in [0, 1]; 1.0 exactly when satisfied."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class FactGoal:
+    """A conjunction of ground facts that must all hold."""
+
+    facts: frozenset[str] = field(default_factory=frozenset)
+
+    def satisfied(self, state: State) -> bool:
+        return self.facts <= state.facts
+
+    def progress(self, state: State) -> float:
+        if not self.facts:
+            return 1.0
+        return len(self.facts & state.facts) / len(self.facts)
+
+    def __str__(self) -> str:
+        return " ".join(sorted(self.facts))
