@@ -234,6 +234,147 @@ def demo(
 
 
 @app.command()
+def collect(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for train/val/test JSONL logs.")] = Path("runs/data"),
+    domain: Annotated[Path | None, typer.Option(help="Your own PDDL domain (default: generated Blocksworld).")] = None,
+    problems: Annotated[list[Path] | None, typer.Option("--problem", help="PDDL problem files.")] = None,
+    train_problems: Annotated[int, typer.Option(help="Generated Blocksworld problems for training.")] = 2400,
+    val_problems: Annotated[int, typer.Option(help="… for validation.")] = 120,
+    test_problems: Annotated[int, typer.Option(help="… for testing.")] = 600,
+    blocks: Annotated[str, typer.Option(help="Blocksworld sizes, e.g. 3-8.")] = "3-8",
+    test_fraction: Annotated[float, typer.Option(help="Share of --problem files held out for test.")] = 0.2,
+    seed: Annotated[int, typer.Option(help="Seed of behaviour and problem choice.")] = 0,
+) -> None:
+    """Run environments with diverse behaviour; append every real transition to JSONL logs,
+    split by problem."""
+    from planner.data.collect import collect_blocksworld, collect_pddl
+
+    if domain is not None:
+        if not problems:
+            raise PlannerError("--domain needs at least one --problem file")
+        files = list(problems)
+        n_test = max(1, round(len(files) * test_fraction)) if len(files) > 1 else 0
+        stats = collect_pddl(out_dir, domain=domain, problems=files, seed=seed,
+                             split_of=lambda i: "test" if i >= len(files) - n_test else "train")
+    else:
+        lo, _, hi = blocks.partition("-")
+        try:
+            sizes = list(range(int(lo), int(hi or lo) + 1))
+        except ValueError:
+            raise PlannerError(f"--blocks must look like 3-8, got {blocks!r}") from None
+        if not sizes or sizes[0] < 1:
+            raise PlannerError(f"--blocks must look like 3-8, got {blocks!r}")
+        total = train_problems + val_problems + test_problems
+        with err.status(f"collecting from {total} problems…"):
+            stats = collect_blocksworld(out_dir, blocks=sizes, seed=seed,
+                                        problems={"train": train_problems, "val": val_problems,
+                                                  "test": test_problems})
+    for split, st in stats.items():
+        out.print(f"{split:>5}: {st.problems} problems, {st.episodes} episodes, {st.transitions} transitions "
+                  f"({st.applicable} applicable, {st.done} reaching the goal) -> {out_dir / (split + '.jsonl')}")
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Option("--data", help="Folder with train.jsonl (and val.jsonl).")] = Path("runs/data"),
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for checkpoints and GGUF files.")] = Path("runs/model"),
+    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 5000,
+    batch_size: Annotated[int, typer.Option(help="Sequences per step.")] = 64,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 3e-3,
+    seed: Annotated[int, typer.Option(help="Seed (model init and batch order).")] = 0,
+    threads: Annotated[int, typer.Option(help="CPU threads for training.")] = 2,
+    dim: Annotated[int, typer.Option(help="Embedding width.")] = 128,
+    layers: Annotated[int, typer.Option(help="Transformer blocks.")] = 4,
+    max_objects: Annotated[int, typer.Option(help="Placeholder objects the model knows.")] = 8,
+    domain: Annotated[Path | None, typer.Option(help="PDDL domain of the data (default: Blocksworld).")] = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Ignore an existing checkpoint.")] = False,
+) -> None:
+    """Train a fact-delta world model (needs the `train` extra: torch), export GGUF, quantize
+    to Q8_0 with llama.cpp and check the quantized model against the float one."""
+    try:
+        from planner.training.train import TrainConfig
+        from planner.training.train import train as run_training
+    except ImportError as exc:
+        raise PlannerError(f"training needs PyTorch: pip install -e '.[train]' ({exc})") from None
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from planner.training.export import finish_model
+    from planner.world.gguf_io import LlamaShape
+
+    train_file = data / "train.jsonl"
+    if not train_file.is_file():
+        raise PlannerError(f"no training data: {train_file} not found (run `planner collect` first)")
+    domain_name, predicates, actions = _domain_schemas(domain)
+    cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, threads=threads,
+                      shape=LlamaShape(dim=dim, n_layers=layers, n_heads=max(1, dim // 32), ffn_dim=4 * dim),
+                      max_objects=max_objects)
+    columns = (TextColumn("training"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
+               TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err) as bar:
+        task = bar.add_task("train", total=steps, loss=float("nan"))
+
+        def progress(step: int, info: dict[str, float]) -> None:
+            bar.update(task, completed=step, loss=info["loss"])
+
+        val = data / "val.jsonl"
+        summary = run_training(train_path=train_file, val_path=val if val.is_file() else None, out_dir=out_dir,
+                               predicates=predicates, actions=actions,
+                               domain=domain_name, config=cfg, resume=not fresh, progress=progress)
+    report = finish_model(out_dir, data_path=val if val.is_file() else train_file)
+    out.print(f"trained {summary['params']} parameters for {summary['steps']} steps in "
+              f"{summary['train_seconds']:.0f} s")
+    out.print(f"wrote {report['f32']} and {report['q8_0']} ({report['q8_0_bytes'] / 1e6:.2f} MB); "
+              f"Q8_0 agrees with F32 on {report['agreement']:.2%} of {report['checked']} predictions")
+
+
+@app.command("eval-model")
+def eval_model(
+    model: Annotated[Path, typer.Argument(help="GGUF world model.")],
+    data: Annotated[Path, typer.Option("--data", help="Transition log (JSONL) to score against.")],
+    limit: Annotated[int | None, typer.Option(help="Use only the first N transitions.")] = None,
+    max_episodes: Annotated[int | None, typer.Option(help="Episodes for multi-step consistency.")] = None,
+    threads: Annotated[int | None, typer.Option(help="llama.cpp CPU threads.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object as the last line.")] = False,
+) -> None:
+    """Fidelity of a world model on recorded transitions: precondition, effect, next state,
+    done, and multi-step consistency, per number of objects."""
+    from planner.data.fidelity import evaluate, read_records
+    from planner.types import FactGoal
+    from planner.world.llama import LlamaWorldModel
+
+    if not data.is_file():
+        raise PlannerError(f"data file not found: {data}")
+    records = read_records(data, limit=limit)
+    if not records:
+        raise PlannerError(f"no transitions in {data}")
+    holder: dict[str, LlamaWorldModel] = {}
+
+    def bind(objects: list[str], goal: FactGoal) -> LlamaWorldModel:
+        if "m" not in holder:
+            holder["m"] = LlamaWorldModel(model, objects=objects, goal=goal, n_threads=threads, mode="prefix")
+        else:
+            holder["m"].rebind(objects=objects, goal=goal)
+        return holder["m"]
+
+    with err.status(f"evaluating on {len(records)} transitions…"):
+        report = evaluate(records, bind, max_episodes=max_episodes)
+    if as_json:
+        print(json.dumps({"model": str(model), "data": str(data), **report.to_dict()}))
+    else:
+        out.print(f"{model} on {data}")
+        out.print(report.table())
+
+
+def _domain_schemas(domain: Path | None) -> tuple[str, dict[str, int], dict[str, int]]:
+    from planner.env.blocksworld import DOMAIN_PDDL
+    from planner.env.pddl import _read, domain_schemas
+
+    if domain is None:
+        return domain_schemas(DOMAIN_PDDL, source="the built-in Blocksworld domain")
+    return domain_schemas(_read(domain, "domain"), source=str(domain))
+
+
+@app.command()
 def generate(
     blocks: Annotated[int, typer.Argument(help="Number of blocks.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the PDDL files.")] = Path("problems"),

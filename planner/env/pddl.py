@@ -109,6 +109,20 @@ def ground_task(domain_text: str, problem_text: str, *, source: str = "<text>") 
     )
 
 
+def domain_schemas(domain_text: str, *, source: str = "<domain>") -> tuple[str, dict[str, int], dict[str, int]]:
+    """(domain name, predicate → arity, action → arity) of a PDDL domain."""
+    parser = Parser(None)
+    parser.domInput = domain_text
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            domain = parser.parse_domain(read_from_file=False)
+    except Exception as exc:
+        raise DomainError(f"invalid PDDL domain in {source}: {type(exc).__name__}: {exc}") from None
+    predicates = {name: len(p.signature) for name, p in domain.predicates.items()}
+    actions = {name: len(a.signature) for name, a in domain.actions.items()}
+    return domain.name, predicates, actions
+
+
 class PDDLEnvironment:
     """A STRIPS PDDL problem as a real, steppable environment.
 

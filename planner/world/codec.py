@@ -1,0 +1,246 @@
+"""How states, actions and predictions become prompt text and come back.
+
+The *fact-delta* codec (``fact-delta``, version 1) is for symbolic states. Object names are
+first mapped to placeholders ``x1 … xn`` (objects in sorted order), so one model serves any
+object names. A prompt is the goal, the state's facts and the action, stable text first::
+
+    goal on(x1,x2) ontable(x2) state clear(x1) handempty on(x1,x2) ontable(x2) action unstack(x1,x2) =>
+
+and the model answers with a verdict and, when the action applies, the delta and done::
+
+    ok add holding(x1) clear(x2) del clear(x1) handempty on(x1,x2) cont
+    fail
+
+The next state is the current one with the delta applied. Short outputs mean few generated
+tokens: the main speed lever.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
+
+from planner.errors import WorldModelError
+from planner.types import Action, FactGoal, Prediction, State
+from planner.world.vocab import Vocabulary, placeholder, render_atom
+
+CODEC_NAME = "fact-delta"
+CODEC_VERSION = 1
+
+GOAL, STATE, ACTION, ARROW = "goal", "state", "action", "=>"
+OK, FAIL, ADD, DEL, DONE, CONT = "ok", "fail", "add", "del", "done", "cont"
+MARKERS = (GOAL, STATE, ACTION, ARROW, OK, FAIL, ADD, DEL, DONE, CONT)
+
+
+def parse_atom(text: str) -> tuple[str, tuple[str, ...]]:
+    """``"(on a b)"`` → ``("on", ("a", "b"))``; raises ``ValueError`` on a malformed atom."""
+    inner = text.strip()
+    if not (inner.startswith("(") and inner.endswith(")")):
+        raise ValueError(f"not a ground atom: {text!r}")
+    parts = inner[1:-1].split()
+    if not parts:
+        raise ValueError(f"empty atom: {text!r}")
+    return parts[0].lower(), tuple(p.lower() for p in parts[1:])
+
+
+def parse_word(word: str) -> tuple[str, tuple[str, ...]]:
+    """``"on(x1,x2)"`` → ``("on", ("x1", "x2"))``; ``"handempty"`` → ``("handempty", ())``."""
+    if "(" not in word:
+        return word, ()
+    if not word.endswith(")"):
+        raise ValueError(f"not a fact word: {word!r}")
+    name, _, rest = word[:-1].partition("(")
+    return name, tuple(rest.split(",")) if rest else ()
+
+
+class FactDelta(BaseModel):
+    """A parsed model answer, validated against the state it was asked about.
+
+    Validation context: ``state`` (frozenset of fact words), ``predicates`` (name → arity),
+    ``objects`` (allowed placeholders).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    applicable: bool
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    done: bool = False
+
+    @field_validator("added", "removed")
+    @classmethod
+    def _known_facts(cls, facts: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        ctx = info.context or {}
+        predicates: Mapping[str, int] = ctx.get("predicates", {})
+        objects: frozenset[str] = ctx.get("objects", frozenset())
+        if len(set(facts)) != len(facts):
+            raise ValueError(f"repeated fact in {info.field_name}: {list(facts)}")
+        for word in facts:
+            name, args = parse_word(word)
+            if name not in predicates:
+                raise ValueError(f"unknown predicate {name!r} in {word!r}")
+            if len(args) != predicates[name]:
+                raise ValueError(f"{word!r}: {name} takes {predicates[name]} arguments")
+            unknown = [a for a in args if a not in objects]
+            if unknown:
+                raise ValueError(f"{word!r}: unknown object {unknown[0]!r}")
+        return facts
+
+    @model_validator(mode="after")
+    def _consistent_with_state(self, info: ValidationInfo) -> FactDelta:
+        state: frozenset[str] = (info.context or {}).get("state", frozenset())
+        if not self.applicable and (self.added or self.removed or self.done):
+            raise ValueError("an inapplicable action cannot change the state or finish")
+        present = [f for f in self.added if f in state]
+        if present:
+            raise ValueError(f"added facts already hold: {present}")
+        absent = [f for f in self.removed if f not in state]
+        if absent:
+            raise ValueError(f"removed facts do not hold: {absent}")
+        both = set(self.added) & set(self.removed)
+        if both:
+            raise ValueError(f"facts both added and removed: {sorted(both)}")
+        if self.applicable and not (self.added or self.removed):
+            raise ValueError("an applicable action must change the state")
+        return self
+
+
+@dataclass(frozen=True)
+class FactDeltaCodec:
+    """Renders prompts and parses answers for one problem's objects.
+
+    Args:
+        objects: the problem's object names; sorted, they become ``x1 … xn``.
+        predicates: predicate name → arity.
+        actions: action schema name → arity.
+        max_objects: placeholders the model knows.
+    """
+
+    objects: tuple[str, ...]
+    predicates: Mapping[str, int]
+    actions: Mapping[str, int]
+    max_objects: int
+
+    def __post_init__(self) -> None:
+        if len(self.objects) > self.max_objects:
+            raise ValueError(
+                f"the problem has {len(self.objects)} objects but the model knows at most "
+                f"{self.max_objects} (placeholders x1..x{self.max_objects})"
+            )
+        ordered = sorted(self.objects)
+        object.__setattr__(self, "objects", tuple(ordered))
+        object.__setattr__(self, "_to_ph", {o: placeholder(i) for i, o in enumerate(ordered)})
+        object.__setattr__(self, "_from_ph", {placeholder(i): o for i, o in enumerate(ordered)})
+
+    # -- names ------------------------------------------------------------------------------
+    @property
+    def placeholders(self) -> frozenset[str]:
+        return frozenset(self._from_ph)  # type: ignore[attr-defined]
+
+    def fact_word(self, fact: str) -> str:
+        name, args = parse_atom(fact)
+        try:
+            return render_atom(name, [self._to_ph[a] for a in args])  # type: ignore[attr-defined]
+        except KeyError as exc:
+            raise ValueError(f"fact {fact!r} names an object outside the problem: {exc}") from None
+
+    def word_fact(self, word: str) -> str:
+        name, args = parse_word(word)
+        names = [self._from_ph[a] for a in args]  # type: ignore[attr-defined]
+        return "(" + " ".join([name, *names]) + ")"
+
+    def action_word(self, action: Action) -> str:
+        name, args = parse_atom(action.name)
+        if name not in self.actions or len(args) != self.actions[name]:
+            raise ValueError(f"action {action.name!r} is not in the model's vocabulary")
+        return render_atom(name, [self._to_ph[a] for a in args])  # type: ignore[attr-defined]
+
+    def state_words(self, state: State) -> list[str]:
+        return sorted(self.fact_word(f) for f in state.facts)
+
+    # -- prompts ----------------------------------------------------------------------------
+    def prefix_words(self, goal: FactGoal, state: State) -> list[str]:
+        """The stable part of a prompt: goal and state (shared by all siblings)."""
+        return [GOAL, *sorted(self.fact_word(f) for f in goal.facts), STATE, *self.state_words(state)]
+
+    def suffix_words(self, action: Action) -> list[str]:
+        """The per-action part of a prompt."""
+        return [ACTION, self.action_word(action), ARROW]
+
+    def prompt_text(self, goal: FactGoal, state: State, action: Action) -> str:
+        return " ".join(self.prefix_words(goal, state) + self.suffix_words(action))
+
+    def answer_words(self, pred: Prediction, state: State) -> list[str]:
+        """The answer a perfect model gives for ``pred`` (training targets, golden tests)."""
+        if not pred.applicable:
+            return [FAIL]
+        before, after = set(self.state_words(state)), set(self.state_words(pred.next_state))
+        return [OK, ADD, *sorted(after - before), DEL, *sorted(before - after),
+                DONE if pred.done else CONT]
+
+    # -- answers ----------------------------------------------------------------------------
+    def parse(self, words: Sequence[str], state: State, *, confidence: float = 1.0) -> Prediction:
+        """Parse and validate an answer; :class:`WorldModelError` (with the raw text) if bad."""
+        raw = " ".join(words)
+        try:
+            delta = self._structure(words)
+            checked = FactDelta.model_validate(
+                delta,
+                context={"state": frozenset(self.state_words(state)),
+                         "predicates": self.predicates, "objects": self.placeholders},
+            )
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            raise WorldModelError(f"malformed fact-delta answer: {_first_line(exc)}", raw=raw) from None
+        if not checked.applicable:
+            return Prediction(applicable=False, next_state=state, confidence=confidence, raw=raw)
+        added = {self.word_fact(w) for w in checked.added}
+        removed = {self.word_fact(w) for w in checked.removed}
+        nxt = State((state.facts - removed) | added)
+        return Prediction(applicable=True, next_state=nxt, reward=1.0 if checked.done else 0.0,
+                          done=checked.done, confidence=confidence, raw=raw)
+
+    @staticmethod
+    def _structure(words: Sequence[str]) -> dict[str, object]:
+        if not words:
+            raise ValueError("empty answer")
+        if words[0] == FAIL:
+            if len(words) > 1:
+                raise ValueError(f"unexpected words after 'fail': {list(words[1:])}")
+            return {"applicable": False}
+        if words[0] != OK:
+            raise ValueError(f"answer must start with 'ok' or 'fail', got {words[0]!r}")
+        if len(words) < 4 or words[1] != ADD or words[-1] not in (DONE, CONT) or DEL not in words:
+            raise ValueError("expected 'ok add … del … done|cont'")
+        split = list(words).index(DEL)
+        added, removed = list(words[2:split]), list(words[split + 1:-1])
+        stray = [w for w in added + removed if w in MARKERS]
+        if stray:
+            raise ValueError(f"misplaced marker {stray[0]!r}")
+        return {"applicable": True, "added": tuple(added), "removed": tuple(removed),
+                "done": words[-1] == DONE}
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    # pydantic: "1 validation error for X\nfield\n  Value error, message [type=...]"
+    for ln in lines:
+        if ln.startswith("Value error,"):
+            return ln.removeprefix("Value error,").split(" [type=")[0].strip()
+    return lines[-1] if lines else type(exc).__name__
+
+
+def domain_vocabulary(predicates: Mapping[str, int], actions: Mapping[str, int], max_objects: int) -> Vocabulary:
+    """The vocabulary of the fact-delta codec for a domain."""
+    return Vocabulary.build(MARKERS, {**predicates, **actions}, max_objects)
+
+
+def schemas_of(names: Iterable[str]) -> dict[str, int]:
+    """Action schema name → arity, from ground action names such as ``"(stack a b)"``."""
+    out: dict[str, int] = {}
+    for n in names:
+        name, args = parse_atom(n)
+        out[name] = len(args)
+    return out

@@ -1,0 +1,343 @@
+"""World models over llama-cpp-python's completion API, for text states and chat models.
+
+- :class:`TextCodec` (``text``, version 1) — free-text states. A text state holds its recent
+  turns separated by blank lines; the prompt keeps only the last ``history`` turns (a bounded
+  history) and the model answers ``ok``/``fail``, the next observation and ``done``.
+- :class:`ChatCodec` (``chat``, version 1) — any instruction-tuned GGUF. The prompt is the
+  model's own chat template, rendered in llama-cpp-python's sandboxed Jinja environment, with
+  few-shot examples; the answer is JSON constrained by a grammar generated from a pydantic
+  schema, then validated against the state like every other answer.
+
+:class:`CompletionWorldModel` runs either codec with greedy decoding, a lock around the
+non-thread-safe ``Llama`` object, bounded retries and clear errors.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from llama_cpp import LogitsProcessorList
+from pydantic import BaseModel, ConfigDict, ValidationError
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
+
+from planner.errors import ContextOverflowError, ModelLoadError, WorldModelError
+from planner.types import Action, FactGoal, Prediction, State
+from planner.world.base import ModelStats
+from planner.world.codec import parse_atom
+from planner.world.gguf_io import read_model_info
+
+TURN_SEPARATOR = "\n\n"
+
+
+class CompletionCodec(Protocol):
+    name: str
+    version: int
+
+    def render(self, state: State, action: Action, *, template: str | None) -> str: ...
+
+    def parse(self, text: str, state: State) -> Prediction: ...
+
+    def grammar(self) -> str | None: ...
+
+    def stop(self) -> list[str]: ...
+
+
+# -- text codec -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TextCodec:
+    """Free-text states: prompt with a bounded history, answer ``ok|fail``, observation, done.
+
+    Prompt::
+
+        <turn> … <turn>            (the last ``history`` turns of the state's text)
+        > ACTION
+        =>
+
+    Answer: ``ok`` or ``fail`` on the first line; after ``ok``, the next observation on the
+    following lines and a last line ``done: yes`` or ``done: no``.
+    """
+
+    history: int = 4
+    name: str = "text"
+    version: int = 1
+
+    def turns(self, state: State) -> list[str]:
+        return [t for t in (state.text or "").split(TURN_SEPARATOR) if t.strip()]
+
+    def render(self, state: State, action: Action, *, template: str | None = None) -> str:
+        kept = self.turns(state)[-self.history:]
+        return TURN_SEPARATOR.join(kept) + f"\n> {action.name}\n=>"
+
+    def parse(self, text: str, state: State) -> Prediction:
+        lines = [ln.rstrip() for ln in text.strip().splitlines()]
+        if not lines or lines[0].strip() not in ("ok", "fail"):
+            raise WorldModelError("text answer must start with a line 'ok' or 'fail'", raw=text)
+        if lines[0].strip() == "fail":
+            return Prediction(applicable=False, next_state=state, raw=text)
+        match = re.fullmatch(r"done:\s*(yes|no)", lines[-1].strip()) if len(lines) > 1 else None
+        if match is None:
+            raise WorldModelError("text answer must end with a line 'done: yes' or 'done: no'", raw=text)
+        observation = "\n".join(lines[1:-1]).strip()
+        if not observation:
+            raise WorldModelError("text answer has no observation", raw=text)
+        done = match.group(1) == "yes"
+        return Prediction(applicable=True, next_state=state, reward=1.0 if done else 0.0, done=done, raw=text)
+
+    def next_state(self, state: State, action: Action, observation: str) -> State:
+        """The state after ``action``: older turns, then the action and the new observation."""
+        kept = self.turns(state)[-(self.history - 1):] if self.history > 1 else []
+        return State.from_text(TURN_SEPARATOR.join([*kept, f"> {action.name}\n{observation}"]))
+
+    def grammar(self) -> str | None:
+        return None
+
+    def stop(self) -> list[str]:
+        return ["\n>", "\n=>"]
+
+
+# -- chat codec -------------------------------------------------------------------------------
+class ChatAnswer(BaseModel):
+    """The JSON a chat model answers with (its schema generates the grammar)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    applicable: bool
+    added: list[str]
+    removed: list[str]
+    done: bool
+
+
+@dataclass(frozen=True)
+class ChatExample:
+    state: State
+    action: Action
+    answer: ChatAnswer
+
+
+@dataclass(frozen=True)
+class ChatCodec:
+    """Symbolic states for general instruction-tuned models, through their chat template."""
+
+    goal: FactGoal
+    predicates: dict[str, int]
+    objects: tuple[str, ...]
+    examples: tuple[ChatExample, ...] = ()
+    system: str = (
+        "You are the world model of a planning agent. Given a state (a set of ground facts) "
+        "and an action, answer in JSON whether the action's precondition holds, which facts "
+        "it adds and removes, and whether the resulting state satisfies the goal."
+    )
+    name: str = "chat"
+    version: int = 1
+    _schema: str = field(default="", init=False)
+
+    def messages(self, state: State, action: Action) -> list[dict[str, str]]:
+        msgs = [{"role": "system", "content": f"{self.system}\nGoal: {self.goal}"}]
+        for ex in self.examples:
+            msgs.append({"role": "user", "content": self._ask(ex.state, ex.action)})
+            msgs.append({"role": "assistant", "content": ex.answer.model_dump_json()})
+        msgs.append({"role": "user", "content": self._ask(state, action)})
+        return msgs
+
+    @staticmethod
+    def _ask(state: State, action: Action) -> str:
+        return f"State: {state.canonical()}\nAction: {action.name}"
+
+    def render(self, state: State, action: Action, *, template: str | None) -> str:
+        if not template:
+            raise ModelLoadError("the chat codec needs a model with a chat template (tokenizer.chat_template)")
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        formatter = Jinja2ChatFormatter(template=template, eos_token="</s>", bos_token="",
+                                        add_generation_prompt=True)
+        try:
+            return formatter(messages=self.messages(state, action)).prompt  # type: ignore[arg-type]
+        except Exception as exc:
+            raise ModelLoadError(f"the model's chat template failed to render: {exc}") from None
+
+    def parse(self, text: str, state: State) -> Prediction:
+        try:
+            answer = ChatAnswer.model_validate_json(text)
+        except ValidationError as exc:
+            raise WorldModelError(f"chat answer is not the expected JSON: {exc.errors()[0]['msg']}",
+                                  raw=text) from None
+        try:
+            added = [self._canonical(f) for f in answer.added]
+            removed = [self._canonical(f) for f in answer.removed]
+            self._check(answer.applicable, added, removed, state)
+        except ValueError as exc:
+            raise WorldModelError(f"invalid chat answer: {exc}", raw=text) from None
+        if not answer.applicable:
+            return Prediction(applicable=False, next_state=state, raw=text)
+        nxt = State((state.facts - set(removed)) | set(added))
+        return Prediction(applicable=True, next_state=nxt, reward=1.0 if answer.done else 0.0,
+                          done=answer.done, raw=text)
+
+    def _canonical(self, fact: str) -> str:
+        name, args = parse_atom(fact)
+        if name not in self.predicates:
+            raise ValueError(f"unknown predicate {name!r} in {fact!r}")
+        if len(args) != self.predicates[name]:
+            raise ValueError(f"{fact!r}: {name} takes {self.predicates[name]} arguments")
+        unknown = [a for a in args if a not in self.objects]
+        if unknown:
+            raise ValueError(f"{fact!r}: unknown object {unknown[0]!r}")
+        return "(" + " ".join([name, *args]) + ")"
+
+    @staticmethod
+    def _check(applicable: bool, added: list[str], removed: list[str], state: State) -> None:
+        if not applicable:
+            if added or removed:
+                raise ValueError("an inapplicable action cannot change the state")
+            return
+        if len(set(added)) != len(added) or len(set(removed)) != len(removed):
+            raise ValueError("repeated facts")
+        present = [f for f in added if f in state.facts]
+        if present:
+            raise ValueError(f"added facts already hold: {present}")
+        absent = [f for f in removed if f not in state.facts]
+        if absent:
+            raise ValueError(f"removed facts do not hold: {absent}")
+        if not added and not removed:
+            raise ValueError("an applicable action must change the state")
+
+    def grammar(self) -> str | None:
+        return json.dumps(ChatAnswer.model_json_schema())
+
+    def stop(self) -> list[str]:
+        return []
+
+
+class _LogProbMeter:
+    """A logits processor that sums the log-probability of each generated token under the
+    model's unconstrained distribution (no ``logits_all`` needed). It sees a token's
+    distribution before the token is chosen and the token itself one step later, so the last
+    generated token is not counted."""
+
+    def __init__(self, n_prompt: int) -> None:
+        self.n_prompt = n_prompt
+        self.logprob = 0.0
+        self._last: np.ndarray | None = None
+
+    def __call__(self, input_ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        if self._last is not None and len(input_ids) > self.n_prompt:
+            self.logprob += float(self._last[int(input_ids[-1])])
+        top = float(scores.max())
+        self._last = scores - (top + math.log(float(np.exp(scores - top).sum())))
+        return scores
+
+    def confidence(self) -> float:
+        return math.exp(self.logprob)
+
+
+# -- the model --------------------------------------------------------------------------------
+class CompletionWorldModel:
+    """A world model that asks a GGUF model through llama-cpp-python's completion API.
+
+    Args:
+        path: GGUF file.
+        codec: a :class:`TextCodec` or :class:`ChatCodec`.
+        n_ctx, n_threads, n_gpu_layers, seed: passed to ``Llama``.
+        max_tokens: longest answer.
+        retries: extra attempts (sampled) after an answer fails validation.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        codec: TextCodec | ChatCodec,
+        n_ctx: int = 2048,
+        n_threads: int | None = None,
+        n_gpu_layers: int = 0,
+        seed: int = 0,
+        max_tokens: int = 256,
+        retries: int = 2,
+    ) -> None:
+        info = read_model_info(path)
+        if info.codec is not None and info.codec != codec.name:
+            raise ModelLoadError(
+                f"{path} was made for codec {info.codec!r} version {info.codec_version}, not {codec.name!r}")
+        from llama_cpp import Llama
+
+        from planner.world.engine import _init_backend, _recent_errors
+
+        _init_backend()
+        try:
+            self.llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads,
+                             n_gpu_layers=n_gpu_layers, seed=seed, verbose=False)
+        except Exception as exc:
+            raise ModelLoadError(f"llama.cpp could not load {path}: {exc}; {_recent_errors()}") from None
+        self.codec = codec
+        self.template = self.llm.metadata.get("tokenizer.chat_template")
+        self.max_tokens = max_tokens
+        self.retries = retries
+        self.seed = seed
+        self.stats = ModelStats()
+        self._lock = threading.RLock()
+        self._grammar: Any = None
+        schema = codec.grammar()
+        if schema is not None:
+            from llama_cpp import LlamaGrammar
+
+            self._grammar = LlamaGrammar.from_json_schema(schema, verbose=False)
+
+    def predict(self, state: State, action: Action) -> Prediction:
+        with self._lock:
+            start = time.perf_counter()
+            try:
+                return self._predict(state, action)
+            finally:
+                self.stats.seconds += time.perf_counter() - start
+
+    def predict_many(self, state: State, actions: Sequence[Action]) -> list[Prediction]:
+        # Siblings one after another: llama-cpp-python reuses the shared prompt prefix.
+        return [self.predict(state, a) for a in actions]
+
+    def _predict(self, state: State, action: Action) -> Prediction:
+        prompt = self.codec.render(state, action, template=self.template)
+        n_prompt = len(self.llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True))
+        if n_prompt + 1 >= self.llm.n_ctx():
+            raise ContextOverflowError(
+                f"prompt of {n_prompt} tokens does not fit the context of {self.llm.n_ctx()} tokens")
+        max_tokens = min(self.max_tokens, self.llm.n_ctx() - n_prompt)
+        retrying = Retrying(stop=stop_after_attempt(self.retries + 1),
+                            retry=retry_if_exception_type(WorldModelError), reraise=True)
+        for attempt in retrying:
+            with attempt:
+                n = attempt.retry_state.attempt_number
+                if n > 1:
+                    self.stats.retries += 1
+                meter = _LogProbMeter(n_prompt)
+                out = self.llm.create_completion(
+                    prompt, max_tokens=max_tokens, temperature=0.0 if n == 1 else 0.8,
+                    seed=self.seed + n, repeat_penalty=1.0, grammar=self._grammar,
+                    stop=self.codec.stop() or None, logits_processor=LogitsProcessorList([meter]),
+                )
+                choice = out["choices"][0]  # type: ignore[index]
+                usage = out["usage"]  # type: ignore[index]
+                self.stats.prompt_tokens += int(usage["prompt_tokens"])
+                self.stats.generated_tokens += int(usage["completion_tokens"])
+                text = choice["text"]
+                pred = self.codec.parse(text, state)
+                if isinstance(self.codec, TextCodec) and pred.applicable:
+                    observation = "\n".join(text.strip().splitlines()[1:-1]).strip()
+                    pred = Prediction(applicable=True, next_state=self.codec.next_state(state, action, observation),
+                                      reward=pred.reward, done=pred.done, raw=text)
+                self.stats.predictions += 1
+                return Prediction(applicable=pred.applicable, next_state=pred.next_state, reward=pred.reward,
+                                  done=pred.done, confidence=meter.confidence(), raw=text)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def close(self) -> None:
+        self.llm.close()
+

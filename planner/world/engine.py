@@ -1,0 +1,192 @@
+"""A thin, safe layer over llama.cpp's low-level API: load, tokenize, batched decode.
+
+The high-level ``Llama`` class decodes one sequence at a time. World-model search asks about
+all candidate actions of one state at once, so this engine keeps the shared prompt prefix
+(goal and state) in sequence 0 of a unified KV cache, copies it to one sequence per sibling
+(cheap: the cells are shared) and decodes all siblings' tokens together in one batch per
+step. Only the tokens after the common prefix are ever evaluated.
+
+Not thread-safe: :class:`~planner.world.llama.LlamaWorldModel` holds a lock around it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import threading
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+
+import llama_cpp
+import numpy as np
+
+from planner.errors import ContextOverflowError, ModelLoadError, WorldModelError
+
+_log_lines: deque[str] = deque(maxlen=50)
+_init_lock = threading.Lock()
+_initialised = False
+
+
+@llama_cpp.llama_log_callback
+def _log_callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+    # llama.cpp logs to stderr by default; keep the last lines to explain load failures.
+    with contextlib.suppress(Exception):  # never raise into C
+        _log_lines.append(text.decode("utf-8", "replace").rstrip())
+
+
+def _init_backend() -> None:
+    global _initialised
+    with _init_lock:
+        if not _initialised:
+            llama_cpp.llama_log_set(_log_callback, ctypes.c_void_p(0))
+            llama_cpp.llama_backend_init()
+            _initialised = True
+
+
+def _recent_errors() -> str:
+    errors = [ln for ln in _log_lines if "error" in ln.lower() or "failed" in ln.lower()]
+    return "; ".join(errors[-3:]) if errors else "llama.cpp gave no reason"
+
+
+class LlamaEngine:
+    """One llama.cpp model and context.
+
+    Args:
+        path: GGUF file.
+        n_ctx: KV-cache cells shared by all sequences (tokens).
+        n_seq_max: parallel sequences (sequence 0 holds the shared prefix).
+        n_threads: CPU threads (``None``: llama.cpp's default).
+        n_gpu_layers: layers offloaded to a GPU (CUDA/Metal builds; 0 = CPU only, -1 = all).
+        n_batch: most tokens decoded in one call.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        n_ctx: int = 4096,
+        n_seq_max: int = 64,
+        n_threads: int | None = None,
+        n_gpu_layers: int = 0,
+        n_batch: int = 512,
+    ) -> None:
+        _init_backend()
+        self.path = Path(path)
+        self._model = None
+        self._ctx = None
+        self._batch = None
+        mparams = llama_cpp.llama_model_default_params()
+        mparams.n_gpu_layers = 2**31 - 1 if n_gpu_layers < 0 else n_gpu_layers
+        _log_lines.clear()
+        model = llama_cpp.llama_model_load_from_file(str(self.path).encode(), mparams)
+        if not model:
+            raise ModelLoadError(f"llama.cpp could not load {self.path}: {_recent_errors()}")
+        self._model = model
+        self.n_ctx_train = int(llama_cpp.llama_model_n_ctx_train(model))
+        cparams = llama_cpp.llama_context_default_params()
+        cparams.n_ctx = n_ctx
+        cparams.n_batch = n_batch
+        cparams.n_ubatch = n_batch
+        cparams.n_seq_max = n_seq_max
+        cparams.kv_unified = True
+        cparams.no_perf = True
+        if n_threads is not None:
+            cparams.n_threads = n_threads
+            cparams.n_threads_batch = n_threads
+        ctx = llama_cpp.llama_init_from_model(model, cparams)
+        if not ctx:
+            self.close()
+            raise ModelLoadError(f"llama.cpp could not create a context for {self.path}: {_recent_errors()}")
+        self._ctx = ctx
+        self.n_ctx = int(llama_cpp.llama_n_ctx(ctx))
+        self.n_seq_max = n_seq_max
+        self.n_batch = n_batch
+        self._mem = llama_cpp.llama_get_memory(ctx)
+        self._vocab = llama_cpp.llama_model_get_vocab(model)
+        self.n_vocab = int(llama_cpp.llama_vocab_n_tokens(self._vocab))
+        self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
+        self.bos = int(llama_cpp.llama_vocab_bos(self._vocab))
+        self.eos = int(llama_cpp.llama_vocab_eos(self._vocab))
+        self.tokens_evaluated = 0
+
+    # -- vocabulary ---------------------------------------------------------------------------
+    def piece(self, token: int) -> str:
+        """The vocabulary text of ``token`` (with ``▁`` for spaces)."""
+        return llama_cpp.llama_vocab_get_text(self._vocab, token).decode("utf-8", "replace")
+
+    def pieces(self) -> list[str]:
+        return [self.piece(i) for i in range(self.n_vocab)]
+
+    def tokenize(self, text: str, *, add_bos: bool = True) -> list[int]:
+        """llama.cpp's own tokenization of ``text``."""
+        data = text.encode("utf-8")
+        cap = len(data) + 8
+        buf = (llama_cpp.llama_token * cap)()
+        n = llama_cpp.llama_tokenize(self._vocab, data, len(data), buf, cap, add_bos, False)
+        if n < 0:
+            raise WorldModelError(f"tokenization needs {-n} tokens, more than {cap}")
+        return list(buf[:n])
+
+    # -- KV cache -------------------------------------------------------------------------------
+    def clear(self) -> None:
+        llama_cpp.llama_memory_clear(self._mem, True)
+
+    def seq_rm(self, seq: int, p0: int = -1, p1: int = -1) -> None:
+        llama_cpp.llama_memory_seq_rm(self._mem, seq, p0, p1)
+
+    def seq_cp(self, src: int, dst: int, p0: int = -1, p1: int = -1) -> None:
+        llama_cpp.llama_memory_seq_cp(self._mem, src, dst, p0, p1)
+
+    # -- decoding -------------------------------------------------------------------------------
+    def decode(self, entries: Sequence[tuple[int, int, int, bool]]) -> list[int]:
+        """Evaluate ``(token, position, sequence, want_logits)`` entries, in chunks of
+        ``n_batch``. Returns, for each entry that wants logits, a handle for :meth:`logits`
+        (valid until the next call)."""
+        handles: list[int] = []
+        batch = self._batch
+        assert batch is not None
+        for start in range(0, len(entries), self.n_batch):
+            chunk = entries[start:start + self.n_batch]
+            for i, (token, pos, seq, want) in enumerate(chunk):
+                batch.token[i] = token
+                batch.pos[i] = pos
+                batch.n_seq_id[i] = 1
+                batch.seq_id[i][0] = seq
+                batch.logits[i] = 1 if want else 0
+            batch.n_tokens = len(chunk)
+            rc = llama_cpp.llama_decode(self._ctx, batch)
+            if rc != 0:
+                if rc == 1:
+                    raise ContextOverflowError(
+                        f"llama.cpp found no KV-cache slot for {len(chunk)} tokens "
+                        f"(n_ctx={self.n_ctx}); raise n_ctx or lower the batch of siblings")
+                raise WorldModelError(f"llama_decode failed with code {rc}")
+            self.tokens_evaluated += len(chunk)
+            last_chunk = start + self.n_batch >= len(entries)
+            if last_chunk:
+                handles = [i for i, e in enumerate(chunk) if e[3]]
+            elif any(e[3] for e in chunk):
+                raise ValueError("only the last chunk of a decode call may request logits")
+        return handles
+
+    def logits(self, handle: int) -> np.ndarray:
+        """A copy of the logits row ``handle`` (from the last :meth:`decode`)."""
+        ptr = llama_cpp.llama_get_logits_ith(self._ctx, handle)
+        return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).copy()
+
+    def close(self) -> None:
+        """Free the batch, context and model (safe to call twice)."""
+        if self._batch is not None:
+            llama_cpp.llama_batch_free(self._batch)
+            self._batch = None
+        if self._ctx is not None:
+            llama_cpp.llama_free(self._ctx)
+            self._ctx = None
+        if self._model is not None:
+            llama_cpp.llama_model_free(self._model)
+            self._model = None
+
+    def __del__(self) -> None:  # pragma: no cover - interpreter shutdown order varies
+        with contextlib.suppress(Exception):
+            self.close()

@@ -1,0 +1,363 @@
+"""``LlamaWorldModel``: a GGUF language model, run in-process by llama.cpp, as world model.
+
+Speed comes from four things, all measured by ``benchmarks/world_model.py``:
+
+1. **prefix reuse** — the goal and state come first in every prompt and stay in the KV cache;
+   only the action tokens and the answer are evaluated for each sibling;
+2. **batched siblings** — all candidate actions of one state are decoded together, one
+   sequence each, sharing the cached prefix (``mode="batched"``);
+3. **early rejection** — a ``fail`` verdict ends that sequence at once, and the forced token
+   after ``ok`` is fed without a decoding round of its own;
+4. a **transition cache** in front (:class:`~planner.world.cache.CachedWorldModel`).
+
+Decoding is greedy and constrained to the codec's structure (verdict, ``add`` facts, ``del``
+facts, ``done``/``cont``), so answers are well formed; whether they make sense for the state is
+validated afterwards. A failed validation is retried with sampling, then raises
+:class:`~planner.errors.WorldModelError` with the raw text.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
+
+from planner.errors import ContextOverflowError, ModelLoadError, UnknownActionError, WorldModelError
+from planner.logs import get_logger
+from planner.types import Action, FactGoal, Prediction, State
+from planner.world.base import ModelStats
+from planner.world.codec import (
+    ADD,
+    CODEC_NAME,
+    CODEC_VERSION,
+    CONT,
+    DEL,
+    DONE,
+    FAIL,
+    MARKERS,
+    OK,
+    FactDeltaCodec,
+)
+from planner.world.engine import LlamaEngine
+from planner.world.gguf_io import ModelInfo, read_model_info
+from planner.world.vocab import SPACE, ground_words
+
+log = get_logger(__name__)
+
+Mode = Literal["batched", "prefix", "naive"]
+
+_VERDICT, _ADDING, _DELETING, _FINISHED = 0, 1, 2, 3
+
+
+@dataclass
+class _Answer:
+    """One sibling's answer while it is being decoded."""
+
+    seq: int
+    pos: int
+    tokens: list[int] = field(default_factory=list)
+    logprob: float = 0.0
+    phase: int = _VERDICT
+    chosen: set[int] = field(default_factory=set)
+
+
+class LlamaWorldModel:
+    """A fact-delta GGUF world model for one problem (its objects and goal).
+
+    Args:
+        path: GGUF file made for the ``fact-delta`` codec.
+        objects: the problem's object names (mapped to placeholders ``x1 … xn``).
+        goal: the goal the model judges ``done`` against.
+        n_ctx: KV-cache cells shared by all sibling sequences.
+        n_threads: CPU threads (``None``: llama.cpp's default).
+        n_gpu_layers: layers offloaded to a GPU (CUDA or Metal builds; -1 = all).
+        mode: ``"batched"`` (siblings decoded together), ``"prefix"`` (one at a time, shared
+            prefix kept) or ``"naive"`` (cache cleared before every prediction).
+        max_siblings: most siblings decoded in one batch.
+        retries: extra attempts, with sampling, for an answer that fails validation.
+        retry_temperature: sampling temperature of those attempts.
+        seed: seeds the retry sampling.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        objects: Sequence[str],
+        goal: FactGoal,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        n_gpu_layers: int = 0,
+        mode: Mode = "batched",
+        max_siblings: int = 128,
+        retries: int = 2,
+        retry_temperature: float = 0.8,
+        seed: int = 0,
+    ) -> None:
+        if mode not in ("batched", "prefix", "naive"):
+            raise ValueError(f"mode must be batched, prefix or naive, got {mode!r}")
+        if max_siblings < 1:
+            raise ValueError(f"max_siblings must be at least 1, got {max_siblings}")
+        self.info: ModelInfo = read_model_info(path)
+        if self.info.codec != CODEC_NAME or self.info.codec_version != CODEC_VERSION:
+            raise ModelLoadError(
+                f"{path} was made for codec {self.info.codec!r} version {self.info.codec_version}, "
+                f"but LlamaWorldModel speaks {CODEC_NAME!r} version {CODEC_VERSION}"
+            )
+        try:
+            self.codec = FactDeltaCodec(objects=tuple(objects), predicates=self.info.predicates,
+                                        actions=self.info.actions, max_objects=self.info.max_objects)
+        except ValueError as exc:
+            raise ModelLoadError(f"{path}: {exc}") from None
+        self.goal = goal
+        self._path = Path(path)
+        self.mode = mode
+        self.max_siblings = max_siblings if mode == "batched" else 1
+        self.retries = retries
+        self.retry_temperature = retry_temperature
+        self._rng = np.random.default_rng(seed)
+        self._lock = threading.RLock()
+        self.stats = ModelStats()
+        self.engine = LlamaEngine(path, n_ctx=n_ctx, n_seq_max=self.max_siblings + 1,
+                                  n_threads=n_threads, n_gpu_layers=n_gpu_layers)
+        pieces = self.engine.pieces()
+        index = {p: i for i, p in enumerate(pieces)}
+        words = list(MARKERS) + ground_words({**self.info.predicates, **self.info.actions},
+                                             len(self.codec.objects))
+        missing = [w for w in words if SPACE + w not in index]
+        if missing:
+            raise ModelLoadError(f"{path}: vocabulary lacks the codec's words, e.g. {missing[:3]}")
+        self._word_id = {w: index[SPACE + w] for w in words}
+        self._id_word = {i: w for w, i in self._word_id.items()}
+        self._index = index
+        self._ids = {m: self._word_id[m] for m in MARKERS}
+        self._cached_prefix: list[int] = []
+        self._set_fact_ids()
+
+    def _set_fact_ids(self) -> None:
+        fact_words = ground_words(self.info.predicates, len(self.codec.objects))
+        self._fact_ids = np.array([self._word_id[w] for w in fact_words], dtype=np.int64)
+
+    def rebind(self, *, objects: Sequence[str], goal: FactGoal) -> None:
+        """Serve another problem of the same domain (other objects, other goal) with the
+        already loaded model. Raises :class:`ModelLoadError` for too many objects."""
+        with self._lock:
+            try:
+                codec = FactDeltaCodec(objects=tuple(objects), predicates=self.info.predicates,
+                                       actions=self.info.actions, max_objects=self.info.max_objects)
+            except ValueError as exc:
+                raise ModelLoadError(f"{self._path}: {exc}") from None
+            words = ground_words({**self.info.predicates, **self.info.actions}, len(codec.objects))
+            self._word_id.update({w: self._index[SPACE + w] for w in words})
+            self._id_word = {i: w for w, i in self._word_id.items()}
+            self.codec, self.goal = codec, goal
+            self._set_fact_ids()
+
+    @classmethod
+    def for_environment(cls, path: str | Path, env: Any, *, config: Any = None, **kwargs: Any) -> LlamaWorldModel:
+        """A model for a :class:`~planner.env.pddl.PDDLEnvironment`'s problem; checks that the
+        model knows the domain's predicates and actions (:class:`ModelLoadError` if not)."""
+        info = read_model_info(path)
+        task = env.task
+        from planner.world.codec import schemas_of
+
+        need = {**dict(task.predicates), **schemas_of(task.operators)}
+        have = {**info.predicates, **info.actions}
+        wrong = {k: v for k, v in need.items() if have.get(k) != v}
+        if wrong:
+            raise ModelLoadError(
+                f"{path} was trained for domain {info.domain!r} and does not know "
+                f"{', '.join(f'{k}/{v}' for k, v in sorted(wrong.items()))} of domain {task.domain_name!r}"
+            )
+        if config is not None:
+            kwargs.setdefault("n_ctx", max(config.n_ctx, 4096))
+            kwargs.setdefault("n_threads", config.n_threads)
+            kwargs.setdefault("n_gpu_layers", config.n_gpu_layers)
+        return cls(path, objects=task.objects, goal=task.goal, **kwargs)
+
+    def close(self) -> None:
+        self.engine.close()
+
+    # -- the WorldModel protocol ---------------------------------------------------------------
+    def predict(self, state: State, action: Action) -> Prediction:
+        return self.predict_many(state, [action])[0]
+
+    def predict_many(self, state: State, actions: Sequence[Action]) -> list[Prediction]:
+        if not actions:
+            return []
+        with self._lock:
+            start = time.perf_counter()
+            try:
+                prefix = [self.engine.bos] + [self._word_id[w] for w in self._prefix_words(state)]
+                suffixes = [self._suffix(a) for a in actions]
+                max_new = self._max_new(state)
+                self._check_context(len(prefix), max(len(s) for s in suffixes), max_new)
+                answers = self._generate(prefix, suffixes, max_new, temperature=0.0)
+                preds = [self._finish(state, prefix, suf, ans, max_new)
+                         for suf, ans in zip(suffixes, answers)]
+            finally:
+                self.stats.seconds += time.perf_counter() - start
+            self.stats.predictions += len(preds)
+            return preds
+
+    # -- prompts -------------------------------------------------------------------------------
+    def _prefix_words(self, state: State) -> list[str]:
+        try:
+            return self.codec.prefix_words(self.goal, state)
+        except (ValueError, KeyError) as exc:
+            raise WorldModelError(f"state cannot be written for this model: {exc}") from None
+
+    def _suffix(self, action: Action) -> list[int]:
+        try:
+            return [self._word_id[w] for w in self.codec.suffix_words(action)]
+        except (ValueError, KeyError):
+            raise UnknownActionError(
+                f"unknown action {action.name!r}: not in the world model's vocabulary "
+                f"(actions: {', '.join(sorted(self.info.actions))}; objects: {', '.join(self.codec.objects)})"
+            ) from None
+
+    def _max_new(self, state: State) -> int:
+        return 2 * len(state.facts) + 6
+
+    def _check_context(self, prefix_len: int, suffix_len: int, max_new: int) -> None:
+        need = prefix_len + suffix_len + max_new
+        limit = min(self.engine.n_ctx_train, self.engine.n_ctx)
+        if need > limit:
+            raise ContextOverflowError(
+                f"prompt of {prefix_len + suffix_len} tokens plus up to {max_new} answer tokens "
+                f"({need}) exceeds the model's context of {limit} tokens"
+            )
+
+    # -- decoding ------------------------------------------------------------------------------
+    def _ensure_prefix(self, prefix: list[int]) -> None:
+        """Leave exactly ``prefix`` in sequence 0, evaluating only what is not cached."""
+        if self.mode == "naive":
+            self.engine.clear()
+            self._cached_prefix = []
+        cached = self._cached_prefix
+        common = 0
+        limit = min(len(cached), len(prefix))
+        while common < limit and cached[common] == prefix[common]:
+            common += 1
+        if common == len(prefix) == len(cached):
+            return
+        self.engine.seq_rm(0, common, -1)
+        self.engine.decode([(tok, pos, 0, False) for pos, tok in enumerate(prefix) if pos >= common])
+        self.stats.prompt_tokens += len(prefix) - common
+        self._cached_prefix = list(prefix)
+
+    def _generate(self, prefix: list[int], suffixes: list[list[int]], max_new: int, *,
+                  temperature: float) -> list[_Answer]:
+        per_seq = max(len(s) for s in suffixes) + max_new + 2
+        room = (self.engine.n_ctx - len(prefix)) // per_seq
+        group = max(1, min(self.max_siblings, room))
+        answers: list[_Answer] = []
+        for start in range(0, len(suffixes), group):
+            self._ensure_prefix(prefix)
+            answers.extend(self._generate_group(len(prefix), suffixes[start:start + group], max_new,
+                                                temperature=temperature))
+        return answers
+
+    def _generate_group(self, p: int, suffixes: list[list[int]], max_new: int, *,
+                        temperature: float) -> list[_Answer]:
+        eng = self.engine
+        answers = [_Answer(seq=j + 1, pos=p + len(s)) for j, s in enumerate(suffixes)]
+        entries: list[tuple[int, int, int, bool]] = []
+        for ans, suffix in zip(answers, suffixes):
+            eng.seq_rm(ans.seq)
+            eng.seq_cp(0, ans.seq)
+            entries.extend((tok, p + k, ans.seq, k == len(suffix) - 1) for k, tok in enumerate(suffix))
+        self.stats.prompt_tokens += len(entries)
+        try:
+            handles = eng.decode(entries)
+            active = list(zip(answers, handles))
+            while active:
+                feed: list[tuple[int, int, int, bool]] = []
+                waiting: list[_Answer] = []
+                for ans, handle in active:
+                    fed = self._step(ans, eng.logits(handle), max_new, temperature)
+                    if ans.phase == _FINISHED:
+                        continue
+                    for k, tok in enumerate(fed):
+                        feed.append((tok, ans.pos, ans.seq, k == len(fed) - 1))
+                        ans.pos += 1
+                    waiting.append(ans)
+                if not feed:
+                    break
+                handles = eng.decode(feed)
+                active = list(zip(waiting, handles))
+        finally:
+            for ans in answers:
+                eng.seq_rm(ans.seq)
+        self.stats.generated_tokens += sum(len(a.tokens) for a in answers)
+        return answers
+
+    def _allowed(self, ans: _Answer, max_new: int) -> np.ndarray:
+        ids = self._ids
+        if ans.phase == _VERDICT:
+            return np.array([ids[OK], ids[FAIL]])
+        closing = ids[DEL] if ans.phase == _ADDING else (ids[DONE], ids[CONT])
+        if len(ans.tokens) >= max_new - 2:
+            return np.atleast_1d(np.array(closing))
+        facts = self._fact_ids
+        if ans.chosen:
+            facts = facts[~np.isin(facts, list(ans.chosen))]
+        return np.concatenate([facts, np.atleast_1d(np.array(closing))])
+
+    def _step(self, ans: _Answer, logits: np.ndarray, max_new: int, temperature: float) -> list[int]:
+        """Choose the next token of ``ans``; return the tokens to feed back to the model."""
+        allowed = self._allowed(ans, max_new)
+        sub = logits[allowed].astype(np.float64)
+        if temperature > 0:
+            z = sub / temperature
+            prob = np.exp(z - z.max())
+            prob /= prob.sum()
+            tok = int(allowed[self._rng.choice(len(allowed), p=prob)])
+        else:
+            tok = int(allowed[int(np.argmax(sub))])
+        top = float(logits.max())
+        ans.logprob += float(logits[tok]) - (top + math.log(float(np.exp(logits - top).sum())))
+        ans.tokens.append(tok)
+        ids = self._ids
+        if ans.phase == _VERDICT:
+            if tok == ids[FAIL]:
+                ans.phase = _FINISHED  # early rejection: nothing more to decode
+                return []
+            ans.phase = _ADDING
+            ans.tokens.append(ids[ADD])  # forced: fed together with the verdict
+            return [tok, ids[ADD]]
+        if ans.phase == _ADDING:
+            if tok == ids[DEL]:
+                ans.phase = _DELETING
+                ans.chosen = set()
+            else:
+                ans.chosen.add(tok)
+            return [tok]
+        if tok in (ids[DONE], ids[CONT]):
+            ans.phase = _FINISHED
+            return []
+        ans.chosen.add(tok)
+        return [tok]
+
+    def _finish(self, state: State, prefix: list[int], suffix: list[int], first: _Answer,
+                max_new: int) -> Prediction:
+        """Parse ``first``; on a validation failure, sample again (bounded), then raise."""
+        answer = first
+        retrying = Retrying(stop=stop_after_attempt(self.retries + 1),
+                            retry=retry_if_exception_type(WorldModelError), reraise=True)
+        for attempt in retrying:
+            with attempt:
+                if attempt.retry_state.attempt_number > 1:
+                    self.stats.retries += 1
+                    answer = self._generate(prefix, [suffix], max_new,
+                                            temperature=self.retry_temperature)[0]
+                words = [self._id_word[t] for t in answer.tokens]
+                return self.codec.parse(words, state, confidence=math.exp(answer.logprob))
+        raise AssertionError("unreachable")  # pragma: no cover
