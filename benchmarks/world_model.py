@@ -30,16 +30,6 @@ from planner.world.factory import default_model_path
 from planner.world.llama import LlamaWorldModel
 
 
-def walk_states(env: PDDLEnvironment, n: int, seed: int) -> list[State]:
-    rng = random.Random(seed)
-    state, states = env.state, []
-    for _ in range(n):
-        states.append(state)
-        ok = [a for a in env.candidate_actions(state) if env.simulate(state, a).applicable]
-        state = env.simulate(state, rng.choice(ok)).next_state
-    return states
-
-
 def run_mode(model: LlamaWorldModel, env: PDDLEnvironment, states: list[State], *, batched: bool,
              siblings: int | None = None) -> tuple[float, float, int]:
     """(predictions/s, prompt tokens per prediction, predictions)."""
@@ -92,11 +82,12 @@ def main() -> None:
     path = args.model or default_model_path("blocksworld")
     with tempfile.TemporaryDirectory() as tmp:
         env = PDDLEnvironment(*write_problem(tmp, args.blocks, seed=7))
-        states = walk_states(env, args.states, seed=1)
+        states = env.random_walk(env.state, args.states - 1, random.Random(1))
         n_cands = len(env.candidate_actions(env.state))
 
         def fresh(mode: str) -> LlamaWorldModel:
-            return LlamaWorldModel.for_environment(path, env, mode=mode, n_threads=args.threads)
+            return LlamaWorldModel.for_environment(path, env, mode=mode, n_threads=args.threads,
+                                                   on_invalid="reject")
 
         rows = []
         for label, mode, batched in (("(a) naive", "naive", False), ("(b) prefix reuse", "prefix", False),

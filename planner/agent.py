@@ -79,6 +79,7 @@ class EpisodeResult:
         replans: searches caused by a divergence.
         divergences: real steps that differed from the imagined ones.
         model_calls, cache_hits, prompt_tokens, generated_tokens: summed over all searches.
+        invalid_answers: model answers rejected as invalid after retries.
         model_seconds: seconds inside the world model.
         search_seconds: seconds of search outside the model.
         wall_seconds: the whole episode.
@@ -101,6 +102,7 @@ class EpisodeResult:
     wall_seconds: float
     stopped_by: str
     last_search: SearchResult | None
+    invalid_answers: int = 0
 
     @property
     def actions(self) -> tuple[Action, ...]:
@@ -206,6 +208,7 @@ class Agent:
                 sink.write(EpisodeEvent(event=event, episode=episode_id,  # type: ignore[arg-type]
                                         time=time.time(), data=data))
 
+        invalid_before = self.model.stats.invalid
         state, info = self.env.reset(seed=seed)
         emit("start", state=state.canonical(), goal=str(self.env.goal), seed=seed,
              config=self.config.model_dump(mode="json"), info=info)
@@ -298,9 +301,10 @@ class Agent:
         episode = EpisodeResult(
             solved=solved, steps=tuple(steps), searches=searches, replans=replans,
             divergences=divergences, wall_seconds=wall, stopped_by=stopped_by,
-            last_search=last, **totals,  # type: ignore[arg-type]
+            last_search=last, invalid_answers=self.model.stats.invalid - invalid_before,
+            **totals,  # type: ignore[arg-type]
         )
         emit("end", solved=solved, steps=len(steps), searches=searches, replans=replans,
              divergences=divergences, wall_seconds=wall, stopped_by=stopped_by,
-             plan=[a.name for a in episode.actions], **totals)
+             plan=[a.name for a in episode.actions], invalid_answers=episode.invalid_answers, **totals)
         return episode

@@ -70,6 +70,7 @@ def summary_dict(env: PDDLEnvironment, result: EpisodeResult, config: PlannerCon
         "model": model_name,
         "model_calls": result.model_calls,
         "cache_hits": result.cache_hits,
+        "invalid_answers": result.invalid_answers,
         "prompt_tokens": result.prompt_tokens,
         "generated_tokens": result.generated_tokens,
         "model_seconds": round(result.model_seconds, 4),
@@ -125,6 +126,9 @@ def run_episode(
     if tree is not None and result.last_search is not None:
         result.last_search.write_tree(tree)
     summary = summary_dict(env, result, config, model_name)
+    if show_imagined:
+        out.print(f"(the imagined plan above cost {first.stats.model_calls} model calls in "
+                  f"{first.stats.wall_seconds:.2f} s; the agent's own search below found them in the cache)")
     if as_json:
         print(json.dumps(summary))
     else:
@@ -334,10 +338,15 @@ def eval_model(
     limit: Annotated[int | None, typer.Option(help="Use only the first N transitions.")] = None,
     max_episodes: Annotated[int | None, typer.Option(help="Episodes for multi-step consistency.")] = None,
     threads: Annotated[int | None, typer.Option(help="llama.cpp CPU threads.")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Count answers still invalid after retries as "
+                                         "errors instead of reading them as 'not applicable'.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object as the last line.")] = False,
 ) -> None:
     """Fidelity of a world model on recorded transitions: precondition, effect, next state,
-    done, and multi-step consistency, per number of objects."""
+    done, and multi-step consistency, per number of objects.
+
+    By default the model is scored as the planner uses it: an answer that still fails
+    validation after its retries is read as "not applicable" (and counted in the report)."""
     from planner.data.fidelity import evaluate, read_records
     from planner.types import FactGoal
     from planner.world.llama import LlamaWorldModel
@@ -351,13 +360,16 @@ def eval_model(
 
     def bind(objects: list[str], goal: FactGoal) -> LlamaWorldModel:
         if "m" not in holder:
-            holder["m"] = LlamaWorldModel(model, objects=objects, goal=goal, n_threads=threads, mode="prefix")
+            holder["m"] = LlamaWorldModel(model, objects=objects, goal=goal, n_threads=threads, mode="prefix",
+                                          on_invalid="raise" if strict else "reject")
         else:
             holder["m"].rebind(objects=objects, goal=goal)
         return holder["m"]
 
     with err.status(f"evaluating on {len(records)} transitions…"):
         report = evaluate(records, bind, max_episodes=max_episodes)
+    if "m" in holder:
+        report.invalid_rejected = holder["m"].stats.invalid
     if as_json:
         print(json.dumps({"model": str(model), "data": str(data), **report.to_dict()}))
     else:

@@ -52,7 +52,7 @@ class SearchConfig(_Frozen):
     """
 
     algorithm: Literal["beam", "mcts"] = "beam"
-    beam_width: int = Field(32, ge=1)
+    beam_width: int = Field(16, ge=1)
     max_expansions: int = Field(20_000, ge=1)
     simulations: int = Field(2_000, ge=1)
     selection: Literal["uct", "puct"] = "uct"

@@ -71,7 +71,7 @@ def _pick_action(env: PDDLEnvironment, state: State, rng: random.Random) -> Acti
     """50% applicable, 25% near-miss inapplicable, 25% any inapplicable."""
     actions = env.candidate_actions(state)
     roll = rng.random()
-    applicable = [a for a in actions if env.operator(a).preconditions <= state.facts]
+    applicable = env.applicable_actions(state)
     if roll < 0.5 and applicable:
         return rng.choice(applicable)
     inapplicable = [a for a in actions if not env.operator(a).preconditions <= state.facts]
@@ -138,9 +138,7 @@ def collect_from_env(
         state, _ = env.reset()
         # Start the plan from a random point of a short random walk, so plans cover more states.
         for _ in range(rng.randint(0, 6)):
-            applicable = [a for a in env.candidate_actions(state)
-                          if env.operator(a).preconditions <= state.facts]
-            state = env.step(rng.choice(applicable)).state
+            state = env.step(rng.choice(env.applicable_actions(state))).state
         episode = f"{problem}/plan-{e}"
         counts[0] += 1
         step = 0

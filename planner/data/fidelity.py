@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from planner.data.collect import TransitionRecord
-from planner.types import Action, FactGoal, State
+from planner.types import Action, FactGoal
 from planner.world.base import WorldModel
 
 Binder = Callable[[list[str], FactGoal], WorldModel]
@@ -60,6 +60,7 @@ class FidelityReport:
     multistep_consistency: float = float("nan")
     trajectory_exact_match: float = float("nan")
     errors: int = 0
+    invalid_rejected: int = 0
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -67,7 +68,8 @@ class FidelityReport:
                 "overall": self.overall, "episodes": self.episodes,
                 "multistep_consistency": self.multistep_consistency,
                 "trajectory_exact_match": self.trajectory_exact_match,
-                "model_errors": self.errors, "seconds": self.seconds}
+                "model_errors": self.errors, "invalid_rejected": self.invalid_rejected,
+                "seconds": self.seconds}
 
     def table(self) -> str:
         head = f"{'objects':>7} {'transitions':>11} {'precond':>9} {'effect EM':>9} {'next EM':>9} {'done':>9}"
@@ -78,7 +80,9 @@ class FidelityReport:
                          f"{r['effect_exact_match']:>9.4%} {r['next_state_exact_match']:>9.4%} "
                          f"{r['done_accuracy']:>9.4%}")
         lines.append(f"multi-step consistency {self.multistep_consistency:.4f} over {self.episodes} episodes "
-                     f"(whole trajectory exact: {self.trajectory_exact_match:.4f}); model errors {self.errors}")
+                     f"(whole trajectory exact: {self.trajectory_exact_match:.4f})")
+        lines.append(f"answers invalid after retries: {self.invalid_rejected} read as 'not applicable', "
+                     f"{self.errors} raised (counted wrong)")
         return "\n".join(lines)
 
 
@@ -174,6 +178,3 @@ def read_records(path: Any, *, limit: int | None = None) -> list[TransitionRecor
                 break
     return out
 
-
-def state_of(facts: Iterable[str]) -> State:
-    return State.from_facts(facts)

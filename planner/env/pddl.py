@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -228,6 +229,19 @@ class PDDLEnvironment:
     def parse_action(self, text: str) -> Action:
         """The action named by ``text`` (case and spacing are forgiven)."""
         return Action(self.operator(text).name)
+
+    def applicable_actions(self, state: State) -> list[Action]:
+        """The candidate actions whose preconditions hold at ``state`` (the simulator's
+        answer, for data collection and tests; the planner asks its world model instead)."""
+        return [a for a in self._actions if self.task.operators[a.name].preconditions <= state.facts]
+
+    def random_walk(self, state: State, steps: int, rng: random.Random) -> list[State]:
+        """``state`` and the states of ``steps`` random applicable actions after it."""
+        states = [state]
+        for _ in range(steps):
+            state = self.simulate(state, rng.choice(self.applicable_actions(state))).next_state
+            states.append(state)
+        return states
 
     def why_inapplicable(self, state: State, action: Action) -> str:
         missing = sorted(self.operator(action).preconditions - state.facts)

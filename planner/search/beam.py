@@ -25,7 +25,7 @@ def beam_search(
     model: WorldModel,
     goal: Goal,
     actions: ActionsFn,
-    beam_width: int = 32,
+    beam_width: int = 16,
     max_depth: int = 60,
     max_expansions: int = 20_000,
     time_limit_s: float | None = None,

@@ -47,7 +47,9 @@ class Expander:
         return self.tree.root
 
     def _new_node(self, state: State, *, depth: int, done: bool) -> Node:
-        terminal = done or self.goal.satisfied(state)
+        # A symbolic state is judged by the goal itself; the model's ``done`` decides only for
+        # states the goal cannot test (free text).
+        terminal = self.goal.satisfied(state) if state.is_symbolic else (done or self.goal.satisfied(state))
         estimate = 0.0 if terminal else min(1.0, max(0.0, float(self.value(state, self.goal))))
         return Node(state, terminal=terminal, estimate=estimate, depth=depth)
 

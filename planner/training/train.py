@@ -30,7 +30,7 @@ from planner.world.vocab import Vocabulary
 class TrainConfig:
     """Training settings. ``steps`` × ``batch_size`` sequences are seen in all."""
 
-    steps: int = 6000
+    steps: int = 5000
     batch_size: int = 64
     lr: float = 3e-3
     min_lr: float = 1e-4
@@ -121,7 +121,7 @@ def train(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        info = {"loss": float(loss), "lr": lr_at(step, config)}
+        info = {"loss": loss.item(), "lr": lr_at(step, config)}
         done_steps = step + 1
         if val_examples and (done_steps % config.eval_every == 0 or done_steps == config.steps):
             info["val_token_acc"] = evaluate_tokens(model, val_examples, vocab, seed=config.seed)

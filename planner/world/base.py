@@ -24,6 +24,8 @@ class ModelStats:
         prompt_tokens: prompt tokens the language model evaluated (0 for exact models).
         generated_tokens: tokens the language model generated.
         retries: outputs that failed validation and were asked again.
+        invalid: answers still invalid after the last retry, rejected (treated as "not
+            applicable") instead of raised.
         seconds: wall-clock seconds spent inside the model.
     """
 
@@ -33,11 +35,12 @@ class ModelStats:
     generated_tokens: int = 0
     retries: int = 0
     seconds: float = 0.0
+    invalid: int = 0
 
     def snapshot(self) -> ModelStats:
         return ModelStats(
             self.predictions, self.cache_hits, self.prompt_tokens, self.generated_tokens,
-            self.retries, self.seconds,
+            self.retries, self.seconds, self.invalid,
         )
 
     def since(self, earlier: ModelStats) -> ModelStats:
@@ -49,6 +52,7 @@ class ModelStats:
             self.generated_tokens - earlier.generated_tokens,
             self.retries - earlier.retries,
             self.seconds - earlier.seconds,
+            self.invalid - earlier.invalid,
         )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import threading
 from collections import deque
 from collections.abc import Sequence
@@ -56,7 +57,8 @@ class LlamaEngine:
         path: GGUF file.
         n_ctx: KV-cache cells shared by all sequences (tokens).
         n_seq_max: parallel sequences (sequence 0 holds the shared prefix).
-        n_threads: CPU threads (``None``: llama.cpp's default).
+        n_threads: CPU threads (``None``: the number of CPU cores; llama.cpp's own default of
+            4 oversubscribes small machines).
         n_gpu_layers: layers offloaded to a GPU (CUDA/Metal builds; 0 = CPU only, -1 = all).
         n_batch: most tokens decoded in one call.
     """
@@ -91,9 +93,11 @@ class LlamaEngine:
         cparams.n_seq_max = n_seq_max
         cparams.kv_unified = True
         cparams.no_perf = True
-        if n_threads is not None:
-            cparams.n_threads = n_threads
-            cparams.n_threads_batch = n_threads
+        if n_threads is None:
+            n_threads = max(1, os.cpu_count() or 1)
+        cparams.n_threads = n_threads
+        cparams.n_threads_batch = n_threads
+        self.n_threads = n_threads
         ctx = llama_cpp.llama_init_from_model(model, cparams)
         if not ctx:
             self.close()

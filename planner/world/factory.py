@@ -44,4 +44,4 @@ def load_gguf_world_model(config: ModelConfig, env: Any) -> WorldModel:
     from planner.world.llama import LlamaWorldModel
 
     path = config.path if config.path is not None else default_model_path(env.task.domain_name)
-    return LlamaWorldModel.for_environment(path, env, config=config)
+    return LlamaWorldModel.for_environment(path, env, config=config, on_invalid="reject")

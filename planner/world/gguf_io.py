@@ -229,6 +229,9 @@ def quantize(src: str | Path, dst: str | Path, *, kind: str = "q8_0", threads: i
     ftypes = {"q8_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0, "q4_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0}
     if kind not in ftypes:
         raise ValueError(f"unknown quantization {kind!r}; choose one of {sorted(ftypes)}")
+    from planner.world.engine import _init_backend
+
+    _init_backend()  # routes llama.cpp's log lines away from stderr
     read_model_info(src)
     target = Path(dst)
     tmp = target.with_name(f".{target.name}.tmp")

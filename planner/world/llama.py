@@ -76,7 +76,9 @@ class LlamaWorldModel:
         objects: the problem's object names (mapped to placeholders ``x1 … xn``).
         goal: the goal the model judges ``done`` against.
         n_ctx: KV-cache cells shared by all sibling sequences.
-        n_threads: CPU threads (``None``: llama.cpp's default).
+        n_threads: CPU threads. ``None``: 1 for a model under 16 MB decoding one sequence at a
+            time (``prefix``/``naive``), where synchronising threads costs more than it saves;
+            all cores otherwise (measured in benchmarks/world_model.py).
         n_gpu_layers: layers offloaded to a GPU (CUDA or Metal builds; -1 = all).
         mode: ``"batched"`` (siblings decoded together), ``"prefix"`` (one at a time, shared
             prefix kept) or ``"naive"`` (cache cleared before every prediction).
@@ -84,6 +86,9 @@ class LlamaWorldModel:
         retries: extra attempts, with sampling, for an answer that fails validation.
         retry_temperature: sampling temperature of those attempts.
         seed: seeds the retry sampling.
+        on_invalid: after the last retry, ``"raise"`` a :class:`WorldModelError`, or
+            ``"reject"``: treat the action as not applicable (confidence 0), count it in
+            ``stats.invalid`` and log a warning — so one bad answer cannot end a search.
     """
 
     def __init__(
@@ -100,6 +105,7 @@ class LlamaWorldModel:
         retries: int = 2,
         retry_temperature: float = 0.8,
         seed: int = 0,
+        on_invalid: Literal["raise", "reject"] = "raise",
     ) -> None:
         if mode not in ("batched", "prefix", "naive"):
             raise ValueError(f"mode must be batched, prefix or naive, got {mode!r}")
@@ -120,11 +126,16 @@ class LlamaWorldModel:
         self._path = Path(path)
         self.mode = mode
         self.max_siblings = max_siblings if mode == "batched" else 1
+        if on_invalid not in ("raise", "reject"):
+            raise ValueError(f"on_invalid must be 'raise' or 'reject', got {on_invalid!r}")
+        self.on_invalid = on_invalid
         self.retries = retries
         self.retry_temperature = retry_temperature
         self._rng = np.random.default_rng(seed)
         self._lock = threading.RLock()
         self.stats = ModelStats()
+        if n_threads is None and mode != "batched" and Path(path).stat().st_size < 16 * 2**20:
+            n_threads = 1
         self.engine = LlamaEngine(path, n_ctx=n_ctx, n_seq_max=self.max_siblings + 1,
                                   n_threads=n_threads, n_gpu_layers=n_gpu_layers)
         pieces = self.engine.pieces()
@@ -352,12 +363,19 @@ class LlamaWorldModel:
         answer = first
         retrying = Retrying(stop=stop_after_attempt(self.retries + 1),
                             retry=retry_if_exception_type(WorldModelError), reraise=True)
-        for attempt in retrying:
-            with attempt:
-                if attempt.retry_state.attempt_number > 1:
-                    self.stats.retries += 1
-                    answer = self._generate(prefix, [suffix], max_new,
-                                            temperature=self.retry_temperature)[0]
-                words = [self._id_word[t] for t in answer.tokens]
-                return self.codec.parse(words, state, confidence=math.exp(answer.logprob))
+        try:
+            for attempt in retrying:
+                with attempt:
+                    if attempt.retry_state.attempt_number > 1:
+                        self.stats.retries += 1
+                        answer = self._generate(prefix, [suffix], max_new,
+                                                temperature=self.retry_temperature)[0]
+                    words = [self._id_word[t] for t in answer.tokens]
+                    return self.codec.parse(words, state, confidence=math.exp(answer.logprob))
+        except WorldModelError as exc:
+            if self.on_invalid == "raise":
+                raise
+            self.stats.invalid += 1
+            log.debug("invalid_answer_rejected", raw=exc.raw, error=str(exc).split(" (raw")[0])
+            return Prediction(applicable=False, next_state=state, confidence=0.0, raw=exc.raw)
         raise AssertionError("unreachable")  # pragma: no cover
