@@ -26,7 +26,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--simulations", type=int, default=2000)
-    parser.add_argument("--beam-width", type=int, default=32)
+    parser.add_argument("--beam-width", type=int, default=16)
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
