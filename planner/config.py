@@ -91,7 +91,8 @@ class ModelConfig(_Frozen):
         cache_size: transition-cache entries (0 disables the cache).
         n_threads: CPU threads for llama.cpp (``None``: its default).
         n_gpu_layers: layers offloaded to a GPU (0: CPU only; -1: all).
-        n_ctx: context window in tokens.
+        n_ctx: llama.cpp KV-cache cells shared by the prompt prefix and all sibling
+            sequences decoded together (tokens).
     """
 
     kind: Literal["oracle", "gguf"] = "gguf"
@@ -99,7 +100,7 @@ class ModelConfig(_Frozen):
     cache_size: int = Field(200_000, ge=0)
     n_threads: int | None = Field(None, ge=1)
     n_gpu_layers: int = 0
-    n_ctx: int = Field(512, ge=16)
+    n_ctx: int = Field(4096, ge=16)
 
 
 class PlannerConfig(_Frozen):

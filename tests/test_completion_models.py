@@ -50,11 +50,11 @@ def test_chat_template_runs_sandboxed():
 def test_chat_answers_are_validated(text, ok):
     codec = _chat_codec()
     if ok:
-        pred = codec.parse(text, STATE)
+        pred = codec.parse(text, STATE, Action("(unstack a b)"))
         assert pred.raw == text
     else:
         with pytest.raises(WorldModelError) as info:
-            codec.parse(text, STATE)
+            codec.parse(text, STATE, Action("(unstack a b)"))
         assert info.value.raw == text
 
 
@@ -82,14 +82,15 @@ def test_text_codec_bounded_history_and_parsing():
     state = State.from_text("You are in a kitchen.\n\n> open fridge\nThe fridge is open.\n\n> take milk\nTaken.")
     prompt = codec.render(state, Action("drink milk"))
     assert "kitchen" not in prompt and prompt.endswith("> drink milk\n=>")
-    pred = codec.parse("ok\nYou drink the milk.\ndone: yes", state)
+    drink = Action("drink milk")
+    pred = codec.parse("ok\nYou drink the milk.\ndone: yes", state, drink)
     assert pred.applicable and pred.done
-    nxt = codec.next_state(state, Action("drink milk"), "You drink the milk.")
-    assert codec.turns(nxt)[-1] == "> drink milk\nYou drink the milk." and len(codec.turns(nxt)) == 2
-    assert not codec.parse("fail", state).applicable
+    assert codec.turns(pred.next_state)[-1] == "> drink milk\nYou drink the milk."
+    assert len(codec.turns(pred.next_state)) == 2
+    assert not codec.parse("fail", state, drink).applicable
     for bad in ("maybe", "ok\ndone: yes", "ok\nsomething"):
         with pytest.raises(WorldModelError):
-            codec.parse(bad, state)
+            codec.parse(bad, state, drink)
 
 
 def test_text_model_on_a_real_gguf(tmp_path):

@@ -21,3 +21,13 @@ def test_example_runs(script, expect):
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert expect in done.stdout
+
+
+@pytest.mark.slow
+def test_own_domain_example_runs_end_to_end(tmp_path):
+    pytest.importorskip("torch")
+    done = subprocess.run([sys.executable, str(EXAMPLES / "own_domain.py"), "--out", str(tmp_path),
+                           "--problems", "12", "--steps", "20"], capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "held-out problem solved:" in done.stdout
+    assert (tmp_path / "model" / "model-q8_0.gguf").exists()

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from planner.data.log import JsonlLog
 from planner.env.blocksworld import generate_problem
-from planner.env.pddl import PDDLEnvironment, ground_task
+from planner.env.pddl import PDDLEnvironment
 from planner.search.beam import beam_search
 from planner.search.policies import distance_value
 from planner.types import Action, State
@@ -223,7 +223,3 @@ def collect_pddl(
             log.close()
     return {s: CollectStats(*t) for s, t in totals.items()}
 
-
-def check_task(domain_text: str, problem_text: str) -> None:
-    """Raise :class:`~planner.errors.DomainError` if the PDDL does not parse and ground."""
-    ground_task(domain_text, problem_text)

@@ -44,7 +44,7 @@ class CompletionCodec(Protocol):
 
     def render(self, state: State, action: Action, *, template: str | None) -> str: ...
 
-    def parse(self, text: str, state: State) -> Prediction: ...
+    def parse(self, text: str, state: State, action: Action) -> Prediction: ...
 
     def grammar(self) -> str | None: ...
 
@@ -77,7 +77,7 @@ class TextCodec:
         kept = self.turns(state)[-self.history:]
         return TURN_SEPARATOR.join(kept) + f"\n> {action.name}\n=>"
 
-    def parse(self, text: str, state: State) -> Prediction:
+    def parse(self, text: str, state: State, action: Action) -> Prediction:
         lines = [ln.rstrip() for ln in text.strip().splitlines()]
         if not lines or lines[0].strip() not in ("ok", "fail"):
             raise WorldModelError("text answer must start with a line 'ok' or 'fail'", raw=text)
@@ -90,7 +90,8 @@ class TextCodec:
         if not observation:
             raise WorldModelError("text answer has no observation", raw=text)
         done = match.group(1) == "yes"
-        return Prediction(applicable=True, next_state=state, reward=1.0 if done else 0.0, done=done, raw=text)
+        return Prediction(applicable=True, next_state=self.next_state(state, action, observation),
+                          reward=1.0 if done else 0.0, done=done, raw=text)
 
     def next_state(self, state: State, action: Action, observation: str) -> State:
         """The state after ``action``: older turns, then the action and the new observation."""
@@ -164,7 +165,7 @@ class ChatCodec:
         except Exception as exc:
             raise ModelLoadError(f"the model's chat template failed to render: {exc}") from None
 
-    def parse(self, text: str, state: State) -> Prediction:
+    def parse(self, text: str, state: State, action: Action) -> Prediction:
         try:
             answer = ChatAnswer.model_validate_json(text)
         except ValidationError as exc:
@@ -328,11 +329,7 @@ class CompletionWorldModel:
                 self.stats.prompt_tokens += int(usage["prompt_tokens"])
                 self.stats.generated_tokens += int(usage["completion_tokens"])
                 text = choice["text"]
-                pred = self.codec.parse(text, state)
-                if isinstance(self.codec, TextCodec) and pred.applicable:
-                    observation = "\n".join(text.strip().splitlines()[1:-1]).strip()
-                    pred = Prediction(applicable=True, next_state=self.codec.next_state(state, action, observation),
-                                      reward=pred.reward, done=pred.done, raw=text)
+                pred = self.codec.parse(text, state, action)
                 self.stats.predictions += 1
                 return Prediction(applicable=pred.applicable, next_state=pred.next_state, reward=pred.reward,
                                   done=pred.done, confidence=meter.confidence(), raw=text)

@@ -188,7 +188,7 @@ class LlamaWorldModel:
                 f"{', '.join(f'{k}/{v}' for k, v in sorted(wrong.items()))} of domain {task.domain_name!r}"
             )
         if config is not None:
-            kwargs.setdefault("n_ctx", max(config.n_ctx, 4096))
+            kwargs.setdefault("n_ctx", config.n_ctx)
             kwargs.setdefault("n_threads", config.n_threads)
             kwargs.setdefault("n_gpu_layers", config.n_gpu_layers)
         return cls(path, objects=task.objects, goal=task.goal, **kwargs)
