@@ -91,20 +91,28 @@ class FactDelta(BaseModel):
     @model_validator(mode="after")
     def _consistent_with_state(self, info: ValidationInfo) -> FactDelta:
         state: frozenset[str] = (info.context or {}).get("state", frozenset())
-        if not self.applicable and (self.added or self.removed or self.done):
-            raise ValueError("an inapplicable action cannot change the state or finish")
-        present = [f for f in self.added if f in state]
-        if present:
-            raise ValueError(f"added facts already hold: {present}")
-        absent = [f for f in self.removed if f not in state]
-        if absent:
-            raise ValueError(f"removed facts do not hold: {absent}")
-        both = set(self.added) & set(self.removed)
-        if both:
-            raise ValueError(f"facts both added and removed: {sorted(both)}")
-        if self.applicable and not (self.added or self.removed):
-            raise ValueError("an applicable action must change the state")
+        check_delta(self.applicable, self.added, self.removed, self.done, state)
         return self
+
+
+def check_delta(applicable: bool, added: Sequence[str], removed: Sequence[str], done: bool,
+                state: frozenset[str]) -> None:
+    """Raise ``ValueError`` unless the delta is consistent with ``state`` (same fact syntax)."""
+    if not applicable and (added or removed or done):
+        raise ValueError("an inapplicable action cannot change the state or finish")
+    if len(set(added)) != len(added) or len(set(removed)) != len(removed):
+        raise ValueError(f"repeated facts in {list(added)} / {list(removed)}")
+    present = [f for f in added if f in state]
+    if present:
+        raise ValueError(f"added facts already hold: {present}")
+    absent = [f for f in removed if f not in state]
+    if absent:
+        raise ValueError(f"removed facts do not hold: {absent}")
+    both = set(added) & set(removed)
+    if both:
+        raise ValueError(f"facts both added and removed: {sorted(both)}")
+    if applicable and not (added or removed):
+        raise ValueError("an applicable action must change the state")
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import re
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,7 +32,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 from planner.errors import ContextOverflowError, ModelLoadError, WorldModelError
 from planner.types import Action, FactGoal, Prediction, State
 from planner.world.base import ModelStats
-from planner.world.codec import parse_atom
+from planner.world.codec import check_delta, parse_atom
 from planner.world.gguf_io import read_model_info
 
 TURN_SEPARATOR = "\n\n"
@@ -139,7 +139,6 @@ class ChatCodec:
     )
     name: str = "chat"
     version: int = 1
-    _schema: str = field(default="", init=False)
 
     def messages(self, state: State, action: Action) -> list[dict[str, str]]:
         msgs = [{"role": "system", "content": f"{self.system}\nGoal: {self.goal}"}]
@@ -174,7 +173,7 @@ class ChatCodec:
         try:
             added = [self._canonical(f) for f in answer.added]
             removed = [self._canonical(f) for f in answer.removed]
-            self._check(answer.applicable, added, removed, state)
+            check_delta(answer.applicable, added, removed, answer.done and answer.applicable, state.facts)
         except ValueError as exc:
             raise WorldModelError(f"invalid chat answer: {exc}", raw=text) from None
         if not answer.applicable:
@@ -193,23 +192,6 @@ class ChatCodec:
         if unknown:
             raise ValueError(f"{fact!r}: unknown object {unknown[0]!r}")
         return "(" + " ".join([name, *args]) + ")"
-
-    @staticmethod
-    def _check(applicable: bool, added: list[str], removed: list[str], state: State) -> None:
-        if not applicable:
-            if added or removed:
-                raise ValueError("an inapplicable action cannot change the state")
-            return
-        if len(set(added)) != len(added) or len(set(removed)) != len(removed):
-            raise ValueError("repeated facts")
-        present = [f for f in added if f in state.facts]
-        if present:
-            raise ValueError(f"added facts already hold: {present}")
-        absent = [f for f in removed if f not in state.facts]
-        if absent:
-            raise ValueError(f"removed facts do not hold: {absent}")
-        if not added and not removed:
-            raise ValueError("an applicable action must change the state")
 
     def grammar(self) -> str | None:
         return json.dumps(ChatAnswer.model_json_schema())
