@@ -50,6 +50,8 @@ def test_solve_human_output(bw_files, capsys):
         (["solve", "{d}", "{p}", "--oracle", "--beam-width", "0"], "beam_width"),
         (["solve", "{d}", "{p}", "--oracle", "--model", "{p}"], "both"),
         (["solve", "{d}", "{p}", "--oracle", "--config", "{missing}"], "configuration file not found"),
+        (["solve", "{d}", "{p}", "--model", "{missing}"], "model file not found"),
+        (["solve", "{d}", "{p}", "--model", "{d}"], "not a GGUF file"),
     ],
 )
 def test_errors_are_one_line(bw_files, capsys, tmp_path, args, match):
