@@ -141,6 +141,9 @@ class FactDeltaCodec:
         object.__setattr__(self, "objects", tuple(ordered))
         object.__setattr__(self, "_to_ph", {o: placeholder(i) for i, o in enumerate(ordered)})
         object.__setattr__(self, "_from_ph", {placeholder(i): o for i, o in enumerate(ordered)})
+        # Memo of fact ↔ word translations: search asks about the same facts over and over.
+        object.__setattr__(self, "_fact_words", {})
+        object.__setattr__(self, "_word_facts", {})
 
     # -- names ------------------------------------------------------------------------------
     @property
@@ -148,16 +151,25 @@ class FactDeltaCodec:
         return frozenset(self._from_ph)  # type: ignore[attr-defined]
 
     def fact_word(self, fact: str) -> str:
-        name, args = parse_atom(fact)
-        try:
-            return render_atom(name, [self._to_ph[a] for a in args])  # type: ignore[attr-defined]
-        except KeyError as exc:
-            raise ValueError(f"fact {fact!r} names an object outside the problem: {exc}") from None
+        memo: dict[str, str] = self._fact_words  # type: ignore[attr-defined]
+        word = memo.get(fact)
+        if word is None:
+            name, args = parse_atom(fact)
+            try:
+                word = render_atom(name, [self._to_ph[a] for a in args])  # type: ignore[attr-defined]
+            except KeyError as exc:
+                raise ValueError(f"fact {fact!r} names an object outside the problem: {exc}") from None
+            memo[fact] = word
+        return word
 
     def word_fact(self, word: str) -> str:
-        name, args = parse_word(word)
-        names = [self._from_ph[a] for a in args]  # type: ignore[attr-defined]
-        return "(" + " ".join([name, *names]) + ")"
+        memo: dict[str, str] = self._word_facts  # type: ignore[attr-defined]
+        fact = memo.get(word)
+        if fact is None:
+            name, args = parse_word(word)
+            names = [self._from_ph[a] for a in args]  # type: ignore[attr-defined]
+            fact = memo[word] = "(" + " ".join([name, *names]) + ")"
+        return fact
 
     def action_word(self, action: Action) -> str:
         name, args = parse_atom(action.name)
@@ -189,15 +201,23 @@ class FactDeltaCodec:
                 DONE if pred.done else CONT]
 
     # -- answers ----------------------------------------------------------------------------
-    def parse(self, words: Sequence[str], state: State, *, confidence: float = 1.0) -> Prediction:
-        """Parse and validate an answer; :class:`WorldModelError` (with the raw text) if bad."""
+    def parse(self, words: Sequence[str], state: State, *, confidence: float = 1.0,
+              state_words: frozenset[str] | None = None) -> Prediction:
+        """Parse and validate an answer; :class:`WorldModelError` (with the raw text) if bad.
+
+        ``state_words`` may pass ``frozenset(self.state_words(state))`` computed once for
+        many answers about the same state.
+        """
         raw = " ".join(words)
+        if len(words) == 1 and words[0] == FAIL:  # the common answer: no delta to validate
+            return Prediction(applicable=False, next_state=state, confidence=confidence, raw=raw)
+        if state_words is None:
+            state_words = frozenset(self.state_words(state))
         try:
             delta = self._structure(words)
             checked = FactDelta.model_validate(
                 delta,
-                context={"state": frozenset(self.state_words(state)),
-                         "predicates": self.predicates, "objects": self.placeholders},
+                context={"state": state_words, "predicates": self.predicates, "objects": self.placeholders},
             )
         except ValueError as exc:  # pydantic's ValidationError is a ValueError
             raise WorldModelError(f"malformed fact-delta answer: {_first_line(exc)}", raw=raw) from None

@@ -18,6 +18,7 @@ validated afterwards. A failed validation is retried with sampling, then raises
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -211,7 +212,8 @@ class LlamaWorldModel:
                 max_new = self._max_new(state)
                 self._check_context(len(prefix), max(len(s) for s in suffixes), max_new)
                 answers = self._generate(prefix, suffixes, max_new, temperature=0.0)
-                preds = [self._finish(state, prefix, suf, ans, max_new)
+                state_words = frozenset(self.codec.state_words(state))
+                preds = [self._finish(state, state_words, prefix, suf, ans, max_new)
                          for suf, ans in zip(suffixes, answers)]
             finally:
                 self.stats.seconds += time.perf_counter() - start
@@ -357,9 +359,14 @@ class LlamaWorldModel:
         ans.chosen.add(tok)
         return [tok]
 
-    def _finish(self, state: State, prefix: list[int], suffix: list[int], first: _Answer,
-                max_new: int) -> Prediction:
-        """Parse ``first``; on a validation failure, sample again (bounded), then raise."""
+    def _finish(self, state: State, state_words: frozenset[str], prefix: list[int], suffix: list[int],
+                first: _Answer, max_new: int) -> Prediction:
+        """Parse ``first``; on a validation failure, sample again (bounded), then raise or reject.
+
+        Valid answers return at once; the retry machinery is built only for invalid ones."""
+        with contextlib.suppress(WorldModelError):
+            return self.codec.parse([self._id_word[t] for t in first.tokens], state,
+                                    confidence=math.exp(first.logprob), state_words=state_words)
         answer = first
         retrying = Retrying(stop=stop_after_attempt(self.retries + 1),
                             retry=retry_if_exception_type(WorldModelError), reraise=True)
@@ -371,7 +378,8 @@ class LlamaWorldModel:
                         answer = self._generate(prefix, [suffix], max_new,
                                                 temperature=self.retry_temperature)[0]
                     words = [self._id_word[t] for t in answer.tokens]
-                    return self.codec.parse(words, state, confidence=math.exp(answer.logprob))
+                    return self.codec.parse(words, state, confidence=math.exp(answer.logprob),
+                                            state_words=state_words)
         except WorldModelError as exc:
             if self.on_invalid == "raise":
                 raise
