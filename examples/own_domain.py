@@ -23,9 +23,8 @@ from planner.data.fidelity import evaluate, read_records
 from planner.env.pddl import PDDLEnvironment, domain_schemas
 from planner.training.export import finish_model
 from planner.training.train import TrainConfig, train
-from planner.types import FactGoal
 from planner.world.gguf_io import LlamaShape
-from planner.world.llama import LlamaWorldModel
+from planner.world.llama import LlamaWorldModel, ProblemBinder
 
 DOMAIN = """\
 (define (domain gripper)
@@ -93,16 +92,10 @@ def main() -> None:
 
     # 3. fidelity on held-out problems
     model_path = Path(report["q8_0"])
-    holder: dict[str, LlamaWorldModel] = {}
-
-    def bind(objects: list[str], goal: FactGoal) -> LlamaWorldModel:
-        if "m" not in holder:
-            holder["m"] = LlamaWorldModel(model_path, objects=objects, goal=goal, mode="prefix")
-        else:
-            holder["m"].rebind(objects=objects, goal=goal)
-        return holder["m"]
-
-    print(evaluate(read_records(out / "data" / "test.jsonl"), bind).table())
+    bind = ProblemBinder(model_path, mode="prefix", on_invalid="reject")
+    report = evaluate(read_records(out / "data" / "test.jsonl"), bind)
+    report.invalid_rejected = bind.model.stats.invalid if bind.model is not None else 0
+    print(report.table())
 
     # 4. plan a held-out problem with the new model
     env = PDDLEnvironment(domain, files[-1])

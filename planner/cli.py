@@ -348,28 +348,19 @@ def eval_model(
     By default the model is scored as the planner uses it: an answer that still fails
     validation after its retries is read as "not applicable" (and counted in the report)."""
     from planner.data.fidelity import evaluate, read_records
-    from planner.types import FactGoal
-    from planner.world.llama import LlamaWorldModel
+    from planner.world.llama import ProblemBinder
 
     if not data.is_file():
         raise PlannerError(f"data file not found: {data}")
     records = read_records(data, limit=limit)
     if not records:
         raise PlannerError(f"no transitions in {data}")
-    holder: dict[str, LlamaWorldModel] = {}
-
-    def bind(objects: list[str], goal: FactGoal) -> LlamaWorldModel:
-        if "m" not in holder:
-            holder["m"] = LlamaWorldModel(model, objects=objects, goal=goal, n_threads=threads, mode="prefix",
-                                          on_invalid="raise" if strict else "reject")
-        else:
-            holder["m"].rebind(objects=objects, goal=goal)
-        return holder["m"]
+    bind = ProblemBinder(model, n_threads=threads, mode="prefix", on_invalid="raise" if strict else "reject")
 
     with err.status(f"evaluating on {len(records)} transitions…"):
         report = evaluate(records, bind, max_episodes=max_episodes)
-    if "m" in holder:
-        report.invalid_rejected = holder["m"].stats.invalid
+    if bind.model is not None:
+        report.invalid_rejected = bind.model.stats.invalid
     if as_json:
         print(json.dumps({"model": str(model), "data": str(data), **report.to_dict()}))
     else:

@@ -14,25 +14,22 @@ from planner.world.gguf_io import quantize
 
 def compare_models(a: str | Path, b: str | Path, data_path: str | Path, *, sample: int = 1000) -> tuple[int, int]:
     """(agreeing predictions, predictions compared) of two fact-delta GGUF models."""
-    from planner.world.llama import LlamaWorldModel
+    from planner.world.llama import ProblemBinder
 
     records = read_records(data_path, limit=sample)
-    first = records[0]
-    goal = FactGoal(frozenset(first.goal))
-    ma = LlamaWorldModel(a, objects=first.objects, goal=goal, mode="prefix", retries=0)
-    mb = LlamaWorldModel(b, objects=first.objects, goal=goal, mode="prefix", retries=0)
+    bind_a = ProblemBinder(a, mode="prefix", retries=0)
+    bind_b = ProblemBinder(b, mode="prefix", retries=0)
     agree = 0
     try:
         for r in records:
-            g = FactGoal(frozenset(r.goal))
-            ma.rebind(objects=r.objects, goal=g)
-            mb.rebind(objects=r.objects, goal=g)
-            pa = _safe(ma, r.state_obj(), Action(r.action))
-            pb = _safe(mb, r.state_obj(), Action(r.action))
+            goal = FactGoal(frozenset(r.goal))
+            pa = _safe(bind_a(r.objects, goal), r.state_obj(), Action(r.action))
+            pb = _safe(bind_b(r.objects, goal), r.state_obj(), Action(r.action))
             agree += pa == pb
     finally:
-        ma.close()
-        mb.close()
+        for bind in (bind_a, bind_b):
+            if bind.model is not None:
+                bind.model.close()
     return agree, len(records)
 
 

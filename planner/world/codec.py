@@ -75,8 +75,6 @@ class FactDelta(BaseModel):
         ctx = info.context or {}
         predicates: Mapping[str, int] = ctx.get("predicates", {})
         objects: frozenset[str] = ctx.get("objects", frozenset())
-        if len(set(facts)) != len(facts):
-            raise ValueError(f"repeated fact in {info.field_name}: {list(facts)}")
         for word in facts:
             name, args = parse_word(word)
             if name not in predicates:

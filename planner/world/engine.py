@@ -112,7 +112,6 @@ class LlamaEngine:
         self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
         self.bos = int(llama_cpp.llama_vocab_bos(self._vocab))
         self.eos = int(llama_cpp.llama_vocab_eos(self._vocab))
-        self.tokens_evaluated = 0
 
     # -- vocabulary ---------------------------------------------------------------------------
     def piece(self, token: int) -> str:
@@ -166,7 +165,6 @@ class LlamaEngine:
                         f"llama.cpp found no KV-cache slot for {len(chunk)} tokens "
                         f"(n_ctx={self.n_ctx}); raise n_ctx or lower the batch of siblings")
                 raise WorldModelError(f"llama_decode failed with code {rc}")
-            self.tokens_evaluated += len(chunk)
             last_chunk = start + self.n_batch >= len(entries)
             if last_chunk:
                 handles = [i for i, e in enumerate(chunk) if e[3]]

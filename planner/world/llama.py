@@ -387,3 +387,22 @@ class LlamaWorldModel:
             log.debug("invalid_answer_rejected", raw=exc.raw, error=str(exc).split(" (raw")[0])
             return Prediction(applicable=False, next_state=state, confidence=0.0, raw=exc.raw)
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+class ProblemBinder:
+    """Serves many problems of one domain with one loaded model: the first call loads it,
+    later calls re-bind it to the new objects and goal (see :meth:`LlamaWorldModel.rebind`).
+    Callable as ``binder(objects, goal) -> LlamaWorldModel``."""
+
+    def __init__(self, path: str | Path, **kwargs: Any) -> None:
+        self.path = path
+        self.kwargs = kwargs
+        self.model: LlamaWorldModel | None = None
+
+    def __call__(self, objects: Sequence[str], goal: FactGoal) -> LlamaWorldModel:
+        if self.model is None:
+            self.model = LlamaWorldModel(self.path, objects=objects, goal=goal, **self.kwargs)
+        else:
+            self.model.rebind(objects=objects, goal=goal)
+        return self.model
+
