@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from planner.config import PlannerConfig
-from planner.data.log import JsonlLog
+from planner.io import JsonlLog
 from planner.env.base import Environment, StepResult
 from planner.errors import EnvironmentStepError
 from planner.logs import get_logger

@@ -8,7 +8,7 @@ import pytest
 
 from planner.agent import Agent
 from planner.config import PlannerConfig
-from planner.data.log import read_jsonl
+from planner.io import read_jsonl
 from planner.errors import EnvironmentStepError
 from planner.world.cache import CachedWorldModel
 from planner.world.oracle import NoisyWorldModel, OracleWorldModel

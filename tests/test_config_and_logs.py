@@ -6,8 +6,8 @@ import pytest
 from pydantic import ValidationError
 
 from planner.config import PlannerConfig, load_config
-from planner.data.atomic import atomic_write_text
-from planner.data.log import JsonlLog, read_jsonl
+from planner.io import atomic_write_text
+from planner.io import JsonlLog, read_jsonl
 from planner.errors import ConfigError
 
 

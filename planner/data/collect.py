@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from planner.data.log import JsonlLog
+from planner.io import JsonlLog
 from planner.env.blocksworld import generate_problem
 from planner.env.pddl import PDDLEnvironment
 from planner.search.beam import beam_search

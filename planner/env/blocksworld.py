@@ -11,7 +11,7 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
-from planner.data.atomic import atomic_write_text
+from planner.io import atomic_write_text
 
 DOMAIN_PDDL = """\
 (define (domain blocksworld)

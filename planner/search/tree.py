@@ -14,7 +14,7 @@ from pathlib import Path
 
 import networkx as nx
 
-from planner.data.atomic import atomic_write_text
+from planner.io import atomic_write_text
 from planner.types import Action, Prediction, State
 
 

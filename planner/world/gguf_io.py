@@ -10,7 +10,6 @@ schemas the codec needs.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from planner.errors import ModelLoadError
+from planner.io import atomic_output
 from planner.world.vocab import Vocabulary
 
 GGUF_MAGIC = b"GGUF"
@@ -102,8 +102,6 @@ def write_world_model(
     name: str = "planner world model",
 ) -> Path:
     """Write an F32 GGUF world model (atomically: a temporary file, then a rename)."""
-    import gguf
-
     expected = tensor_shapes(shape, len(vocab))
     missing = sorted(set(expected) - set(weights))
     if missing:
@@ -111,9 +109,18 @@ def write_world_model(
     for key, dims in expected.items():
         if tuple(weights[key].shape) != dims:
             raise ValueError(f"tensor {key} has shape {weights[key].shape}, expected {dims}")
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
+    with atomic_output(path) as tmp:
+        _write_gguf(tmp, vocab=vocab, shape=shape, weights=weights, codec=codec, codec_version=codec_version,
+                    predicates=predicates, actions=actions, max_objects=max_objects, domain=domain,
+                    training=training, name=name, tensors=list(expected))
+    return Path(path)
+
+
+def _write_gguf(tmp: Path, *, vocab: Vocabulary, shape: LlamaShape, weights: Mapping[str, np.ndarray], codec: str,
+                codec_version: int, predicates: Mapping[str, int], actions: Mapping[str, int], max_objects: int,
+                domain: str, training: Mapping[str, Any] | None, name: str, tensors: list[str]) -> None:
+    import gguf
+
     writer = gguf.GGUFWriter(str(tmp), "llama")
     writer.add_name(name)
     writer.add_context_length(shape.context)
@@ -144,7 +151,7 @@ def write_world_model(
     writer.add_uint32(KEY_MAX_OBJECTS, max_objects)
     writer.add_string(KEY_DOMAIN, domain)
     writer.add_string(KEY_TRAINING, json.dumps(dict(training or {}), sort_keys=True))
-    for key in expected:
+    for key in tensors:
         writer.add_tensor(key, np.ascontiguousarray(weights[key], dtype=np.float32))
     try:
         writer.write_header_to_file()
@@ -152,8 +159,6 @@ def write_world_model(
         writer.write_tensors_to_file()
     finally:
         writer.close()
-    os.replace(tmp, target)
-    return target
 
 
 @dataclass(frozen=True)
@@ -233,14 +238,11 @@ def quantize(src: str | Path, dst: str | Path, *, kind: str = "q8_0", threads: i
 
     _init_backend()  # routes llama.cpp's log lines away from stderr
     read_model_info(src)
-    target = Path(dst)
-    tmp = target.with_name(f".{target.name}.tmp")
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = ftypes[kind]
     params.nthread = threads
-    rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), params)
-    if rc != 0:
-        tmp.unlink(missing_ok=True)
-        raise ModelLoadError(f"llama.cpp could not quantize {src} (code {rc})")
-    os.replace(tmp, target)
-    return target
+    with atomic_output(dst) as tmp:
+        rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), params)
+        if rc != 0:
+            raise ModelLoadError(f"llama.cpp could not quantize {src} (code {rc})")
+    return Path(dst)

@@ -77,9 +77,8 @@ class LlamaWorldModel:
         objects: the problem's object names (mapped to placeholders ``x1 … xn``).
         goal: the goal the model judges ``done`` against.
         n_ctx: KV-cache cells shared by all sibling sequences.
-        n_threads: CPU threads. ``None``: 1 for a model under 16 MB decoding one sequence at a
-            time (``prefix``/``naive``), where synchronising threads costs more than it saves;
-            all cores otherwise (measured in benchmarks/world_model.py).
+        n_threads: CPU threads (``None``: chosen by :func:`planner.world.engine.default_threads`
+            from the model's size and the cores available to the process).
         n_gpu_layers: layers offloaded to a GPU (CUDA or Metal builds; -1 = all).
         mode: ``"batched"`` (siblings decoded together), ``"prefix"`` (one at a time, shared
             prefix kept) or ``"naive"`` (cache cleared before every prediction).
@@ -135,8 +134,6 @@ class LlamaWorldModel:
         self._rng = np.random.default_rng(seed)
         self._lock = threading.RLock()
         self.stats = ModelStats()
-        if n_threads is None and mode != "batched" and Path(path).stat().st_size < 16 * 2**20:
-            n_threads = 1
         self.engine = LlamaEngine(path, n_ctx=n_ctx, n_seq_max=self.max_siblings + 1,
                                   n_threads=n_threads, n_gpu_layers=n_gpu_layers)
         pieces = self.engine.pieces()
