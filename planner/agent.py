@@ -17,9 +17,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from planner.config import PlannerConfig
-from planner.io import JsonlLog
 from planner.env.base import Environment, StepResult
 from planner.errors import EnvironmentStepError
+from planner.io import JsonlLog
 from planner.logs import get_logger
 from planner.search.beam import beam_search
 from planner.search.mcts import mcts

@@ -8,8 +8,8 @@ import pytest
 
 from planner.agent import Agent
 from planner.config import PlannerConfig
-from planner.io import read_jsonl
 from planner.errors import EnvironmentStepError
+from planner.io import read_jsonl
 from planner.world.cache import CachedWorldModel
 from planner.world.oracle import NoisyWorldModel, OracleWorldModel
 

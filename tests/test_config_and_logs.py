@@ -6,9 +6,8 @@ import pytest
 from pydantic import ValidationError
 
 from planner.config import PlannerConfig, load_config
-from planner.io import atomic_write_text
-from planner.io import JsonlLog, read_jsonl
 from planner.errors import ConfigError
+from planner.io import JsonlLog, atomic_write_text, read_jsonl
 
 
 def test_config_loads_and_overrides(tmp_path):

@@ -17,9 +17,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from planner.io import JsonlLog
 from planner.env.blocksworld import generate_problem
 from planner.env.pddl import PDDLEnvironment
+from planner.io import JsonlLog
 from planner.search.beam import beam_search
 from planner.search.policies import distance_value
 from planner.types import Action, State
