@@ -23,6 +23,9 @@ import llama_cpp
 import numpy as np
 
 from planner.errors import ContextOverflowError, ModelLoadError, WorldModelError
+from planner.logs import get_logger
+
+_LOG = get_logger(__name__)
 
 _log_lines: deque[str] = deque(maxlen=50)
 _init_lock = threading.Lock()
@@ -45,6 +48,44 @@ def _init_backend() -> None:
             _initialised = True
 
 
+SMALL_MODEL_BYTES = 64 * 2**20
+"""Models below this size decode fastest on one thread (measured: benchmarks/contention.py)."""
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask; ``os.cpu_count()`` elsewhere)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def default_threads(model_bytes: int) -> int:
+    """llama.cpp threads for a model of ``model_bytes`` when the user names none.
+
+    llama.cpp's worker threads spin-wait for each other, so when another process wants a core
+    every decode waits for a descheduled thread: with as many threads as cores, one busy
+    process beside the planner made it 50x slower. A small model gains little from threads, so
+    it gets one (which never waits for a sibling); a large one gets all but one available core.
+    """
+    if model_bytes < SMALL_MODEL_BYTES:
+        return 1
+    return max(1, available_cores() - 1)
+
+
+def resolve_threads(n_threads: int | None, model_bytes: int) -> int:
+    """``n_threads`` bounded by the available cores, or :func:`default_threads`."""
+    if n_threads is None:
+        return default_threads(model_bytes)
+    if isinstance(n_threads, bool) or not isinstance(n_threads, int) or n_threads < 1:
+        raise ModelLoadError(f"n_threads must be a positive whole number, got {n_threads!r}")
+    cores = available_cores()
+    if n_threads > cores:
+        _LOG.warning("threads_bounded", asked=n_threads, cores=cores)
+        return cores
+    return n_threads
+
+
 def _recent_errors() -> str:
     errors = [ln for ln in _log_lines if "error" in ln.lower() or "failed" in ln.lower()]
     return "; ".join(errors[-3:]) if errors else "llama.cpp gave no reason"
@@ -57,8 +98,8 @@ class LlamaEngine:
         path: GGUF file.
         n_ctx: KV-cache cells shared by all sequences (tokens).
         n_seq_max: parallel sequences (sequence 0 holds the shared prefix).
-        n_threads: CPU threads (``None``: the number of CPU cores; llama.cpp's own default of
-            4 oversubscribes small machines).
+        n_threads: CPU threads (``None``: :func:`default_threads`; more than the available
+            cores is bounded to them).
         n_gpu_layers: layers offloaded to a GPU (CUDA/Metal builds; 0 = CPU only, -1 = all).
         n_batch: most tokens decoded in one call.
     """
@@ -78,6 +119,7 @@ class LlamaEngine:
         self._model = None
         self._ctx = None
         self._batch = None
+        n_threads = resolve_threads(n_threads, self.path.stat().st_size if self.path.is_file() else 0)
         mparams = llama_cpp.llama_model_default_params()
         mparams.n_gpu_layers = 2**31 - 1 if n_gpu_layers < 0 else n_gpu_layers
         _log_lines.clear()
@@ -93,8 +135,6 @@ class LlamaEngine:
         cparams.n_seq_max = n_seq_max
         cparams.kv_unified = True
         cparams.no_perf = True
-        if n_threads is None:
-            n_threads = max(1, os.cpu_count() or 1)
         cparams.n_threads = n_threads
         cparams.n_threads_batch = n_threads
         self.n_threads = n_threads
