@@ -14,12 +14,9 @@ import statistics
 import tempfile
 from pathlib import Path
 
+from planner import Budget, OracleWorldModel, PDDLEnvironment, SearchProblem, beam_search, mcts
 from planner.env.blocksworld import write_problem
-from planner.env.pddl import PDDLEnvironment
-from planner.search.beam import beam_search
-from planner.search.mcts import mcts
 from planner.search.policies import distance_value
-from planner.world.oracle import OracleWorldModel
 
 
 def main() -> None:
@@ -28,6 +25,7 @@ def main() -> None:
     parser.add_argument("--simulations", type=int, default=2000)
     parser.add_argument("--beam-width", type=int, default=16)
     args = parser.parse_args()
+    budget = Budget(simulations=args.simulations, beam_width=args.beam_width)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in (4, 6, 8):
@@ -35,13 +33,10 @@ def main() -> None:
                 nps, outside, calls, length, opt = [], [], [], [], []
                 for seed in range(args.seeds):
                     env = PDDLEnvironment(*write_problem(Path(tmp), n, seed=seed))
-                    kw = dict(model=OracleWorldModel(env), goal=env.goal,
-                              actions=env.candidate_actions,
-                              value=distance_value(env.distance_heuristic("ff")))
-                    if algo == "mcts":
-                        r = mcts(env.state, simulations=args.simulations, **kw)
-                    else:
-                        r = beam_search(env.state, beam_width=args.beam_width, **kw)
+                    problem = SearchProblem.from_env(env, OracleWorldModel(env),
+                                                     value=distance_value(env.distance_heuristic("ff")))
+                    search = mcts if algo == "mcts" else beam_search
+                    r = search(problem, env.state, budget)
                     nps.append(r.stats.nodes_per_second)
                     outside.append(r.stats.outside_model_fraction)
                     calls.append(r.stats.model_calls / r.stats.wall_seconds)

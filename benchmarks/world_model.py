@@ -6,7 +6,7 @@ together; (d) batched behind the transition cache on a real search workload (bea
 the model on generated problems). Plus llama.cpp's raw throughput for this model as a bound,
 and batched vs one-at-a-time speed by number of siblings.
 
-    python benchmarks/world_model.py [--model models/blocksworld-q8_0.gguf] [--states 12]
+    python benchmarks/world_model.py [--model planner/models/blocksworld-q8_0.gguf] [--states 12]
 
 The last line reads ``prompt-token reduction: prefix <X>x, batched <Y>x; batched speedup <Z>x``.
 """
@@ -23,6 +23,7 @@ from planner.env.blocksworld import write_problem
 from planner.env.pddl import PDDLEnvironment
 from planner.errors import WorldModelError
 from planner.search.beam import beam_search
+from planner.search.problem import Budget, SearchProblem
 from planner.search.policies import distance_value
 from planner.types import State
 from planner.world.cache import CachedWorldModel
@@ -107,8 +108,9 @@ def main() -> None:
             m.rebind(objects=penv.task.objects, goal=penv.goal)
             before = m.stats.snapshot()
             for _ in range(2):  # the agent replans from the same states: the cache answers
-                r = beam_search(penv.state, model=cached, goal=penv.goal, actions=penv.candidate_actions,
-                                value=distance_value(penv.distance_heuristic("ff")), beam_width=8)
+                problem = SearchProblem(model=cached, goal=penv.goal, actions=penv.candidate_actions,
+                                        value=distance_value(penv.distance_heuristic("ff")))
+                r = beam_search(problem, penv.state, Budget(beam_width=8))
                 del r
             used = m.stats.since(before)
             preds += used.predictions

@@ -1,9 +1,9 @@
 """Write your own selection and value policies: they are plain functions.
 
 A value policy maps (state, goal) to [0, 1]; a selection policy picks one edge among the
-expanded node's edges. Here: a value that rewards goal facts and clear tops of goal towers,
-and a selection rule that prefers the edge whose model prediction was most confident, then
-UCB. Run:
+expanded node's edges. Here: a value that rewards goal facts and an empty hand, and a
+selection rule that scales UCB's exploration by the model's confidence in each prediction.
+Their signatures are ``planner.ValuePolicy`` and ``planner.SelectionPolicy``. Run:
 
     python examples/custom_policy.py
 """
@@ -15,12 +15,20 @@ import random
 import tempfile
 from collections.abc import Sequence
 
+from planner import (
+    Budget,
+    Edge,
+    Goal,
+    Node,
+    OracleWorldModel,
+    PDDLEnvironment,
+    SearchProblem,
+    SelectionPolicy,
+    State,
+    ValuePolicy,
+    mcts,
+)
 from planner.env.blocksworld import write_problem
-from planner.env.pddl import PDDLEnvironment
-from planner.search.mcts import mcts
-from planner.search.tree import Edge, Node
-from planner.types import Goal, State
-from planner.world.oracle import OracleWorldModel
 
 
 def goal_facts_and_holding(state: State, goal: Goal) -> float:
@@ -34,8 +42,8 @@ def confident_ucb(node: Node, edges: Sequence[Edge], rng: random.Random) -> Edge
     log_n = math.log(max(node.visits, 1))
 
     def score(e: Edge) -> float:
-        q = e.mean_value if e.visits else e.reward + 0.95 * e.child.estimate
-        return q + 0.05 * e.prediction.confidence * math.sqrt(log_n / (1 + e.visits))
+        # mean_value is the mean return, or the edge's one-step estimate before its first visit.
+        return e.mean_value + 0.05 * e.prediction.confidence * math.sqrt(log_n / (1 + e.visits))
 
     best = max(score(e) for e in edges)
     return rng.choice([e for e in edges if score(e) == best])
@@ -44,9 +52,10 @@ def confident_ucb(node: Node, edges: Sequence[Edge], rng: random.Random) -> Edge
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         env = PDDLEnvironment(*write_problem(tmp, 5, seed=2))
-        result = mcts(env.state, model=OracleWorldModel(env), goal=env.goal,
-                      actions=env.candidate_actions, simulations=3000,
-                      value=goal_facts_and_holding, selection=confident_ucb)
+        value: ValuePolicy = goal_facts_and_holding
+        selection: SelectionPolicy = confident_ucb
+        problem = SearchProblem.from_env(env, OracleWorldModel(env), value=value)
+        result = mcts(problem, env.state, Budget(simulations=3000), selection=selection)
         print(f"plan of {len(result.plan)} actions (optimal: {len(env.optimal_plan() or [])}), "
               f"reaches goal: {result.plan.reaches_goal}")
         print(f"{result.stats.nodes} nodes, {result.stats.model_calls} model calls, "

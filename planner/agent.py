@@ -3,14 +3,23 @@
 The agent plans with the world model only, executes the plan in the real environment, and
 compares every real state with the state the model imagined for that step. A difference (or a
 real step that did not apply) is a divergence: it is recorded and the agent replans from the
-real state. Every event is appended to a JSONL episode log as it happens.
+real state. When no plan can be found from a real state, the agent *probes*: it tries the
+actions the model judges most likely applicable, one real step at a time within a bounded
+budget, so a model that wrongly believes nothing applies cannot strand it.
+
+Every event is appended to a JSONL episode log as it happens: ``start``; ``plan`` for each
+search; ``act`` before each real step and ``step`` after it (so a step that was started but
+never finished is visible); ``resume`` when an interrupted episode is continued; ``error``
+when the environment raises; and ``end`` on every exit path — including an interrupt
+(``stopped_by: "interrupted"``) or a failing model (``stopped_by: "error"``).
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,19 +27,14 @@ from pydantic import BaseModel, ConfigDict
 
 from planner.config import PlannerConfig
 from planner.env.base import Environment, StepResult
-from planner.errors import EnvironmentStepError
-from planner.io import JsonlLog
+from planner.errors import EnvironmentStepError, PlannerError
+from planner.io import JsonlLog, read_jsonl
 from planner.logs import get_logger
+from planner.protocols import SelectionPolicy, ValuePolicy
 from planner.search.beam import beam_search
 from planner.search.mcts import mcts
-from planner.search.policies import (
-    SelectionPolicy,
-    ValuePolicy,
-    distance_value,
-    goal_fraction_value,
-    puct,
-    uct,
-)
+from planner.search.policies import heuristic_value, puct, uct
+from planner.search.problem import Budget, SearchProblem
 from planner.search.result import SearchResult
 from planner.search.tree import SearchTree
 from planner.types import Action, State, Transition
@@ -38,6 +42,14 @@ from planner.world.base import WorldModel
 from planner.world.memory import ExperienceOverlay
 
 log = get_logger(__name__)
+
+DEFAULT_MAX_PROBES = 8
+"""Real probe steps an episode may spend getting out of states where no plan is found."""
+
+
+class ResumeError(PlannerError, ValueError):
+    """An episode log cannot be resumed: no such episode, already ended, or the environment
+    no longer replays it the way it was recorded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +66,7 @@ class StepRecord:
         reward: the real reward.
         terminated, truncated: as the environment reported them.
         diverged: the real state differs from the imagined one (or the action did not apply).
+        probe: the step was a probe out of a state with no plan, not a step of a plan.
     """
 
     index: int
@@ -66,6 +79,7 @@ class StepRecord:
     terminated: bool
     truncated: bool
     diverged: bool
+    probe: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +88,7 @@ class EpisodeResult:
 
     Attributes:
         solved: the real environment reached the goal (checked against the real state).
-        steps: every real step, in order.
+        steps: every real step, in order (probes and replayed steps included).
         searches: search calls made (the first plan included).
         replans: searches caused by a divergence.
         divergences: real steps that differed from the imagined ones.
@@ -82,10 +96,14 @@ class EpisodeResult:
         invalid_answers: model answers rejected as invalid after retries.
         model_seconds: seconds inside the world model.
         search_seconds: seconds of search outside the model.
-        wall_seconds: the whole episode.
-        stopped_by: ``"goal"``, ``"max_steps"``, ``"truncated"``, ``"no_plan"`` or
-            ``"max_replans"``.
+        wall_seconds: the whole episode (this run of it, when resumed).
+        stopped_by: ``"goal"``, ``"max_steps"``, ``"truncated"``, ``"no_plan"``,
+            ``"max_replans"``, ``"interrupted"`` or ``"error"``.
         last_search: the final search's result (its tree can be exported).
+        probes: real probe steps taken because no plan was found.
+        episode_id: the id of the episode in the log.
+        resumed_steps: steps replayed from a log before this run continued the episode.
+        error: the error that ended the episode, for ``stopped_by == "error"``.
     """
 
     solved: bool
@@ -103,10 +121,23 @@ class EpisodeResult:
     stopped_by: str
     last_search: SearchResult | None
     invalid_answers: int = 0
+    probes: int = 0
+    episode_id: str = ""
+    resumed_steps: int = 0
+    error: str | None = None
 
     @property
     def actions(self) -> tuple[Action, ...]:
         return tuple(s.action for s in self.steps)
+
+
+class EpisodeInterrupted(KeyboardInterrupt):
+    """Raised by :meth:`Agent.run` on an interrupt (Ctrl-C, or SIGTERM turned into one by the
+    command) after the ``end`` record is written; ``result`` is the episode so far."""
+
+    def __init__(self, result: EpisodeResult) -> None:
+        super().__init__("episode interrupted")
+        self.result = result
 
 
 class EpisodeEvent(BaseModel):
@@ -114,26 +145,54 @@ class EpisodeEvent(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    event: Literal["start", "plan", "step", "end", "error"]
+    event: Literal["start", "plan", "act", "step", "resume", "end", "error"]
     episode: str
     time: float
     data: dict[str, Any]
 
 
-def make_value_policy(config: PlannerConfig, env: Any) -> ValuePolicy:
-    """The value policy named by ``config.search.heuristic`` for ``env``.
+def new_episode_id() -> str:
+    """A unique episode id: ``ep-<UTC time to the second>-<12 random hex digits>``."""
+    return f"ep-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:12]}"
 
-    Domain heuristics need an environment with ``distance_heuristic(name)`` (PDDL).
-    """
-    name = config.search.heuristic
-    if name == "goal":
-        return goal_fraction_value
-    if not hasattr(env, "distance_heuristic"):
-        raise ValueError(
-            f"heuristic {name!r} needs a PDDL environment; use heuristic = 'goal' for "
-            f"{type(env).__name__}"
-        )
-    return distance_value(env.distance_heuristic(name), discount=config.search.discount)
+
+def make_value_policy(config: PlannerConfig, env: Any) -> ValuePolicy:
+    """The value policy named by ``config.search.heuristic`` for ``env``: ``"auto"`` (the
+    environment's domain heuristic where it has one, the goal fraction otherwise), ``"goal"``, or
+    a heuristic of ``env.distance_heuristic`` (PDDL: ``"ff"``, ``"add"``, ``"max"``, ``"lmcut"``)."""
+    return heuristic_value(env, config.search.heuristic, discount=config.search.discount)
+
+
+_TOTALS = ("model_calls", "cache_hits", "prompt_tokens", "generated_tokens", "model_seconds", "search_seconds")
+
+
+@dataclass
+class _Episode:
+    """The running state of one episode (mutable; the agent's private bookkeeping)."""
+
+    id: str
+    sink: JsonlLog | None
+    state: State
+    started: float
+    invalid_before: int
+    steps: list[StepRecord] = field(default_factory=list)
+    totals: dict[str, float] = field(default_factory=lambda: dict.fromkeys(_TOTALS, 0))
+    searches: int = 0
+    replans: int = 0
+    divergences: int = 0
+    probes: int = 0
+    resumed_steps: int = 0
+    tree: SearchTree | None = None
+    last: SearchResult | None = None
+    plan: tuple[Action, ...] = ()
+    imagined: tuple[State, ...] = ()
+    cursor: int = 0
+    tried: set[tuple[State, Action]] = field(default_factory=set)
+
+    def emit(self, event: str, **data: Any) -> None:
+        if self.sink is not None:
+            self.sink.write(EpisodeEvent(event=event, episode=self.id,  # type: ignore[arg-type]
+                                         time=time.time(), data=data))
 
 
 class Agent:
@@ -149,6 +208,7 @@ class Agent:
         selection: MCTS selection policy (default: from ``config.search``).
         log_path: JSONL episode log to append to (``None``: no log).
         on_step: called after each real step (e.g. to show progress).
+        max_probes: most real probe steps per episode when no plan is found (0: none).
     """
 
     def __init__(
@@ -161,6 +221,7 @@ class Agent:
         selection: SelectionPolicy | None = None,
         log_path: str | Path | None = None,
         on_step: Callable[[StepRecord], None] | None = None,
+        max_probes: int = DEFAULT_MAX_PROBES,
     ) -> None:
         self.env = env
         self.experience = ExperienceOverlay(model)
@@ -170,141 +231,278 @@ class Agent:
         s = self.config.search
         if selection is None:
             factory = uct if s.selection == "uct" else puct
-            selection = factory(c=s.exploration, discount=s.discount)
+            selection = factory(c=s.exploration)
         self.selection = selection
         self.log_path = Path(log_path) if log_path is not None else None
         self.on_step = on_step
+        if max_probes < 0:
+            raise PlannerError(f"max_probes must be 0 or more, got {max_probes}")
+        self.max_probes = max_probes
 
     def plan(self, state: State, *, tree: SearchTree | None = None) -> SearchResult:
-        """Search from ``state`` with the configured algorithm."""
+        """Search from ``state`` with the configured algorithm (``tree``: an earlier search's tree
+        to reuse; the search works on a copy of it)."""
         s = self.config.search
-        common: dict[str, Any] = dict(
-            model=self.model, goal=self.env.goal, actions=self.env.candidate_actions,
-            max_depth=s.max_depth, time_limit_s=s.time_limit_s, value=self.value,
-            discount=s.discount, seed=s.seed, tree=tree,
-        )
+        problem = SearchProblem.from_env(self.env, self.model, value=self.value, discount=s.discount)
+        budget = Budget(simulations=s.simulations, max_expansions=s.max_expansions, max_depth=s.max_depth,
+                        time_limit_s=s.time_limit_s, beam_width=s.beam_width)
         if s.algorithm == "beam":
-            return beam_search(state, beam_width=s.beam_width,
-                               max_expansions=s.max_expansions, **common)
-        return mcts(state, simulations=s.simulations, selection=self.selection, **common)
+            return beam_search(problem, state, budget, tree=tree, seed=s.seed)
+        return mcts(problem, state, budget, selection=self.selection, tree=tree, seed=s.seed)
 
-    def run(self, *, seed: int | None = None, episode: str | None = None) -> EpisodeResult:
-        """Play one episode. Raises :class:`EnvironmentStepError` if the environment raises
-        (after logging the error; every earlier step is already in the log)."""
-        episode_id = episode or f"ep-{time.strftime('%Y%m%dT%H%M%S')}-{seed if seed else 0}"
-        sink = JsonlLog(self.log_path) if self.log_path is not None else None
+    # -- one episode ----------------------------------------------------------------------------
+    def run(self, *, seed: int | None = None, episode: str | None = None,
+            resume: str | Path | None = None) -> EpisodeResult:
+        """Play one episode, or continue the interrupted one recorded in the log ``resume``.
+
+        Every exit path writes an ``end`` record. Raises :class:`EpisodeInterrupted` on an
+        interrupt, :class:`EnvironmentStepError` if the environment raises, and any error of
+        the world model — each after the ``end`` record is written.
+        """
+        sink_path = Path(resume) if resume is not None else self.log_path
+        sink = JsonlLog(sink_path) if sink_path is not None else None
         try:
-            return self._run(seed, episode_id, sink)
+            if resume is not None:
+                ep = self._resume(Path(resume), sink, seed=seed)
+            else:
+                ep = self._start(sink, seed=seed, episode=episode)
+            return self._play(ep)
         finally:
             if sink is not None:
                 sink.close()
 
-    def _run(self, seed: int | None, episode_id: str, sink: JsonlLog | None) -> EpisodeResult:
-        cfg = self.config.agent
+    def _start(self, sink: JsonlLog | None, *, seed: int | None, episode: str | None) -> _Episode:
         started = time.perf_counter()
-
-        def emit(event: str, **data: Any) -> None:
-            if sink is not None:
-                sink.write(EpisodeEvent(event=event, episode=episode_id,  # type: ignore[arg-type]
-                                        time=time.time(), data=data))
-
         invalid_before = self.model.stats.invalid
         state, info = self.env.reset(seed=seed)
-        emit("start", state=state.canonical(), goal=str(self.env.goal), seed=seed,
-             config=self.config.model_dump(mode="json"), info=info)
-        steps: list[StepRecord] = []
-        totals = {"model_calls": 0, "cache_hits": 0, "prompt_tokens": 0,
-                  "generated_tokens": 0, "model_seconds": 0.0, "search_seconds": 0.0}
-        searches = replans = divergences = 0
-        tree: SearchTree | None = None
-        last: SearchResult | None = None
-        plan_actions: tuple[Action, ...] = ()
-        plan_states: tuple[State, ...] = ()
-        cursor = 0
-        need_plan, after_divergence = True, False
+        ep = _Episode(id=episode or new_episode_id(), sink=sink, state=state, started=started,
+                      invalid_before=invalid_before)
+        ep.emit("start", state=state.canonical(), goal=str(self.env.goal), seed=seed,
+                config=self.config.model_dump(mode="json"), info=_jsonable(info))
+        return ep
+
+    def _play(self, ep: _Episode) -> EpisodeResult:
         stopped_by = "max_steps"
-        solved = self.env.goal.satisfied(state)
-        if solved:
-            stopped_by = "goal"
+        try:
+            stopped_by = self._loop(ep)
+        except (KeyboardInterrupt, SystemExit):
+            raise EpisodeInterrupted(self._end(ep, "interrupted")) from None
+        except Exception as exc:
+            result = self._end(ep, "error", error=f"{type(exc).__name__}: {exc}")
+            if isinstance(exc, PlannerError):
+                exc.episode_result = result  # type: ignore[attr-defined]  # the partial episode, for reports
+            raise
+        return self._end(ep, stopped_by)
 
-        while not solved and len(steps) < cfg.max_steps:
+    def _loop(self, ep: _Episode) -> str:
+        """Plan, act and replan until the episode ends; return why it ended."""
+        cfg = self.config.agent
+        need_plan, after_divergence = True, False
+        while not self.env.goal.satisfied(ep.state):
+            if len(ep.steps) >= cfg.max_steps:
+                return "max_steps"
             if need_plan:
-                if after_divergence:
-                    if replans >= cfg.max_replans:
-                        stopped_by = "max_replans"
-                        break
-                    replans += 1
-                last = self.plan(state, tree=tree if cfg.reuse_tree else None)
-                searches += 1
-                st = last.stats
-                for key in totals:
-                    totals[key] += getattr(st, key)
-                tree = last.tree
-                plan_actions, plan_states, cursor = last.plan.actions, last.plan.states, 0
-                emit("plan", actions=[a.name for a in plan_actions],
-                     reaches_goal=last.plan.reaches_goal, value=last.plan.value,
-                     nodes=st.nodes, expansions=st.expansions, simulations=st.simulations,
-                     model_calls=st.model_calls, cache_hits=st.cache_hits,
-                     model_seconds=st.model_seconds, wall_seconds=st.wall_seconds,
-                     stopped_by=st.stopped_by, replan=after_divergence)
-                log.debug("planned", length=len(plan_actions), nodes=st.nodes,
-                          model_calls=st.model_calls, ms=round(st.wall_seconds * 1e3, 1))
+                if after_divergence and ep.replans >= cfg.max_replans:
+                    return "max_replans"
+                self._search(ep, replan=after_divergence)
                 need_plan = after_divergence = False
-                if not plan_actions:
-                    stopped_by = "no_plan"
-                    break
-
-            action, imagined = plan_actions[cursor], plan_states[cursor + 1]
-            try:
-                result: StepResult = self.env.step(action)
-            except Exception as exc:
-                emit("error", step=len(steps), action=action.name,
-                     error=f"{type(exc).__name__}: {exc}")
-                raise EnvironmentStepError(
-                    f"environment raised at step {len(steps)} on action {action}: "
-                    f"{type(exc).__name__}: {exc}"
-                ) from exc
-            diverged = (not result.applicable) or result.state != imagined
-            record = StepRecord(
-                index=len(steps), action=action, state=state, imagined=imagined,
-                real=result.state, applicable=result.applicable, reward=result.reward,
-                terminated=result.terminated, truncated=result.truncated, diverged=diverged,
-            )
-            steps.append(record)
-            emit("step", index=record.index, action=action.name, state=state.canonical(),
-                 imagined=imagined.canonical(), real=result.state.canonical(),
-                 applicable=result.applicable, reward=result.reward,
-                 terminated=result.terminated, truncated=result.truncated, diverged=diverged,
-                 reason=result.info.get("reason"))
-            if self.on_step is not None:
-                self.on_step(record)
-            state = result.state
-            if result.terminated or self.env.goal.satisfied(state):
-                solved = self.env.goal.satisfied(state)
-                stopped_by = "goal" if solved else "truncated"
+                if not ep.plan:
+                    moved = self._probe(ep)
+                    if moved is None:
+                        return "no_plan"
+                    if moved.terminated or moved.truncated:
+                        break
+                    need_plan = True
+                    continue
+            record = self._act(ep, ep.plan[ep.cursor], ep.imagined[ep.cursor + 1])
+            if record.terminated or self.env.goal.satisfied(ep.state):
                 break
-            if result.truncated:
-                stopped_by = "truncated"
-                break
-            cursor += 1
-            if diverged:
-                divergences += 1
+            if record.truncated:
+                return "truncated"
+            ep.cursor += 1
+            if record.diverged:
+                ep.tree = None  # its edges hold the wrong prediction; search again from scratch
                 need_plan = after_divergence = True
-                self.experience.record(Transition(
-                    state=record.state, action=action, applicable=result.applicable,
-                    next_state=result.state, reward=result.reward, done=result.terminated))
-                tree = None  # its edges hold the wrong prediction; search again from scratch
-            elif cfg.mode == "receding" or cursor >= len(plan_actions):
+            elif cfg.mode == "receding" or ep.cursor >= len(ep.plan):
                 need_plan = True
+        return "goal" if self.env.goal.satisfied(ep.state) else "truncated"
 
-        wall = time.perf_counter() - started
-        episode = EpisodeResult(
-            solved=solved, steps=tuple(steps), searches=searches, replans=replans,
-            divergences=divergences, wall_seconds=wall, stopped_by=stopped_by,
-            last_search=last, invalid_answers=self.model.stats.invalid - invalid_before,
-            **totals,  # type: ignore[arg-type]
+    def _search(self, ep: _Episode, *, replan: bool) -> None:
+        ep.replans += replan
+        ep.last = self.plan(ep.state, tree=ep.tree if self.config.agent.reuse_tree else None)
+        ep.searches += 1
+        st = ep.last.stats
+        for key in _TOTALS:
+            ep.totals[key] += getattr(st, key)
+        ep.tree = ep.last.tree
+        ep.plan, ep.imagined, ep.cursor = ep.last.plan.actions, ep.last.plan.states, 0
+        ep.emit("plan", actions=[a.name for a in ep.plan], reaches_goal=ep.last.plan.reaches_goal,
+                value=ep.last.plan.value, nodes=st.nodes, expansions=st.expansions,
+                simulations=st.simulations, model_calls=st.model_calls, cache_hits=st.cache_hits,
+                model_seconds=st.model_seconds, wall_seconds=st.wall_seconds,
+                stopped_by=st.stopped_by, replan=replan)
+        log.debug("planned", length=len(ep.plan), nodes=st.nodes, model_calls=st.model_calls,
+                  ms=round(st.wall_seconds * 1e3, 1))
+
+    def _act(self, ep: _Episode, action: Action, imagined: State, *, probe: bool = False) -> StepRecord:
+        """One real step: ``act`` record, the step, the comparison, ``step`` record."""
+        index = len(ep.steps)
+        ep.emit("act", index=index, action=action.name, imagined=imagined.canonical(), probe=probe)
+        try:
+            result: StepResult = self.env.step(action)
+        except Exception as exc:
+            ep.emit("error", step=index, action=action.name, error=f"{type(exc).__name__}: {exc}")
+            raise EnvironmentStepError(
+                f"environment raised at step {index} on action {action}: {type(exc).__name__}: {exc}"
+            ) from exc
+        diverged = (not result.applicable) or result.state != imagined
+        record = StepRecord(
+            index=index, action=action, state=ep.state, imagined=imagined, real=result.state,
+            applicable=result.applicable, reward=result.reward, terminated=result.terminated,
+            truncated=result.truncated, diverged=diverged, probe=probe,
         )
-        emit("end", solved=solved, steps=len(steps), searches=searches, replans=replans,
-             divergences=divergences, wall_seconds=wall, stopped_by=stopped_by,
-             plan=[a.name for a in episode.actions], invalid_answers=episode.invalid_answers, **totals)
-        return episode
+        ep.steps.append(record)
+        ep.emit("step", index=index, action=action.name, state=ep.state.canonical(),
+                imagined=imagined.canonical(), real=result.state.canonical(),
+                applicable=result.applicable, reward=result.reward, terminated=result.terminated,
+                truncated=result.truncated, diverged=diverged, probe=probe,
+                reason=_jsonable(result.info.get("reason")))
+        self._observe(ep, record)
+        if self.on_step is not None:
+            self.on_step(record)
+        return record
+
+    def _observe(self, ep: _Episode, record: StepRecord) -> None:
+        """Learn from a real step: a divergence (or a probe) overrides the model from now on."""
+        ep.tried.add((record.state, record.action))
+        if record.diverged or record.probe:
+            ep.divergences += record.diverged
+            self.experience.record(Transition(
+                state=record.state, action=record.action, applicable=record.applicable,
+                next_state=record.real, reward=record.reward, done=record.terminated))
+        ep.state = record.real
+
+    def _probe(self, ep: _Episode) -> StepRecord | None:
+        """Get out of a state with no plan by trying, for real, the actions the model judges
+        most likely applicable (untried ones first), until one changes the state or the
+        probe budget is spent. Returns the step that changed the state, or ``None``."""
+        state = ep.state
+        actions = [a for a in self.env.candidate_actions(state) if (state, a) not in ep.tried]
+        if not actions or ep.probes >= self.max_probes:
+            return None
+        preds = self.model.predict_many(state, actions)
+        # Probability that the action applies, as the model sees it.
+        p_apply = [p.confidence if p.applicable else 1.0 - p.confidence for p in preds]
+        order = sorted(range(len(actions)), key=lambda i: -p_apply[i])
+        for i in order:
+            if ep.probes >= self.max_probes:
+                break
+            ep.probes += 1
+            record = self._act(ep, actions[i], preds[i].next_state, probe=True)
+            log.info("probe", action=actions[i].name, applicable=record.applicable, p_apply=round(p_apply[i], 4))
+            if record.applicable and record.real != state:
+                return record
+        return None
+
+    def _end(self, ep: _Episode, stopped_by: str, *, error: str | None = None) -> EpisodeResult:
+        solved = self.env.goal.satisfied(ep.state)
+        result = EpisodeResult(
+            solved=solved, steps=tuple(ep.steps), searches=ep.searches, replans=ep.replans,
+            divergences=ep.divergences, wall_seconds=time.perf_counter() - ep.started,
+            stopped_by="goal" if solved and stopped_by not in ("interrupted", "error") else stopped_by,
+            last_search=ep.last, invalid_answers=self.model.stats.invalid - ep.invalid_before,
+            probes=ep.probes, episode_id=ep.id, resumed_steps=ep.resumed_steps, error=error,
+            **ep.totals,  # type: ignore[arg-type]
+        )
+        ep.emit("end", solved=solved, steps=len(ep.steps), searches=ep.searches, replans=ep.replans,
+                divergences=ep.divergences, probes=ep.probes, wall_seconds=result.wall_seconds,
+                stopped_by=result.stopped_by, plan=[a.name for a in result.actions],
+                invalid_answers=result.invalid_answers, error=error, **ep.totals)
+        return result
+
+    # -- resuming -------------------------------------------------------------------------------
+    def _resume(self, path: Path, sink: JsonlLog | None, *, seed: int | None) -> _Episode:
+        """Rebuild the last unfinished episode of ``path`` by replaying its recorded steps."""
+        started = time.perf_counter()
+        records = read_jsonl(path)
+        starts = [r for r in records if r.get("event") == "start"]
+        if not starts:
+            raise ResumeError(f"{path}: no episode to resume (no 'start' record)")
+        episode_id = str(starts[-1].get("episode"))
+        mine = [r for r in records if r.get("episode") == episode_id]
+        end = next((r for r in reversed(mine) if r.get("event") == "end"), None)
+        if end is not None and end["data"].get("stopped_by") not in ("interrupted", "error"):
+            raise ResumeError(f"{path}: episode {episode_id} already ended "
+                              f"(stopped_by {end['data'].get('stopped_by')!r}); nothing to resume")
+        start = starts[-1]["data"]
+        if seed is None:
+            seed = start.get("seed")
+        state, _ = self.env.reset(seed=seed)
+        if state.canonical() != start.get("state"):
+            raise ResumeError(f"{path}: episode {episode_id} started from another state than this "
+                              f"environment's start ({start.get('state')!r:.120} vs {state.canonical()!r:.120})")
+        ep = _Episode(id=episode_id, sink=sink, state=state, started=started,
+                      invalid_before=self.model.stats.invalid)
+        ep.searches = sum(r.get("event") == "plan" for r in mine)
+        ep.replans = sum(r.get("event") == "plan" and bool(r["data"].get("replan")) for r in mine)
+        for rec in (r["data"] for r in mine if r.get("event") == "step"):
+            self._replay(ep, rec, path)
+        ep.resumed_steps = len(ep.steps)
+        ep.probes = sum(s.probe for s in ep.steps)
+        unfinished = [r["data"].get("index") for r in mine if r.get("event") == "act"
+                      and r["data"].get("index", -1) >= ep.resumed_steps]
+        ep.emit("resume", replayed=ep.resumed_steps, state=ep.state.canonical(),
+                unfinished_act=unfinished[-1] if unfinished else None)
+        return ep
+
+    def _replay(self, ep: _Episode, rec: dict[str, Any], path: Path) -> None:
+        index = len(ep.steps)
+        try:
+            action = Action(str(rec["action"]))
+            result = self.env.step(action)
+        except KeyError:
+            raise ResumeError(f"{path}: step {index} of episode {ep.id} has no action") from None
+        except Exception as exc:
+            raise ResumeError(f"{path}: replaying step {index} ({rec.get('action')}) raised "
+                              f"{type(exc).__name__}: {exc}") from None
+        if result.state.canonical() != rec.get("real"):
+            raise ResumeError(f"{path}: replaying step {index} ({action}) gave another state than "
+                              f"recorded; this environment cannot resume episode {ep.id}")
+        imagined = _state_from_canonical(str(rec.get("imagined", "")), like=result.state)
+        record = StepRecord(
+            index=index, action=action, state=ep.state, imagined=imagined, real=result.state,
+            applicable=result.applicable, reward=result.reward, terminated=result.terminated,
+            truncated=result.truncated, diverged=bool(rec.get("diverged")), probe=bool(rec.get("probe")))
+        ep.steps.append(record)
+        self._observe(ep, record)
+
+
+def _state_from_canonical(text: str, *, like: State) -> State:
+    """Invert :meth:`State.canonical` for a state of the same kind as ``like``."""
+    if not like.is_symbolic:
+        return State.from_text(text)
+    facts, depth, current = [], 0, []
+    for ch in text:
+        if ch == "(":
+            depth += 1
+        if depth:
+            current.append(ch)
+        if ch == ")" and depth:
+            depth -= 1
+            if depth == 0:
+                facts.append("".join(current))
+                current = []
+    if not facts and text.strip():
+        facts = text.split()
+    return State.from_facts(facts)
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` if JSON can hold it, else its text (environment info may hold anything)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict) or hasattr(value, "items"):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return str(value)

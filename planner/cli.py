@@ -1,14 +1,18 @@
 """The ``planner`` command.
 
-Errors (missing files, bad PDDL, bad options, a failing model or environment) exit non-zero
-with one line on standard error, never a traceback. With ``--json`` the last line of standard
-output is one JSON object describing the episode.
+Exit codes: 0 the job succeeded (the problem was solved); 1 it was not solved, or the model or
+the environment failed; 2 a usage or input error (a bad option, a missing or malformed file, a
+configuration value out of range, a model that does not fit the problem); 130 interrupted
+(Ctrl-C or SIGTERM). Errors are one line on standard error, never a traceback. With ``--json``
+the last line of standard output is one JSON object describing the episode — also when it was
+interrupted or ended by an error after it started.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 from enum import Enum
 from pathlib import Path
@@ -17,11 +21,19 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from planner.agent import Agent, EpisodeResult, StepRecord
+from planner.agent import Agent, EpisodeInterrupted, EpisodeResult, ResumeError, StepRecord
 from planner.config import PlannerConfig, load_config
 from planner.env.blocksworld import write_problem
 from planner.env.pddl import PDDLEnvironment
-from planner.errors import PlannerError
+from planner.errors import (
+    ConfigError,
+    DomainError,
+    EnvironmentCheckError,
+    ModelLoadError,
+    PlannerError,
+    UnknownActionError,
+)
+from planner.io import CorruptLogError, FileWriteError
 from planner.world.base import WorldModel
 from planner.world.cache import CachedWorldModel
 from planner.world.oracle import OracleWorldModel
@@ -77,22 +89,27 @@ def summary_dict(env: PDDLEnvironment, result: EpisodeResult, config: PlannerCon
         "search_seconds": round(result.search_seconds, 4),
         "wall_seconds": round(result.wall_seconds, 4),
         "stopped_by": result.stopped_by,
+        "probes": result.probes,
+        "episode": result.episode_id,
+        "resumed_steps": result.resumed_steps,
+        "error": result.error,
         "search": config.search.algorithm,
         "problem": env.task.name,
     }
 
 
 def print_summary(env: PDDLEnvironment, result: EpisodeResult, summary: dict[str, Any]) -> None:
-    verdict = "[bold green]solved[/]" if result.solved else "[bold red]not solved[/]"
+    verdict = "[bold green]solved[/]" if result.solved else f"[bold red]not solved[/] ({result.stopped_by})"
     out.print(f"{env.task.name}: {verdict} in {len(result.steps)} steps "
               f"({summary['search']}, model: {summary['model']})")
     for rec in result.steps:
-        mark = "  " if not rec.diverged else "! "
-        note = "" if not rec.diverged else "   <- real state differed from the imagined one"
+        mark = "? " if rec.probe else ("! " if rec.diverged else "  ")
+        note = ("   <- probe: no plan from here, tried for real" if rec.probe
+                else "   <- real state differed from the imagined one" if rec.diverged else "")
         out.print(f"  {mark}{rec.index + 1:>3}. {rec.action.name}{note}")
     out.print(
         f"searches {result.searches} · replans {result.replans} · divergences "
-        f"{result.divergences} · model calls {result.model_calls} (cache hits "
+        f"{result.divergences} · probes {result.probes} · model calls {result.model_calls} (cache hits "
         f"{result.cache_hits}) · model {result.model_seconds:.2f} s · search "
         f"{result.search_seconds:.2f} s · total {result.wall_seconds:.2f} s"
     )
@@ -100,8 +117,10 @@ def print_summary(env: PDDLEnvironment, result: EpisodeResult, summary: dict[str
 
 def run_episode(
     env: PDDLEnvironment, config: PlannerConfig, *, log: Path | None, tree: Path | None,
-    as_json: bool, model_name: str, show_imagined: bool = False,
+    as_json: bool, model_name: str, show_imagined: bool = False, resume: Path | None = None,
 ) -> EpisodeResult:
+    """Build the model, play (or resume) one episode, report it. Raises what the agent raises,
+    after printing the ``--json`` object of the partial episode."""
     model = build_model(config, env)
 
     def progress(rec: StepRecord) -> None:
@@ -121,8 +140,18 @@ def run_episode(
         for i, (action, state) in enumerate(zip(first.plan.actions, first.plan.states[1:]), 1):
             out.print(f"  {i:>3}. {action.name:<22} imagined: {state}")
         out.print("executing in the real environment (every step checked):")
-    with err.status("planning…") as status:
-        result = agent.run(seed=config.search.seed)
+    try:
+        with err.status("planning…") as status:
+            result = agent.run(seed=config.search.seed, resume=resume)
+    except EpisodeInterrupted as stop:
+        if as_json:
+            print(json.dumps(summary_dict(env, stop.result, config, model_name)))
+        raise
+    except PlannerError as exc:
+        partial = getattr(exc, "episode_result", None)
+        if as_json and isinstance(partial, EpisodeResult):
+            print(json.dumps(summary_dict(env, partial, config, model_name)))
+        raise
     if tree is not None and result.last_search is not None:
         result.last_search.write_tree(tree)
     summary = summary_dict(env, result, config, model_name)
@@ -181,13 +210,19 @@ def solve(
     log: Annotated[Path | None, typer.Option("--log", help="Append the episode to this JSONL file.")] = None,
     tree: Annotated[Path | None, typer.Option("--tree", help="Write the last search tree (.graphml or .dot).")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for tie-breaking.")] = None,
+    resume: Annotated[Path | None, typer.Option(
+        "--resume", help="Continue the interrupted episode recorded in this log (replays its steps).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object as the last line.")] = False,
     verbose: Annotated[int, typer.Option("-v", count=True, help="More log output (-v, -vv).")] = 0,
 ) -> None:
     """Solve a PDDL problem: plan with the world model, act in the real environment."""
     configure_logging(verbose)
     if oracle and model is not None:
-        raise PlannerError("choose one of --oracle and --model, not both")
+        raise ConfigError("choose one of --oracle and --model, not both")
+    if resume is not None and log is not None and log.resolve() != resume.resolve():
+        raise ConfigError(f"--resume {resume} appends to its own log; drop --log {log} or make them the same file")
+    if resume is not None and not resume.is_file():
+        raise ResumeError(f"episode log not found: {resume}")
     base = load_config(config) if config is not None else PlannerConfig()
     kind = "oracle" if oracle else ("gguf" if model is not None else None)
     cfg = base.updated(
@@ -199,7 +234,7 @@ def solve(
     )
     env = PDDLEnvironment(domain, problem)
     name = "oracle" if cfg.model.kind == "oracle" else str(cfg.model.path or "default")
-    result = run_episode(env, cfg, log=log, tree=tree, as_json=as_json, model_name=name)
+    result = run_episode(env, cfg, log=log, tree=tree, as_json=as_json, model_name=name, resume=resume)
     if not result.solved:
         raise typer.Exit(1)
 
@@ -218,9 +253,9 @@ def demo(
     """Generate a Blocksworld problem and solve it end to end, imagined plan vs real steps."""
     configure_logging(verbose)
     if oracle and model is not None:
-        raise PlannerError("choose one of --oracle and --model, not both")
+        raise ConfigError("choose one of --oracle and --model, not both")
     if not 1 <= blocks <= 12:
-        raise PlannerError(f"--blocks must lie in 1..12, got {blocks}")
+        raise ConfigError(f"--blocks must lie in 1..12, got {blocks}")
     domain, problem = write_problem(out_dir, blocks, seed=seed)
     kind = "oracle" if oracle else "gguf"
     cfg = PlannerConfig().updated(search=dict(algorithm=_value(search)),
@@ -255,7 +290,7 @@ def collect(
 
     if domain is not None:
         if not problems:
-            raise PlannerError("--domain needs at least one --problem file")
+            raise ConfigError("--domain needs at least one --problem file")
         files = list(problems)
         n_test = max(1, round(len(files) * test_fraction)) if len(files) > 1 else 0
         stats = collect_pddl(out_dir, domain=domain, problems=files, seed=seed,
@@ -265,9 +300,9 @@ def collect(
         try:
             sizes = list(range(int(lo), int(hi or lo) + 1))
         except ValueError:
-            raise PlannerError(f"--blocks must look like 3-8, got {blocks!r}") from None
+            raise ConfigError(f"--blocks must look like 3-8, got {blocks!r}") from None
         if not sizes or sizes[0] < 1:
-            raise PlannerError(f"--blocks must look like 3-8, got {blocks!r}")
+            raise ConfigError(f"--blocks must look like 3-8, got {blocks!r}")
         total = train_problems + val_problems + test_problems
         with err.status(f"collecting from {total} problems…"):
             stats = collect_blocksworld(out_dir, blocks=sizes, seed=seed,
@@ -299,7 +334,7 @@ def train(
         from planner.training.train import TrainConfig
         from planner.training.train import train as run_training
     except ImportError as exc:
-        raise PlannerError(f"training needs PyTorch: pip install -e '.[train]' ({exc})") from None
+        raise ConfigError(f"training needs PyTorch: pip install -e '.[train]' ({exc})") from None
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from planner.training.export import finish_model
@@ -307,7 +342,7 @@ def train(
 
     train_file = data / "train.jsonl"
     if not train_file.is_file():
-        raise PlannerError(f"no training data: {train_file} not found (run `planner collect` first)")
+        raise ConfigError(f"no training data: {train_file} not found (run `planner collect` first)")
     domain_name, predicates, actions = _domain_schemas(domain)
     cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, threads=threads,
                       shape=LlamaShape(dim=dim, n_layers=layers, n_heads=max(1, dim // 32), ffn_dim=4 * dim),
@@ -351,10 +386,10 @@ def eval_model(
     from planner.world.llama import ProblemBinder
 
     if not data.is_file():
-        raise PlannerError(f"data file not found: {data}")
+        raise ConfigError(f"data file not found: {data}")
     records = read_records(data, limit=limit)
     if not records:
-        raise PlannerError(f"no transitions in {data}")
+        raise ConfigError(f"no transitions in {data}")
     bind = ProblemBinder(model, n_threads=threads, mode="prefix", on_invalid="raise" if strict else "reject")
 
     with err.status(f"evaluating on {len(records)} transitions…"):
@@ -388,33 +423,75 @@ def generate(
     out.print(f"{domain}\n{problem}")
 
 
+INPUT_ERRORS: tuple[type[Exception], ...] = (
+    ConfigError, DomainError, ModelLoadError, UnknownActionError, ResumeError, CorruptLogError,
+    FileWriteError, EnvironmentCheckError,
+)
+"""Errors that mean "fix the input": exit code 2, like a usage error."""
+
+EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
 def _fail(message: str, code: int) -> int:
     print(f"planner: error: {' '.join(message.split())}", file=sys.stderr)
     return code
 
 
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM ends the episode like Ctrl-C: an ``end`` record, then exit code 130."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the command, turning every error into one line and an exit code."""
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # pragma: no cover - not the main thread (embedded use)
+        previous = None
+    try:
+        return _run(argv)
+    except KeyboardInterrupt:
+        return _fail("interrupted", EXIT_INTERRUPTED)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(argv: list[str] | None) -> int:
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="planner", standalone_mode=False)
+        # Without standalone mode the parser returns the code of an ``Exit`` instead of raising.
+        code = command.main(args=argv, prog_name="planner", standalone_mode=False)
     except KeyboardInterrupt:
-        return _fail("interrupted", 130)
+        return _fail("interrupted", EXIT_INTERRUPTED)
+    except INPUT_ERRORS as exc:
+        return _fail(_first_line(exc), EXIT_INPUT)
     except PlannerError as exc:
-        return _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, 1)
-    except (OSError, ValueError) as exc:
-        return _fail(f"{type(exc).__name__}: {exc}", 1)
+        return _fail(_first_line(exc), EXIT_FAILED)
+    except OSError as exc:
+        return _fail(f"{type(exc).__name__}: {exc}", EXIT_INPUT)
     except Exception as exc:
         # The command-line parser's own exceptions: usage errors carry a message and an
         # exit code, "exit" carries only the code.
         if hasattr(exc, "format_message"):
-            return _fail(exc.format_message(), int(getattr(exc, "exit_code", 2)))
+            return _fail(exc.format_message(), int(getattr(exc, "exit_code", EXIT_INPUT)))
         if type(exc).__name__ == "Exit" and hasattr(exc, "exit_code"):
             return int(exc.exit_code)
         if type(exc).__name__ == "Abort":
-            return _fail("aborted", 130)
-        raise
-    return 0
+            return _fail("interrupted", EXIT_INTERRUPTED)
+        return _fail(f"internal error: {type(exc).__name__}: {exc} (please report it with the command line)",
+                     EXIT_FAILED)
+    if not isinstance(code, int) or isinstance(code, bool):
+        return EXIT_OK
+    if code == EXIT_INTERRUPTED:  # the parser turns KeyboardInterrupt into a quiet Exit(130)
+        return _fail("interrupted", EXIT_INTERRUPTED)
+    return code
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,6 +1,9 @@
 """Every search and agent knob in one validated configuration, loadable from TOML.
 
-Unknown keys are errors; so are values out of range. Command-line flags override the file.
+Unknown keys are errors; so are values of the wrong type (no numbers written as text, no
+``true`` for a number) and values out of range. Every number is bounded so that no accepted
+value can crash llama.cpp or exhaust memory by itself; the bounds are the constants below.
+Command-line flags override the file.
 Example ``planner.toml``::
 
     [search]
@@ -19,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from planner.errors import ConfigError
 
@@ -29,8 +32,33 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
+MAX_SEED = 2**32 - 1
+"""Seeds are unsigned 32-bit numbers (llama.cpp's and numpy's generators take those)."""
+MAX_NODES = 1_000_000
+"""Most simulations (MCTS) or node expansions (beam) per search: each adds tree nodes of
+about a kilobyte, so the cap keeps one search's tree around a gigabyte at worst."""
+MAX_BEAM_WIDTH = 10_000
+MAX_DEPTH = 10_000
+"""Longest imagined plan, in actions."""
+MAX_EXPLORATION = 100.0
+"""Largest selection constant; useful values lie around 0.05 to 5."""
+MAX_TIME_LIMIT_S = 7 * 24 * 3600.0
+"""Longest time limit per search: one week, in seconds."""
+MAX_STEPS = 100_000
+MAX_REPLANS = 10_000
+MAX_CACHE_SIZE = 2_000_000
+"""Most transition-cache entries (each holds a state and a prediction, up to a few kilobytes)."""
+MAX_THREADS = 1024
+"""Most llama.cpp threads that may be asked for (more than the available cores are bounded to them)."""
+MAX_GPU_LAYERS = 4096
+MIN_N_CTX = 32
+"""Smallest KV cache: the prompt and answer of a one-object problem need 22 tokens."""
+MAX_N_CTX = 2**18
+"""Largest KV cache (262,144 tokens: 512 MiB of keys and values for the shipped model)."""
+
+
 class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class SearchConfig(_Frozen):
@@ -49,19 +77,23 @@ class SearchConfig(_Frozen):
         heuristic: value of imagined states: ``"goal"`` (fraction of goal facts reached) or a
             domain heuristic for PDDL domains: ``"ff"``, ``"add"``, ``"max"``, ``"lmcut"``.
         seed: tie-breaking seed.
+
+    Bounds: ``beam_width`` 1..10,000; ``max_expansions`` and ``simulations`` 1..1,000,000;
+    ``exploration`` 0..100; ``max_depth`` 1..10,000; ``time_limit_s`` up to one week;
+    ``seed`` 0..2**32-1. Floats must be finite.
     """
 
     algorithm: Literal["beam", "mcts"] = "beam"
-    beam_width: int = Field(16, ge=1)
-    max_expansions: int = Field(20_000, ge=1)
-    simulations: int = Field(2_000, ge=1)
+    beam_width: int = Field(16, ge=1, le=MAX_BEAM_WIDTH)
+    max_expansions: int = Field(20_000, ge=1, le=MAX_NODES)
+    simulations: int = Field(2_000, ge=1, le=MAX_NODES)
     selection: Literal["uct", "puct"] = "uct"
-    exploration: float = Field(0.05, ge=0.0)
-    max_depth: int = Field(60, ge=1)
-    time_limit_s: float | None = Field(None, gt=0)
+    exploration: float = Field(0.05, ge=0.0, le=MAX_EXPLORATION)
+    max_depth: int = Field(60, ge=1, le=MAX_DEPTH)
+    time_limit_s: float | None = Field(None, gt=0, le=MAX_TIME_LIMIT_S)
     discount: float = Field(0.95, gt=0.0, le=1.0)
     heuristic: Literal["goal", "ff", "add", "max", "lmcut"] = "ff"
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
 
 
 class AgentConfig(_Frozen):
@@ -74,11 +106,13 @@ class AgentConfig(_Frozen):
         max_steps: most real steps in an episode.
         max_replans: most replans after divergences before giving up.
         reuse_tree: keep the search tree across real steps.
+
+    Bounds: ``max_steps`` 1..100,000; ``max_replans`` 0..10,000.
     """
 
     mode: Literal["plan", "receding"] = "plan"
-    max_steps: int = Field(100, ge=1)
-    max_replans: int = Field(20, ge=0)
+    max_steps: int = Field(100, ge=1, le=MAX_STEPS)
+    max_replans: int = Field(20, ge=0, le=MAX_REPLANS)
     reuse_tree: bool = True
 
 
@@ -93,14 +127,27 @@ class ModelConfig(_Frozen):
         n_gpu_layers: layers offloaded to a GPU (0: CPU only; -1: all).
         n_ctx: llama.cpp KV-cache cells shared by the prompt prefix and all sibling
             sequences decoded together (tokens).
+
+    Bounds: ``cache_size`` 0..2,000,000; ``n_threads`` 1..1024 (bounded further by the cores
+    available); ``n_gpu_layers`` -1..4096; ``n_ctx`` 32..262,144 (llama.cpp allocates at
+    least 256 cells anyway; the model checks at load time that the problem's prompts fit).
     """
 
     kind: Literal["oracle", "gguf"] = "gguf"
     path: Path | None = None
-    cache_size: int = Field(200_000, ge=0)
-    n_threads: int | None = Field(None, ge=1)
-    n_gpu_layers: int = 0
-    n_ctx: int = Field(4096, ge=16)
+    cache_size: int = Field(200_000, ge=0, le=MAX_CACHE_SIZE)
+    n_threads: int | None = Field(None, ge=1, le=MAX_THREADS)
+    n_gpu_layers: int = Field(0, ge=-1, le=MAX_GPU_LAYERS)
+    n_ctx: int = Field(4096, ge=MIN_N_CTX, le=MAX_N_CTX)
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _path(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if not value or "\0" in value:
+                raise ValueError("must be a non-empty file path without NUL characters")
+            return Path(value)
+        return value
 
 
 class PlannerConfig(_Frozen):
@@ -115,20 +162,27 @@ class PlannerConfig(_Frozen):
         validated again."""
         data = self.model_dump()
         for section, values in sections.items():
+            if section not in data:
+                raise ConfigError(f"unknown configuration section {section!r}; choose one of {sorted(data)}")
             data[section].update({k: v for k, v in values.items() if v is not None})
         return _validate(data, source="command-line options")
 
 
-def _validate(data: dict[str, Any], *, source: str) -> PlannerConfig:
+def _validate(data: Any, *, source: str) -> PlannerConfig:
     try:
         return PlannerConfig.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
-            + (f" (got {err['input']!r})" if err["type"] != "missing" else "")
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
+            + (f" (got {_short(err['input'])})" if err["type"] != "missing" else "")
             for err in exc.errors()
         )
         raise ConfigError(f"invalid configuration in {source}: {problems}") from None
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def load_config(path: str | Path) -> PlannerConfig:

@@ -11,7 +11,8 @@ class PlannerError(Exception):
 
 
 class ConfigError(PlannerError, ValueError):
-    """A configuration value or file is invalid (unknown key, wrong type, bad range)."""
+    """A configuration value or file, or a keyword argument, is invalid (unknown key, wrong
+    type, value out of its documented range)."""
 
 
 class DomainError(PlannerError, ValueError):
@@ -56,4 +57,29 @@ class ContextOverflowError(WorldModelError):
 
 
 class ModelLoadError(PlannerError):
-    """A model file is missing, truncated, not a GGUF file, or was made for another codec."""
+    """A model file is missing, truncated, not a GGUF file, has metadata of the wrong type or
+    out of bounds, or was made for another codec."""
+
+
+class VocabularyError(ModelLoadError):
+    """A problem cannot be written in the model's vocabulary: unknown predicates or actions,
+    wrong arities, objects outside the problem, or more objects than the model knows.
+
+    ``problems`` lists each finding as one line.
+    """
+
+    def __init__(self, message: str, *, problems: list[str] | None = None) -> None:
+        self.problems = list(problems or [])
+        if self.problems:
+            message = message + ":\n- " + "\n- ".join(self.problems)
+        super().__init__(message)
+
+
+class ModelWriteError(PlannerError, ValueError):
+    """A model cannot be written as asked: missing or misshapen tensors, metadata out of the
+    bounds a reader accepts."""
+
+
+class CodecError(PlannerError, ValueError):
+    """Text is not in a codec's format: a malformed ground atom or fact word, an answer of the
+    wrong structure, a word outside the vocabulary."""

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+
+from planner.protocols import Goal as Goal
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,19 +136,6 @@ class Plan:
 
     def __len__(self) -> int:
         return len(self.actions)
-
-
-@runtime_checkable
-class Goal(Protocol):
-    """What the planner tests imagined states against."""
-
-    def satisfied(self, state: State) -> bool:
-        """True when ``state`` reaches the goal."""
-        ...
-
-    def progress(self, state: State) -> float:
-        """How close ``state`` is to the goal, in [0, 1]; 1.0 exactly when satisfied."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,14 +59,32 @@ def build_tiny_gguf(path, *, context=128, codec="fact-delta", codec_version=1, s
 def _add_chat_template(path, template):
     """Rewrite ``path`` with a ``tokenizer.chat_template`` key (gguf's writer cannot append)."""
     import gguf
+
+    rewrite_gguf(path, changes={"tokenizer.chat_template": (template, gguf.GGUFValueType.STRING)})
+
+
+DROP = object()
+"""A value for :func:`rewrite_gguf` that removes the key."""
+
+
+def rewrite_gguf(path, *, changes, out=None):
+    """Copy the GGUF at ``path`` to ``out`` (default: in place) with some metadata changed.
+
+    ``changes`` maps a key to ``(value, gguf.GGUFValueType)``, to ``(list, GGUFValueType.ARRAY,
+    item_type)`` for arrays, or to :data:`DROP`. Any type may be given to any key, so tests can
+    write metadata of the wrong type.
+    """
+    import os
+
+    import gguf
     import numpy as np
 
     reader = gguf.GGUFReader(str(path))
-    arch = "llama"
-    tmp = str(path) + ".chat"
-    writer = gguf.GGUFWriter(tmp, arch)
+    target = str(out or path)
+    tmp = target + ".rewrite"
+    writer = gguf.GGUFWriter(tmp, "llama")
     for field in reader.fields.values():
-        if field.name.startswith("GGUF.") or field.name == "general.architecture":
+        if field.name.startswith("GGUF.") or field.name == "general.architecture" or field.name in changes:
             continue
         vtype = field.types[0]
         value = field.contents()
@@ -74,16 +92,21 @@ def _add_chat_template(path, template):
             writer.add_array(field.name, value)
         else:
             writer.add_key_value(field.name, value, vtype)
-    writer.add_chat_template(template)
+    for key, change in changes.items():
+        if change is DROP:
+            continue
+        if change[1] == gguf.GGUFValueType.ARRAY:
+            writer.add_key_value(key, change[0], change[1], sub_type=change[2])
+        else:
+            writer.add_key_value(key, change[0], change[1])
     for t in reader.tensors:
         writer.add_tensor(t.name, np.array(t.data), raw_shape=None)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    import os
-
-    os.replace(tmp, path)
+    os.replace(tmp, target)
+    return target
 
 
 @pytest.fixture(scope="session")

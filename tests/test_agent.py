@@ -74,8 +74,10 @@ def test_log_survives_environment_that_raises(bw_env, tmp_path):
         Agent(env, OracleWorldModel(env), log_path=log).run()
     lines = log.read_text().splitlines()
     events = [json.loads(line)["event"] for line in lines]
-    assert events == ["start", "plan", "step", "step", "error"]
-    assert "gripper jammed" in json.loads(lines[-1])["data"]["error"]
+    assert events == ["start", "plan", "act", "step", "act", "step", "act", "error", "end"]
+    assert "gripper jammed" in json.loads(lines[-2])["data"]["error"]
+    end = json.loads(lines[-1])["data"]
+    assert end["stopped_by"] == "error" and "gripper jammed" in end["error"] and end["steps"] == 2
 
 
 def test_step_limit_and_no_plan(bw_env):
@@ -93,5 +95,167 @@ def test_step_limit_and_no_plan(bw_env):
         def predict_many(self, state, actions):
             return [self.predict(state, a) for a in actions]
 
-    result = Agent(bw_env(3, 0), Blind()).run()
+    result = Agent(bw_env(3, 0), Blind(), max_probes=0).run()
     assert result.stopped_by == "no_plan" and not result.steps
+
+
+class _Blind:
+    """A model that believes nothing ever applies (a dead end at every state)."""
+
+    def __init__(self, env):
+        self.env = env
+        self.stats = OracleWorldModel(env).stats
+
+    def predict(self, state, action):
+        from planner.types import Prediction
+
+        return Prediction(applicable=False, next_state=state, confidence=0.9)
+
+    def predict_many(self, state, actions):
+        return [self.predict(state, a) for a in actions]
+
+
+class _BlindAtStart(_Blind):
+    """The exact model, except that at the start state it believes nothing applies — though
+    less sure of that for the actions that really do (as a trained model's logits would be)."""
+
+    def __init__(self, env):
+        super().__init__(env)
+        self.start = env.state
+        self.exact = OracleWorldModel(env)
+
+    def predict(self, state, action):
+        from planner.types import Prediction
+
+        exact = self.exact.predict(state, action)
+        if state != self.start:
+            return exact
+        return Prediction(applicable=False, next_state=state, confidence=0.6 if exact.applicable else 0.99)
+
+
+def test_probes_out_of_a_dead_end_at_the_start(bw_env, tmp_path):
+    env = bw_env(4, 1)
+    log = tmp_path / "ep.jsonl"
+    result = Agent(env, _BlindAtStart(env), log_path=log).run()
+    assert result.solved and result.probes >= 1
+    assert result.steps[0].probe and sum(s.probe for s in result.steps) == result.probes
+    # The model's doubt ranks the really applicable actions first: no probe was wasted.
+    assert all(s.applicable for s in result.steps if s.probe)
+    probes = [r for r in read_jsonl(log) if r["event"] == "step" and r["data"]["probe"]]
+    assert len(probes) == result.probes
+    assert read_jsonl(log)[-1]["data"]["probes"] == result.probes
+
+
+def test_probe_budget_bounds_real_steps(bw_env):
+    env = bw_env(4, 1)
+    result = Agent(env, _Blind(env), max_probes=3).run()
+    assert result.stopped_by == "no_plan" and not result.solved
+    assert result.probes == 3 == len(result.steps)
+
+
+def test_episode_ids_are_unique_and_every_step_has_an_act_record(bw_env, tmp_path):
+    env = bw_env(4, 2)
+    log = tmp_path / "ep.jsonl"
+    ids = {Agent(env, OracleWorldModel(env), log_path=log).run().episode_id for _ in range(5)}
+    assert len(ids) == 5
+    records = read_jsonl(log)
+    for episode in ids:
+        kinds = [r["event"] for r in records if r["episode"] == episode]
+        assert kinds[0] == "start" and kinds[-1] == "end"
+        body = [k for k in kinds if k in ("act", "step")]
+        assert body == ["act", "step"] * (len(body) // 2)
+
+
+def test_interrupt_writes_an_end_record_and_keeps_the_partial_result(bw_env, tmp_path):
+    from planner.agent import EpisodeInterrupted
+
+    env = bw_env(5, 3)
+    real_step = env.step
+    calls = {"n": 0}
+
+    def interrupted(action):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_step(action)
+
+    env.step = interrupted  # type: ignore[method-assign]
+    log = tmp_path / "ep.jsonl"
+    with pytest.raises(EpisodeInterrupted) as info:
+        Agent(env, OracleWorldModel(env), log_path=log).run()
+    assert info.value.result.stopped_by == "interrupted" and len(info.value.result.steps) == 2
+    records = read_jsonl(log)
+    assert records[-1]["event"] == "end" and records[-1]["data"]["stopped_by"] == "interrupted"
+    assert records[-2]["event"] == "act" and records[-2]["data"]["index"] == 2  # started, never finished
+
+
+def test_model_error_writes_an_end_record(bw_env, tmp_path):
+    from planner.errors import WorldModelError
+
+    env = bw_env(4, 0)
+
+    class Broken(_Blind):
+        def predict_many(self, state, actions):
+            raise WorldModelError("garbled", raw="ok add add")
+
+    log = tmp_path / "ep.jsonl"
+    with pytest.raises(WorldModelError):
+        Agent(env, Broken(env), log_path=log).run()
+    end = read_jsonl(log)[-1]
+    assert end["event"] == "end" and end["data"]["stopped_by"] == "error" and "garbled" in end["data"]["error"]
+
+
+def test_resume_continues_an_interrupted_episode(bw_env, tmp_path):
+    from planner.agent import EpisodeInterrupted
+
+    env = bw_env(5, 3)
+    full = Agent(bw_env(5, 3), OracleWorldModel(bw_env(5, 3))).run()
+    real_step = env.step
+    calls = {"n": 0}
+
+    def interrupted(action):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_step(action)
+
+    env.step = interrupted  # type: ignore[method-assign]
+    log = tmp_path / "ep.jsonl"
+    with pytest.raises(EpisodeInterrupted) as info:
+        Agent(env, OracleWorldModel(env), log_path=log).run()
+    first_id = info.value.result.episode_id
+
+    fresh = bw_env(5, 3)
+    result = Agent(fresh, OracleWorldModel(fresh)).run(resume=log)
+    assert result.solved and result.episode_id == first_id and result.resumed_steps == 2
+    assert result.actions[:2] == full.actions[:2] and len(result.actions) == len(full.actions)
+    records = [r for r in read_jsonl(log) if r["episode"] == first_id]
+    assert [r["event"] for r in records].count("resume") == 1
+    assert records[-1]["event"] == "end" and records[-1]["data"]["solved"] is True
+    # A finished episode cannot be resumed again.
+    from planner.agent import ResumeError
+
+    with pytest.raises(ResumeError, match="already ended"):
+        Agent(bw_env(5, 3), OracleWorldModel(bw_env(5, 3))).run(resume=log)
+
+
+def test_resume_refuses_an_environment_that_replays_differently(bw_env, tmp_path):
+    from planner.agent import EpisodeInterrupted, ResumeError
+
+    env = bw_env(5, 3)
+    real_step = env.step
+    calls = {"n": 0}
+
+    def interrupted(action):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_step(action)
+
+    env.step = interrupted  # type: ignore[method-assign]
+    log = tmp_path / "ep.jsonl"
+    with pytest.raises(EpisodeInterrupted):
+        Agent(env, OracleWorldModel(env), log_path=log).run()
+    other = bw_env(5, 4)
+    with pytest.raises(ResumeError, match="another state"):
+        Agent(other, OracleWorldModel(other)).run(resume=log)

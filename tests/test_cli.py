@@ -58,7 +58,7 @@ def test_errors_are_one_line(bw_files, capsys, tmp_path, args, match):
     domain, problem = bw_files(3, 0)
     filled = [a.format(d=domain, p=problem, missing=tmp_path / "missing.pddl") for a in args]
     code, _, err = run(capsys, *filled)
-    assert code != 0
+    assert code == 2  # usage or input error
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("planner: error:")
     assert match in lines[0]
@@ -80,4 +80,88 @@ def test_console_script_exit_codes(bw_files):
     assert ok.returncode == 0, ok.stderr
     bad = subprocess.run([sys.executable, "-m", "planner.cli", "solve", "nope.pddl", "x.pddl"],
                          capture_output=True, text=True)
-    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_unsolved_exits_1_with_json(bw_files, capsys):
+    domain, problem = bw_files(6, 0)
+    code, out, _ = run(capsys, "solve", domain, problem, "--oracle", "--max-steps", "1", "--json")
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert code == 1 and summary["solved"] is False and summary["stopped_by"] == "max_steps"
+
+
+def _slow_solve(tmp_path, domain, problem, log):
+    """A solve slowed by a huge MCTS budget, started in its own process."""
+    import os
+
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    # A child inherits an ignored SIGINT from a background shell: restore Python's handler.
+    start = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+             "from planner.cli import main; sys.exit(main(sys.argv[1:]))")
+    return subprocess.Popen(
+        [sys.executable, "-c", start, "solve", str(domain), str(problem), "--oracle", "--search", "mcts",
+         "--simulations", "1000000", "--max-depth", "200", "--heuristic", "goal", "--log", str(log), "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_interrupt_exits_130_with_end_record_and_json(bw_files, tmp_path, signame):
+    import signal
+    import time
+
+    from planner.io import read_jsonl
+
+    domain, problem = bw_files(8, 1)
+    log = tmp_path / "ep.jsonl"
+    proc = _slow_solve(tmp_path, domain, problem, log)
+    deadline = time.monotonic() + 60
+    while not (log.exists() and '"start"' in log.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    proc.send_signal(getattr(signal, signame))
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == "planner: error: interrupted"
+    assert json.loads(out.strip().splitlines()[-1])["stopped_by"] == "interrupted"
+    end = read_jsonl(log)[-1]
+    assert end["event"] == "end" and end["data"]["stopped_by"] == "interrupted"
+
+
+@pytest.mark.parametrize("delay", [0.15, 0.3, 0.6])
+def test_interrupt_during_startup_prints_no_traceback(bw_files, tmp_path, delay):
+    """SIGTERM while the command is still importing (or just started) ends it quietly."""
+    import signal
+    import time
+
+    domain, problem = bw_files(8, 1)
+    proc = subprocess.Popen([sys.executable, "-m", "planner", "solve", str(domain), str(problem), "--oracle",
+                             "--search", "mcts", "--simulations", "1000000", "--heuristic", "goal"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert "Traceback" not in err
+    if proc.returncode == -signal.SIGTERM:  # arrived before the interpreter ran any of our code
+        assert err == ""
+        return
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "planner: error: interrupted"
+
+
+def test_resume_from_the_command_line(bw_files, capsys, tmp_path):
+    from planner.io import read_jsonl
+
+    domain, problem = bw_files(5, 3)
+    log = tmp_path / "ep.jsonl"
+    code, out, _ = run(capsys, "solve", domain, problem, "--oracle", "--max-steps", "2", "--log", log, "--json")
+    assert code == 1
+    # A finished (not interrupted) episode is not resumable: exit 2, one line.
+    code, _, err = run(capsys, "solve", domain, problem, "--oracle", "--resume", log)
+    assert code == 2 and "already ended" in err
+    # Cut the end record off, as a crash would.
+    lines = log.read_text().splitlines()
+    log.write_text("\n".join(lines[:-1]) + "\n")
+    code, out, _ = run(capsys, "solve", domain, problem, "--oracle", "--resume", log, "--json")
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert code == 0 and summary["solved"] and summary["resumed_steps"] == 2
+    assert [r["event"] for r in read_jsonl(log)].count("resume") == 1

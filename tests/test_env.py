@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from planner.env.base import StepResult, check_env
 from planner.env.blocksworld import DOMAIN_PDDL, generate_problem
-from planner.env.pddl import PDDLEnvironment, ground_task, normalize_action
+from planner.env.pddl import PDDLEnvironment, domain_schemas, ground_task, normalize_action, parse_domain
 from planner.errors import (
     DomainError,
     EnvironmentCheckError,
@@ -97,6 +97,16 @@ def test_missing_and_bad_pddl_files(tmp_path):
     (tmp_path / "p.pddl").write_text("(define (problem x) (:domain blocksworld) (:init")
     with pytest.raises(DomainError, match="invalid PDDL"):
         PDDLEnvironment(tmp_path / "d.pddl", tmp_path / "p.pddl")
+
+
+def test_parse_domain_keeps_the_lifted_domain_and_names_bad_text():
+    domain = parse_domain(DOMAIN_PDDL)
+    assert domain.name == "blocksworld" and sorted(domain.actions) == ["pick-up", "put-down", "stack", "unstack"]
+    task = ground_task(DOMAIN_PDDL, generate_problem(3, seed=0))
+    assert sorted(task.domain.actions) == sorted(domain.actions) and task.domain_name == "blocksworld"
+    assert domain_schemas(DOMAIN_PDDL)[2] == {"pick-up": 1, "put-down": 1, "stack": 2, "unstack": 2}
+    with pytest.raises(DomainError, match=r"invalid PDDL domain in my\.pddl"):
+        parse_domain("(define (domain x) (:predicates (on ?x)", source="my.pddl")
 
 
 def test_generator_is_deterministic_and_valid():

@@ -147,9 +147,12 @@ def test_batched_equals_sequential_and_prefix_reuse_saves_tokens(tiny_gguf, tiny
 
 def test_context_overflow_is_a_clear_error(tmp_path, tiny_env):
     path = build_tiny_gguf(tmp_path / "small.gguf", context=16)
-    model = _model(path, tiny_env)
+    with pytest.raises(ContextOverflowError, match="exceeds the model's context of 16"):
+        _model(path, tiny_env)  # checked when the model is bound to the problem
+    model = LlamaWorldModel(path, objects=tiny_env.task.objects, goal=tiny_env.goal, retries=0)
     with pytest.raises(ContextOverflowError, match="exceeds the model's context of 16"):
         model.predict(tiny_env.state, tiny_env.candidate_actions(tiny_env.state)[0])
+    model.close()
 
 
 def test_unknown_action_and_too_many_objects(tiny_gguf, tiny_env, tmp_path):

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import re
 
 import pytest
 
 from planner.cli import main
-from planner.data.collect import SPLIT_SEED_BASE, collect_blocksworld
+from planner.data.collect import SPLIT_SEED_BASE, TransitionRecord, collect_blocksworld
 from planner.data.fidelity import evaluate, read_records
+from planner.errors import ConfigError
+from planner.io import CorruptLogError, JsonlLog
 from planner.world.gguf_io import read_model_info
 from planner.world.oracle import OracleWorldModel
+
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="needs PyTorch (the `train` extra: pip install -e '.[train]')")
 
 
 def test_collect_splits_by_problem_and_records_everything(tmp_path):
@@ -26,6 +33,17 @@ def test_collect_splits_by_problem_and_records_everything(tmp_path):
     # Deterministic: the same call writes the same data.
     collect_blocksworld(tmp_path / "again", problems={"train": 6, "test": 3}, blocks=(3, 4))
     assert (tmp_path / "again" / "train.jsonl").read_text() == (tmp_path / "train.jsonl").read_text()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"problems": {"training": 1}}, "'training'"), ({"problems": {"train": -1}}, "-1"),
+     ({"problems": {"train": 1}, "blocks": ()}, "blocks"), ({"problems": {"train": 1}, "blocks": (0,)}, "blocks")],
+)
+def test_collect_names_a_bad_request(tmp_path, kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        collect_blocksworld(tmp_path, **kwargs)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_fidelity_of_the_exact_model_is_perfect(tmp_path):
@@ -53,8 +71,8 @@ def test_fidelity_of_the_exact_model_is_perfect(tmp_path):
     assert "multi-step consistency 1.0000" in report.table()
 
 
+@needs_torch
 def test_cli_collect_train_eval(tmp_path, capsys):
-    pytest.importorskip("torch")
     data, model = tmp_path / "data", tmp_path / "model"
     assert main(["collect", "--out", str(data), "--train-problems", "8", "--val-problems", "2",
                  "--test-problems", "2", "--blocks", "3-4"]) == 0
@@ -77,13 +95,80 @@ def test_cli_collect_train_eval(tmp_path, capsys):
 
 
 def test_cli_errors_for_the_pipeline(tmp_path, capsys):
-    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "m")]) == 1
-    assert "no training data" in capsys.readouterr().err
-    assert main(["eval-model", str(tmp_path / "none.gguf"), "--data", str(tmp_path / "none.jsonl")]) == 1
+    # Input errors: exit code 2 and one line naming the bad value.
+    assert main(["eval-model", str(tmp_path / "none.gguf"), "--data", str(tmp_path / "none.jsonl")]) == 2
     assert "data file not found" in capsys.readouterr().err
     (tmp_path / "bad.jsonl").write_text('{"problem": 1}\n')
     (tmp_path / "m.gguf").write_bytes(b"GGUF")
-    assert main(["eval-model", str(tmp_path / "m.gguf"), "--data", str(tmp_path / "bad.jsonl")]) == 1
+    assert main(["eval-model", str(tmp_path / "m.gguf"), "--data", str(tmp_path / "bad.jsonl")]) == 2
     assert "bad.jsonl:1" in capsys.readouterr().err
-    assert main(["collect", "--blocks", "x-y", "--out", str(tmp_path)]) == 1
+    assert main(["collect", "--blocks", "x-y", "--out", str(tmp_path)]) == 2
     assert "--blocks" in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
+    assert main(["collect", "--blocks", "3", "--train-problems", "1", "--val-problems", "0",
+                 "--test-problems", "0", "--out", str(tmp_path / "file")]) == 2
+    assert "cannot write" in capsys.readouterr().err
+
+
+@needs_torch
+def test_cli_train_without_data(tmp_path, capsys):
+    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "m")]) == 2
+    assert "no training data" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(HAS_TORCH, reason="PyTorch is installed")
+def test_cli_train_without_torch_says_so(tmp_path, capsys):
+    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "m")]) == 2
+    assert "PyTorch" in capsys.readouterr().err
+
+
+# -- transition logs: one reader ----------------------------------------------------------------
+def _record(**changes):
+    data = {"problem": "p", "domain": "blocksworld", "objects": ["a", "b"], "goal": ["(on a b)"],
+            "state": ["(clear a)", "(clear b)", "(handempty)", "(ontable a)", "(ontable b)"],
+            "action": "(pick-up a)", "applicable": True,
+            "next_state": ["(clear b)", "(holding a)", "(ontable b)"], "reward": 0.0, "done": False,
+            "episode": "p/random-0", "step": 0, "source": "random", "split": "train"}
+    return TransitionRecord(**{**data, **changes})
+
+
+def test_read_records_skips_a_torn_last_line_and_appends_on_a_fresh_line(tmp_path):
+    path = tmp_path / "train.jsonl"
+    with JsonlLog(path) as log:
+        log.write(_record(step=0))
+    with path.open("a") as fh:
+        fh.write('{"problem": "p", "dom')  # a crash in the middle of a record
+    assert [r.step for r in read_records(path)] == [0]
+    with JsonlLog(path) as log:
+        log.write(_record(step=1))
+    assert [r.step for r in read_records(path)] == [0, 1]
+    assert [r.step for r in read_records(path, limit=1)] == [0]
+
+
+def test_read_records_names_the_bad_line(tmp_path):
+    path = tmp_path / "train.jsonl"
+    good = _record().model_dump_json()
+    path.write_text(f"{good}\n{good[:-1]}, \"extra\": 1}}\n{good}\n")
+    with pytest.raises(CorruptLogError, match=re.escape(f"{path}:2: not a transition record: extra")):
+        read_records(path)
+    path.write_text(f"{good}\n{{oops\n{good}\n")
+    with pytest.raises(ValueError, match=re.escape(f"{path}:2: not a JSON object")):
+        read_records(path)
+
+
+def test_training_data_names_a_record_the_vocabulary_cannot_express():
+    from planner.training.data import check_fits, encode_records
+    from planner.training.errors import TrainingDataError
+    from planner.world.codec import domain_vocabulary
+
+    predicates = {"on": 2, "ontable": 1, "clear": 1, "handempty": 0, "holding": 1}
+    actions = {"pick-up": 1, "put-down": 1, "stack": 2, "unstack": 2}
+    vocab = domain_vocabulary(predicates, actions, 4)
+    examples = encode_records([_record()], vocab, predicates, actions, 4)
+    check_fits(examples, 64)
+    with pytest.raises(TrainingDataError, match="more than the model's context of 8"):
+        check_fits(examples, 8)
+    for bad in (_record(problem="glowing", state=["(glows a)"]), _record(problem="five", objects=list("abcde")),
+                _record(problem="stranger", action="(pick-up z)")):
+        with pytest.raises(TrainingDataError, match=f"record 0 \\(problem '{bad.problem}'\\)"):
+            encode_records([bad], vocab, predicates, actions, 4)

@@ -9,13 +9,16 @@ import pytest
 
 from planner.cli import main
 from planner.data.collect import SPLIT_SEED_BASE
-from planner.env.blocksworld import write_problem
-from planner.env.pddl import PDDLEnvironment
-from planner.world.factory import default_model_path
-from planner.world.gguf_io import read_model_info
+from planner.env.blocksworld import DOMAIN_PDDL, generate_problem, write_problem
+from planner.env.pddl import PDDLEnvironment, parse_domain
+from planner.world.factory import default_model_path, package_models_dir, recorded_signature
+from planner.world.gguf_io import KEY_SIGNATURE, read_model_info
 from planner.world.llama import LlamaWorldModel
+from planner.world.signature import domain_signature, rewrite_with_metadata, stamp_signature
+from tests.test_signature import FOUR_OPS_DOMAIN
 
 MODEL = default_model_path("blocksworld")
+BLOCKSWORLD = domain_signature(parse_domain(DOMAIN_PDDL))
 
 
 def test_shipped_model_card_facts():
@@ -71,3 +74,63 @@ def test_solve_uses_the_default_model(tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["solved"] and summary["prompt_tokens"] > 0
     assert summary["steps"] <= round(optimal * 1.5)
+
+
+# -- the recorded domain signature -----------------------------------------------------------
+
+
+def test_shipped_model_travels_in_the_package_and_records_its_domain():
+    assert package_models_dir() / "blocksworld-q8_0.gguf" == MODEL
+    assert (package_models_dir() / "README.md").is_file()
+    assert recorded_signature(read_model_info(MODEL)) == BLOCKSWORLD
+
+
+def test_stamping_the_shipped_model_again_gives_the_same_file(tmp_path):
+    again = stamp_signature(MODEL, BLOCKSWORLD, out=tmp_path / "again.gguf")
+    assert again.read_bytes() == MODEL.read_bytes()
+
+
+def test_a_rewritten_model_keeps_its_q8_0_tensors_and_predictions(tmp_path):
+    import gguf
+
+    other = rewrite_with_metadata(MODEL, tmp_path / "other.gguf", key=KEY_SIGNATURE, value='{"version": 1}')
+    before, after = gguf.GGUFReader(str(MODEL)), gguf.GGUFReader(str(other))
+    assert {t.tensor_type.name for t in before.tensors} == {"Q8_0", "F32"}
+    assert [(t.name, t.tensor_type, t.data.tobytes()) for t in before.tensors] == [
+        (t.name, t.tensor_type, t.data.tobytes()) for t in after.tensors]
+    env = PDDLEnvironment(*write_problem(tmp_path, 5, seed=SPLIT_SEED_BASE["test"] + 903))
+    states = env.random_walk(env.state, 3, random.Random(5))
+    answers = []
+    for path in (MODEL, other):
+        model = LlamaWorldModel.for_environment(path, env, on_invalid="reject")
+        answers.append([(p.applicable, p.next_state, p.done, p.raw)
+                        for s in states for p in model.predict_many(s, list(env.candidate_actions(s)))])
+        model.close()
+    assert answers[0] == answers[1] and len(answers[0]) == 4 * 60
+
+
+def _four_ops_problem(tmp_path, text=FOUR_OPS_DOMAIN):
+    domain, problem = tmp_path / "domain.pddl", tmp_path / "p.pddl"
+    domain.write_text(text)
+    name = parse_domain(text).name
+    problem.write_text(generate_problem(4, seed=SPLIT_SEED_BASE["test"] + 904).replace(
+        "(:domain blocksworld)", f"(:domain {name})"))
+    return domain, problem
+
+
+def test_solve_uses_the_shipped_model_for_blocksworld_under_another_name(tmp_path, capsys):
+    domain, problem = _four_ops_problem(tmp_path)
+    assert main(["solve", str(domain), str(problem), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["solved"] and summary["model"] == "default" and summary["model_calls"] > 0
+
+
+def test_a_domain_that_differs_gets_the_differences(tmp_path, capsys):
+    changed = FOUR_OPS_DOMAIN.replace("(and (clear ?underob) (holding ?ob))", "(holding ?ob)")
+    domain, problem = _four_ops_problem(tmp_path, changed)
+    assert main(["solve", str(domain), str(problem), "--json"]) != 0
+    err = capsys.readouterr().err
+    assert "blocksworld-q8_0.gguf" in err and "operator stack: precondition clear(?1) missing" in err
+    assert main(["solve", str(domain), str(problem), "--model", str(MODEL), "--json"]) != 0
+    err = capsys.readouterr().err
+    assert "blocksworld-4ops" in err and "operator stack: precondition clear(?1) missing" in err

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from planner.env.blocksworld import generate_problem
 from planner.env.pddl import PDDLEnvironment
-from planner.io import JsonlLog
+from planner.errors import ConfigError
+from planner.io import CorruptLogError, JsonlLog, iter_jsonl_numbered
 from planner.search.beam import beam_search
 from planner.search.policies import distance_value
 from planner.types import Action, State
@@ -56,6 +57,28 @@ class TransitionRecord(BaseModel):
 
     def next_state_obj(self) -> State:
         return State.from_facts(self.next_state)
+
+
+def read_records(path: str | Path, *, limit: int | None = None) -> list[TransitionRecord]:
+    """The transition records of the JSONL log ``path`` (the first ``limit`` when given).
+
+    Read as every log is (a torn last line is skipped, see :func:`planner.io.iter_jsonl`);
+    :class:`~planner.io.CorruptLogError` (a ``ValueError``) names the file and line of a line
+    that is not JSON or not a transition record.
+    """
+    out: list[TransitionRecord] = []
+    if limit is not None and limit <= 0:
+        return out
+    for number, data in iter_jsonl_numbered(path):
+        try:
+            out.append(TransitionRecord.model_validate(data))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "record"
+            raise CorruptLogError(f"{path}:{number}: not a transition record: {where}: {first['msg']}") from None
+        if limit is not None and len(out) >= limit:
+            break
+    return out
 
 
 @dataclass(frozen=True)
@@ -138,7 +161,10 @@ def collect_from_env(
         state, _ = env.reset()
         # Start the plan from a random point of a short random walk, so plans cover more states.
         for _ in range(rng.randint(0, 6)):
-            state = env.step(rng.choice(env.applicable_actions(state))).state
+            applicable = env.applicable_actions(state)
+            if not applicable:  # a dead end: plan from here
+                break
+            state = env.step(rng.choice(applicable)).state
         episode = f"{problem}/plan-{e}"
         counts[0] += 1
         step = 0
@@ -157,6 +183,17 @@ def collect_from_env(
     return counts[0], counts[1], counts[2], counts[3]
 
 
+def _check_blocksworld_request(problems: dict[Split, int], blocks: Sequence[int]) -> None:
+    """:class:`~planner.errors.ConfigError` naming the first bad split, count or size."""
+    for split, count in problems.items():
+        if split not in SPLIT_SEED_BASE:
+            raise ConfigError(f"unknown split {split!r}; choose among {sorted(SPLIT_SEED_BASE)}")
+        if count < 0:
+            raise ConfigError(f"the number of {split} problems must be >= 0, got {count}")
+    if not blocks or any(n < 1 for n in blocks):
+        raise ConfigError(f"blocks must be a non-empty list of sizes >= 1, got {list(blocks)}")
+
+
 def collect_blocksworld(
     out_dir: str | Path,
     *,
@@ -166,15 +203,23 @@ def collect_blocksworld(
     progress: Callable[[int], None] | None = None,
 ) -> dict[Split, CollectStats]:
     """Generate Blocksworld problems for each split and append their transitions to
-    ``out_dir/<split>.jsonl``. Problem seeds of the splits are disjoint."""
+    ``out_dir/<split>.jsonl``. Problem seeds of the splits are disjoint.
+
+    ``problems`` maps a split to its number of problems; problem ``i`` has
+    ``blocks[i % len(blocks)]`` blocks. Raises :class:`~planner.errors.ConfigError` naming a
+    bad split, count or size, and :class:`~planner.io.FileWriteError` when a log cannot be
+    written.
+    """
     from tempfile import TemporaryDirectory
 
     from planner.env.blocksworld import DOMAIN_PDDL
 
+    _check_blocksworld_request(problems, blocks)
     out = Path(out_dir)
     stats: dict[Split, CollectStats] = {}
     rng = random.Random(seed)
     with TemporaryDirectory() as tmp:
+        # Scratch inputs for the PDDL parser, private to this call: plain writes suffice.
         domain = Path(tmp) / "domain.pddl"
         domain.write_text(DOMAIN_PDDL)
         for split, count in problems.items():

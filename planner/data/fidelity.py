@@ -22,9 +22,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from planner.data.collect import TransitionRecord
+from planner.data.collect import TransitionRecord, read_records
 from planner.types import Action, FactGoal
 from planner.world.base import WorldModel
+
+__all__ = ["Binder", "FidelityReport", "evaluate", "read_records"]
 
 Binder = Callable[[list[str], FactGoal], WorldModel]
 
@@ -157,24 +159,3 @@ def evaluate(
     report.trajectory_exact_match = exact / episodes if episodes else float("nan")
     report.seconds = time.perf_counter() - start
     return report
-
-
-def read_records(path: Any, *, limit: int | None = None) -> list[TransitionRecord]:
-    """Transition records of a JSONL log, validated (``ValueError`` names the bad line)."""
-    from pathlib import Path
-
-    from pydantic import ValidationError
-
-    out: list[TransitionRecord] = []
-    with Path(path).open(encoding="utf-8") as fh:
-        for i, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                out.append(TransitionRecord.model_validate_json(line))
-            except ValidationError as exc:
-                raise ValueError(f"{path}:{i}: not a transition record: {exc.errors()[0]['msg']}") from None
-            if limit is not None and len(out) >= limit:
-                break
-    return out
-

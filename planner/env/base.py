@@ -8,13 +8,16 @@ the planner never asks the real environment which actions apply at imagined stat
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from planner.errors import EnvironmentCheckError
-from planner.types import Action, Goal, Prediction, State
+from planner.protocols import Environment as Environment
+from planner.protocols import Goal
+from planner.protocols import Simulator as Simulator
+from planner.types import Action, State
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,41 +42,6 @@ class StepResult:
     @property
     def applicable(self) -> bool:
         return bool(self.info.get("applicable", True))
-
-
-@runtime_checkable
-class Environment(Protocol):
-    """What the agent needs from a real environment."""
-
-    @property
-    def goal(self) -> Goal:
-        """The goal of the current task."""
-        ...
-
-    def reset(self, *, seed: int | None = None) -> tuple[State, dict[str, Any]]:
-        """Start an episode; return the start state and an info dict."""
-        ...
-
-    def step(self, action: Action) -> StepResult:
-        """Apply ``action`` for real."""
-        ...
-
-    def candidate_actions(self, state: State) -> Sequence[Action]:
-        """Actions worth considering at ``state`` (may include inapplicable ones).
-
-        Must depend on ``state`` alone, never on the environment's hidden current state,
-        because the planner calls it on imagined states.
-        """
-        ...
-
-
-@runtime_checkable
-class Simulator(Protocol):
-    """An environment that can also answer "what if" exactly, without changing itself."""
-
-    def simulate(self, state: State, action: Action) -> Prediction:
-        """The exact outcome of ``action`` at ``state``."""
-        ...
 
 
 def check_env(env: Any, *, seed: int = 0, max_steps: int = 5) -> None:

@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from planner.errors import ConfigError
 from planner.io import atomic_write_text
+
+MAX_BLOCKS = 1000
+"""Most blocks in a generated problem (its PDDL grows with the square of this when grounded)."""
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_\-]*")
 
 DOMAIN_PDDL = """\
 (define (domain blocksworld)
@@ -70,13 +76,17 @@ def generate_problem(
 
     The initial state and the goal are independent random tower arrangements; the goal lists
     every ``on`` and ``ontable`` fact of its arrangement. The same (n_blocks, seed, names)
-    always gives the same text. Raises ``ValueError`` for fewer than 1 block or wrong names.
+    always gives the same text. Raises :class:`ConfigError` (a ``ValueError``) for a number of
+    blocks outside ``1..MAX_BLOCKS`` or names that are not distinct PDDL names.
     """
-    if n_blocks < 1:
-        raise ValueError(f"n_blocks must be at least 1, got {n_blocks}")
+    if isinstance(n_blocks, bool) or not isinstance(n_blocks, int) or not 1 <= n_blocks <= MAX_BLOCKS:
+        raise ConfigError(f"n_blocks must be a whole number in 1..{MAX_BLOCKS}, got {n_blocks!r}")
     blocks = list(names) if names is not None else [f"b{i + 1}" for i in range(n_blocks)]
     if len(blocks) != n_blocks or len(set(blocks)) != n_blocks:
-        raise ValueError(f"need {n_blocks} distinct block names, got {blocks}")
+        raise ConfigError(f"need {n_blocks} distinct block names, got {blocks}")
+    bad = [b for b in blocks if not isinstance(b, str) or not _NAME.fullmatch(b)]
+    if bad:
+        raise ConfigError(f"block names must be PDDL names (a letter, then letters, digits, - or _), got {bad[:5]}")
     rng = random.Random(f"blocksworld-{n_blocks}-{seed}")
     init = tower_facts(random_towers(blocks, rng))
     goal = [f for f in tower_facts(random_towers(blocks, rng), hand_empty=False)

@@ -11,7 +11,7 @@ import contextlib
 import io
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -19,6 +19,7 @@ from typing import Any
 
 from pyperplan import grounding
 from pyperplan.pddl.parser import Parser
+from pyperplan.pddl.pddl import Domain
 from pyperplan.task import Operator, Task
 
 from planner.env.base import StepResult
@@ -49,6 +50,9 @@ class GroundTask:
         init: the initial state (all facts, static ones included).
         goal: the goal facts.
         operators: ground action name → pyperplan operator.
+        relevant_facts: every ground fact the task can reach or mention.
+        pyperplan_task: pyperplan's grounded task.
+        domain: pyperplan's parsed (lifted) domain: schemas with their preconditions and effects.
     """
 
     name: str
@@ -60,6 +64,7 @@ class GroundTask:
     operators: MappingProxyType[str, Operator]
     relevant_facts: frozenset[str]
     pyperplan_task: Task
+    domain: Domain
 
 
 def _read(path: str | Path, what: str) -> str:
@@ -72,27 +77,48 @@ def _read(path: str | Path, what: str) -> str:
         raise DomainError(f"cannot read {what} file {p}: {exc}") from None
 
 
-def ground_task(domain_text: str, problem_text: str, *, source: str = "<text>") -> GroundTask:
-    """Parse and ground a STRIPS domain and problem given as PDDL text.
+@contextlib.contextmanager
+def _quiet_pyperplan() -> Iterator[None]:
+    """pyperplan logs at INFO level and prints on some errors; keep both quiet."""
+    root = logging.getLogger()
+    was_disabled, root.disabled = root.disabled, True
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        root.disabled = was_disabled
+
+
+def parse_domain(domain_text: str, *, source: str = "<domain>") -> Domain:
+    """pyperplan's parsed (lifted) domain of PDDL text.
 
     Raises :class:`DomainError` naming ``source`` and the parser's complaint.
     """
     parser = Parser(None)
     parser.domInput = domain_text
+    try:
+        with _quiet_pyperplan():
+            return parser.parse_domain(read_from_file=False)
+    except Exception as exc:  # pyperplan raises ValueError, ParseError, SemanticError, KeyError
+        raise DomainError(f"invalid PDDL domain in {source}: {type(exc).__name__}: {exc}") from None
+
+
+def ground_task(domain_text: str, problem_text: str, *, source: str = "<text>") -> GroundTask:
+    """Parse and ground a STRIPS domain and problem given as PDDL text.
+
+    Raises :class:`DomainError` naming ``source`` and the parser's complaint.
+    """
+    domain = parse_domain(domain_text, source=source)
+    parser = Parser(None)
     parser.probInput = problem_text
     try:
-        # pyperplan logs at INFO level and prints on some errors; keep both quiet.
-        logging.getLogger().disabled, was_disabled = True, logging.getLogger().disabled
-        with contextlib.redirect_stdout(io.StringIO()):
-            domain = parser.parse_domain(read_from_file=False)
+        with _quiet_pyperplan():
             problem = parser.parse_problem(domain, read_from_file=False)
             task = grounding.ground(
                 problem, remove_statics_from_initial_state=False, remove_irrelevant_operators=False
             )
     except Exception as exc:  # pyperplan raises ValueError, ParseError, SemanticError, KeyError
         raise DomainError(f"invalid PDDL in {source}: {type(exc).__name__}: {exc}") from None
-    finally:
-        logging.getLogger().disabled = was_disabled
     predicates = {name: len(pred.signature) for name, pred in domain.predicates.items()}
     operators = {op.name: op for op in sorted(task.operators, key=lambda o: o.name)}
     if not operators:
@@ -107,18 +133,13 @@ def ground_task(domain_text: str, problem_text: str, *, source: str = "<text>") 
         operators=MappingProxyType(operators),
         relevant_facts=frozenset(task.facts),
         pyperplan_task=task,
+        domain=domain,
     )
 
 
 def domain_schemas(domain_text: str, *, source: str = "<domain>") -> tuple[str, dict[str, int], dict[str, int]]:
     """(domain name, predicate → arity, action → arity) of a PDDL domain."""
-    parser = Parser(None)
-    parser.domInput = domain_text
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            domain = parser.parse_domain(read_from_file=False)
-    except Exception as exc:
-        raise DomainError(f"invalid PDDL domain in {source}: {type(exc).__name__}: {exc}") from None
+    domain = parse_domain(domain_text, source=source)
     predicates = {name: len(p.signature) for name, p in domain.predicates.items()}
     actions = {name: len(a.signature) for name, a in domain.actions.items()}
     return domain.name, predicates, actions

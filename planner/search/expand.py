@@ -1,98 +1,101 @@
-"""What beam search and MCTS share: node creation, expansion through the model, timing."""
+"""What beam search and MCTS share: node creation, expansion through the model, budgets, results."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 
-from planner.search.policies import ActionsFn, ValuePolicy
+from planner.errors import ConfigError
+from planner.search.policies import softmax_priors
+from planner.search.problem import Budget, SearchProblem
 from planner.search.result import SearchResult, SearchStats
 from planner.search.tree import Edge, Node, SearchTree
-from planner.types import Action, Goal, Plan, Prediction, State
-from planner.world.base import WorldModel
-
-GOAL_REWARD = 1.0
-"""Search rewards are normalised: 1.0 for the step that reaches the goal, 0.0 otherwise."""
+from planner.types import Plan, State
 
 
 class Expander:
-    """Creates nodes (one per state) and expands them by asking the model about every
-    candidate action at once (``predict_many``, so siblings are predicted together)."""
+    """The tree of one search: creates nodes (one per state) and expands them by asking the model
+    about every candidate action at once (``predict_many``, so siblings are predicted together).
 
-    def __init__(
-        self,
-        *,
-        model: WorldModel,
-        goal: Goal,
-        actions: ActionsFn,
-        value: ValuePolicy,
-        tree: SearchTree | None,
-        root_state: State,
-    ) -> None:
-        self.model = model
-        self.goal = goal
-        self.actions = actions
-        self.value = value
+    Args:
+        problem: the problem searched.
+        state: the start state.
+        tree: a tree from an earlier search of the same problem; its part reachable from
+            ``state`` is copied and searched on (the earlier tree is not changed).
+    """
+
+    def __init__(self, problem: SearchProblem, state: State, *, tree: SearchTree | None = None) -> None:
+        self.problem = problem
         self.expansions = 0
         self.started = time.perf_counter()
-        self.stats_before = model.stats.snapshot()
-        if tree is not None and tree.reroot(root_state):
-            self.tree = tree
-        else:
-            self.tree = SearchTree(self._new_node(root_state, depth=0, done=False))
-        self.tree.root.depth = 0
+        self.stats_before = problem.model.stats.snapshot()
+        reused = tree.reroot(state) if tree is not None else None
+        self.tree = reused if reused is not None else SearchTree(self._new_node(state, done=False))
 
     @property
     def root(self) -> Node:
         return self.tree.root
 
-    def _new_node(self, state: State, *, depth: int, done: bool) -> Node:
+    def _new_node(self, state: State, *, done: bool) -> Node:
         # A symbolic state is judged by the goal itself; the model's ``done`` decides only for
         # states the goal cannot test (free text).
-        terminal = self.goal.satisfied(state) if state.is_symbolic else (done or self.goal.satisfied(state))
-        estimate = 0.0 if terminal else min(1.0, max(0.0, float(self.value(state, self.goal))))
-        return Node(state, terminal=terminal, estimate=estimate, depth=depth)
+        goal = self.problem.goal
+        terminal = goal.satisfied(state) if state.is_symbolic else (done or goal.satisfied(state))
+        if terminal:
+            return Node(state, terminal=True, estimate=0.0)
+        estimate = float(self.problem.value(state, goal))
+        if not math.isfinite(estimate):
+            raise ConfigError(f"the value policy returned {estimate!r} for state {state.canonical()!r}")
+        return Node(state, terminal=False, estimate=estimate)
 
-    def node_for(self, state: State, *, depth: int, done: bool = False) -> Node:
+    def _node_for(self, state: State, *, done: bool) -> Node:
         node = self.tree.get(state)
-        if node is None:
-            node = self.tree.add(self._new_node(state, depth=depth, done=done))
-        else:
-            node.depth = min(node.depth, depth)
-        return node
+        return node if node is not None else self.tree.add(self._new_node(state, done=done))
 
     def expand(self, node: Node) -> list[Edge]:
-        """Ask the model about every candidate action at ``node`` (once per node)."""
+        """Ask the model about every candidate action at ``node`` (once per node); the edges are
+        the actions predicted applicable that change the state, with priors set."""
         if node.expanded:
             return node.edges
-        candidates: Sequence[Action] = self.actions(node.state)
-        predictions: list[Prediction] = self.model.predict_many(node.state, candidates)
+        candidates = self.problem.actions(node.state)
+        predictions = self.problem.model.predict_many(node.state, candidates)
         self.expansions += 1
         for action, pred in zip(candidates, predictions):
-            if not pred.applicable or pred.next_state == node.state:
-                node.rejected += 1
-                continue
-            child = self.node_for(pred.next_state, depth=node.depth + 1, done=pred.done)
-            reward = GOAL_REWARD if child.terminal else 0.0
-            node.edges.append(Edge(action, pred, child, reward))
+            if pred.applicable and pred.next_state != node.state:
+                child = self._node_for(pred.next_state, done=pred.done)
+                estimate = pred.reward + self.problem.discount * child.estimate
+                node.edges.append(Edge(action, pred, child, reward=pred.reward, estimate=estimate))
+        softmax_priors(node.edges)
         node.expanded = True
         return node.edges
 
     def elapsed(self) -> float:
+        """Wall-clock seconds since the search started."""
         return time.perf_counter() - self.started
 
-    def result(
-        self, path: Sequence[Edge], *, value: float, simulations: int, stopped_by: str
-    ) -> SearchResult:
-        """Package ``path`` (edges from the root) as a frozen :class:`SearchResult`."""
+    def out_of(self, budget: Budget) -> str | None:
+        """The budget limit already reached (``"expansions"`` or ``"time"``), if any."""
+        if self.expansions >= budget.max_expansions:
+            return "expansions"
+        if budget.time_limit_s is not None and self.elapsed() >= budget.time_limit_s:
+            return "time"
+        return None
+
+    def result(self, path: Sequence[Edge], *, simulations: int, stopped_by: str) -> SearchResult:
+        """Package ``path`` (edges from the root) as a frozen :class:`SearchResult`.
+
+        The plan's value is its return: the discounted rewards along ``path`` plus the
+        discounted estimate of the state it ends in (0 at the goal).
+        """
         wall = self.elapsed()
-        used = self.model.stats.since(self.stats_before)
-        states = [self.root.state] + [e.child.state for e in path]
+        used = self.problem.model.stats.since(self.stats_before)
+        last = path[-1].child if path else self.root
         plan = Plan(
             actions=tuple(e.action for e in path),
-            states=tuple(states),
-            value=value,
-            reaches_goal=(bool(path) and path[-1].child.terminal) or self.root.terminal,
+            states=(self.root.state, *(e.child.state for e in path)),
+            value=path_return(path, self.problem.discount, tail=last.estimate),
+            reaches_goal=last.terminal,
         )
         stats = SearchStats(
             nodes=len(self.tree),
@@ -108,3 +111,11 @@ class Expander:
             stopped_by=stopped_by,
         )
         return SearchResult(plan=plan, stats=stats, tree=self.tree)
+
+
+def path_return(path: Sequence[Edge], discount: float, *, tail: float = 0.0) -> float:
+    """``r0 + d*r1 + ... + d**(k-1)*r(k-1) + d**k * tail`` for the rewards ``r`` of ``path``."""
+    total = tail
+    for edge in reversed(path):
+        total = edge.reward + discount * total
+    return total

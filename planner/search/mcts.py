@@ -4,134 +4,120 @@ Each simulation descends from the root by the selection policy through expanded 
 never entering a state already on its own path (so cycles such as pick-up/put-down are
 skipped), expands the leaf with one ``predict_many`` call, evaluates it (rollout policy, or the
 value policy's estimate), and backs the discounted return up the path:
-``G = reward + discount * G``. Values lie in [0, 1]: reaching the goal after ``k`` steps is
-worth ``discount ** (k - 1)``.
+``G = reward + discount * G``. With the built-in environments' rewards (1.0 for the step that
+reaches the goal), reaching the goal after ``k`` steps is worth ``discount ** (k - 1)``.
 
-The returned plan is the best goal-reaching path any simulation found (the shortest); once one
-is found, later simulations stop one step short of its length, so they spend the budget on
-looking for a shorter one. When no simulation reached the goal, the plan follows the most
-visited edges.
+The returned plan is the best goal-reaching path any simulation found; once one is found,
+later simulations stop one step short of its length, so they spend the budget on looking for a
+shorter one. When no simulation reached the goal, the plan follows the most visited edges.
 """
 
 from __future__ import annotations
 
-import math
 import random
+from typing import Any
 
-from planner.search.expand import Expander
-from planner.search.policies import (
-    ActionsFn,
-    RolloutPolicy,
-    SelectionPolicy,
-    ValuePolicy,
-    goal_fraction_value,
-    no_rollout,
-    softmax_priors,
-    uct,
-)
+from planner.protocols import RolloutPolicy, SelectionPolicy
+from planner.search.expand import Expander, path_return
+from planner.search.policies import uct
+from planner.search.problem import Budget, SearchProblem, search_arguments
 from planner.search.result import SearchResult
 from planner.search.tree import Edge, Node, SearchTree
-from planner.types import Goal, State
-from planner.world.base import WorldModel
+from planner.types import State
 
 
 def mcts(
-    state: State,
+    problem: SearchProblem | State,
+    state: State | None = None,
+    budget: Budget = Budget(),
     *,
-    model: WorldModel,
-    goal: Goal,
-    actions: ActionsFn,
-    simulations: int = 2_000,
-    max_depth: int = 60,
-    time_limit_s: float | None = None,
     selection: SelectionPolicy | None = None,
-    value: ValuePolicy = goal_fraction_value,
-    rollout: RolloutPolicy = no_rollout,
-    discount: float = 0.95,
-    seed: int = 0,
+    rollout: RolloutPolicy | None = None,
     tree: SearchTree | None = None,
+    seed: int = 0,
+    **keywords: Any,
 ) -> SearchResult:
-    """Search for a plan from ``state`` to ``goal`` with MCTS.
+    """Search for a plan from ``state`` to ``problem.goal`` with MCTS.
 
     Args:
+        problem: the model, goal, candidate actions, value policy and discount.
         state: the start state.
-        model: the world model that predicts every transition.
-        goal: the goal imagined states are tested against.
-        actions: candidate actions at a state (e.g. ``env.candidate_actions``).
-        simulations: number of simulations (each expands at most one node).
-        max_depth: longest path a simulation follows (actions).
-        time_limit_s: wall-clock limit in seconds (``None``: none).
+        budget: ``simulations``, ``max_depth``, ``max_expansions`` and ``time_limit_s`` apply.
         selection: selection policy (default :func:`~planner.search.policies.uct`).
-        value: value policy, estimating leaves and first visits, in [0, 1].
-        rollout: rollout policy; its value replaces the estimate unless it returns NaN.
-        discount: per-step discount in (0, 1]; below 1 it prefers shorter plans.
+        rollout: rollout policy valuing new leaves (default: the value policy's estimate).
+        tree: a tree from an earlier search of the same problem to reuse (its part reachable
+            from ``state`` is copied; the earlier tree is not changed).
         seed: seeds tie-breaking and rollouts; equal seeds give equal searches.
-        tree: a tree from an earlier search to reuse (re-rooted at ``state`` if it holds it).
+        keywords: the earlier keyword form ``mcts(state, model=..., goal=..., ...)``, accepted
+            until every caller passes a problem and a budget.
     """
-    if simulations < 1:
-        raise ValueError(f"simulations must be at least 1, got {simulations}")
-    if not 0.0 < discount <= 1.0:
-        raise ValueError(f"discount must lie in (0, 1], got {discount!r}")
-    select = selection or uct(discount=discount)
+    problem, state, budget = search_arguments(problem, state, budget, keywords)
+    select = selection or uct()
     rng = random.Random(seed)
-    ex = Expander(model=model, goal=goal, actions=actions, value=value, tree=tree,
-                  root_state=state)
+    ex = Expander(problem, state, tree=tree)
     root = ex.root
     if root.terminal:
-        return ex.result([], value=1.0, simulations=0, stopped_by="goal")
+        return ex.result([], simulations=0, stopped_by="goal")
 
-    best_path: list[Edge] | None = None
-    best_return = -1.0
+    best: list[Edge] | None = None
+    best_return = 0.0
     done = 0
     stopped_by = "simulations"
-    while done < simulations:
-        if time_limit_s is not None and ex.elapsed() >= time_limit_s:
-            stopped_by = "time"
+    while done < budget.simulations:
+        hit = ex.out_of(budget)
+        if hit is not None:
+            stopped_by = hit
             break
-        node = root
-        path: list[Edge] = []
-        on_path = {root.state}
         # A path as long as the best plan found cannot beat it: search below that depth only.
-        depth_limit = max_depth if best_path is None else len(best_path) - 1
-        while node.expanded and not node.terminal and len(path) < depth_limit:
-            options = [e for e in node.edges if e.child.state not in on_path]
-            if not options:
-                break
-            edge = select(node, options, rng)
-            path.append(edge)
-            on_path.add(edge.child.state)
-            node = edge.child
-
-        if node.terminal:
-            leaf_value = 0.0
-        elif len(path) >= depth_limit:
-            leaf_value = node.estimate
-        else:
-            if not node.expanded:
-                edges = ex.expand(node)
-                softmax_priors(edges)
-            rolled = rollout(node.state, goal, model, actions, rng)
-            leaf_value = node.estimate if math.isnan(rolled) else rolled
-            if node.expanded and not [e for e in node.edges if e.child.state not in on_path]:
-                leaf_value = 0.0  # dead end: nothing applicable that leaves the path
-
-        _backup(root, node, path, leaf_value, discount)
-
-        if path and path[-1].child.terminal:
-            ret = discount ** (len(path) - 1)
-            if ret > best_return:
-                best_return, best_path = ret, list(path)
+        depth_limit = budget.max_depth if best is None else len(best) - 1
+        path = _descend(root, depth_limit, select, rng)
+        leaf = path[-1].child if path else root
+        value = _evaluate(ex, leaf, path, depth_limit, rollout, rng)
+        _backup(root, path, value, problem.discount)
         done += 1
+        if leaf.terminal and path:
+            ret = path_return(path, problem.discount)
+            if best is None or ret > best_return:
+                best, best_return = path, ret
 
-    if best_path is not None:
-        return ex.result(best_path, value=best_return, simulations=done, stopped_by=stopped_by)
-    return ex.result(_most_visited_path(root, max_depth), value=root.mean_value,
-                     simulations=done, stopped_by=stopped_by)
+    plan = best if best is not None else _most_visited_path(root, budget.max_depth)
+    return ex.result(plan, simulations=done, stopped_by=stopped_by)
 
 
-def _backup(root: Node, leaf: Node, path: list[Edge], leaf_value: float, discount: float) -> None:
+def _descend(root: Node, depth_limit: int, select: SelectionPolicy, rng: random.Random) -> list[Edge]:
+    """Follow ``select`` from the root through expanded nodes, never revisiting a state."""
+    node = root
+    path: list[Edge] = []
+    on_path = {root.state}
+    while node.expanded and not node.terminal and len(path) < depth_limit:
+        options = [e for e in node.edges if e.child.state not in on_path]
+        if not options:
+            break
+        edge = select(node, options, rng)
+        path.append(edge)
+        on_path.add(edge.child.state)
+        node = edge.child
+    return path
+
+
+def _evaluate(
+    ex: Expander, leaf: Node, path: list[Edge], depth_limit: int, rollout: RolloutPolicy | None, rng: random.Random
+) -> float:
+    """The value of the simulation's leaf: expanded here if new, then rolled out or estimated."""
+    if leaf.terminal:
+        return 0.0
+    if len(path) >= depth_limit:
+        return leaf.estimate
+    on_path = {ex.root.state, *(e.child.state for e in path)}
+    if not any(e.child.state not in on_path for e in ex.expand(leaf)):
+        return 0.0  # dead end: nothing applicable that leaves the path
+    return rollout(ex.problem, leaf.state, rng) if rollout is not None else leaf.estimate
+
+
+def _backup(root: Node, path: list[Edge], leaf_value: float, discount: float) -> None:
     """Add one simulation's discounted returns to the leaf, every edge and every node above."""
     g = leaf_value
+    leaf = path[-1].child if path else root
     leaf.visits += 1
     leaf.value_sum += g
     for i in range(len(path) - 1, -1, -1):
@@ -145,6 +131,7 @@ def _backup(root: Node, leaf: Node, path: list[Edge], leaf_value: float, discoun
 
 
 def _most_visited_path(root: Node, max_depth: int) -> list[Edge]:
+    """From the root, the most visited edge (then the best mean) at each node, without cycles."""
     path: list[Edge] = []
     seen = {root.state}
     node = root

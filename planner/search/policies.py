@@ -1,15 +1,8 @@
 """Selection, value and rollout policies: plain functions a user can replace.
 
-Signatures:
-
-- value policy: ``(state, goal) -> float`` in [0, 1], higher is closer to the goal;
-- selection policy: ``(node, edges, rng) -> Edge``, choosing among the edges of an
-  expanded node that do not close a cycle (``edges`` is never empty);
-- rollout policy: ``(state, goal, model, actions, rng) -> float`` in [0, 1], the value of a
-  leaf estimated by simulating further inside the world model.
-
-Factories such as :func:`uct` and :func:`puct` return selection policies with their
-constants bound.
+Their signatures are the type aliases of :mod:`planner.protocols` (``ValuePolicy``,
+``SelectionPolicy``, ``RolloutPolicy``). Factories such as :func:`uct` and :func:`puct` return
+policies with their constants bound.
 """
 
 from __future__ import annotations
@@ -17,15 +10,15 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
+from planner.errors import ConfigError
+from planner.protocols import RolloutPolicy, SelectionPolicy, ValuePolicy
 from planner.search.tree import Edge, Node
-from planner.types import Action, Goal, State
-from planner.world.base import WorldModel
+from planner.types import Goal, State
 
-ValuePolicy = Callable[[State, Goal], float]
-SelectionPolicy = Callable[[Node, Sequence[Edge], random.Random], Edge]
-ActionsFn = Callable[[State], Sequence[Action]]
-RolloutPolicy = Callable[[State, Goal, WorldModel, ActionsFn, random.Random], float]
+if TYPE_CHECKING:
+    from planner.search.problem import SearchProblem
 
 
 # -- value policies -------------------------------------------------------------------------
@@ -38,10 +31,9 @@ def distance_value(distance: Callable[[State], float], *, discount: float = 0.95
     """Turn a distance estimate (steps to the goal) into a value: ``discount ** distance``.
 
     With the search's own discount this approximates the discounted return of reaching the
-    goal in ``distance`` steps; an infinite distance (dead end) gives 0.
+    goal (reward 1) in ``distance`` steps; an infinite distance (dead end) gives 0.
     """
-    if not 0.0 < discount <= 1.0:
-        raise ValueError(f"discount must lie in (0, 1], got {discount!r}")
+    _check_discount(discount)
 
     def value(state: State, goal: Goal) -> float:
         d = distance(state)
@@ -52,17 +44,32 @@ def distance_value(distance: Callable[[State], float], *, discount: float = 0.95
     return value
 
 
+def heuristic_value(env: Any, name: str = "auto", *, discount: float = 0.95) -> ValuePolicy:
+    """The value policy called ``name`` for the environment ``env``.
+
+    ``"goal"``: :func:`goal_fraction_value`. ``"auto"``: the environment's own domain heuristic
+    (``env.distance_heuristic("ff")``, as PDDL environments have) through :func:`distance_value`,
+    and the goal fraction for environments without one. Any other name is passed to
+    ``env.distance_heuristic(name)`` (PDDL: ``"ff"``, ``"add"``, ``"max"``, ``"lmcut"``).
+    """
+    if name == "goal":
+        return goal_fraction_value
+    distance_heuristic = getattr(env, "distance_heuristic", None)
+    if name == "auto":
+        if distance_heuristic is None:
+            return goal_fraction_value
+        name = "ff"
+    if distance_heuristic is None:
+        raise ConfigError(
+            f"heuristic {name!r} needs an environment with distance_heuristic(); "
+            f"{type(env).__name__} has none: use 'auto' or 'goal'"
+        )
+    return distance_value(distance_heuristic(name), discount=discount)
+
+
 # -- selection policies ---------------------------------------------------------------------
-def _edge_q(edge: Edge, discount: float) -> float:
-    """Mean return of an edge; before its first visit, its one-step estimate."""
-    if edge.visits:
-        return edge.mean_value
-    if edge.child.terminal:
-        return edge.reward
-    return edge.reward + discount * edge.child.estimate
-
-
 def _argmax(edges: Sequence[Edge], score: Callable[[Edge], float], rng: random.Random) -> Edge:
+    """The best-scoring edge; ties (within 1e-12) broken by ``rng``."""
     best: list[Edge] = []
     best_score = -math.inf
     for edge in edges:
@@ -74,39 +81,42 @@ def _argmax(edges: Sequence[Edge], score: Callable[[Edge], float], rng: random.R
     return best[0] if len(best) == 1 else rng.choice(best)
 
 
-def uct(*, c: float = 0.05, discount: float = 0.95) -> SelectionPolicy:
+def uct(*, c: float = 0.05, discount: float | None = None) -> SelectionPolicy:
     """UCB1 applied to trees: ``Q + c * sqrt(ln N / (1 + n))``.
 
-    Unvisited edges use their one-step estimate as ``Q`` (first-play value from the value
-    policy) instead of infinity, so the value policy orders the first visits.
+    ``Q`` is the edge's mean return; before its first visit, its one-step estimate (first-play
+    value from the value policy) instead of infinity, so the value policy orders first visits.
+    ``N`` counts the node's visits, ``n`` the edge's. (``discount`` is accepted and unused: the
+    edge estimates carry the problem's discount.)
     """
+    _check_exploration(c)
 
     def select(node: Node, edges: Sequence[Edge], rng: random.Random) -> Edge:
         log_n = math.log(max(node.visits, 1))
-        return _argmax(
-            edges, lambda e: _edge_q(e, discount) + c * math.sqrt(log_n / (1 + e.visits)), rng
-        )
+        return _argmax(edges, lambda e: e.mean_value + c * math.sqrt(log_n / (1 + e.visits)), rng)
 
     return select
 
 
-def puct(*, c: float = 1.25, discount: float = 0.95) -> SelectionPolicy:
-    """AlphaZero's PUCT: ``Q + c * P * sqrt(N) / (1 + n)`` with the edge priors ``P``."""
+def puct(*, c: float = 1.25, discount: float | None = None) -> SelectionPolicy:
+    """AlphaZero's PUCT: ``Q + c * P * sqrt(N) / (1 + n)`` with the edge priors ``P``.
+
+    ``Q``, ``N`` and ``n`` as in :func:`uct`; ``discount`` is accepted and unused.
+    """
+    _check_exploration(c)
 
     def select(node: Node, edges: Sequence[Edge], rng: random.Random) -> Edge:
         sqrt_n = math.sqrt(max(node.visits, 1))
-        return _argmax(
-            edges, lambda e: _edge_q(e, discount) + c * e.prior * sqrt_n / (1 + e.visits), rng
-        )
+        return _argmax(edges, lambda e: e.mean_value + c * e.prior * sqrt_n / (1 + e.visits), rng)
 
     return select
 
 
-def greedy(*, discount: float = 0.95) -> SelectionPolicy:
+def greedy(*, discount: float | None = None) -> SelectionPolicy:
     """Always the edge with the best mean (or estimated) return; no exploration."""
 
     def select(node: Node, edges: Sequence[Edge], rng: random.Random) -> Edge:
-        return _argmax(edges, lambda e: _edge_q(e, discount), rng)
+        return _argmax(edges, lambda e: e.mean_value, rng)
 
     return select
 
@@ -118,45 +128,46 @@ def softmax_priors(edges: Sequence[Edge], *, temperature: float = 0.1) -> None:
         return
     logits = [e.child.estimate / temperature for e in edges]
     top = max(logits)
-    weights = [math.exp(x - top) * max(e.prediction.confidence, 1e-6)
-               for x, e in zip(logits, edges)]
+    weights = [math.exp(x - top) * max(e.prediction.confidence, 1e-6) for x, e in zip(logits, edges)]
     total = sum(weights)
     for edge, w in zip(edges, weights):
         edge.prior = w / total
 
 
 # -- rollout policies -----------------------------------------------------------------------
-def no_rollout(
-    state: State, goal: Goal, model: WorldModel, actions: ActionsFn, rng: random.Random
-) -> float:
-    """Use the value policy's estimate at the leaf (returns NaN: "no rollout value")."""
-    return math.nan
-
-
-def random_rollout(
-    *, depth: int = 10, discount: float = 0.95
-) -> RolloutPolicy:
+def random_rollout(*, depth: int = 10) -> RolloutPolicy:
     """Simulate up to ``depth`` random applicable actions inside the model.
 
-    Returns ``discount ** (k - 1)`` when the goal is reached after ``k`` steps, else 0.
-    Each step asks the model about every candidate action, so rollouts are expensive with a
-    language model; prefer value policies there.
+    Returns the discounted sum of the predicted rewards, stopping at the goal. Each step asks
+    the model about every candidate action, so rollouts are expensive with a language model;
+    prefer value policies there.
     """
+    if depth < 1:
+        raise ConfigError(f"rollout depth must be at least 1, got {depth!r}")
 
-    def rollout(
-        state: State, goal: Goal, model: WorldModel, actions: ActionsFn, rng: random.Random
-    ) -> float:
-        current = state
-        for k in range(1, depth + 1):
-            cands = list(actions(current))
-            preds = [p for p in model.predict_many(current, cands)
-                     if p.applicable and p.next_state != current]
-            if not preds:
-                return 0.0
-            pred = rng.choice(preds)
-            if pred.done or goal.satisfied(pred.next_state):
-                return float(discount ** (k - 1))
+    def rollout(problem: SearchProblem, state: State, rng: random.Random) -> float:
+        total, weight, current = 0.0, 1.0, state
+        for _ in range(depth):
+            predictions = problem.model.predict_many(current, problem.actions(current))
+            moves = [p for p in predictions if p.applicable and p.next_state != current]
+            if not moves:
+                break
+            pred = rng.choice(moves)
+            total += weight * pred.reward
+            if pred.done or problem.goal.satisfied(pred.next_state):
+                break
+            weight *= problem.discount
             current = pred.next_state
-        return 0.0
+        return total
 
     return rollout
+
+
+def _check_discount(discount: float) -> None:
+    if not 0.0 < discount <= 1.0:
+        raise ConfigError(f"discount must lie in (0, 1], got {discount!r}")
+
+
+def _check_exploration(c: float) -> None:
+    if not 0.0 <= c < math.inf:
+        raise ConfigError(f"exploration constant c must be a finite number >= 0, got {c!r}")

@@ -56,7 +56,9 @@ class SearchResult:
     """The best plan found, its statistics, and the tree.
 
     ``plan.reaches_goal`` says whether the imagined plan ends at a goal state; when no goal was
-    reached within the budget, ``plan`` leads to the most promising state found.
+    reached within the budget, ``plan`` leads to the most promising state found. ``plan.value``
+    is the plan's return: its discounted rewards plus the discounted estimate of its last state.
+    Later searches handed ``tree`` work on a copy of it, so a result never changes.
     """
 
     plan: Plan

@@ -3,12 +3,13 @@
 Nodes are keyed by state: one node (and one set of statistics) per distinct imagined state,
 however many action sequences reach it. Edges carry their own visit counts and returns, so
 the structure is a graph that may contain cycles; searches keep their own paths acyclic.
-Nodes and edges mutate during search (plain classes with ``__slots__``); results handed to
-users are frozen (:mod:`planner.search.result`).
+Nodes and edges mutate while their search runs (plain classes with ``__slots__``); a later
+search never changes them: it works on a re-rooted copy (:meth:`SearchTree.reroot`).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,27 +26,29 @@ class Edge:
         action: the action.
         prediction: what the world model predicted for it (always applicable here).
         child: the node of the predicted next state.
-        reward: the step's reward (1.0 on reaching the goal).
+        reward: the step's reward, as the model predicted it (``prediction.reward``).
+        estimate: the return expected before any visit: ``reward + discount * child.estimate``.
         prior: prior probability of choosing this edge, used by PUCT (sums to 1 per node).
         visits: simulations that went through this edge.
         value_sum: sum of discounted returns backed up through this edge.
     """
 
-    __slots__ = ("action", "child", "prediction", "prior", "reward", "value_sum", "visits")
+    __slots__ = ("action", "child", "estimate", "prediction", "prior", "reward", "value_sum", "visits")
 
-    def __init__(self, action: Action, prediction: Prediction, child: Node, reward: float) -> None:
+    def __init__(self, action: Action, prediction: Prediction, child: Node, *, reward: float, estimate: float) -> None:
         self.action = action
         self.prediction = prediction
         self.child = child
         self.reward = reward
+        self.estimate = estimate
         self.prior = 0.0
         self.visits = 0
         self.value_sum = 0.0
 
     @property
     def mean_value(self) -> float:
-        """Mean backed-up return in [0, 1]; 0.0 before the first visit."""
-        return self.value_sum / self.visits if self.visits else 0.0
+        """Mean backed-up return; before the first visit, :attr:`estimate`."""
+        return self.value_sum / self.visits if self.visits else self.estimate
 
 
 class Node:
@@ -54,43 +57,35 @@ class Node:
     Attributes:
         state: the state.
         terminal: the state reaches the goal.
-        estimate: the value policy's estimate of the state, in [0, 1] (0 when terminal).
-        depth: the smallest depth at which the search reached it (root: 0).
+        estimate: the value policy's estimate of the state (0 when terminal: no reward follows).
         edges: applicable actions and their outcomes, in candidate order; empty until expanded.
         expanded: the world model has been asked about every candidate action here.
-        rejected: candidate actions the model predicted not applicable (or no-ops).
         visits, value_sum: MCTS statistics of the state.
-        parent: (node, edge) by which the search first reached it, for path reconstruction.
     """
 
-    __slots__ = (
-        "depth", "edges", "estimate", "expanded", "parent", "rejected", "state", "terminal",
-        "value_sum", "visits",
-    )
+    __slots__ = ("edges", "estimate", "expanded", "state", "terminal", "value_sum", "visits")
 
-    def __init__(self, state: State, *, terminal: bool, estimate: float, depth: int) -> None:
+    def __init__(self, state: State, *, terminal: bool, estimate: float) -> None:
         self.state = state
         self.terminal = terminal
         self.estimate = estimate
-        self.depth = depth
         self.edges: list[Edge] = []
         self.expanded = False
-        self.rejected = 0
         self.visits = 0
         self.value_sum = 0.0
-        self.parent: tuple[Node, Edge] | None = None
 
     @property
     def mean_value(self) -> float:
+        """Mean backed-up return; before the first visit, :attr:`estimate`."""
         return self.value_sum / self.visits if self.visits else self.estimate
 
 
 class SearchTree:
-    """The transposition table of one search (or several, when reused after real steps)."""
+    """The transposition table of one search: every node by state, and the root."""
 
-    def __init__(self, root: Node) -> None:
+    def __init__(self, root: Node, nodes: dict[State, Node] | None = None) -> None:
         self.root = root
-        self.nodes: dict[State, Node] = {root.state: root}
+        self.nodes: dict[State, Node] = {root.state: root} if nodes is None else nodes
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -105,35 +100,52 @@ class SearchTree:
         self.nodes[node.state] = node
         return node
 
-    def reroot(self, state: State) -> bool:
-        """Make the node of ``state`` the root and drop nodes no longer reachable from it.
+    def reroot(self, state: State) -> SearchTree | None:
+        """A copy of the part of this tree reachable from ``state``, rooted there.
 
-        Returns ``False`` (tree unchanged) when ``state`` is not in the tree. Statistics of the
-        kept nodes stay: they remain valid for the same model and goal.
+        Returns ``None`` when ``state`` is not in the tree. This tree is left as it is; the copy
+        keeps every statistic, which stays valid for the same model, goal and discount.
         """
-        node = self.nodes.get(state)
-        if node is None:
-            return False
-        reachable: dict[State, Node] = {}
-        stack = [node]
+        if state not in self.nodes:
+            return None
+        reachable = self._reachable(self.nodes[state])
+        copies = {s: _copy_node(self.nodes[s]) for s in self.nodes if s in reachable}
+        for s, copy in copies.items():
+            copy.edges = [_copy_edge(e, copies[e.child.state]) for e in self.nodes[s].edges]
+        return SearchTree(copies[state], copies)
+
+    @staticmethod
+    def _reachable(start: Node) -> set[State]:
+        seen = {start.state}
+        stack = [start]
         while stack:
-            current = stack.pop()
-            if current.state in reachable:
-                continue
-            reachable[current.state] = current
-            stack.extend(e.child for e in current.edges)
-        node.parent = None
-        self.root = node
-        self.nodes = reachable
-        return True
+            for edge in stack.pop().edges:
+                if edge.child.state not in seen:
+                    seen.add(edge.child.state)
+                    stack.append(edge.child)
+        return seen
+
+    def depths(self) -> dict[State, int]:
+        """Fewest actions from the root to each node it reaches (breadth-first)."""
+        depth = {self.root.state: 0}
+        queue = deque([self.root])
+        while queue:
+            node = queue.popleft()
+            for edge in node.edges:
+                if edge.child.state not in depth:
+                    depth[edge.child.state] = depth[node.state] + 1
+                    queue.append(edge.child)
+        return depth
 
     # -- export ------------------------------------------------------------------------------
     def to_networkx(self) -> nx.DiGraph:
         """A directed graph: node ids are state indices, with string/number attributes only
-        (so GraphML can hold them): ``state``, ``terminal``, ``visits``, ``value``, ``depth``;
-        edges carry ``action``, ``visits``, ``value``, ``reward``, ``prior``, ``confidence``."""
+        (so GraphML can hold them): ``state``, ``terminal``, ``visits``, ``value``, ``estimate``,
+        ``depth`` (actions from the root; -1 when unreachable), ``root``; edges carry
+        ``action``, ``visits``, ``value``, ``reward``, ``prior``, ``confidence``."""
         graph = nx.DiGraph()
         ids = {state: i for i, state in enumerate(self.nodes)}
+        depths = self.depths()
         for state, node in self.nodes.items():
             graph.add_node(
                 ids[state],
@@ -142,7 +154,7 @@ class SearchTree:
                 visits=node.visits,
                 value=float(node.mean_value),
                 estimate=float(node.estimate),
-                depth=node.depth,
+                depth=depths.get(state, -1),
                 root=node is self.root,
             )
         for state, node in self.nodes.items():
@@ -179,6 +191,22 @@ class SearchTree:
             lines.append(f'  {u} -> {v} [label="{_dot_escape(label)}"];')
         lines.append("}")
         atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def _copy_node(node: Node) -> Node:
+    copy = Node(node.state, terminal=node.terminal, estimate=node.estimate)
+    copy.expanded = node.expanded
+    copy.visits = node.visits
+    copy.value_sum = node.value_sum
+    return copy
+
+
+def _copy_edge(edge: Edge, child: Node) -> Edge:
+    copy = Edge(edge.action, edge.prediction, child, reward=edge.reward, estimate=edge.estimate)
+    copy.prior = edge.prior
+    copy.visits = edge.visits
+    copy.value_sum = edge.value_sum
+    return copy
 
 
 def _dot_escape(text: str) -> str:

@@ -9,16 +9,23 @@ recomputed from the chosen goal, so labels stay exact.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from planner.types import Action, FactGoal, Prediction, State
+from planner.data.collect import TransitionRecord, read_records
+from planner.errors import PlannerError
+from planner.training.errors import TrainingDataError
+from planner.types import Action, Prediction, State
 from planner.world.codec import ACTION, ARROW, DONE, GOAL, STATE, FactDeltaCodec
-from planner.world.vocab import Vocabulary
+from planner.world.vocab import Vocabulary, ground_words
+
+__all__ = [
+    "GOAL_PREDICATES_DEFAULT", "Encoded", "TrainingDataError", "check_fits", "encode_records", "load_records",
+    "longest_sequence", "sample_sequence",
+]
 
 GOAL_PREDICATES_DEFAULT = ("on", "ontable")
 
@@ -43,54 +50,85 @@ class Encoded:
     fact_pool: np.ndarray
 
 
-def load_records(path: str | Path, *, limit: int | None = None) -> list[dict]:
-    out = []
-    with Path(path).open(encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                out.append(json.loads(line))
-                if limit is not None and len(out) >= limit:
-                    break
-    return out
+def load_records(path: str | Path, *, limit: int | None = None) -> list[TransitionRecord]:
+    """The transition records of the JSONL log ``path`` (the first ``limit`` when given),
+    validated; see :func:`planner.data.collect.read_records`."""
+    return read_records(path, limit=limit)
 
 
-def encode_records(records: Iterable[Mapping], vocab: Vocabulary, predicates: Mapping[str, int],
+def encode_records(records: Iterable[TransitionRecord], vocab: Vocabulary, predicates: Mapping[str, int],
                    actions: Mapping[str, int], max_objects: int,
                    goal_predicates: tuple[str, ...] = GOAL_PREDICATES_DEFAULT) -> list[Encoded]:
+    """Encode each record once for the fact-delta codec with ``vocab``.
+
+    Raises :class:`TrainingDataError` naming the record (its position from 0 and problem) and
+    the reason when a record cannot be written in the vocabulary.
+    """
     codecs: dict[tuple[str, ...], FactDeltaCodec] = {}
     out: list[Encoded] = []
-    ids = vocab.word_ids
-    from planner.world.vocab import ground_words
-
-    for r in records:
-        objs = tuple(sorted(r["objects"]))
-        codec = codecs.get(objs)
-        if codec is None:
-            codec = codecs[objs] = FactDeltaCodec(objects=objs, predicates=predicates, actions=actions,
-                                                  max_objects=max_objects)
-        state, nxt = State.from_facts(r["state"]), State.from_facts(r["next_state"])
-        pred = Prediction(applicable=r["applicable"], next_state=nxt, done=False)
-        answer = codec.answer_words(pred, state)
-        pool_words = ground_words({p: predicates[p] for p in goal_predicates if p in predicates}, len(objs))
-
-        def enc(words: Iterable[str]) -> np.ndarray:
-            return np.array([ids[w] for w in words], dtype=np.int32)
-
-        def towers(s: State, codec: FactDeltaCodec = codec) -> np.ndarray:
-            return enc(w for w in codec.state_words(s) if w.split("(")[0] in goal_predicates)
-
-        out.append(Encoded(
-            goal=enc(sorted(codec.fact_word(f) for f in r["goal"])),
-            state=enc(codec.state_words(state)),
-            action=ids[codec.action_word(Action(r["action"]))],
-            answer=enc(answer),
-            applicable=bool(r["applicable"]),
-            next_state=enc(codec.state_words(nxt)),
-            tower_next=towers(nxt),
-            tower_now=towers(state),
-            fact_pool=enc(pool_words),
-        ))
+    for index, r in enumerate(records):
+        try:
+            objs = tuple(sorted(r.objects))
+            codec = codecs.get(objs)
+            if codec is None:
+                codec = codecs[objs] = FactDeltaCodec(objects=objs, predicates=predicates, actions=actions,
+                                                      max_objects=max_objects)
+            out.append(_encode(r, codec, vocab, predicates, goal_predicates))
+        except (PlannerError, ValueError, KeyError) as exc:
+            reason = f"unknown name {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise TrainingDataError(f"record {index} (problem {r.problem!r}) cannot be encoded: {reason}") from None
     return out
+
+
+def _word_ids(words: Iterable[str], vocab: Vocabulary) -> np.ndarray:
+    """Token ids of ``words``; :class:`TrainingDataError` names a word the vocabulary lacks."""
+    ids = vocab.word_ids
+    out = []
+    for w in words:
+        if w not in ids:
+            raise TrainingDataError(f"word {w!r} is not in the vocabulary")
+        out.append(ids[w])
+    return np.array(out, dtype=np.int32)
+
+
+def _encode(r: TransitionRecord, codec: FactDeltaCodec, vocab: Vocabulary, predicates: Mapping[str, int],
+            goal_predicates: tuple[str, ...]) -> Encoded:
+    """One record, encoded (see :class:`Encoded`)."""
+    state, nxt = r.state_obj(), r.next_state_obj()
+    answer = codec.answer_words(Prediction(applicable=r.applicable, next_state=nxt, done=False), state)
+    pool_words = ground_words({p: predicates[p] for p in goal_predicates if p in predicates}, len(r.objects))
+
+    def towers(s: State) -> np.ndarray:
+        return _word_ids((w for w in codec.state_words(s) if w.split("(")[0] in goal_predicates), vocab)
+
+    return Encoded(
+        goal=_word_ids(sorted(codec.fact_word(f) for f in r.goal), vocab),
+        state=_word_ids(codec.state_words(state), vocab),
+        action=int(_word_ids([codec.action_word(Action(r.action))], vocab)[0]),
+        answer=_word_ids(answer, vocab),
+        applicable=r.applicable,
+        next_state=_word_ids(codec.state_words(nxt), vocab),
+        tower_next=towers(nxt),
+        tower_now=towers(state),
+        fact_pool=_word_ids(pool_words, vocab),
+    )
+
+
+def longest_sequence(ex: Encoded) -> int:
+    """Tokens in the longest training sequence :func:`sample_sequence` can make of ``ex``: six
+    markers, the longest goal it may choose, the state and the answer."""
+    goal = max(len(ex.goal), len(ex.tower_next), len(ex.tower_now))
+    return 6 + goal + len(ex.state) + len(ex.answer)
+
+
+def check_fits(examples: Iterable[Encoded], context: int) -> None:
+    """Raise :class:`TrainingDataError` naming the first example (position from 0) whose
+    sequences may exceed ``context`` tokens."""
+    for index, ex in enumerate(examples):
+        length = longest_sequence(ex)
+        if length > context:
+            raise TrainingDataError(f"record {index} makes sequences of up to {length} tokens, more than the "
+                                    f"model's context of {context}: train with a larger context or fewer objects")
 
 
 def sample_sequence(ex: Encoded, vocab: Vocabulary, rng: np.random.Generator, *,
@@ -116,7 +154,3 @@ def sample_sequence(ex: Encoded, vocab: Vocabulary, rng: np.random.Generator, *,
     prompt = [vocab.bos_id, ids[GOAL], *goal.tolist(), ids[STATE], *ex.state.tolist(),
               ids[ACTION], ex.action, ids[ARROW]]
     return prompt + answer, len(prompt)
-
-
-def goal_of(words: Iterable[str]) -> FactGoal:
-    return FactGoal(frozenset(words))

@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from planner.data.fidelity import read_records
+from planner.data.collect import read_records
+from planner.io import atomic_write_text
 from planner.types import Action, FactGoal
 from planner.world.gguf_io import quantize
 
@@ -51,5 +52,5 @@ def finish_model(out_dir: str | Path, *, data_path: str | Path, sample: int = 10
     agree, checked = compare_models(f32, q8, data_path, sample=sample)
     report = {"f32": str(f32), "q8_0": str(q8), "q8_0_bytes": q8.stat().st_size,
               "agreement": agree / checked if checked else float("nan"), "checked": checked}
-    (out / "quantize-report.json").write_text(json.dumps(report, indent=2) + "\n")
+    atomic_write_text(out / "quantize-report.json", json.dumps(report, indent=2) + "\n")
     return report

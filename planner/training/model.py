@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from planner.training.errors import TrainingDataError
 from planner.world.gguf_io import LlamaShape
 
 
@@ -94,7 +95,7 @@ class TinyLlama(nn.Module):
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         t = tokens.shape[1]
         if t > self.shape.context:
-            raise ValueError(f"sequence of {t} tokens exceeds the context of {self.shape.context}")
+            raise TrainingDataError(f"a sequence of {t} tokens exceeds the model's context of {self.shape.context}")
         x = self.embed(tokens)
         cos, sin = self.cos[:t], self.sin[:t]  # type: ignore[index]
         for block in self.blocks:

@@ -19,7 +19,10 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from planner.training.data import Encoded, encode_records, load_records, sample_sequence
+from planner.errors import ConfigError
+from planner.io import atomic_output, atomic_write_text
+from planner.training.data import Encoded, check_fits, encode_records, load_records, sample_sequence
+from planner.training.errors import CheckpointError, TrainingDataError
 from planner.training.model import TinyLlama
 from planner.world.codec import CODEC_NAME, CODEC_VERSION, domain_vocabulary
 from planner.world.gguf_io import LlamaShape, write_world_model
@@ -28,7 +31,24 @@ from planner.world.vocab import Vocabulary
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Training settings. ``steps`` × ``batch_size`` sequences are seen in all."""
+    """Training settings. ``steps`` × ``batch_size`` sequences are seen in all.
+
+    Attributes:
+        steps: optimizer steps in all (a resumed run continues up to this number).
+        batch_size: sequences per step.
+        lr: peak learning rate, reached after ``warmup`` steps, then cosine-decayed to ``min_lr``.
+        min_lr: learning rate at the last step.
+        warmup: steps of linear warm-up.
+        weight_decay: AdamW's decoupled weight decay.
+        seed: seed of the initial weights and of every batch (batch ``k`` depends only on it and ``k``).
+        threads: CPU threads for PyTorch (at most the cores available to the process are used).
+        checkpoint_every: steps between checkpoints (one is also written after the last step).
+        eval_every: steps between validation measurements.
+        shape: the transformer's shape.
+        max_objects: placeholder objects the model knows (problems may have up to this many).
+
+    Raises :class:`~planner.errors.ConfigError` naming a value out of range.
+    """
 
     steps: int = 5000
     batch_size: int = 64
@@ -42,6 +62,27 @@ class TrainConfig:
     eval_every: int = 500
     shape: LlamaShape = field(default_factory=LlamaShape)
     max_objects: int = 8
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "warmup"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("batch_size", "threads", "checkpoint_every", "eval_every", "max_objects"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"TrainConfig.lr must be a finite number > 0, got {self.lr}")
+        if not (math.isfinite(self.min_lr) and self.min_lr >= 0):
+            raise ConfigError(f"TrainConfig.min_lr must be a finite number >= 0, got {self.min_lr}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ConfigError(f"TrainConfig.weight_decay must be a finite number >= 0, got {self.weight_decay}")
+
+
+def _available_cores() -> int:
+    """CPU cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -68,9 +109,43 @@ def make_batch(examples: list[Encoded], vocab: Vocabulary, rng: np.random.Genera
 
 def _save_checkpoint(path: Path, model: TinyLlama, opt: torch.optim.Optimizer, step: int,
                      meta: Mapping[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "meta": dict(meta)}, tmp)
-    os.replace(tmp, path)
+    """Write the training state after ``step`` steps to ``path`` atomically."""
+    state = {"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "meta": dict(meta)}
+    with atomic_output(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _load_checkpoint(path: Path, model: TinyLlama, opt: torch.optim.Optimizer) -> tuple[int, float]:
+    """Restore ``model`` and ``opt`` from ``path``: (steps done, training seconds so far).
+
+    Raises :class:`CheckpointError` naming the file when it cannot be restored.
+    """
+    try:
+        ckpt = torch.load(path, weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["opt"])
+        return int(ckpt["step"]), float(ckpt["meta"].get("train_seconds", 0.0))
+    except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"cannot resume from {path}: {reason} (train without resuming to start "
+                              "afresh)") from exc
+
+
+def _load_examples(path: str | Path, vocab: Vocabulary, predicates: Mapping[str, int], actions: Mapping[str, int],
+                   config: TrainConfig, *, limit: int | None = None,
+                   required: bool = True) -> tuple[int, int, list[Encoded]]:
+    """(records, problems, encoded examples) of the transition log ``path`` (its first
+    ``limit`` records when given), checked to fit the model's context.
+
+    Raises :class:`TrainingDataError` when they do not fit, or when there are none and
+    ``required``.
+    """
+    records = load_records(path, limit=limit)
+    if required and not records:
+        raise TrainingDataError(f"no transition records in {path}")
+    examples = encode_records(records, vocab, predicates, actions, config.max_objects)
+    check_fits(examples, config.shape.context)
+    return len(records), len({r.problem for r in records}), examples
 
 
 def train(
@@ -87,14 +162,13 @@ def train(
 ) -> dict[str, Any]:
     """Train and write ``out_dir/model-f32.gguf``; returns a summary (also in the GGUF)."""
     torch.manual_seed(config.seed)
-    torch.set_num_threads(config.threads)
+    torch.set_num_threads(min(config.threads, _available_cores()))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     vocab = domain_vocabulary(predicates, actions, config.max_objects)
-    records = load_records(train_path)
-    examples = encode_records(records, vocab, predicates, actions, config.max_objects)
-    val_examples = (encode_records(load_records(val_path, limit=4000), vocab, predicates, actions,
-                                   config.max_objects) if val_path else [])
+    n_records, n_problems, examples = _load_examples(train_path, vocab, predicates, actions, config)
+    val_examples = (_load_examples(val_path, vocab, predicates, actions, config, limit=4000, required=False)[2]
+                    if val_path else [])
     model = TinyLlama(config.shape, len(vocab))
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.95),
                             weight_decay=config.weight_decay)
@@ -102,11 +176,7 @@ def train(
     start_step = 0
     elapsed_before = 0.0
     if resume and ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, weights_only=False)
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["opt"])
-        start_step = int(ckpt["step"])
-        elapsed_before = float(ckpt["meta"].get("train_seconds", 0.0))
+        start_step, elapsed_before = _load_checkpoint(ckpt_path, model, opt)
     started = time.perf_counter()
     history: list[dict[str, float]] = []
     model.train()
@@ -134,8 +204,8 @@ def train(
     train_seconds = elapsed_before + time.perf_counter() - started
     summary = {
         "domain": domain,
-        "train_records": len(records),
-        "train_problems": len({r["problem"] for r in records}),
+        "train_records": n_records,
+        "train_problems": n_problems,
         "steps": config.steps,
         "batch_size": config.batch_size,
         "seed": config.seed,
@@ -148,7 +218,7 @@ def train(
                       codec=CODEC_NAME, codec_version=CODEC_VERSION, predicates=predicates, actions=actions,
                       max_objects=config.max_objects, domain=domain, training=summary,
                       name=f"{domain} fact-delta world model")
-    (out / "train-summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(out / "train-summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
 

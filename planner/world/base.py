@@ -7,11 +7,9 @@ the same two methods, so search and agent never know which one they use.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
 
-from planner.types import Action, Prediction, State
+from planner.protocols import WorldModel as WorldModel
 
 
 @dataclass(slots=True)
@@ -54,21 +52,3 @@ class ModelStats:
             self.seconds - earlier.seconds,
             self.invalid - earlier.invalid,
         )
-
-
-@runtime_checkable
-class WorldModel(Protocol):
-    """Predicts precondition, effect and reward/done of actions at (imagined) states."""
-
-    @property
-    def stats(self) -> ModelStats:
-        """The model's running counters."""
-        ...
-
-    def predict(self, state: State, action: Action) -> Prediction:
-        """The predicted outcome of ``action`` at ``state``."""
-        ...
-
-    def predict_many(self, state: State, actions: Sequence[Action]) -> list[Prediction]:
-        """Predictions for several actions at one state, in the order of ``actions``."""
-        ...

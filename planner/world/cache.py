@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 
+from planner.errors import ConfigError
 from planner.types import Action, Prediction, State
 from planner.world.base import ModelStats, WorldModel
 
@@ -17,8 +18,8 @@ class CachedWorldModel:
     """
 
     def __init__(self, inner: WorldModel, *, maxsize: int = 100_000) -> None:
-        if maxsize < 1:
-            raise ValueError(f"maxsize must be at least 1, got {maxsize}")
+        if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
+            raise ConfigError(f"maxsize must be a whole number of at least 1, got {maxsize!r}")
         self.inner = inner
         self.maxsize = maxsize
         self._memo: OrderedDict[tuple[State, Action], Prediction] = OrderedDict()

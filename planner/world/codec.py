@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
 
-from planner.errors import WorldModelError
+from planner.errors import CodecError, VocabularyError, WorldModelError
 from planner.types import Action, FactGoal, Prediction, State
 from planner.world.vocab import Vocabulary, placeholder, render_atom
 
@@ -35,13 +35,14 @@ MARKERS = (GOAL, STATE, ACTION, ARROW, OK, FAIL, ADD, DEL, DONE, CONT)
 
 
 def parse_atom(text: str) -> tuple[str, tuple[str, ...]]:
-    """``"(on a b)"`` → ``("on", ("a", "b"))``; raises ``ValueError`` on a malformed atom."""
+    """``"(on a b)"`` → ``("on", ("a", "b"))``; :class:`CodecError` (a ``ValueError``) on a
+    malformed atom."""
     inner = text.strip()
     if not (inner.startswith("(") and inner.endswith(")")):
-        raise ValueError(f"not a ground atom: {text!r}")
+        raise CodecError(f"not a ground atom: {text!r}")
     parts = inner[1:-1].split()
     if not parts:
-        raise ValueError(f"empty atom: {text!r}")
+        raise CodecError(f"empty atom: {text!r}")
     return parts[0].lower(), tuple(p.lower() for p in parts[1:])
 
 
@@ -50,7 +51,7 @@ def parse_word(word: str) -> tuple[str, tuple[str, ...]]:
     if "(" not in word:
         return word, ()
     if not word.endswith(")"):
-        raise ValueError(f"not a fact word: {word!r}")
+        raise CodecError(f"not a fact word: {word!r}")
     name, _, rest = word[:-1].partition("(")
     return name, tuple(rest.split(",")) if rest else ()
 
@@ -78,12 +79,12 @@ class FactDelta(BaseModel):
         for word in facts:
             name, args = parse_word(word)
             if name not in predicates:
-                raise ValueError(f"unknown predicate {name!r} in {word!r}")
+                raise CodecError(f"unknown predicate {name!r} in {word!r}")
             if len(args) != predicates[name]:
-                raise ValueError(f"{word!r}: {name} takes {predicates[name]} arguments")
+                raise CodecError(f"{word!r}: {name} takes {predicates[name]} arguments")
             unknown = [a for a in args if a not in objects]
             if unknown:
-                raise ValueError(f"{word!r}: unknown object {unknown[0]!r}")
+                raise CodecError(f"{word!r}: unknown object {unknown[0]!r}")
         return facts
 
     @model_validator(mode="after")
@@ -95,22 +96,23 @@ class FactDelta(BaseModel):
 
 def check_delta(applicable: bool, added: Sequence[str], removed: Sequence[str], done: bool,
                 state: frozenset[str]) -> None:
-    """Raise ``ValueError`` unless the delta is consistent with ``state`` (same fact syntax)."""
+    """Raise :class:`CodecError` (a ``ValueError``) unless the delta is consistent with
+    ``state`` (same fact syntax)."""
     if not applicable and (added or removed or done):
-        raise ValueError("an inapplicable action cannot change the state or finish")
+        raise CodecError("an inapplicable action cannot change the state or finish")
     if len(set(added)) != len(added) or len(set(removed)) != len(removed):
-        raise ValueError(f"repeated facts in {list(added)} / {list(removed)}")
+        raise CodecError(f"repeated facts in {list(added)} / {list(removed)}")
     present = [f for f in added if f in state]
     if present:
-        raise ValueError(f"added facts already hold: {present}")
+        raise CodecError(f"added facts already hold: {present}")
     absent = [f for f in removed if f not in state]
     if absent:
-        raise ValueError(f"removed facts do not hold: {absent}")
+        raise CodecError(f"removed facts do not hold: {absent}")
     both = set(added) & set(removed)
     if both:
-        raise ValueError(f"facts both added and removed: {sorted(both)}")
+        raise CodecError(f"facts both added and removed: {sorted(both)}")
     if applicable and not (added or removed):
-        raise ValueError("an applicable action must change the state")
+        raise CodecError("an applicable action must change the state")
 
 
 @dataclass(frozen=True)
@@ -131,10 +133,13 @@ class FactDeltaCodec:
 
     def __post_init__(self) -> None:
         if len(self.objects) > self.max_objects:
-            raise ValueError(
+            raise VocabularyError(
                 f"the problem has {len(self.objects)} objects but the model knows at most "
                 f"{self.max_objects} (placeholders x1..x{self.max_objects})"
             )
+        repeated = sorted({o for o in self.objects if self.objects.count(o) > 1})
+        if repeated:
+            raise VocabularyError(f"the problem lists objects more than once: {repeated[:5]}")
         ordered = sorted(self.objects)
         object.__setattr__(self, "objects", tuple(ordered))
         object.__setattr__(self, "_to_ph", {o: placeholder(i) for i, o in enumerate(ordered)})
@@ -153,10 +158,10 @@ class FactDeltaCodec:
         word = memo.get(fact)
         if word is None:
             name, args = parse_atom(fact)
-            try:
-                word = render_atom(name, [self._to_ph[a] for a in args])  # type: ignore[attr-defined]
-            except KeyError as exc:
-                raise ValueError(f"fact {fact!r} names an object outside the problem: {exc}") from None
+            problem = self._fact_problem(name, args, fact)
+            if problem is not None:
+                raise VocabularyError(problem)
+            word = render_atom(name, [self._to_ph[a] for a in args])  # type: ignore[attr-defined]
             memo[fact] = word
         return word
 
@@ -171,9 +176,57 @@ class FactDeltaCodec:
 
     def action_word(self, action: Action) -> str:
         name, args = parse_atom(action.name)
-        if name not in self.actions or len(args) != self.actions[name]:
-            raise ValueError(f"action {action.name!r} is not in the model's vocabulary")
+        problem = self._schema_problem("action", self.actions, name, args, action.name)
+        if problem is not None:
+            raise VocabularyError(problem)
         return render_atom(name, [self._to_ph[a] for a in args])  # type: ignore[attr-defined]
+
+    # -- checking a problem against the vocabulary -------------------------------------------
+    def _schema_problem(self, kind: str, schemas: Mapping[str, int], name: str, args: tuple[str, ...],
+                        text: str) -> str | None:
+        """Why ``text`` (parsed as ``name`` and ``args``) cannot be written, or ``None``."""
+        found = self._finding(kind, schemas, name, args, text)
+        return None if found is None else found[1]
+
+    def _finding(self, kind: str, schemas: Mapping[str, int], name: str, args: tuple[str, ...],
+                 text: str) -> tuple[tuple[str, ...], str] | None:
+        """``(key, message)`` of the first reason ``text`` cannot be written; the key groups
+        the same problem across atoms (one unknown predicate, one wrong arity, one object)."""
+        if name not in schemas:
+            known = ", ".join(sorted(schemas)) or "none"
+            return ("unknown", kind, name), f"unknown {kind} {name!r} in {text} (the model knows {known})"
+        if len(args) != schemas[name]:
+            return ("arity", kind, name, str(len(args))), (
+                f"{kind} {name!r} takes {schemas[name]} arguments, {text} has {len(args)}")
+        unknown = [a for a in args if a not in self._to_ph]  # type: ignore[attr-defined]
+        if unknown:
+            return ("object", unknown[0]), f"object {unknown[0]!r} in {text} is not one of the problem's objects"
+        return None
+
+    def _fact_problem(self, name: str, args: tuple[str, ...], fact: str) -> str | None:
+        return self._schema_problem("predicate", self.predicates, name, args, fact)
+
+    def vocabulary_problems(self, *, facts: Iterable[str] = (), actions: Iterable[str] = (),
+                            limit: int = 20) -> list[str]:
+        """Why some of ``facts`` or ``actions`` (ground, as ``"(on a b)"``) cannot be written
+        in this codec's vocabulary: one line per distinct problem (unknown predicate or action,
+        wrong arity, object outside the problem, malformed atom), at most ``limit`` lines and a
+        count of the rest. Empty when everything can be written."""
+        found: dict[tuple[str, ...], str] = {}
+        for kind, schemas, texts in (("predicate", self.predicates, facts), ("action", self.actions, actions)):
+            for text in sorted(texts):
+                try:
+                    name, args = parse_atom(text)
+                except CodecError as exc:
+                    found.setdefault(("malformed", text), str(exc))
+                    continue
+                finding = self._finding(kind, schemas, name, args, text)
+                if finding is not None:
+                    found.setdefault(*finding)
+        lines = list(found.values())
+        if len(lines) > limit:
+            lines = [*lines[:limit], f"... and {len(lines) - limit} more"]
+        return lines
 
     def state_words(self, state: State) -> list[str]:
         return sorted(self.fact_word(f) for f in state.facts)
@@ -230,20 +283,20 @@ class FactDeltaCodec:
     @staticmethod
     def _structure(words: Sequence[str]) -> dict[str, object]:
         if not words:
-            raise ValueError("empty answer")
+            raise CodecError("empty answer")
         if words[0] == FAIL:
             if len(words) > 1:
-                raise ValueError(f"unexpected words after 'fail': {list(words[1:])}")
+                raise CodecError(f"unexpected words after 'fail': {list(words[1:])}")
             return {"applicable": False}
         if words[0] != OK:
-            raise ValueError(f"answer must start with 'ok' or 'fail', got {words[0]!r}")
+            raise CodecError(f"answer must start with 'ok' or 'fail', got {words[0]!r}")
         if len(words) < 4 or words[1] != ADD or words[-1] not in (DONE, CONT) or DEL not in words:
-            raise ValueError("expected 'ok add … del … done|cont'")
+            raise CodecError("expected 'ok add … del … done|cont'")
         split = list(words).index(DEL)
         added, removed = list(words[2:split]), list(words[split + 1:-1])
         stray = [w for w in added + removed if w in MARKERS]
         if stray:
-            raise ValueError(f"misplaced marker {stray[0]!r}")
+            raise CodecError(f"misplaced marker {stray[0]!r}")
         return {"applicable": True, "added": tuple(added), "removed": tuple(removed),
                 "done": words[-1] == DONE}
 

@@ -29,13 +29,17 @@ from llama_cpp import LogitsProcessorList
 from pydantic import BaseModel, ConfigDict, ValidationError
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
-from planner.errors import ContextOverflowError, ModelLoadError, WorldModelError
+from planner.errors import CodecError, ConfigError, ContextOverflowError, ModelLoadError, WorldModelError
 from planner.types import Action, FactGoal, Prediction, State
 from planner.world.base import ModelStats
 from planner.world.codec import check_delta, parse_atom
 from planner.world.gguf_io import read_model_info
 
 TURN_SEPARATOR = "\n\n"
+MIN_N_CTX = 32
+"""Smallest context (tokens) :class:`CompletionWorldModel` accepts."""
+MAX_RETRIES = 100
+"""Most extra attempts for an answer that fails validation."""
 
 
 class CompletionCodec(Protocol):
@@ -69,6 +73,10 @@ class TextCodec:
     history: int = 4
     name: str = "text"
     version: int = 1
+
+    def __post_init__(self) -> None:
+        if isinstance(self.history, bool) or not isinstance(self.history, int) or not 1 <= self.history <= 10_000:
+            raise ConfigError(f"history must be a whole number of turns in 1..10000, got {self.history!r}")
 
     def turns(self, state: State) -> list[str]:
         return [t for t in (state.text or "").split(TURN_SEPARATOR) if t.strip()]
@@ -185,12 +193,12 @@ class ChatCodec:
     def _canonical(self, fact: str) -> str:
         name, args = parse_atom(fact)
         if name not in self.predicates:
-            raise ValueError(f"unknown predicate {name!r} in {fact!r}")
+            raise CodecError(f"unknown predicate {name!r} in {fact!r}")
         if len(args) != self.predicates[name]:
-            raise ValueError(f"{fact!r}: {name} takes {self.predicates[name]} arguments")
+            raise CodecError(f"{fact!r}: {name} takes {self.predicates[name]} arguments")
         unknown = [a for a in args if a not in self.objects]
         if unknown:
-            raise ValueError(f"{fact!r}: unknown object {unknown[0]!r}")
+            raise CodecError(f"{fact!r}: unknown object {unknown[0]!r}")
         return "(" + " ".join([name, *args]) + ")"
 
     def grammar(self) -> str | None:
@@ -229,9 +237,16 @@ class CompletionWorldModel:
     Args:
         path: GGUF file.
         codec: a :class:`TextCodec` or :class:`ChatCodec`.
-        n_ctx, n_threads, n_gpu_layers, seed: passed to ``Llama``.
-        max_tokens: longest answer.
-        retries: extra attempts (sampled) after an answer fails validation.
+        n_ctx: context in tokens, ``MIN_N_CTX..MAX_N_CTX``.
+        n_threads: CPU threads (``None``: :func:`~planner.world.engine.default_threads`; more
+            than the available cores is bounded to them).
+        n_gpu_layers: layers offloaded to a GPU (0: CPU only; -1: all).
+        seed: sampling seed of the retries, ``0..2**32-1``.
+        max_tokens: longest answer, at least 1.
+        retries: extra attempts (sampled) after an answer fails validation, ``0..MAX_RETRIES``.
+
+    Raises :class:`ConfigError` for an argument out of range and :class:`ModelLoadError`
+    when the file cannot be loaded or was made for another codec.
     """
 
     def __init__(
@@ -246,20 +261,28 @@ class CompletionWorldModel:
         max_tokens: int = 256,
         retries: int = 2,
     ) -> None:
+        from planner.world.engine import MAX_GPU_LAYERS, MAX_N_CTX, init_backend, recent_errors, resolve_threads
+
+        for name, value, low, high in (("n_ctx", n_ctx, MIN_N_CTX, MAX_N_CTX), ("seed", seed, 0, 2**32 - 1),
+                                       ("max_tokens", max_tokens, 1, MAX_N_CTX), ("retries", retries, 0, MAX_RETRIES),
+                                       ("n_gpu_layers", n_gpu_layers, -1, MAX_GPU_LAYERS)):
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ConfigError(f"{name} must be a whole number in {low}..{high}, got {value!r}")
         info = read_model_info(path)
         if info.codec is not None and info.codec != codec.name:
             raise ModelLoadError(
                 f"{path} was made for codec {info.codec!r} version {info.codec_version}, not {codec.name!r}")
         from llama_cpp import Llama
 
-        from planner.world.engine import _init_backend, _recent_errors
-
-        _init_backend()
+        threads = resolve_threads(n_threads, info.size_bytes)
+        init_backend()
         try:
-            self.llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads,
-                             n_gpu_layers=n_gpu_layers, seed=seed, verbose=False)
+            self.llm = Llama(model_path=str(path), n_ctx=n_ctx, n_batch=min(512, n_ctx), n_threads=threads,
+                             n_threads_batch=threads, n_gpu_layers=n_gpu_layers, seed=seed, verbose=False)
         except Exception as exc:
-            raise ModelLoadError(f"llama.cpp could not load {path}: {exc}; {_recent_errors()}") from None
+            raise ModelLoadError(f"llama.cpp could not load {path}: {exc}; {recent_errors()}") from None
+        # llama.cpp pads the context it allocates; llama-cpp-python's buffers hold n_ctx tokens.
+        self.n_ctx = min(n_ctx, self.llm.n_ctx())
         self.codec = codec
         self.template = self.llm.metadata.get("tokenizer.chat_template")
         self.max_tokens = max_tokens
@@ -272,7 +295,10 @@ class CompletionWorldModel:
         if schema is not None:
             from llama_cpp import LlamaGrammar
 
-            self._grammar = LlamaGrammar.from_json_schema(schema, verbose=False)
+            try:
+                self._grammar = LlamaGrammar.from_json_schema(schema, verbose=False)
+            except Exception as exc:
+                raise ModelLoadError(f"the answer grammar of codec {codec.name!r} is invalid: {exc}") from None
 
     def predict(self, state: State, action: Action) -> Prediction:
         with self._lock:
@@ -289,10 +315,10 @@ class CompletionWorldModel:
     def _predict(self, state: State, action: Action) -> Prediction:
         prompt = self.codec.render(state, action, template=self.template)
         n_prompt = len(self.llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True))
-        if n_prompt + 1 >= self.llm.n_ctx():
+        if n_prompt + 1 >= self.n_ctx:
             raise ContextOverflowError(
-                f"prompt of {n_prompt} tokens does not fit the context of {self.llm.n_ctx()} tokens")
-        max_tokens = min(self.max_tokens, self.llm.n_ctx() - n_prompt)
+                f"prompt of {n_prompt} tokens does not fit the context of {self.n_ctx} tokens")
+        max_tokens = min(self.max_tokens, self.n_ctx - n_prompt)
         retrying = Retrying(stop=stop_after_attempt(self.retries + 1),
                             retry=retry_if_exception_type(WorldModelError), reraise=True)
         for attempt in retrying:

@@ -1,47 +1,187 @@
-"""Build a GGUF-backed world model from configuration, and find the shipped default models."""
+"""Build a GGUF-backed world model from configuration, and find the shipped default models.
+
+The shipped models live in the package (``planner/models/``, found through
+:mod:`importlib.resources`, so they travel with a wheel); ``$PLANNER_MODELS`` names a folder
+searched first. Without an explicit model, a problem gets the shipped model whose recorded
+domain signature (:mod:`planner.world.signature`) equals its domain's, whatever the domain is
+called.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from planner.config import ModelConfig
-from planner.errors import ModelLoadError
+from planner.errors import ModelLoadError, PlannerError
+from planner.logs import get_logger
 from planner.world.base import WorldModel
+from planner.world.gguf_io import ModelInfo, read_model_info
+from planner.world.signature import DomainSignature, domain_signature, signature_differences
 
-DEFAULT_MODELS = {"blocksworld": "blocksworld-q8_0.gguf"}
-"""Domain name → file name of the model shipped in ``models/``."""
+log = get_logger(__name__)
+
+MODELS_ENV = "PLANNER_MODELS"
+"""Environment variable naming a folder of models searched before the shipped ones."""
+
+MAX_LISTED_DIFFERENCES = 6
+"""Differences quoted in an error message before the rest are only counted."""
+
+
+def package_models_dir() -> Path:
+    """The folder of the models shipped inside the package (``planner/models``)."""
+    return Path(str(resources.files("planner") / "models"))
 
 
 def models_dirs() -> list[Path]:
-    """Folders searched for shipped models: ``$PLANNER_MODELS`` then the source tree's ``models/``."""
+    """Folders searched for shipped models: ``$PLANNER_MODELS`` (when set), then the package's."""
     dirs = []
-    if os.environ.get("PLANNER_MODELS"):
-        dirs.append(Path(os.environ["PLANNER_MODELS"]))
-    dirs.append(Path(__file__).resolve().parents[2] / "models")
+    if os.environ.get(MODELS_ENV):
+        dirs.append(Path(os.environ[MODELS_ENV]))
+    dirs.append(package_models_dir())
     return dirs
 
 
-def default_model_path(domain: str) -> Path:
-    """The shipped model for ``domain``; :class:`ModelLoadError` when none ships."""
-    name = DEFAULT_MODELS.get(domain)
-    if name is None:
+@dataclass(frozen=True)
+class ShippedModels:
+    """The GGUF files found in :func:`models_dirs` (a file name found twice: the first wins).
+
+    Attributes:
+        models: the readable ones, with their metadata.
+        unreadable: ``"PATH: why"`` for each file that could not be read.
+    """
+
+    models: tuple[ModelInfo, ...]
+    unreadable: tuple[str, ...]
+
+
+def shipped_models(dirs: Sequence[Path] | None = None) -> ShippedModels:
+    """Read the metadata (not the weights) of every ``*.gguf`` in ``dirs`` (default: :func:`models_dirs`)."""
+    seen: set[str] = set()
+    models: list[ModelInfo] = []
+    unreadable: list[str] = []
+    for folder in models_dirs() if dirs is None else dirs:
+        for path in sorted(folder.glob("*.gguf")) if folder.is_dir() else []:
+            if path.name in seen:
+                continue
+            seen.add(path.name)
+            try:
+                models.append(read_model_info(path))
+            except PlannerError as exc:
+                log.warning("unreadable_model", path=str(path), error=str(exc))
+                unreadable.append(f"{path}: {exc}")
+    return ShippedModels(tuple(models), tuple(unreadable))
+
+
+def recorded_signature(info: ModelInfo) -> DomainSignature | None:
+    """The domain signature ``info``'s file records (``None``: none recorded).
+
+    Raises :class:`ModelLoadError` naming the file when the record is not a signature.
+    """
+    if info.signature is None:
+        return None
+    return DomainSignature.from_json(info.signature, source=str(info.path))
+
+
+def _listed(differences: Sequence[str]) -> str:
+    shown = "; ".join(differences[:MAX_LISTED_DIFFERENCES])
+    more = len(differences) - MAX_LISTED_DIFFERENCES
+    return shown + (f"; and {more} more" if more > 0 else "")
+
+
+def default_model_for(signature: DomainSignature, *, domain_name: str,
+                      dirs: Sequence[Path] | None = None) -> Path:
+    """The shipped model for a domain with ``signature`` (named ``domain_name``).
+
+    The model whose recorded signature equals ``signature``; failing that, a model that records
+    no signature but was trained on a domain of the same name (its vocabulary is checked when it
+    is bound to the problem). Raises :class:`ModelLoadError` naming the closest shipped model
+    and how the domain differs from the one it learned when none fits.
+    """
+    found = shipped_models(dirs)
+    candidates: list[tuple[list[str], ModelInfo]] = []
+    unreadable = list(found.unreadable)
+    for info in found.models:
+        try:
+            recorded = recorded_signature(info)
+        except ModelLoadError as exc:
+            log.warning("unreadable_signature", path=str(info.path), error=str(exc))
+            unreadable.append(str(exc))
+            continue
+        if recorded is None:
+            continue
+        differences = signature_differences(recorded, signature)
+        if not differences:
+            return info.path
+        candidates.append((differences, info))
+    for info in found.models:
+        if info.signature is None and info.domain == domain_name:
+            return info.path
+    raise ModelLoadError(_no_default_message(domain_name, candidates, unreadable, dirs))
+
+
+def _no_default_message(domain_name: str, candidates: list[tuple[list[str], ModelInfo]], unreadable: list[str],
+                        dirs: Sequence[Path] | None) -> str:
+    where = ", ".join(map(str, models_dirs() if dirs is None else dirs))
+    message = f"no shipped world model knows domain {domain_name!r} (searched {where})"
+    if candidates:
+        differences, closest = min(candidates, key=lambda c: (len(c[0]), c[1].path.name))
+        message += (f"; the closest, {closest.path.name} (trained on {closest.domain!r}), differs "
+                    f"(model vs domain): {_listed(differences)}")
+    if unreadable:
+        message += f"; unreadable: {_listed(unreadable)}"
+    return message + "; pass --model PATH.gguf or --oracle"
+
+
+def check_model_signature(path: str | Path, signature: DomainSignature, *, domain_name: str) -> None:
+    """Refuse the model at ``path`` for a domain whose signature differs from the recorded one.
+
+    A model that records no signature passes here (its vocabulary is checked when it is bound
+    to the problem). Raises :class:`ModelLoadError` naming the file and the differences.
+    """
+    info = read_model_info(path)
+    recorded = recorded_signature(info)
+    if recorded is None:
+        return
+    differences = signature_differences(recorded, signature)
+    if differences:
         raise ModelLoadError(
-            f"no default world model ships for domain {domain!r} "
-            f"(shipped: {', '.join(sorted(DEFAULT_MODELS))}); pass --model PATH.gguf or --oracle")
-    for folder in models_dirs():
-        if (folder / name).is_file():
-            return folder / name
-    raise ModelLoadError(f"the default model {name} was not found in {', '.join(map(str, models_dirs()))}")
+            f"{path} was trained on domain {info.domain!r}, which differs from domain {domain_name!r} "
+            f"(model vs domain): {_listed(differences)}")
+
+
+def default_model_path(domain: str) -> Path:
+    """The shipped model trained on the domain named ``domain`` (by its recorded name).
+
+    Raises :class:`ModelLoadError` listing the shipped models when none is.
+    """
+    found = shipped_models()
+    for info in found.models:
+        if info.domain == domain:
+            return info.path
+    shipped = ", ".join(sorted(f"{i.path.name} ({i.domain})" for i in found.models)) or "none"
+    raise ModelLoadError(f"no shipped world model was trained on domain {domain!r} (shipped: {shipped}); "
+                         f"searched {', '.join(map(str, models_dirs()))}")
 
 
 def load_gguf_world_model(config: ModelConfig, env: Any) -> WorldModel:
-    """The GGUF world model named by ``config`` (or the shipped default) for ``env``.
+    """The GGUF world model named by ``config`` (or the shipped default) for ``env``, a
+    :class:`~planner.env.pddl.PDDLEnvironment`.
 
-    Raises :class:`ModelLoadError` naming the path and the cause.
+    Raises :class:`ModelLoadError` naming the path and the cause; for a model that records
+    the signature of its domain, the cause names how the problem's domain differs from it.
     """
     from planner.world.llama import LlamaWorldModel
 
-    path = config.path if config.path is not None else default_model_path(env.task.domain_name)
+    task = env.task
+    signature = domain_signature(task.domain)
+    if config.path is None:
+        path = default_model_for(signature, domain_name=task.domain_name)
+    else:
+        path = config.path
+        check_model_signature(path, signature, domain_name=task.domain_name)
     return LlamaWorldModel.for_environment(path, env, config=config, on_invalid="reject")

@@ -5,6 +5,10 @@ rotary embeddings rotate adjacent pairs (llama.cpp's "normal" RoPE for the llama
 architecture), so no permutation is needed. Besides the architecture and tokenizer, a file
 records the codec it speaks (``planner.codec``, ``planner.codec_version``) and the domain
 schemas the codec needs.
+
+Metadata is validated when it is read (and before it is written) by :class:`ModelMetadata`:
+a value of the wrong type or out of bounds raises :class:`~planner.errors.ModelLoadError`
+naming the file, the key and the value, before anything is built from it.
 """
 
 from __future__ import annotations
@@ -13,13 +17,14 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
 
-from planner.errors import ModelLoadError
+from planner.errors import ConfigError, ModelLoadError, ModelWriteError
 from planner.io import atomic_output
-from planner.world.vocab import Vocabulary
+from planner.world.vocab import MAX_ARITY, MAX_GROUND_WORDS, MAX_OBJECTS, Vocabulary, ground_word_count
 
 GGUF_MAGIC = b"GGUF"
 KEY_CODEC = "planner.codec"
@@ -29,6 +34,125 @@ KEY_ACTIONS = "planner.actions"
 KEY_MAX_OBJECTS = "planner.max_objects"
 KEY_DOMAIN = "planner.domain"
 KEY_TRAINING = "planner.training"
+KEY_SIGNATURE = "planner.signature"
+
+MAX_CONTEXT = 2**24
+"""Largest training context (tokens) accepted from a file's ``<arch>.context_length``."""
+NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$"
+"""Predicate and action names: a letter, then letters, digits, ``_`` or ``-`` (at most 64)."""
+
+_Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+_Arity = Annotated[int, Field(ge=0, le=MAX_ARITY)]
+_JSON_TYPES = {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
+_JSON_KEYS = ("predicates", "actions", "training", "signature")
+_FIELD_KEYS = {
+    "architecture": "general.architecture",
+    "codec": KEY_CODEC,
+    "codec_version": KEY_CODEC_VERSION,
+    "predicates": KEY_PREDICATES,
+    "actions": KEY_ACTIONS,
+    "max_objects": KEY_MAX_OBJECTS,
+    "domain": KEY_DOMAIN,
+    "context": "<arch>.context_length",
+    "training": KEY_TRAINING,
+    "signature": KEY_SIGNATURE,
+}
+
+
+class ModelMetadata(BaseModel):
+    """The metadata of a world-model GGUF file, validated (strict types: no numbers as text).
+
+    Every key is optional (a general GGUF model has none of the ``planner.*`` keys); a key that
+    is present must be valid.
+
+    Attributes:
+        architecture: ``general.architecture`` (e.g. ``"llama"``).
+        codec: ``planner.codec``, the format the model speaks (e.g. ``"fact-delta"``).
+        codec_version: ``planner.codec_version``, at least 1.
+        predicates: ``planner.predicates``, a JSON object: predicate name → arity in
+            ``0..MAX_ARITY``; names match :data:`NAME_PATTERN`.
+        actions: ``planner.actions``, the same for action schemas.
+        max_objects: ``planner.max_objects``, placeholder objects ``1..MAX_OBJECTS`` (0 when
+            the file declares no schemas).
+        domain: ``planner.domain``, the name of the domain the model was trained on.
+        context: ``<arch>.context_length`` in tokens, ``1..MAX_CONTEXT`` (0 only when absent).
+        training: ``planner.training``, a JSON object describing the training run.
+        signature: ``planner.signature``, a JSON object describing the domain (``None`` when
+            absent).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    architecture: str = Field("?", min_length=1, max_length=64)
+    codec: str | None = Field(None, min_length=1, max_length=64)
+    codec_version: int | None = Field(None, ge=1, le=2**31 - 1)
+    predicates: dict[_Name, _Arity] = Field(default_factory=dict)
+    actions: dict[_Name, _Arity] = Field(default_factory=dict)
+    max_objects: int = Field(0, ge=0, le=MAX_OBJECTS)
+    domain: str | None = Field(None, max_length=256)
+    context: int = Field(0, ge=1, le=MAX_CONTEXT)  # the default (absent) is not validated
+    training: dict[str, Any] = Field(default_factory=dict)
+    signature: dict[str, Any] | None = None
+
+    @field_validator(*_JSON_KEYS, mode="before")
+    @classmethod
+    def _json_object(cls, value: Any) -> Any:
+        if value is None or isinstance(value, dict):
+            return value
+        if not isinstance(value, str):
+            raise ValueError(f"must be a JSON object written as a string, got a value of type {type(value).__name__}")
+        try:
+            parsed = json.loads(value)
+        except (ValueError, RecursionError) as exc:
+            raise ValueError(f"is not valid JSON ({type(exc).__name__})") from None
+        if not isinstance(parsed, dict):
+            raise ValueError(f"must be a JSON object, got a JSON {_JSON_TYPES.get(type(parsed), 'value')}")
+        return parsed
+
+    @model_validator(mode="after")
+    def _bounded_vocabulary(self) -> ModelMetadata:
+        both = sorted(set(self.predicates) & set(self.actions))
+        if both:
+            raise ValueError(f"{KEY_PREDICATES} and {KEY_ACTIONS} both name {both[:5]}")
+        schemas = {**self.predicates, **self.actions}
+        if schemas and self.max_objects < 1:
+            raise ValueError(f"{KEY_MAX_OBJECTS} must be at least 1 when schemas are declared, got {self.max_objects}")
+        count = ground_word_count(schemas, self.max_objects)
+        if count > MAX_GROUND_WORDS:
+            raise ValueError(
+                f"{KEY_PREDICATES} and {KEY_ACTIONS} grounded over {KEY_MAX_OBJECTS} = {self.max_objects} objects "
+                f"give {count:,} words, more than {MAX_GROUND_WORDS:,} (largest arity {max(schemas.values())})")
+        return self
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _describe(exc: ValidationError, raw: Mapping[str, Any]) -> str:
+    """One line per problem: the GGUF key, the bad value and what is wrong with it."""
+    arch = raw.get("architecture")
+    keys = {**_FIELD_KEYS, "context": f"{arch}.context_length" if isinstance(arch, str) else _FIELD_KEYS["context"]}
+    lines = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"] if p != "[key]"]
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if not loc:
+            lines.append(msg)
+            continue
+        key = keys.get(loc[0], loc[0])
+        where = key + "".join(f"[{p!r}]" for p in loc[1:])
+        value = raw.get(loc[0], err.get("input"))
+        entry = f"; entry value {_short(err.get('input'))}" if len(loc) > 1 else ""
+        lines.append(f"{where} = {_short(value)}: {msg}{entry}")
+    return "; ".join(lines)
+
+
+def validate_metadata(raw: Mapping[str, Any]) -> ModelMetadata:
+    """Validate metadata values (field name → value as stored); ``ValueError`` subclasses
+    from pydantic name each bad key."""
+    return ModelMetadata.model_validate(dict(raw))
 
 
 @dataclass(frozen=True)
@@ -99,26 +223,59 @@ def write_world_model(
     max_objects: int,
     domain: str,
     training: Mapping[str, Any] | None = None,
+    signature: Mapping[str, Any] | None = None,
     name: str = "planner world model",
 ) -> Path:
-    """Write an F32 GGUF world model (atomically: a temporary file, then a rename)."""
+    """Write an F32 GGUF world model (atomically: a temporary file, then a rename).
+
+    ``signature`` (a JSON-serialisable mapping describing the domain) is stored under
+    :data:`KEY_SIGNATURE` and read back as :attr:`ModelInfo.signature`. Raises
+    :class:`~planner.errors.ModelWriteError` for missing or misshapen tensors and for
+    metadata that :func:`read_model_info` would refuse.
+    """
     expected = tensor_shapes(shape, len(vocab))
     missing = sorted(set(expected) - set(weights))
     if missing:
-        raise ValueError(f"missing tensors: {missing[:3]}")
+        raise ModelWriteError(f"missing tensors: {missing[:3]}")
     for key, dims in expected.items():
         if tuple(weights[key].shape) != dims:
-            raise ValueError(f"tensor {key} has shape {weights[key].shape}, expected {dims}")
+            raise ModelWriteError(f"tensor {key} has shape {weights[key].shape}, expected {dims}")
+    meta = _metadata_to_write(codec=codec, codec_version=codec_version, predicates=predicates, actions=actions,
+                              max_objects=max_objects, domain=domain, context=shape.context,
+                              training=training, signature=signature)
     with atomic_output(path) as tmp:
-        _write_gguf(tmp, vocab=vocab, shape=shape, weights=weights, codec=codec, codec_version=codec_version,
-                    predicates=predicates, actions=actions, max_objects=max_objects, domain=domain,
-                    training=training, name=name, tensors=list(expected))
+        _write_gguf(tmp, vocab=vocab, shape=shape, weights=weights, meta=meta, name=name, tensors=list(expected))
     return Path(path)
 
 
-def _write_gguf(tmp: Path, *, vocab: Vocabulary, shape: LlamaShape, weights: Mapping[str, np.ndarray], codec: str,
-                codec_version: int, predicates: Mapping[str, int], actions: Mapping[str, int], max_objects: int,
-                domain: str, training: Mapping[str, Any] | None, name: str, tensors: list[str]) -> None:
+def _metadata_to_write(*, codec: str, codec_version: int, predicates: Mapping[str, int], actions: Mapping[str, int],
+                       max_objects: int, domain: str, context: int, training: Mapping[str, Any] | None,
+                       signature: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The ``planner.*`` values as stored (JSON objects as text), validated like a reader does."""
+    try:
+        stored = {
+            "architecture": "llama",
+            "codec": codec,
+            "codec_version": codec_version,
+            "predicates": json.dumps(dict(sorted(predicates.items()))),
+            "actions": json.dumps(dict(sorted(actions.items()))),
+            "max_objects": max_objects,
+            "domain": domain,
+            "context": context,
+            "training": json.dumps(dict(training or {}), sort_keys=True),
+            "signature": None if signature is None else json.dumps(dict(signature), sort_keys=True),
+        }
+    except (TypeError, ValueError) as exc:
+        raise ModelWriteError(f"model metadata is not JSON-serialisable: {exc}") from None
+    try:
+        validate_metadata(stored)
+    except ValidationError as exc:
+        raise ModelWriteError(f"model metadata out of bounds: {_describe(exc, stored)}") from None
+    return stored
+
+
+def _write_gguf(tmp: Path, *, vocab: Vocabulary, shape: LlamaShape, weights: Mapping[str, np.ndarray],
+                meta: Mapping[str, Any], name: str, tensors: list[str]) -> None:
     import gguf
 
     writer = gguf.GGUFWriter(str(tmp), "llama")
@@ -144,13 +301,15 @@ def _write_gguf(tmp: Path, *, vocab: Vocabulary, shape: LlamaShape, weights: Map
     writer.add_add_bos_token(True)
     writer.add_add_eos_token(False)
     writer.add_add_space_prefix(True)
-    writer.add_string(KEY_CODEC, codec)
-    writer.add_uint32(KEY_CODEC_VERSION, codec_version)
-    writer.add_string(KEY_PREDICATES, json.dumps(dict(sorted(predicates.items()))))
-    writer.add_string(KEY_ACTIONS, json.dumps(dict(sorted(actions.items()))))
-    writer.add_uint32(KEY_MAX_OBJECTS, max_objects)
-    writer.add_string(KEY_DOMAIN, domain)
-    writer.add_string(KEY_TRAINING, json.dumps(dict(training or {}), sort_keys=True))
+    writer.add_string(KEY_CODEC, meta["codec"])
+    writer.add_uint32(KEY_CODEC_VERSION, meta["codec_version"])
+    writer.add_string(KEY_PREDICATES, meta["predicates"])
+    writer.add_string(KEY_ACTIONS, meta["actions"])
+    writer.add_uint32(KEY_MAX_OBJECTS, meta["max_objects"])
+    writer.add_string(KEY_DOMAIN, meta["domain"])
+    writer.add_string(KEY_TRAINING, meta["training"])
+    if meta["signature"] is not None:
+        writer.add_string(KEY_SIGNATURE, meta["signature"])
     for key in tensors:
         writer.add_tensor(key, np.ascontiguousarray(weights[key], dtype=np.float32))
     try:
@@ -163,7 +322,20 @@ def _write_gguf(tmp: Path, *, vocab: Vocabulary, shape: LlamaShape, weights: Map
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What a GGUF world model says about itself."""
+    """What a GGUF world model says about itself (validated; see :class:`ModelMetadata`).
+
+    Attributes:
+        path: the file.
+        architecture: ``general.architecture``.
+        codec, codec_version: the format the model speaks (``None`` for a general model).
+        predicates, actions: schema name → arity.
+        max_objects: placeholder objects the model knows (0: none declared).
+        domain: the training domain's name.
+        context: training context in tokens (0: not recorded).
+        training: a description of the training run.
+        size_bytes: file size in bytes.
+        signature: the training domain's signature (``None``: not recorded).
+    """
 
     path: Path
     architecture: str
@@ -176,13 +348,15 @@ class ModelInfo:
     context: int
     training: dict[str, Any]
     size_bytes: int
+    signature: dict[str, Any] | None = None
 
 
 def read_model_info(path: str | Path) -> ModelInfo:
-    """Read a GGUF file's metadata without loading the weights.
+    """Read and validate a GGUF file's metadata without loading the weights.
 
     Raises :class:`ModelLoadError` naming the path when the file is missing, empty, not a
-    GGUF file, or truncated.
+    GGUF file or truncated, and naming the path, the key and the value when a metadata value
+    has the wrong type or is out of bounds (see :class:`ModelMetadata`).
     """
     p = Path(path)
     if not p.exists():
@@ -204,27 +378,51 @@ def read_model_info(path: str | Path) -> ModelInfo:
         raise ModelLoadError(f"corrupt or truncated GGUF file {p}: {type(exc).__name__}: {exc}") from None
     if last_end > size:
         raise ModelLoadError(f"truncated GGUF file {p}: tensors need {last_end} bytes, file has {size}")
+    raw = _raw_metadata(p, fields)
+    try:
+        meta = validate_metadata(raw)
+    except ValidationError as exc:
+        raise ModelLoadError(f"invalid metadata in {p}: {_describe(exc, raw)}") from None
+    return ModelInfo(
+        path=p,
+        architecture=meta.architecture,
+        codec=meta.codec,
+        codec_version=meta.codec_version,
+        predicates=dict(meta.predicates),
+        actions=dict(meta.actions),
+        max_objects=meta.max_objects,
+        domain=meta.domain,
+        context=meta.context,
+        training=dict(meta.training),
+        size_bytes=size,
+        signature=None if meta.signature is None else dict(meta.signature),
+    )
+
+
+def _raw_metadata(path: Path, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The metadata values as stored (absent keys left out), keyed by :class:`ModelMetadata` field."""
 
     def get(key: str) -> Any:
         field = fields.get(key)
         if field is None:
             return None
-        return field.contents()
+        try:
+            return field.contents()
+        except Exception as exc:
+            raise ModelLoadError(f"unreadable metadata in {path}: {key}: {type(exc).__name__}: {exc}") from None
 
-    arch = get("general.architecture") or "?"
-    return ModelInfo(
-        path=p,
-        architecture=str(arch),
-        codec=get(KEY_CODEC),
-        codec_version=get(KEY_CODEC_VERSION),
-        predicates=json.loads(get(KEY_PREDICATES) or "{}"),
-        actions=json.loads(get(KEY_ACTIONS) or "{}"),
-        max_objects=int(get(KEY_MAX_OBJECTS) or 0),
-        domain=get(KEY_DOMAIN),
-        context=int(get(f"{arch}.context_length") or 0),
-        training=json.loads(get(KEY_TRAINING) or "{}"),
-        size_bytes=size,
-    )
+    raw: dict[str, Any] = {}
+    arch = get("general.architecture")
+    if arch is not None:
+        raw["architecture"] = arch
+    keys = {name: key for name, key in _FIELD_KEYS.items() if name not in ("architecture", "context")}
+    if isinstance(arch, str):
+        keys["context"] = f"{arch}.context_length"
+    for name, key in keys.items():
+        value = get(key)
+        if value is not None:
+            raw[name] = value
+    return raw
 
 
 def quantize(src: str | Path, dst: str | Path, *, kind: str = "q8_0", threads: int = 0) -> Path:
@@ -233,10 +431,10 @@ def quantize(src: str | Path, dst: str | Path, *, kind: str = "q8_0", threads: i
 
     ftypes = {"q8_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0, "q4_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0}
     if kind not in ftypes:
-        raise ValueError(f"unknown quantization {kind!r}; choose one of {sorted(ftypes)}")
-    from planner.world.engine import _init_backend
+        raise ConfigError(f"unknown quantization {kind!r}; choose one of {sorted(ftypes)}")
+    from planner.world.engine import init_backend
 
-    _init_backend()  # routes llama.cpp's log lines away from stderr
+    init_backend()  # routes llama.cpp's log lines away from stderr
     read_model_info(src)
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = ftypes[kind]

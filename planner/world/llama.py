@@ -22,7 +22,7 @@ import contextlib
 import math
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -30,7 +30,15 @@ from typing import Any, Literal
 import numpy as np
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
-from planner.errors import ContextOverflowError, ModelLoadError, UnknownActionError, WorldModelError
+from planner.errors import (
+    CodecError,
+    ConfigError,
+    ContextOverflowError,
+    ModelLoadError,
+    UnknownActionError,
+    VocabularyError,
+    WorldModelError,
+)
 from planner.logs import get_logger
 from planner.types import Action, FactGoal, Prediction, State
 from planner.world.base import ModelStats
@@ -46,8 +54,8 @@ from planner.world.codec import (
     OK,
     FactDeltaCodec,
 )
-from planner.world.engine import LlamaEngine
-from planner.world.gguf_io import ModelInfo, read_model_info
+from planner.world.engine import MAX_N_CTX, LlamaEngine, max_sequences
+from planner.world.gguf_io import KEY_ACTIONS, KEY_PREDICATES, ModelInfo, read_model_info
 from planner.world.vocab import SPACE, ground_words
 
 log = get_logger(__name__)
@@ -55,6 +63,11 @@ log = get_logger(__name__)
 Mode = Literal["batched", "prefix", "naive"]
 
 _VERDICT, _ADDING, _DELETING, _FINISHED = 0, 1, 2, 3
+
+MIN_N_CTX = 32
+"""Smallest KV cache (tokens) accepted: the prompt and answer of a one-object problem need 22."""
+MAX_RETRIES = 100
+"""Most extra attempts for an answer that fails validation."""
 
 
 @dataclass
@@ -69,6 +82,35 @@ class _Answer:
     chosen: set[int] = field(default_factory=set)
 
 
+def _check_arguments(*, mode: object, max_siblings: object, retries: object, retry_temperature: object,
+                     seed: object, on_invalid: object, n_ctx: object) -> None:
+    """:class:`ConfigError` naming the first argument of :class:`LlamaWorldModel` out of range."""
+    if mode not in ("batched", "prefix", "naive"):
+        raise ConfigError(f"mode must be batched, prefix or naive, got {mode!r}")
+    if on_invalid not in ("raise", "reject"):
+        raise ConfigError(f"on_invalid must be 'raise' or 'reject', got {on_invalid!r}")
+    for name, value, low, high in (("max_siblings", max_siblings, 1, 2**31 - 1), ("retries", retries, 0, MAX_RETRIES),
+                                   ("seed", seed, 0, 2**32 - 1), ("n_ctx", n_ctx, MIN_N_CTX, MAX_N_CTX)):
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ConfigError(f"{name} must be a whole number in {low}..{high}, got {value!r}")
+    if (isinstance(retry_temperature, bool) or not isinstance(retry_temperature, (int, float))
+            or not math.isfinite(retry_temperature) or retry_temperature <= 0):
+        raise ConfigError(f"retry_temperature must be a finite number > 0, got {retry_temperature!r}")
+
+
+def _check_codec(info: ModelInfo) -> None:
+    """:class:`ModelLoadError` unless ``info`` describes a fact-delta model this class can run."""
+    if info.codec != CODEC_NAME or info.codec_version != CODEC_VERSION:
+        raise ModelLoadError(
+            f"{info.path} was made for codec {info.codec!r} version {info.codec_version}, "
+            f"but LlamaWorldModel speaks {CODEC_NAME!r} version {CODEC_VERSION}")
+    if not info.predicates or not info.actions:
+        raise ModelLoadError(f"{info.path} declares no predicates or no actions ({KEY_PREDICATES}, {KEY_ACTIONS})")
+    clash = sorted(set(MARKERS) & {**info.predicates, **info.actions}.keys())
+    if clash:
+        raise ModelLoadError(f"{info.path} names schemas like the codec's marker words: {clash}")
+
+
 class LlamaWorldModel:
     """A fact-delta GGUF world model for one problem (its objects and goal).
 
@@ -76,19 +118,29 @@ class LlamaWorldModel:
         path: GGUF file made for the ``fact-delta`` codec.
         objects: the problem's object names (mapped to placeholders ``x1 … xn``).
         goal: the goal the model judges ``done`` against.
-        n_ctx: KV-cache cells shared by all sibling sequences.
+        state: the problem's start state, when known: its facts are checked against the
+            vocabulary and its prompt against the context at once.
+        facts: further ground facts the problem can reach, checked against the vocabulary.
+        actions: the problem's ground actions, when known: checked against the vocabulary.
+        n_ctx: KV-cache cells shared by all sibling sequences (tokens, ``MIN_N_CTX..MAX_N_CTX``).
         n_threads: CPU threads (``None``: chosen by :func:`planner.world.engine.default_threads`
             from the model's size and the cores available to the process).
         n_gpu_layers: layers offloaded to a GPU (CUDA or Metal builds; -1 = all).
         mode: ``"batched"`` (siblings decoded together), ``"prefix"`` (one at a time, shared
             prefix kept) or ``"naive"`` (cache cleared before every prediction).
-        max_siblings: most siblings decoded in one batch.
-        retries: extra attempts, with sampling, for an answer that fails validation.
-        retry_temperature: sampling temperature of those attempts.
-        seed: seeds the retry sampling.
+        max_siblings: most siblings decoded in one batch, at least 1 (bounded by what the
+            context allows: llama.cpp's sequence limit and ``n_ctx``; read it back).
+        retries: extra attempts, with sampling, for an answer that fails validation
+            (``0..MAX_RETRIES``).
+        retry_temperature: sampling temperature of those attempts (finite, > 0).
+        seed: seeds the retry sampling (``0..2**32-1``).
         on_invalid: after the last retry, ``"raise"`` a :class:`WorldModelError`, or
             ``"reject"``: treat the action as not applicable (confidence 0), count it in
             ``stats.invalid`` and log a warning — so one bad answer cannot end a search.
+
+    Raises :class:`~planner.errors.ConfigError` for an argument out of range,
+    :class:`~planner.errors.ModelLoadError` for a file that is not a fact-delta model, and
+    :class:`~planner.errors.VocabularyError` for a problem the vocabulary cannot write.
     """
 
     def __init__(
@@ -97,6 +149,9 @@ class LlamaWorldModel:
         *,
         objects: Sequence[str],
         goal: FactGoal,
+        state: State | None = None,
+        facts: Iterable[str] = (),
+        actions: Sequence[Action] = (),
         n_ctx: int = 4096,
         n_threads: int | None = None,
         n_gpu_layers: int = 0,
@@ -107,41 +162,32 @@ class LlamaWorldModel:
         seed: int = 0,
         on_invalid: Literal["raise", "reject"] = "raise",
     ) -> None:
-        if mode not in ("batched", "prefix", "naive"):
-            raise ValueError(f"mode must be batched, prefix or naive, got {mode!r}")
-        if max_siblings < 1:
-            raise ValueError(f"max_siblings must be at least 1, got {max_siblings}")
-        self.info: ModelInfo = read_model_info(path)
-        if self.info.codec != CODEC_NAME or self.info.codec_version != CODEC_VERSION:
-            raise ModelLoadError(
-                f"{path} was made for codec {self.info.codec!r} version {self.info.codec_version}, "
-                f"but LlamaWorldModel speaks {CODEC_NAME!r} version {CODEC_VERSION}"
-            )
-        try:
-            self.codec = FactDeltaCodec(objects=tuple(objects), predicates=self.info.predicates,
-                                        actions=self.info.actions, max_objects=self.info.max_objects)
-        except ValueError as exc:
-            raise ModelLoadError(f"{path}: {exc}") from None
-        self.goal = goal
+        _check_arguments(mode=mode, max_siblings=max_siblings, retries=retries, retry_temperature=retry_temperature,
+                         seed=seed, on_invalid=on_invalid, n_ctx=n_ctx)
         self._path = Path(path)
+        self.info: ModelInfo = read_model_info(path)
+        _check_codec(self.info)
+        self.codec = self._bind(objects, goal, state, facts=facts, actions=actions, n_ctx=n_ctx)
+        self.goal = goal
         self.mode = mode
-        self.max_siblings = max_siblings if mode == "batched" else 1
-        if on_invalid not in ("raise", "reject"):
-            raise ValueError(f"on_invalid must be 'raise' or 'reject', got {on_invalid!r}")
         self.on_invalid = on_invalid
         self.retries = retries
         self.retry_temperature = retry_temperature
         self._rng = np.random.default_rng(seed)
         self._lock = threading.RLock()
         self.stats = ModelStats()
-        self.engine = LlamaEngine(path, n_ctx=n_ctx, n_seq_max=self.max_siblings + 1,
+        siblings = max_siblings if mode == "batched" else 1
+        self.engine = LlamaEngine(path, n_ctx=n_ctx, n_seq_max=min(siblings, max_sequences() - 1) + 1,
                                   n_threads=n_threads, n_gpu_layers=n_gpu_layers)
+        # Sequence 0 holds the shared prefix; llama.cpp may have allowed fewer sequences.
+        self.max_siblings = max(1, min(siblings, self.engine.n_seq_max - 1))
         pieces = self.engine.pieces()
         index = {p: i for i, p in enumerate(pieces)}
         words = list(MARKERS) + ground_words({**self.info.predicates, **self.info.actions},
                                              len(self.codec.objects))
         missing = [w for w in words if SPACE + w not in index]
         if missing:
+            self.engine.close()
             raise ModelLoadError(f"{path}: vocabulary lacks the codec's words, e.g. {missing[:3]}")
         self._word_id = {w: index[SPACE + w] for w in words}
         self._id_word = {i: w for w, i in self._word_id.items()}
@@ -150,19 +196,48 @@ class LlamaWorldModel:
         self._cached_prefix: list[int] = []
         self._set_fact_ids()
 
+    def _bind(self, objects: Sequence[str], goal: FactGoal, state: State | None, *, facts: Iterable[str],
+              actions: Sequence[Action], n_ctx: int) -> FactDeltaCodec:
+        """A codec for the problem, after checking that the vocabulary writes all of it and
+        that the start state's prompt fits the context."""
+        try:
+            codec = FactDeltaCodec(objects=tuple(objects), predicates=self.info.predicates,
+                                   actions=self.info.actions, max_objects=self.info.max_objects)
+        except VocabularyError as exc:
+            raise VocabularyError(f"{self._path}: {exc}", problems=exc.problems) from None
+        every = {*goal.facts, *(state.facts if state is not None else ()), *facts}
+        problems = codec.vocabulary_problems(facts=every, actions=[a.name for a in actions])
+        if problems:
+            raise VocabularyError(
+                f"{self._path} (domain {self.info.domain!r}, {len(codec.objects)} of at most "
+                f"{self.info.max_objects} objects) cannot write this problem", problems=problems)
+        if state is not None:
+            self._check_fits(codec, goal, state, n_ctx=n_ctx)
+        return codec
+
+    def _check_fits(self, codec: FactDeltaCodec, goal: FactGoal, state: State, *, n_ctx: int) -> None:
+        """The prompt about ``state`` and its longest answer must fit the context."""
+        need = 1 + len(codec.prefix_words(goal, state)) + 3 + self._max_new(state)
+        trained = self.info.context or n_ctx
+        if need > trained:
+            raise ContextOverflowError(
+                f"{self._path}: the start state's prompt plus up to {self._max_new(state)} answer tokens "
+                f"({need}) exceeds the model's context of {trained} tokens")
+        if need > n_ctx:
+            raise ConfigError(f"n_ctx={n_ctx} is too small for this problem: the start state's prompt and answer "
+                              f"need {need} tokens (the model was trained with {trained})")
+
     def _set_fact_ids(self) -> None:
         fact_words = ground_words(self.info.predicates, len(self.codec.objects))
         self._fact_ids = np.array([self._word_id[w] for w in fact_words], dtype=np.int64)
 
-    def rebind(self, *, objects: Sequence[str], goal: FactGoal) -> None:
+    def rebind(self, *, objects: Sequence[str], goal: FactGoal, state: State | None = None,
+               facts: Iterable[str] = (), actions: Sequence[Action] = ()) -> None:
         """Serve another problem of the same domain (other objects, other goal) with the
-        already loaded model. Raises :class:`ModelLoadError` for too many objects."""
+        already loaded model. Raises :class:`VocabularyError` for too many objects or facts
+        and actions (when given) the vocabulary cannot write."""
         with self._lock:
-            try:
-                codec = FactDeltaCodec(objects=tuple(objects), predicates=self.info.predicates,
-                                       actions=self.info.actions, max_objects=self.info.max_objects)
-            except ValueError as exc:
-                raise ModelLoadError(f"{self._path}: {exc}") from None
+            codec = self._bind(objects, goal, state, facts=facts, actions=actions, n_ctx=self.engine.n_ctx)
             words = ground_words({**self.info.predicates, **self.info.actions}, len(codec.objects))
             self._word_id.update({w: self._index[SPACE + w] for w in words})
             self._id_word = {i: w for w, i in self._word_id.items()}
@@ -172,19 +247,27 @@ class LlamaWorldModel:
     @classmethod
     def for_environment(cls, path: str | Path, env: Any, *, config: Any = None, **kwargs: Any) -> LlamaWorldModel:
         """A model for a :class:`~planner.env.pddl.PDDLEnvironment`'s problem; checks that the
-        model knows the domain's predicates and actions (:class:`ModelLoadError` if not)."""
+        model knows the domain's predicates and actions, and that its vocabulary writes every
+        fact of the problem (start state, goal, every fact an action can touch) and every ground
+        action (:class:`VocabularyError` naming what it lacks)."""
         info = read_model_info(path)
         task = env.task
         from planner.world.codec import schemas_of
 
-        need = {**dict(task.predicates), **schemas_of(task.operators)}
+        try:
+            need = {**dict(task.predicates), **schemas_of(task.operators)}
+        except CodecError as exc:
+            raise VocabularyError(f"{path}: the problem's actions cannot be read: {exc}") from None
         have = {**info.predicates, **info.actions}
         wrong = {k: v for k, v in need.items() if have.get(k) != v}
         if wrong:
-            raise ModelLoadError(
+            raise VocabularyError(
                 f"{path} was trained for domain {info.domain!r} and does not know "
                 f"{', '.join(f'{k}/{v}' for k, v in sorted(wrong.items()))} of domain {task.domain_name!r}"
             )
+        kwargs.setdefault("state", task.init)
+        kwargs.setdefault("facts", task.relevant_facts)
+        kwargs.setdefault("actions", [Action(name) for name in task.operators])
         if config is not None:
             kwargs.setdefault("n_ctx", config.n_ctx)
             kwargs.setdefault("n_threads", config.n_threads)
@@ -221,13 +304,13 @@ class LlamaWorldModel:
     def _prefix_words(self, state: State) -> list[str]:
         try:
             return self.codec.prefix_words(self.goal, state)
-        except (ValueError, KeyError) as exc:
-            raise WorldModelError(f"state cannot be written for this model: {exc}") from None
+        except (CodecError, VocabularyError) as exc:
+            raise VocabularyError(f"state cannot be written for {self._path}: {exc}") from None
 
     def _suffix(self, action: Action) -> list[int]:
         try:
             return [self._word_id[w] for w in self.codec.suffix_words(action)]
-        except (ValueError, KeyError):
+        except (CodecError, VocabularyError, KeyError):
             raise UnknownActionError(
                 f"unknown action {action.name!r}: not in the world model's vocabulary "
                 f"(actions: {', '.join(sorted(self.info.actions))}; objects: {', '.join(self.codec.objects)})"
@@ -265,9 +348,13 @@ class LlamaWorldModel:
 
     def _generate(self, prefix: list[int], suffixes: list[list[int]], max_new: int, *,
                   temperature: float) -> list[_Answer]:
-        per_seq = max(len(s) for s in suffixes) + max_new + 2
+        longest = max(len(s) for s in suffixes)
+        per_seq = longest + max_new + 2
         room = (self.engine.n_ctx - len(prefix)) // per_seq
-        group = max(1, min(self.max_siblings, room))
+        # Every sibling's suffix (and later its two fed tokens) must fit one decode batch,
+        # so that only the last chunk of a decode call asks for logits.
+        per_batch = self.engine.n_batch // max(longest, 2)
+        group = max(1, min(self.max_siblings, room, per_batch))
         answers: list[_Answer] = []
         for start in range(0, len(suffixes), group):
             self._ensure_prefix(prefix)

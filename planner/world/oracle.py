@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from planner.env.base import Simulator
+from planner.errors import ConfigError
 from planner.types import Action, FactGoal, Prediction, State
 from planner.world.base import ModelStats, WorldModel
 
@@ -66,8 +67,8 @@ class NoisyWorldModel:
         seed: int = 0,
         goal: FactGoal | None = None,
     ) -> None:
-        if not 0.0 <= error_rate <= 1.0:
-            raise ValueError(f"error_rate must lie in [0, 1], got {error_rate!r}")
+        if isinstance(error_rate, bool) or not isinstance(error_rate, (int, float)) or not 0.0 <= error_rate <= 1.0:
+            raise ConfigError(f"error_rate must lie in [0, 1], got {error_rate!r}")
         self.inner = inner
         self.error_rate = error_rate
         self.seed = seed

@@ -13,6 +13,8 @@ import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from planner.errors import CodecError
+
 SPACE = "\u2581"  # SentencePiece's visible space
 UNK, BOS, EOS = "<unk>", "<s>", "</s>"
 N_SPECIAL = 3
@@ -20,6 +22,36 @@ N_BYTES = 256
 
 # GGUF token types (llama.cpp's llama_token_type).
 TYPE_NORMAL, TYPE_UNKNOWN, TYPE_CONTROL, TYPE_BYTE = 1, 2, 3, 6
+
+MAX_ARITY = 4
+"""Most arguments of a predicate or action schema. The codec writes one word per grounding,
+``max_objects ** arity`` of them per schema: arity 4 over 8 objects is already 4,096 words."""
+MAX_OBJECTS = 64
+"""Most placeholder objects (``x1 … x64``) a vocabulary may ground over."""
+MAX_GROUND_WORDS = 200_000
+"""Most ground words (``Σ max_objects ** arity`` over predicates and actions) in a
+vocabulary: each becomes a token and an embedding row, and the codec builds a table of them
+at load time (about 100 bytes each in Python, so about 20 MB at the cap). A crafted schema of
+arity 12 over 8 objects would otherwise ask for 8**12 ≈ 69 billion words."""
+
+
+def ground_word_count(schemas: Mapping[str, int], max_objects: int) -> int:
+    """Number of ground words of ``schemas`` (name → arity) over ``max_objects`` placeholders."""
+    return sum(max_objects**arity for arity in schemas.values())
+
+
+def check_vocabulary_size(schemas: Mapping[str, int], max_objects: int) -> None:
+    """:class:`CodecError` unless ``schemas`` grounded over ``max_objects`` stay within
+    :data:`MAX_ARITY`, :data:`MAX_OBJECTS` and :data:`MAX_GROUND_WORDS`."""
+    if not 0 <= max_objects <= MAX_OBJECTS:
+        raise CodecError(f"max_objects must lie in 0..{MAX_OBJECTS}, got {max_objects}")
+    wrong = {k: v for k, v in schemas.items() if not 0 <= v <= MAX_ARITY}
+    if wrong:
+        raise CodecError(f"arities must lie in 0..{MAX_ARITY}, got {wrong}")
+    count = ground_word_count(schemas, max_objects)
+    if count > MAX_GROUND_WORDS:
+        raise CodecError(f"{len(schemas)} schemas over {max_objects} objects give {count:,} words, "
+                         f"more than {MAX_GROUND_WORDS:,}")
 
 
 def placeholder(i: int) -> str:
@@ -33,7 +65,9 @@ def render_atom(name: str, args: Sequence[str]) -> str:
 
 
 def ground_words(schemas: Mapping[str, int], max_objects: int) -> list[str]:
-    """Every grounding of ``schemas`` (name → arity) over ``max_objects`` placeholders."""
+    """Every grounding of ``schemas`` (name → arity) over ``max_objects`` placeholders
+    (:class:`CodecError` beyond the bounds of :func:`check_vocabulary_size`)."""
+    check_vocabulary_size(schemas, max_objects)
     objs = [placeholder(i) for i in range(max_objects)]
     words: list[str] = []
     for name, arity in sorted(schemas.items()):
@@ -74,7 +108,7 @@ class Vocabulary:
         words = list(dict.fromkeys([*markers, *ground_words(schemas, max_objects)]))
         bad = [w for w in words if not w or any(c.isspace() for c in w)]
         if bad:
-            raise ValueError(f"vocabulary words must be non-empty and without spaces: {bad[:3]}")
+            raise CodecError(f"vocabulary words must be non-empty and without spaces: {bad[:3]}")
         return cls(tuple(words))
 
     def __len__(self) -> int:
@@ -89,8 +123,11 @@ class Vocabulary:
         return 2
 
     def encode(self, words: Iterable[str]) -> list[int]:
-        """Token ids of whole words (``KeyError`` for a word not in the vocabulary)."""
-        return [self.word_ids[w] for w in words]
+        """Token ids of whole words (:class:`CodecError` for a word not in the vocabulary)."""
+        try:
+            return [self.word_ids[w] for w in words]
+        except KeyError as exc:
+            raise CodecError(f"word {exc.args[0]!r} is not in the vocabulary") from None
 
     def decode(self, ids: Iterable[int]) -> list[str]:
         """Words of token ids (pieces without the leading ``▁``)."""

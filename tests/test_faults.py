@@ -1,0 +1,627 @@
+"""The fault suite: bad input gives a :class:`PlannerError` naming the bad value — never a
+traceback from deep inside, never a native abort.
+
+- GGUF metadata of the wrong type or out of bounds → :class:`ModelLoadError`;
+- configurations → :class:`ConfigError`, or a configuration that runs without any other error;
+- model answers → a :class:`Prediction` or :class:`WorldModelError`;
+- problems the model's vocabulary cannot write → :class:`VocabularyError` naming what it lacks;
+- the values that used to abort llama.cpp (``n_ctx``, ``n_threads``, arities) → a clean error,
+  checked in subprocesses so that an abort cannot take the test run down with it.
+
+Hypothesis generates the inputs; the default run keeps example counts small (seconds), and
+the ``slow`` variants run many more.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import string
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import gguf
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from planner.config import PlannerConfig, load_config
+from planner.env.blocksworld import DOMAIN_PDDL, generate_problem, write_problem
+from planner.env.pddl import PDDLEnvironment
+from planner.errors import (
+    ConfigError,
+    ContextOverflowError,
+    ModelLoadError,
+    PlannerError,
+    VocabularyError,
+    WorldModelError,
+)
+from planner.types import Action, FactGoal, Prediction, State
+from planner.world.cache import CachedWorldModel
+from planner.world.codec import MARKERS, FactDeltaCodec
+from planner.world.gguf_io import (
+    KEY_ACTIONS,
+    KEY_CODEC,
+    KEY_CODEC_VERSION,
+    KEY_DOMAIN,
+    KEY_MAX_OBJECTS,
+    KEY_PREDICATES,
+    KEY_SIGNATURE,
+    KEY_TRAINING,
+    read_model_info,
+)
+from planner.world.llama import LlamaWorldModel
+from planner.world.oracle import OracleWorldModel
+from planner.world.vocab import MAX_ARITY, MAX_GROUND_WORDS, MAX_OBJECTS, ground_words
+from tests.conftest import BW_ACTIONS, BW_PREDICATES, build_tiny_gguf, rewrite_gguf
+
+T = gguf.GGUFValueType
+ROOT = Path(__file__).resolve().parents[1]
+FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SLOW = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+NATIVE_CRASH_CODES = {-6, -11, 134, 139}  # SIGABRT / SIGSEGV, as a signal or as a shell exit code
+
+
+@pytest.fixture(scope="module")
+def base_gguf(tmp_path_factory) -> Path:
+    return build_tiny_gguf(tmp_path_factory.mktemp("faults") / "base.gguf")
+
+
+@pytest.fixture(scope="module")
+def work_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("faults-work")
+
+
+@pytest.fixture(scope="module")
+def env3(tmp_path_factory) -> PDDLEnvironment:
+    return PDDLEnvironment(*write_problem(tmp_path_factory.mktemp("env3"), 3, seed=0))
+
+
+# -- (a) GGUF metadata -------------------------------------------------------------------------
+_ints = st.integers(-(2**31), 2**31 - 1)
+_junk_json = st.recursive(
+    st.none() | st.booleans() | st.floats(allow_nan=True) | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
+_wrong_gguf_types = st.one_of(
+    _ints.map(lambda v: (v, T.INT32)),
+    st.integers(0, 2**64 - 1).map(lambda v: (v, T.UINT64)),
+    st.floats(width=32, allow_nan=True).map(lambda v: (v, T.FLOAT32)),
+    st.booleans().map(lambda v: (v, T.BOOL)),
+    st.lists(st.integers(0, 100), min_size=1, max_size=4).map(lambda v: (v, T.ARRAY, T.INT32)),
+    st.lists(st.text(string.ascii_letters, max_size=4), min_size=1, max_size=3).map(lambda v: (v, T.ARRAY, T.STRING)),
+)
+
+
+def _as_string(text: str) -> tuple[str, gguf.GGUFValueType]:
+    return (text, T.STRING)
+
+
+# A JSON text that is not an object: arrays, null, numbers, strings, broken or deeply nested text.
+_not_an_object = st.one_of(
+    _junk_json.filter(lambda v: not isinstance(v, dict)).map(json.dumps),
+    st.sampled_from(["[1,2,3]", "null", "", "{", "{'on': 2}", "nan", "[" * 5000, '{"a": ' * 3000]),
+    st.text(max_size=12).filter(lambda t: not t.strip().startswith("{")),
+).map(_as_string)
+
+_bad_arity = st.one_of(
+    st.integers(max_value=-1), st.integers(min_value=MAX_ARITY + 1), st.floats(allow_nan=True), st.booleans(),
+    st.none(), st.text(max_size=3), st.lists(st.integers(), max_size=2),
+)
+_bad_name = st.one_of(
+    st.just(""), st.text(min_size=1, max_size=6).filter(lambda t: not (t[:1].isascii() and t[:1].isalpha())),
+    st.text(string.ascii_letters, min_size=1, max_size=3).map(lambda t: t + " x"),
+    st.text(string.ascii_letters, min_size=1, max_size=3).map(lambda t: t + "(x1)"),
+    st.text(string.ascii_letters, min_size=65, max_size=80),
+)
+_bad_schema_object = st.one_of(
+    st.builds(lambda name, arity: {"on": 2, name: arity}, st.sampled_from(["on", "glows"]), _bad_arity),
+    st.builds(lambda name, arity: {name: arity}, _bad_name, st.integers(0, MAX_ARITY)),
+).map(lambda obj: _as_string(json.dumps(obj)))
+_bad_int = st.one_of(
+    st.integers(min_value=1).map(lambda v: _as_string(str(v))),  # a number written as text
+    st.floats(width=32).map(lambda v: (v, T.FLOAT32)),
+    st.booleans().map(lambda v: (v, T.BOOL)),
+    st.integers(-(2**31), -1).map(lambda v: (v, T.INT32)),
+    st.lists(st.integers(0, 9), min_size=1, max_size=3).map(lambda v: (v, T.ARRAY, T.INT32)),
+)
+_bad_text = st.one_of(
+    _ints.map(lambda v: (v, T.INT32)), st.floats(width=32).map(lambda v: (v, T.FLOAT32)),
+    st.booleans().map(lambda v: (v, T.BOOL)), st.lists(st.text(max_size=3), min_size=1, max_size=3).map(
+        lambda v: (v, T.ARRAY, T.STRING)),
+)
+
+BAD_METADATA: dict[str, st.SearchStrategy] = {
+    KEY_PREDICATES: st.one_of(_not_an_object, _bad_schema_object, _wrong_gguf_types),
+    KEY_ACTIONS: st.one_of(_not_an_object, _bad_schema_object, _wrong_gguf_types),
+    KEY_TRAINING: st.one_of(_not_an_object, _wrong_gguf_types),
+    KEY_SIGNATURE: st.one_of(_not_an_object, _wrong_gguf_types),
+    KEY_CODEC_VERSION: st.one_of(_bad_int, st.just((0, T.UINT32))),
+    KEY_MAX_OBJECTS: st.one_of(_bad_int, st.integers(MAX_OBJECTS + 1, 2**32 - 1).map(lambda v: (v, T.UINT32)),
+                               st.just((0, T.UINT32))),
+    "llama.context_length": st.one_of(_bad_int, st.just((0, T.UINT32)), st.just((2**40, T.UINT64))),
+    KEY_CODEC: st.one_of(_bad_text, st.just(_as_string(""))),
+    KEY_DOMAIN: st.one_of(_bad_text, st.text(min_size=257, max_size=300).map(_as_string)),
+}
+
+
+def _bad_metadata_case():
+    return st.sampled_from(sorted(BAD_METADATA)).flatmap(lambda key: st.tuples(st.just(key), BAD_METADATA[key]))
+
+
+def _check_bad_metadata(base: Path, out: Path, key: str, change: tuple) -> None:
+    rewrite_gguf(base, changes={key: change}, out=out)
+    with pytest.raises(ModelLoadError) as info:
+        read_model_info(out)
+    message = str(info.value)
+    assert str(out) in message and key in message, message
+    with pytest.raises(ModelLoadError):
+        LlamaWorldModel(out, objects=("a", "b"), goal=FactGoal())
+
+
+@FAST
+@given(case=_bad_metadata_case())
+def test_bad_gguf_metadata_is_a_model_load_error(base_gguf, work_dir, case):
+    key, change = case
+    _check_bad_metadata(base_gguf, work_dir / "bad.gguf", key, change)
+
+
+@pytest.mark.slow
+@SLOW
+@given(case=_bad_metadata_case())
+def test_bad_gguf_metadata_is_a_model_load_error_many(base_gguf, work_dir, case):
+    key, change = case
+    _check_bad_metadata(base_gguf, work_dir / "bad-many.gguf", key, change)
+
+
+@pytest.mark.parametrize(
+    ("change", "shown"),
+    [
+        (("[1,2,3]", T.STRING), "'[1,2,3]'"),
+        (("null", T.STRING), "'null'"),
+        (('{"on": "2"}', T.STRING), "'2'"),
+        (('{"on": 12}', T.STRING), "12"),
+        (('{"on": -1}', T.STRING), "-1"),
+    ],
+)
+def test_metadata_errors_name_file_key_and_value(base_gguf, work_dir, change, shown):
+    out = work_dir / "named.gguf"
+    rewrite_gguf(base_gguf, changes={KEY_PREDICATES: change}, out=out)
+    with pytest.raises(ModelLoadError) as info:
+        read_model_info(out)
+    assert str(out) in str(info.value) and KEY_PREDICATES in str(info.value) and shown in str(info.value)
+
+
+@pytest.mark.parametrize(("predicates", "max_objects"), [({"on": 4, "big": 4}, 64), ({"on": 3}, 64)])
+def test_vocabulary_size_is_bounded(base_gguf, work_dir, predicates, max_objects):
+    # 2 * 64**4 and 64**3 + the actions over 64 objects: beyond MAX_GROUND_WORDS words
+    out = work_dir / "big.gguf"
+    rewrite_gguf(base_gguf, out=out, changes={KEY_PREDICATES: (json.dumps(predicates), T.STRING),
+                                               KEY_MAX_OBJECTS: (max_objects, T.UINT32)})
+    with pytest.raises(ModelLoadError, match=f"more than {MAX_GROUND_WORDS:,}"):
+        read_model_info(out)
+
+
+def test_signature_round_trips_and_is_validated(tmp_path, base_gguf):
+    from planner.world.codec import domain_vocabulary
+    from planner.world.gguf_io import LlamaShape, random_weights, write_world_model
+
+    vocab = domain_vocabulary(BW_PREDICATES, BW_ACTIONS, 3)
+    shape = LlamaShape(dim=16, n_layers=1, n_heads=2, ffn_dim=32, context=64)
+    signature = {"predicates": {"on": 2}, "actions": [{"name": "stack", "parameters": 2}]}
+    path = write_world_model(tmp_path / "sig.gguf", vocab=vocab, shape=shape, weights=random_weights(shape, len(vocab)),
+                             codec="fact-delta", codec_version=1, predicates=BW_PREDICATES, actions=BW_ACTIONS,
+                             max_objects=3, domain="blocksworld", signature=signature)
+    assert read_model_info(path).signature == signature
+    assert read_model_info(base_gguf).signature is None
+    from planner.errors import ModelWriteError
+
+    with pytest.raises(ModelWriteError, match="planner.predicates"):
+        write_world_model(tmp_path / "bad.gguf", vocab=vocab, shape=shape, weights=random_weights(shape, len(vocab)),
+                          codec="fact-delta", codec_version=1, predicates={"on": 12}, actions=BW_ACTIONS,
+                          max_objects=3, domain="blocksworld")
+    assert not (tmp_path / "bad.gguf").exists()
+
+
+# Any value of any type for any key: a ModelInfo or a ModelLoadError, nothing else.
+_any_change = st.one_of(_wrong_gguf_types, _junk_json.map(lambda v: _as_string(json.dumps(v))),
+                        st.text(max_size=20).map(_as_string), st.integers(0, 2**32 - 1).map(lambda v: (v, T.UINT32)))
+
+
+@FAST
+@given(key=st.sampled_from(sorted(BAD_METADATA)), change=_any_change)
+def test_any_metadata_value_loads_or_is_a_model_load_error(base_gguf, work_dir, key, change):
+    out = work_dir / "any.gguf"
+    rewrite_gguf(base_gguf, changes={key: change}, out=out)
+    try:
+        read_model_info(out)
+    except ModelLoadError as exc:
+        assert key in str(exc)
+
+
+# -- (b) configurations ----------------------------------------------------------------------
+_scalar = st.one_of(
+    st.integers(-(2**63), 2**63 - 1), st.integers(-3, 70), st.floats(allow_nan=True), st.floats(0, 2),
+    st.booleans(), st.text(string.ascii_letters + string.digits + " ._-/", max_size=10),
+    st.sampled_from(["beam", "mcts", "uct", "puct", "goal", "ff", "add", "max", "lmcut", "plan", "receding",
+                     "oracle", "gguf"]),
+    st.lists(st.integers(0, 3), max_size=2),
+)
+_VALID = {
+    "search": {
+        "algorithm": st.sampled_from(["beam", "mcts"]), "beam_width": st.integers(1, 10_000),
+        "max_expansions": st.integers(1, 1_000_000), "simulations": st.integers(1, 1_000_000),
+        "selection": st.sampled_from(["uct", "puct"]), "exploration": st.floats(0, 100),
+        "max_depth": st.integers(1, 10_000), "time_limit_s": st.floats(1e-6, 7 * 24 * 3600.0),
+        "discount": st.floats(1e-9, 1), "heuristic": st.sampled_from(["goal", "ff", "add", "max", "lmcut"]),
+        "seed": st.integers(0, 2**32 - 1),
+    },
+    "agent": {"mode": st.sampled_from(["plan", "receding"]), "max_steps": st.integers(1, 100_000),
+              "max_replans": st.integers(0, 10_000), "reuse_tree": st.booleans()},
+    "model": {"kind": st.sampled_from(["oracle", "gguf"]), "cache_size": st.integers(0, 2_000_000),
+              "n_threads": st.integers(1, 1024), "n_gpu_layers": st.integers(-1, 4096),
+              "n_ctx": st.integers(32, 2**18)},
+}
+_valid_configs = st.fixed_dictionaries(
+    {section: st.fixed_dictionaries({}, optional=keys) for section, keys in _VALID.items()})
+_mixed_configs = st.fixed_dictionaries(
+    {section: st.dictionaries(st.sampled_from([*keys, "bogus"]), _scalar | st.one_of(*keys.values()), max_size=5)
+     for section, keys in _VALID.items()})
+_configs = _valid_configs | _mixed_configs
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, str):
+        return json.dumps(value)
+    return str(value)
+
+
+def _toml(config: dict[str, dict]) -> str:
+    lines = []
+    for section, values in config.items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{k} = {_toml_value(v)}" for k, v in values.items())
+    return "\n".join(lines) + "\n"
+
+
+def _run_small_episode(config: PlannerConfig, env: PDDLEnvironment) -> None:
+    """An episode with the exact model, its time per search and its steps capped (for speed)."""
+    from planner.agent import Agent
+
+    s, a = config.search, config.agent
+    fast = config.updated(search={"time_limit_s": min(s.time_limit_s or 0.05, 0.05)},
+                          agent={"max_steps": min(a.max_steps, 12), "max_replans": min(a.max_replans, 3)})
+    model = OracleWorldModel(env)
+    wrapped = CachedWorldModel(model, maxsize=config.model.cache_size) if config.model.cache_size > 0 else model
+    Agent(env, wrapped, config=fast).run(seed=0)
+
+
+def _check_config(env: PDDLEnvironment, work: Path, config: dict[str, dict]) -> None:
+    path = work / "config.toml"
+    path.write_text(_toml(config))
+    try:
+        loaded = load_config(path)
+    except ConfigError as exc:
+        assert str(path) in str(exc)
+        return
+    _run_small_episode(loaded, env)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(config=_configs)
+def test_config_is_rejected_or_runs(env3, work_dir, config):
+    _check_config(env3, work_dir, config)
+
+
+@pytest.mark.slow
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(config=_configs)
+def test_config_is_rejected_or_runs_many(env3, work_dir, config):
+    _check_config(env3, work_dir, config)
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("[search]\nexploration = inf\n", "exploration"),
+        ("[search]\nexploration = nan\n", "exploration"),
+        ("[search]\ndiscount = nan\n", "discount"),
+        ("[search]\ntime_limit_s = inf\n", "time_limit_s"),
+        ("[search]\nsimulations = 10000000000\n", "simulations"),
+        ('[search]\nsimulations = "50"\n', "simulations"),
+        ("[search]\nseed = -1\n", "seed"),
+        ("[search]\nbeam_width = true\n", "beam_width"),
+        ("[model]\nn_ctx = 16\n", "n_ctx"),
+        ("[model]\nn_ctx = 4294967312\n", "n_ctx"),
+        ("[model]\nn_threads = 100000\n", "100000"),
+        ("[model]\nn_gpu_layers = -2\n", "n_gpu_layers"),
+        ("[model]\ncache_size = 1000000000\n", "cache_size"),
+        ('[model]\npath = ""\n', "path"),
+        ("[agent]\nmax_steps = 0\n", "max_steps"),
+        ("search = 3\n", "search"),
+    ],
+)
+def test_config_bounds_name_the_value(tmp_path, text, match):
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        load_config(path)
+
+
+def test_config_updates_are_checked():
+    with pytest.raises(ConfigError, match="exploration"):
+        PlannerConfig().updated(search={"exploration": math.inf})
+    with pytest.raises(ConfigError, match="nosuch"):
+        PlannerConfig().updated(nosuch={"x": 1})
+
+
+# -- (c) model answers -------------------------------------------------------------------------
+_CODEC = FactDeltaCodec(objects=("a", "b", "c"), predicates=BW_PREDICATES, actions=BW_ACTIONS, max_objects=8)
+_STATE = State.from_facts(["(on a b)", "(ontable b)", "(ontable c)", "(clear a)", "(clear c)", "(handempty)"])
+_answer_words = st.one_of(
+    st.sampled_from(list(MARKERS)),
+    st.sampled_from(ground_words({**BW_PREDICATES, **BW_ACTIONS}, 4)),
+    st.sampled_from(["on(x1)", "on(x1,x2,x3)", "on(,)", "on(x1,", "(on a b)", "glows(x1)", "x1", "ok(", ")", "",
+                     "on(x9,x1)", "handempty()", "clear(x1))", "clear((x1)"]),
+    st.text(max_size=8),
+)
+
+
+def _check_answer(words: list[str]) -> None:
+    try:
+        pred = _CODEC.parse(words, _STATE)
+    except WorldModelError as exc:
+        assert exc.raw == " ".join(words)
+        return
+    assert isinstance(pred, Prediction)
+    assert pred.next_state.is_symbolic
+
+
+@settings(max_examples=300, deadline=None)
+@given(words=st.lists(_answer_words, max_size=12))
+def test_model_answers_parse_or_raise_world_model_error(words):
+    _check_answer(words)
+
+
+@pytest.mark.slow
+@settings(max_examples=5000, deadline=None)
+@given(words=st.lists(_answer_words, max_size=30))
+def test_model_answers_parse_or_raise_world_model_error_many(words):
+    _check_answer(words)
+
+
+# -- (d) problems the vocabulary cannot write --------------------------------------------------
+def _problem_env(tmp: Path, extra_init: str = "", extra_goal: str = "", n: int = 3) -> PDDLEnvironment:
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "domain.pddl").write_text(DOMAIN_PDDL)
+    text = generate_problem(n, seed=0)
+    text = text.replace("(:init ", f"(:init {extra_init} ").replace("(:goal (and ", f"(:goal (and {extra_goal} ")
+    (tmp / "p.pddl").write_text(text)
+    return PDDLEnvironment(tmp / "domain.pddl", tmp / "p.pddl")
+
+
+@pytest.mark.parametrize(
+    ("init", "match"),
+    [
+        ("(on b1)", r"'on' takes 2 arguments, \(on b1\) has 1"),
+        ("(glows b1)", r"unknown predicate 'glows' in \(glows b1\)"),
+        ("(on b1 b2 b3)", r"'on' takes 2 arguments"),
+        ("(handempty b1)", r"'handempty' takes 0 arguments"),
+    ],
+)
+def test_problem_facts_the_model_lacks(tmp_path, base_gguf, init, match):
+    env = _problem_env(tmp_path, init)
+    with pytest.raises(VocabularyError, match=match):
+        LlamaWorldModel.for_environment(base_gguf, env)
+
+
+def test_more_objects_than_the_model_knows(tmp_path, base_gguf):
+    env = _problem_env(tmp_path, n=9)
+    with pytest.raises(VocabularyError, match="9 objects but the model knows at most 8"):
+        LlamaWorldModel.for_environment(base_gguf, env)
+
+
+_identifiers = st.from_regex(r"[a-z][a-z0-9-]{0,6}", fullmatch=True)
+
+
+@st.composite
+def _bad_facts(draw):
+    """A fact the vocabulary cannot write, and the name or object its error must mention."""
+    kind = draw(st.sampled_from(["predicate", "arity", "object"]))
+    objects = ["a", "b", "c"]
+    if kind == "predicate":
+        name = draw(_identifiers.filter(lambda n: n not in BW_PREDICATES and n not in MARKERS))
+        args = draw(st.lists(st.sampled_from(objects), max_size=3))
+        return "(" + " ".join([name, *args]) + ")", repr(name)
+    if kind == "arity":
+        name = draw(st.sampled_from(sorted(BW_PREDICATES)))
+        n = draw(st.integers(0, 4).filter(lambda k: k != BW_PREDICATES[name]))
+        return "(" + " ".join([name, *draw(st.lists(st.sampled_from(objects), min_size=n, max_size=n))]) + ")", repr(
+            name)
+    stranger = draw(_identifiers.filter(lambda o: o not in objects))
+    return f"(clear {stranger})", repr(stranger)
+
+
+def _check_bad_problem(path: Path, fact: str, named: str, where: str) -> None:
+    objects = ("a", "b", "c")
+    good = ["(ontable a)", "(ontable b)", "(ontable c)", "(clear a)", "(clear b)", "(clear c)", "(handempty)"]
+    goal = FactGoal(frozenset([fact] if where == "goal" else ["(on a b)"]))
+    state = State.from_facts(good + ([fact] if where == "state" else []))
+    actions = [Action("(pick-up a)")] + ([Action(fact)] if where == "action" else [])
+    with pytest.raises(VocabularyError) as info:
+        LlamaWorldModel(path, objects=objects, goal=goal, state=state, actions=actions)
+    assert named in str(info.value) and info.value.problems
+
+
+@FAST
+@given(bad=_bad_facts(), where=st.sampled_from(["goal", "state"]))
+def test_unwritable_facts_are_named(base_gguf, bad, where):
+    _check_bad_problem(base_gguf, *bad, where)
+
+
+@FAST
+@given(name=_identifiers.filter(lambda n: n not in BW_ACTIONS and n not in MARKERS),
+       args=st.lists(st.sampled_from(["a", "b", "c"]), max_size=3))
+def test_unknown_actions_are_named(base_gguf, name, args):
+    _check_bad_problem(base_gguf, "(" + " ".join([name, *args]) + ")", repr(name), "action")
+
+
+def test_rebind_checks_the_new_problem(base_gguf, env3):
+    model = LlamaWorldModel.for_environment(base_gguf, env3)
+    try:
+        with pytest.raises(VocabularyError, match="12 objects but the model knows at most 8"):
+            model.rebind(objects=[f"o{i}" for i in range(12)], goal=FactGoal())
+        with pytest.raises(VocabularyError, match="glows"):
+            model.rebind(objects=["a"], goal=FactGoal(frozenset(["(glows a)"])))
+        model.rebind(objects=["a", "b"], goal=FactGoal(frozenset(["(on a b)"])))  # still usable
+        assert model.codec.objects == ("a", "b")
+    finally:
+        model.close()
+
+
+def test_unwritable_state_at_predict_time(base_gguf, env3):
+    model = LlamaWorldModel.for_environment(base_gguf, env3, retries=0)
+    try:
+        with pytest.raises(VocabularyError, match="glows"):
+            model.predict(State.from_facts(["(glows b1)"]), env3.candidate_actions(env3.state)[0])
+    finally:
+        model.close()
+
+
+# -- (e) values that used to abort llama.cpp, in subprocesses -------------------------------------
+def _run_script(body: str, *, timeout: int = 240, memory_bytes: int | None = None) -> str:
+    """Run ``body`` in a fresh interpreter; fail on a native crash; return its output."""
+    prelude = "import resource\n"
+    if memory_bytes is not None:
+        prelude += f"resource.setrlimit(resource.RLIMIT_AS, ({memory_bytes}, {memory_bytes}))\n"
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(body)], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT, env=env)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode not in NATIVE_CRASH_CODES, f"native crash (code {proc.returncode}):\n{out[-3000:]}"
+    assert "GGML_ASSERT" not in out and "bad_alloc" not in out, out[-3000:]
+    assert proc.returncode == 0, out[-3000:]
+    return proc.stdout
+
+
+_LOAD = """
+    from planner.env.pddl import PDDLEnvironment
+    from planner.env.blocksworld import write_problem
+    from planner.errors import PlannerError
+    from planner.world.llama import LlamaWorldModel
+    from tests.conftest import build_tiny_gguf
+
+    path = build_tiny_gguf({folder!r} + "/m.gguf", context={context})
+    env = PDDLEnvironment(*write_problem({folder!r} + "/pddl", 4, seed=1))
+    state = env.state
+    actions = env.candidate_actions(state)
+
+    def attempt(**kwargs):
+        try:
+            model = LlamaWorldModel.for_environment(path, env, retries=0, on_invalid="reject", **kwargs)
+            preds = model.predict_many(state, actions)
+            model.close()
+            return "ok %d %d" % (len(preds), model.max_siblings)
+        except PlannerError as exc:
+            return "%s: %s" % (type(exc).__name__, str(exc).splitlines()[0])
+"""
+
+
+def _results(output: str) -> list[list[str]]:
+    """The ``RESULT`` lines a script printed, split into the key and the rest."""
+    return [line.split(" ", 2)[1:] for line in output.splitlines() if line.startswith("RESULT ")]
+
+
+def test_small_contexts_give_clean_errors_or_run(tmp_path):
+    script = _LOAD.format(folder=str(tmp_path), context=128) + """
+    for n_ctx in (1, 16, 31, 32, 36, 37, 38, 64, 100, 127, 128, 129, 200, 256):
+        print("RESULT", n_ctx, attempt(n_ctx=n_ctx))
+    for siblings in (1, 2, 255, 256, 100000):
+        print("RESULT", "s%d" % siblings, attempt(n_ctx=64, max_siblings=siblings))
+    """
+    out = dict(_results(_run_script(script)))
+    for n_ctx in ("1", "16", "31"):
+        assert out[n_ctx].startswith("ConfigError: n_ctx must be"), out
+    assert out["32"].startswith("ConfigError: n_ctx=32 is too small for this problem"), out
+    for n_ctx in ("64", "100", "127", "128", "129", "200", "256"):
+        assert out[n_ctx].startswith("ok 40"), out
+    assert all(v.startswith("ok 40") for k, v in out.items() if k.startswith("s")), out
+
+
+def test_thread_counts_give_clean_errors_or_run(tmp_path):
+    script = _LOAD.format(folder=str(tmp_path), context=128) + """
+    for threads in (0, -3, 1, 2, 1024, 1025, 100000):
+        print("RESULT", threads, attempt(n_ctx=64, n_threads=threads))
+    from planner.types import Action, State
+    from planner.world.completion import CompletionWorldModel, TextCodec
+    text = build_tiny_gguf({folder!r} + "/text.gguf", codec="text")
+    for threads in (100000, 1024, 1):
+        try:
+            model = CompletionWorldModel(text, codec=TextCodec(), n_threads=threads, max_tokens=2, retries=0)
+            try:
+                model.predict(State.from_text("a room"), Action("look"))
+            except PlannerError:
+                pass  # random weights: a malformed answer is expected, a crash is not
+            print("RESULT", "c%d" % threads, "ok", model.llm.context_params.n_threads)
+            model.close()
+        except PlannerError as exc:
+            print("RESULT", "c%d" % threads, type(exc).__name__)
+    """.format(folder=str(tmp_path))
+    out = dict(_results(_run_script(script)))
+    for bad in ("0", "-3", "1025", "100000"):
+        assert out[bad].startswith("ConfigError: n_threads must be"), out
+    for good in ("1", "2", "1024"):
+        assert out[good].startswith("ok 40"), out
+    assert out["c100000"] == "ConfigError", out
+    for good in ("c1024", "c1"):
+        status, threads = out[good].split()
+        assert status == "ok" and int(threads) <= (os.cpu_count() or 1), out  # bounded to the cores
+
+
+def test_huge_arity_is_refused_before_building_words(tmp_path, base_gguf):
+    bad = tmp_path / "arity12.gguf"
+    rewrite_gguf(base_gguf, out=bad, changes={KEY_PREDICATES: (json.dumps({**BW_PREDICATES, "big": 12}), T.STRING)})
+    script = f"""
+    from planner.errors import ModelLoadError
+    from planner.types import FactGoal
+    from planner.world.llama import LlamaWorldModel
+    try:
+        LlamaWorldModel({str(bad)!r}, objects=["a"], goal=FactGoal())
+    except ModelLoadError as exc:
+        print("ModelLoadError", exc)
+    """
+    out = _run_script(script, timeout=120, memory_bytes=4 * 2**30)
+    assert out.startswith("ModelLoadError") and "planner.predicates" in out and "12" in out, out
+
+
+def test_oversized_context_values_are_refused(base_gguf):
+    from planner.world.engine import MAX_N_CTX
+
+    for n_ctx in (MAX_N_CTX + 1, 2**32 + 64):
+        with pytest.raises(ConfigError, match="n_ctx"):
+            LlamaWorldModel(base_gguf, objects=("a",), goal=FactGoal(), n_ctx=n_ctx)
+
+
+def test_every_deliberate_error_is_a_planner_error():
+    # the error classes callers catch keep their Python bases where they had them
+    from planner.errors import CodecError, ModelWriteError
+
+    assert issubclass(ConfigError, ValueError) and issubclass(CodecError, ValueError)
+    assert issubclass(ModelWriteError, ValueError) and issubclass(VocabularyError, ModelLoadError)
+    assert issubclass(ContextOverflowError, WorldModelError)
+    for cls in (ConfigError, CodecError, ModelWriteError, VocabularyError, ModelLoadError, WorldModelError):
+        assert issubclass(cls, PlannerError)
