@@ -23,8 +23,8 @@ from planner.env.blocksworld import write_problem
 from planner.env.pddl import PDDLEnvironment
 from planner.errors import WorldModelError
 from planner.search.beam import beam_search
-from planner.search.problem import Budget, SearchProblem
 from planner.search.policies import distance_value
+from planner.search.problem import Budget, SearchProblem
 from planner.types import State
 from planner.world.cache import CachedWorldModel
 from planner.world.factory import default_model_path

@@ -14,7 +14,6 @@ for a learned one. Run:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from types import MappingProxyType
 from typing import Any
 
 from planner.agent import Agent
@@ -54,7 +53,7 @@ class AutomationCell:
         pred = self.simulate(self.state, action)
         self.state = pred.next_state
         return StepResult(pred.next_state, pred.reward, pred.done, False,
-                          MappingProxyType({"applicable": pred.applicable}))
+                          applicable=pred.applicable)
 
     # -- Simulator protocol: the rules of the cell ----------------------------------------
     def simulate(self, state: State, action: Action) -> Prediction:

@@ -65,13 +65,14 @@ class VocabularyError(ModelLoadError):
     """A problem cannot be written in the model's vocabulary: unknown predicates or actions,
     wrong arities, objects outside the problem, or more objects than the model knows.
 
-    ``problems`` lists each finding as one line.
+    ``problems`` lists each finding; the message names them all on one line (a command-line
+    front end may show only the first line of an error).
     """
 
     def __init__(self, message: str, *, problems: list[str] | None = None) -> None:
         self.problems = list(problems or [])
         if self.problems:
-            message = message + ":\n- " + "\n- ".join(self.problems)
+            message = message + ": " + "; ".join(self.problems)
         super().__init__(message)
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "ActionsFn",
     "Environment",
     "Goal",
+    "RewardPolicy",
     "RolloutPolicy",
     "SelectionPolicy",
     "Simulator",
@@ -123,3 +124,6 @@ SelectionPolicy: TypeAlias = Callable[["Node", Sequence["Edge"], random.Random],
 
 RolloutPolicy: TypeAlias = Callable[["SearchProblem", "State", random.Random], float]
 """``(problem, state, rng) -> value``: a leaf's value, from simulating on inside the model."""
+
+RewardPolicy: TypeAlias = Callable[["State", "Prediction", Goal], float]
+"""``(state, prediction, goal) -> reward``: the reward search credits to an imagined step."""

@@ -100,7 +100,7 @@ def rewrite_gguf(path, *, changes, out=None):
         else:
             writer.add_key_value(key, change[0], change[1])
     for t in reader.tensors:
-        writer.add_tensor(t.name, np.array(t.data), raw_shape=None)
+        writer.add_tensor(t.name, np.array(t.data), raw_shape=t.data.shape, raw_dtype=t.tensor_type)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()

@@ -220,7 +220,7 @@ def test_signature_round_trips_and_is_validated(tmp_path, base_gguf):
     assert read_model_info(base_gguf).signature is None
     from planner.errors import ModelWriteError
 
-    with pytest.raises(ModelWriteError, match="planner.predicates"):
+    with pytest.raises(ModelWriteError, match=r"planner\.predicates"):
         write_world_model(tmp_path / "bad.gguf", vocab=vocab, shape=shape, weights=random_weights(shape, len(vocab)),
                           codec="fact-delta", codec_version=1, predicates={"on": 12}, actions=BW_ACTIONS,
                           max_objects=3, domain="blocksworld")
@@ -525,8 +525,9 @@ _LOAD = """
     from planner.world.llama import LlamaWorldModel
     from tests.conftest import build_tiny_gguf
 
-    path = build_tiny_gguf({folder!r} + "/m.gguf", context={context})
-    env = PDDLEnvironment(*write_problem({folder!r} + "/pddl", 4, seed=1))
+    FOLDER = {folder!r}
+    path = build_tiny_gguf(FOLDER + "/m.gguf", context={context})
+    env = PDDLEnvironment(*write_problem(FOLDER + "/pddl", 4, seed=1))
     state = env.state
     actions = env.candidate_actions(state)
 
@@ -568,7 +569,7 @@ def test_thread_counts_give_clean_errors_or_run(tmp_path):
         print("RESULT", threads, attempt(n_ctx=64, n_threads=threads))
     from planner.types import Action, State
     from planner.world.completion import CompletionWorldModel, TextCodec
-    text = build_tiny_gguf({folder!r} + "/text.gguf", codec="text")
+    text = build_tiny_gguf(FOLDER + "/text.gguf", codec="text")
     for threads in (100000, 1024, 1):
         try:
             model = CompletionWorldModel(text, codec=TextCodec(), n_threads=threads, max_tokens=2, retries=0)
@@ -580,7 +581,7 @@ def test_thread_counts_give_clean_errors_or_run(tmp_path):
             model.close()
         except PlannerError as exc:
             print("RESULT", "c%d" % threads, type(exc).__name__)
-    """.format(folder=str(tmp_path))
+    """
     out = dict(_results(_run_script(script)))
     for bad in ("0", "-3", "1025", "100000"):
         assert out[bad].startswith("ConfigError: n_threads must be"), out

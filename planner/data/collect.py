@@ -23,6 +23,7 @@ from planner.errors import ConfigError
 from planner.io import CorruptLogError, JsonlLog, iter_jsonl_numbered
 from planner.search.beam import beam_search
 from planner.search.policies import distance_value
+from planner.search.problem import Budget, SearchProblem
 from planner.types import Action, State
 from planner.world.oracle import OracleWorldModel
 
@@ -120,9 +121,8 @@ def _record(env: PDDLEnvironment, *, state: State, action: Action, episode: str,
 
 def goal_directed_plan(env: PDDLEnvironment, start: State) -> list[Action]:
     """A short plan from ``start`` (beam search with the exact model and hFF)."""
-    result = beam_search(start, model=OracleWorldModel(env), goal=env.goal,
-                         actions=env.candidate_actions, beam_width=8,
-                         value=distance_value(env.distance_heuristic("ff")))
+    problem = SearchProblem.from_env(env, OracleWorldModel(env), value=distance_value(env.distance_heuristic("ff")))
+    result = beam_search(problem, start, Budget(beam_width=8))
     return list(result.plan.actions) if result.plan.reaches_goal else []
 
 

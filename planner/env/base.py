@@ -1,4 +1,6 @@
-"""The environment protocol, in the spirit of Gymnasium, and ``check_env``.
+"""What a real step returns (``StepResult``) and ``check_env``, in the spirit of Gymnasium.
+
+The protocol itself lives in :mod:`planner.protocols`.
 
 An environment is the real world the agent acts in. The planner asks it for three things only:
 the start state (``reset``), the result of a real action (``step``) and, for planning, the
@@ -29,8 +31,10 @@ class StepResult:
         reward: the step's reward (1.0 when the goal is reached, else 0.0 for built-in envs).
         terminated: the goal was reached (a terminal state of the task).
         truncated: the episode was cut short for a reason outside the task (e.g. a step limit).
-        info: extra facts; built-in environments set ``applicable`` (bool) and, when the
-            action did not apply, ``reason`` (str).
+        info: extra facts; built-in environments set ``reason`` (str) when the action did not
+            apply.
+        applicable: whether the action's precondition held, so that it was applied (an
+            inapplicable action leaves the state unchanged).
     """
 
     state: State
@@ -38,10 +42,7 @@ class StepResult:
     terminated: bool
     truncated: bool
     info: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
-
-    @property
-    def applicable(self) -> bool:
-        return bool(self.info.get("applicable", True))
+    applicable: bool = True
 
 
 def check_env(env: Any, *, seed: int = 0, max_steps: int = 5) -> None:

@@ -204,7 +204,7 @@ class PDDLEnvironment:
             raise InapplicableActionError(
                 f"action {action} is not applicable: {self.why_inapplicable(self._state, action)}"
             )
-        info: dict[str, Any] = {"applicable": pred.applicable}
+        info: dict[str, Any] = {}
         if not pred.applicable:
             info["reason"] = self.why_inapplicable(self._state, action)
         self._state = pred.next_state
@@ -216,6 +216,7 @@ class PDDLEnvironment:
             terminated=pred.done,
             truncated=truncated,
             info=MappingProxyType(info),
+            applicable=pred.applicable,
         )
 
     def candidate_actions(self, state: State) -> Sequence[Action]:

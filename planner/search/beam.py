@@ -10,23 +10,21 @@ beam the plan is a shortest one.
 from __future__ import annotations
 
 import random
-from typing import Any
 
 from planner.search.expand import Expander
-from planner.search.problem import Budget, SearchProblem, search_arguments
+from planner.search.problem import Budget, SearchProblem
 from planner.search.result import SearchResult
 from planner.search.tree import Edge, Node, SearchTree
 from planner.types import State
 
 
 def beam_search(
-    problem: SearchProblem | State,
-    state: State | None = None,
+    problem: SearchProblem,
+    state: State,
     budget: Budget = Budget(),
     *,
     tree: SearchTree | None = None,
     seed: int = 0,
-    **keywords: Any,
 ) -> SearchResult:
     """Search for a shortest imagined plan from ``state`` to ``problem.goal``.
 
@@ -37,14 +35,11 @@ def beam_search(
         tree: a tree from an earlier search of the same problem to reuse (its part reachable
             from ``state`` is copied; the earlier tree is not changed).
         seed: breaks ties between equally valued children; equal seeds give equal searches.
-        keywords: the earlier keyword form ``beam_search(state, model=..., goal=..., ...)``,
-            accepted until every caller passes a problem and a budget.
 
     Returns:
         A :class:`SearchResult`; ``plan.reaches_goal`` is False when the budget ran out first,
         and then the plan leads to the best-valued state seen.
     """
-    problem, state, budget = search_arguments(problem, state, budget, keywords)
     rng = random.Random(seed)
     ex = Expander(problem, state, tree=tree)
     root = ex.root

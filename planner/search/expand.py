@@ -26,6 +26,8 @@ class Expander:
     """
 
     def __init__(self, problem: SearchProblem, state: State, *, tree: SearchTree | None = None) -> None:
+        if not isinstance(state, State):
+            raise ConfigError(f"the start state must be a State, got {state!r:.80}")
         self.problem = problem
         self.expansions = 0
         self.started = time.perf_counter()
@@ -64,8 +66,12 @@ class Expander:
         for action, pred in zip(candidates, predictions):
             if pred.applicable and pred.next_state != node.state:
                 child = self._node_for(pred.next_state, done=pred.done)
-                estimate = pred.reward + self.problem.discount * child.estimate
-                node.edges.append(Edge(action, pred, child, reward=pred.reward, estimate=estimate))
+                reward = float(self.problem.reward(node.state, pred, self.problem.goal))
+                if not math.isfinite(reward):
+                    raise ConfigError(
+                        f"the reward policy returned {reward!r} for {action} at {node.state.canonical()!r}")
+                estimate = reward + self.problem.discount * child.estimate
+                node.edges.append(Edge(action, pred, child, reward=reward, estimate=estimate))
         softmax_priors(node.edges)
         node.expanded = True
         return node.edges

@@ -15,27 +15,25 @@ shorter one. When no simulation reached the goal, the plan follows the most visi
 from __future__ import annotations
 
 import random
-from typing import Any
 
 from planner.protocols import RolloutPolicy, SelectionPolicy
 from planner.search.expand import Expander, path_return
 from planner.search.policies import uct
-from planner.search.problem import Budget, SearchProblem, search_arguments
+from planner.search.problem import Budget, SearchProblem
 from planner.search.result import SearchResult
 from planner.search.tree import Edge, Node, SearchTree
 from planner.types import State
 
 
 def mcts(
-    problem: SearchProblem | State,
-    state: State | None = None,
+    problem: SearchProblem,
+    state: State,
     budget: Budget = Budget(),
     *,
     selection: SelectionPolicy | None = None,
     rollout: RolloutPolicy | None = None,
     tree: SearchTree | None = None,
     seed: int = 0,
-    **keywords: Any,
 ) -> SearchResult:
     """Search for a plan from ``state`` to ``problem.goal`` with MCTS.
 
@@ -48,10 +46,7 @@ def mcts(
         tree: a tree from an earlier search of the same problem to reuse (its part reachable
             from ``state`` is copied; the earlier tree is not changed).
         seed: seeds tie-breaking and rollouts; equal seeds give equal searches.
-        keywords: the earlier keyword form ``mcts(state, model=..., goal=..., ...)``, accepted
-            until every caller passes a problem and a budget.
     """
-    problem, state, budget = search_arguments(problem, state, budget, keywords)
     select = selection or uct()
     rng = random.Random(seed)
     ex = Expander(problem, state, tree=tree)

@@ -15,10 +15,28 @@ from typing import TYPE_CHECKING, Any
 from planner.errors import ConfigError
 from planner.protocols import RolloutPolicy, SelectionPolicy, ValuePolicy
 from planner.search.tree import Edge, Node
-from planner.types import Goal, State
+from planner.types import Goal, Prediction, State
 
 if TYPE_CHECKING:
     from planner.search.problem import SearchProblem
+
+
+# -- reward policies ------------------------------------------------------------------------
+def goal_reward(state: State, prediction: Prediction, goal: Goal) -> float:
+    """1.0 for an imagined step into a state that satisfies the goal, else 0.0 — judged by the
+    goal itself for symbolic states (the model predicts the state; its own ``done`` is its
+    weakest output), by the model's ``Prediction.reward`` for free-text states, which the goal
+    cannot test. The default: it keeps rewards and terminal states consistent."""
+    nxt = prediction.next_state
+    if nxt.is_symbolic:
+        return 1.0 if goal.satisfied(nxt) else 0.0
+    return float(prediction.reward)
+
+
+def model_reward(state: State, prediction: Prediction, goal: Goal) -> float:
+    """The world model's own ``Prediction.reward``, for environments with rewards of their own
+    (costs, shaped rewards) that the model has learned."""
+    return float(prediction.reward)
 
 
 # -- value policies -------------------------------------------------------------------------
@@ -81,13 +99,13 @@ def _argmax(edges: Sequence[Edge], score: Callable[[Edge], float], rng: random.R
     return best[0] if len(best) == 1 else rng.choice(best)
 
 
-def uct(*, c: float = 0.05, discount: float | None = None) -> SelectionPolicy:
+def uct(*, c: float = 0.05) -> SelectionPolicy:
     """UCB1 applied to trees: ``Q + c * sqrt(ln N / (1 + n))``.
 
     ``Q`` is the edge's mean return; before its first visit, its one-step estimate (first-play
     value from the value policy) instead of infinity, so the value policy orders first visits.
-    ``N`` counts the node's visits, ``n`` the edge's. (``discount`` is accepted and unused: the
-    edge estimates carry the problem's discount.)
+    ``N`` counts the node's visits, ``n`` the edge's. The edge estimates and returns already
+    carry the problem's discount.
     """
     _check_exploration(c)
 
@@ -98,10 +116,10 @@ def uct(*, c: float = 0.05, discount: float | None = None) -> SelectionPolicy:
     return select
 
 
-def puct(*, c: float = 1.25, discount: float | None = None) -> SelectionPolicy:
+def puct(*, c: float = 1.25) -> SelectionPolicy:
     """AlphaZero's PUCT: ``Q + c * P * sqrt(N) / (1 + n)`` with the edge priors ``P``.
 
-    ``Q``, ``N`` and ``n`` as in :func:`uct`; ``discount`` is accepted and unused.
+    ``Q``, ``N`` and ``n`` as in :func:`uct`.
     """
     _check_exploration(c)
 
@@ -112,7 +130,7 @@ def puct(*, c: float = 1.25, discount: float | None = None) -> SelectionPolicy:
     return select
 
 
-def greedy(*, discount: float | None = None) -> SelectionPolicy:
+def greedy() -> SelectionPolicy:
     """Always the edge with the best mean (or estimated) return; no exploration."""
 
     def select(node: Node, edges: Sequence[Edge], rng: random.Random) -> Edge:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from planner.errors import ConfigError
-from planner.protocols import ActionsFn, Environment, Goal, ValuePolicy, WorldModel
-from planner.search.policies import goal_fraction_value
-from planner.types import State
+from planner.protocols import ActionsFn, Environment, Goal, RewardPolicy, ValuePolicy, WorldModel
+from planner.search.policies import goal_fraction_value, goal_reward
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,10 +19,13 @@ class SearchProblem:
         actions: candidate actions at a state (e.g. ``env.candidate_actions``).
         value: value policy: the expected discounted reward still to come from a state.
         discount: per-step discount in (0, 1]; below 1 it prefers shorter plans.
+        reward: reward policy ``(state, prediction, goal) -> reward`` credited to each imagined
+            step (default :func:`~planner.search.policies.goal_reward`: 1.0 for a step into a
+            goal state, as the goal judges it for symbolic states; the model's
+            ``Prediction.reward`` for text states; :func:`~planner.search.policies.model_reward`
+            uses the model's reward everywhere).
 
-    A step's reward is the model's ``Prediction.reward`` (built-in environments: 1.0 for the
-    step that reaches the goal, 0.0 otherwise), and a path's return is the discounted sum of
-    its rewards.
+    A path's return is the discounted sum of its rewards.
     """
 
     model: WorldModel
@@ -32,6 +33,7 @@ class SearchProblem:
     actions: ActionsFn
     value: ValuePolicy = goal_fraction_value
     discount: float = 0.95
+    reward: RewardPolicy = goal_reward
 
     def __post_init__(self) -> None:
         if not 0.0 < self.discount <= 1.0:
@@ -39,10 +41,12 @@ class SearchProblem:
 
     @classmethod
     def from_env(
-        cls, env: Environment, model: WorldModel, *, value: ValuePolicy = goal_fraction_value, discount: float = 0.95
+        cls, env: Environment, model: WorldModel, *, value: ValuePolicy = goal_fraction_value,
+        discount: float = 0.95, reward: RewardPolicy = goal_reward,
     ) -> SearchProblem:
         """The problem of reaching ``env.goal`` among ``env``'s candidate actions with ``model``."""
-        return cls(model=model, goal=env.goal, actions=env.candidate_actions, value=value, discount=discount)
+        return cls(model=model, goal=env.goal, actions=env.candidate_actions, value=value, discount=discount,
+                   reward=reward)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,33 +77,3 @@ class Budget:
         if t is not None and not (isinstance(t, int | float) and t > 0.0):
             raise ConfigError(f"time_limit_s must be a positive number of seconds or None, got {t!r}")
 
-
-_LEGACY_PROBLEM = ("model", "goal", "actions", "value", "discount")
-_LEGACY_BUDGET = ("simulations", "max_expansions", "max_depth", "time_limit_s", "beam_width")
-
-
-def search_arguments(
-    problem: SearchProblem | State, state: State | None, budget: Budget, keywords: dict[str, Any]
-) -> tuple[SearchProblem, State, Budget]:
-    """``(problem, state, budget)`` of a search call, in either form it accepts.
-
-    ``search(problem, state, budget)`` is the form to use; the earlier keyword form
-    ``search(state, model=..., goal=..., actions=..., beam_width=..., ...)`` is accepted while
-    callers move over. Unknown keywords raise :class:`ConfigError`.
-    """
-    if isinstance(problem, State):
-        state = problem
-        problem = _problem_of(keywords)
-        budget = Budget(**{k: v for k, v in keywords.items() if k in _LEGACY_BUDGET})
-    elif keywords:
-        raise ConfigError(f"unknown search arguments {sorted(keywords)}")
-    if not isinstance(state, State):
-        raise ConfigError(f"the start state must be a State, got {state!r:.80}")
-    return problem, state, budget
-
-
-def _problem_of(keywords: dict[str, Any]) -> SearchProblem:
-    unknown = sorted(set(keywords) - set(_LEGACY_PROBLEM) - set(_LEGACY_BUDGET))
-    if unknown:
-        raise ConfigError(f"unknown search arguments {unknown}")
-    return SearchProblem(**{k: v for k, v in keywords.items() if k in _LEGACY_PROBLEM})
