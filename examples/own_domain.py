@@ -20,11 +20,12 @@ from planner.agent import Agent
 from planner.config import PlannerConfig
 from planner.data.collect import collect_pddl
 from planner.data.fidelity import evaluate, read_records
-from planner.env.pddl import PDDLEnvironment, domain_schemas
+from planner.env.pddl import PDDLEnvironment, domain_schemas, parse_domain
 from planner.training.export import finish_model
 from planner.training.train import TrainConfig, train
 from planner.world.gguf_io import LlamaShape
 from planner.world.llama import LlamaWorldModel, ProblemBinder
+from planner.world.signature import domain_signature
 
 DOMAIN = """\
 (define (domain gripper)
@@ -85,7 +86,8 @@ def main() -> None:
                          shape=LlamaShape(dim=96, n_layers=3, n_heads=3, ffn_dim=384, context=64),
                          max_objects=7, checkpoint_every=max(50, args.steps // 10), eval_every=10**9)
     summary = train(train_path=out / "data" / "train.jsonl", val_path=None, out_dir=out / "model",
-                    predicates=predicates, actions=actions, domain=name, config=config, resume=False)
+                    predicates=predicates, actions=actions, domain=name, config=config, resume=False,
+                    signature=domain_signature(parse_domain(DOMAIN)).to_json())
     report = finish_model(out / "model", data_path=out / "data" / "test.jsonl", sample=200)
     print(f"trained {summary['params']} parameters in {summary['train_seconds']:.0f} s; "
           f"Q8_0 agrees with F32 on {report['agreement']:.1%}")

@@ -34,6 +34,7 @@ from planner.errors import (
     UnknownActionError,
 )
 from planner.io import CorruptLogError, FileWriteError
+from planner.training.errors import CheckpointError, TrainingDataError
 from planner.world.base import WorldModel
 from planner.world.cache import CachedWorldModel
 from planner.world.oracle import OracleWorldModel
@@ -343,7 +344,7 @@ def train(
     train_file = data / "train.jsonl"
     if not train_file.is_file():
         raise ConfigError(f"no training data: {train_file} not found (run `planner collect` first)")
-    domain_name, predicates, actions = _domain_schemas(domain)
+    domain_name, predicates, actions, signature = _domain_schemas(domain)
     cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, threads=threads,
                       shape=LlamaShape(dim=dim, n_layers=layers, n_heads=max(1, dim // 32), ffn_dim=4 * dim),
                       max_objects=max_objects)
@@ -358,7 +359,8 @@ def train(
         val = data / "val.jsonl"
         summary = run_training(train_path=train_file, val_path=val if val.is_file() else None, out_dir=out_dir,
                                predicates=predicates, actions=actions,
-                               domain=domain_name, config=cfg, resume=not fresh, progress=progress)
+                               domain=domain_name, signature=signature, config=cfg, resume=not fresh,
+                               progress=progress)
     report = finish_model(out_dir, data_path=val if val.is_file() else train_file)
     out.print(f"trained {summary['params']} parameters for {summary['steps']} steps in "
               f"{summary['train_seconds']:.0f} s")
@@ -403,13 +405,18 @@ def eval_model(
         out.print(report.table())
 
 
-def _domain_schemas(domain: Path | None) -> tuple[str, dict[str, int], dict[str, int]]:
+def _domain_schemas(domain: Path | None) -> tuple[str, dict[str, int], dict[str, int], dict[str, Any]]:
+    """(name, predicate arities, action arities, signature) of ``domain`` (default: Blocksworld)."""
     from planner.env.blocksworld import DOMAIN_PDDL
-    from planner.env.pddl import _read, domain_schemas
+    from planner.env.pddl import domain_schemas, parse_domain, read_pddl_file
+    from planner.world.signature import domain_signature
 
     if domain is None:
-        return domain_schemas(DOMAIN_PDDL, source="the built-in Blocksworld domain")
-    return domain_schemas(_read(domain, "domain"), source=str(domain))
+        text, source = DOMAIN_PDDL, "the built-in Blocksworld domain"
+    else:
+        text, source = read_pddl_file(domain, "domain"), str(domain)
+    name, predicates, actions = domain_schemas(text, source=source)
+    return name, predicates, actions, domain_signature(parse_domain(text, source=source)).to_json()
 
 
 @app.command()
@@ -425,7 +432,7 @@ def generate(
 
 INPUT_ERRORS: tuple[type[Exception], ...] = (
     ConfigError, DomainError, ModelLoadError, UnknownActionError, ResumeError, CorruptLogError,
-    FileWriteError, EnvironmentCheckError,
+    FileWriteError, EnvironmentCheckError, TrainingDataError, CheckpointError,
 )
 """Errors that mean "fix the input": exit code 2, like a usage error."""
 

@@ -67,7 +67,8 @@ class GroundTask:
     domain: Domain
 
 
-def _read(path: str | Path, what: str) -> str:
+def read_pddl_file(path: str | Path, what: str) -> str:
+    """The text of a PDDL file; :class:`DomainError` naming ``what`` and the path if unreadable."""
     p = Path(path)
     try:
         return p.read_text(encoding="utf-8")
@@ -166,8 +167,8 @@ class PDDLEnvironment:
     ) -> None:
         self.domain_path = Path(domain)
         self.problem_path = Path(problem)
-        self.domain_text = _read(domain, "domain")
-        self.problem_text = _read(problem, "problem")
+        self.domain_text = read_pddl_file(domain, "domain")
+        self.problem_text = read_pddl_file(problem, "problem")
         self.task = ground_task(
             self.domain_text, self.problem_text, source=f"{self.domain_path} / {self.problem_path}"
         )

@@ -156,11 +156,15 @@ def train(
     predicates: Mapping[str, int],
     actions: Mapping[str, int],
     domain: str,
+    signature: Mapping[str, Any] | None = None,
     config: TrainConfig = TrainConfig(),
     resume: bool = True,
     progress: Callable[[int, dict[str, float]], None] | None = None,
 ) -> dict[str, Any]:
-    """Train and write ``out_dir/model-f32.gguf``; returns a summary (also in the GGUF)."""
+    """Train and write ``out_dir/model-f32.gguf``; returns a summary (also in the GGUF).
+
+    ``signature`` (:func:`planner.world.signature.domain_signature`'s JSON) is recorded in the
+    GGUF, so the model is chosen for every domain with that signature."""
     torch.manual_seed(config.seed)
     torch.set_num_threads(min(config.threads, _available_cores()))
     out = Path(out_dir)
@@ -216,7 +220,7 @@ def train(
     }
     write_world_model(out / "model-f32.gguf", vocab=vocab, shape=config.shape, weights=model.gguf_weights(),
                       codec=CODEC_NAME, codec_version=CODEC_VERSION, predicates=predicates, actions=actions,
-                      max_objects=config.max_objects, domain=domain, training=summary,
+                      max_objects=config.max_objects, domain=domain, training=summary, signature=signature,
                       name=f"{domain} fact-delta world model")
     atomic_write_text(out / "train-summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
