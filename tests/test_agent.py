@@ -166,10 +166,8 @@ def test_episode_ids_are_unique_and_every_step_has_an_act_record(bw_env, tmp_pat
         assert body == ["act", "step"] * (len(body) // 2)
 
 
-def test_interrupt_writes_an_end_record_and_keeps_the_partial_result(bw_env, tmp_path):
-    from planner.agent import EpisodeInterrupted
-
-    env = bw_env(5, 3)
+def _interrupt_at_third_step(env):
+    """Make ``env`` raise KeyboardInterrupt (as Ctrl-C would) on its third real step."""
     real_step = env.step
     calls = {"n": 0}
 
@@ -180,6 +178,13 @@ def test_interrupt_writes_an_end_record_and_keeps_the_partial_result(bw_env, tmp
         return real_step(action)
 
     env.step = interrupted  # type: ignore[method-assign]
+
+
+def test_interrupt_writes_an_end_record_and_keeps_the_partial_result(bw_env, tmp_path):
+    from planner.agent import EpisodeInterrupted
+
+    env = bw_env(5, 3)
+    _interrupt_at_third_step(env)
     log = tmp_path / "ep.jsonl"
     with pytest.raises(EpisodeInterrupted) as info:
         Agent(env, OracleWorldModel(env), log_path=log).run()
@@ -210,16 +215,7 @@ def test_resume_continues_an_interrupted_episode(bw_env, tmp_path):
 
     env = bw_env(5, 3)
     full = Agent(bw_env(5, 3), OracleWorldModel(bw_env(5, 3))).run()
-    real_step = env.step
-    calls = {"n": 0}
-
-    def interrupted(action):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real_step(action)
-
-    env.step = interrupted  # type: ignore[method-assign]
+    _interrupt_at_third_step(env)
     log = tmp_path / "ep.jsonl"
     with pytest.raises(EpisodeInterrupted) as info:
         Agent(env, OracleWorldModel(env), log_path=log).run()
@@ -243,16 +239,7 @@ def test_resume_refuses_an_environment_that_replays_differently(bw_env, tmp_path
     from planner.agent import EpisodeInterrupted, ResumeError
 
     env = bw_env(5, 3)
-    real_step = env.step
-    calls = {"n": 0}
-
-    def interrupted(action):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real_step(action)
-
-    env.step = interrupted  # type: ignore[method-assign]
+    _interrupt_at_third_step(env)
     log = tmp_path / "ep.jsonl"
     with pytest.raises(EpisodeInterrupted):
         Agent(env, OracleWorldModel(env), log_path=log).run()
