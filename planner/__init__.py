@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # static checkers see the real imports; at run time they happ
     from planner.env.base import StepResult, check_env
     from planner.env.pddl import PDDLEnvironment
     from planner.errors import (
+        CodecError,
         ConfigError,
         ContextOverflowError,
         DomainError,
@@ -23,8 +24,10 @@ if TYPE_CHECKING:  # static checkers see the real imports; at run time they happ
         EnvironmentStepError,
         InapplicableActionError,
         ModelLoadError,
+        ModelWriteError,
         PlannerError,
         UnknownActionError,
+        VocabularyError,
         WorldModelError,
     )
     from planner.protocols import (
@@ -57,6 +60,7 @@ _EXPORTS: dict[str, str] = {
     "AgentConfig": "planner.config",
     "Budget": "planner.search.problem",
     "CachedWorldModel": "planner.world.cache",
+    "CodecError": "planner.errors",
     "ConfigError": "planner.errors",
     "ContextOverflowError": "planner.errors",
     "DomainError": "planner.errors",
@@ -70,6 +74,7 @@ _EXPORTS: dict[str, str] = {
     "InapplicableActionError": "planner.errors",
     "ModelConfig": "planner.config",
     "ModelLoadError": "planner.errors",
+    "ModelWriteError": "planner.errors",
     "ModelStats": "planner.world.base",
     "Node": "planner.search.tree",
     "OracleWorldModel": "planner.world.oracle",
@@ -92,6 +97,7 @@ _EXPORTS: dict[str, str] = {
     "StepResult": "planner.env.base",
     "Transition": "planner.types",
     "UnknownActionError": "planner.errors",
+    "VocabularyError": "planner.errors",
     "ValuePolicy": "planner.protocols",
     "WorldModel": "planner.protocols",
     "WorldModelError": "planner.errors",
@@ -121,6 +127,7 @@ __all__ = [
     "AgentConfig",
     "Budget",
     "CachedWorldModel",
+    "CodecError",
     "ConfigError",
     "ContextOverflowError",
     "DomainError",
@@ -135,6 +142,7 @@ __all__ = [
     "ModelConfig",
     "ModelLoadError",
     "ModelStats",
+    "ModelWriteError",
     "Node",
     "OracleWorldModel",
     "PDDLEnvironment",
@@ -157,6 +165,7 @@ __all__ = [
     "Transition",
     "UnknownActionError",
     "ValuePolicy",
+    "VocabularyError",
     "WorldModel",
     "WorldModelError",
     "__version__",

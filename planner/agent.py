@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict
 
 from planner.config import PlannerConfig
 from planner.env.base import Environment, StepResult
-from planner.errors import EnvironmentStepError, PlannerError
+from planner.errors import ConfigError, EnvironmentStepError, PlannerError
 from planner.io import JsonlLog, read_jsonl
 from planner.logs import get_logger
 from planner.protocols import SelectionPolicy, ValuePolicy
@@ -42,10 +42,6 @@ from planner.world.base import WorldModel
 from planner.world.memory import ExperienceOverlay
 
 log = get_logger(__name__)
-
-DEFAULT_MAX_PROBES = 8
-"""Real probe steps an episode may spend getting out of states where no plan is found."""
-
 
 class ResumeError(PlannerError, ValueError):
     """An episode log cannot be resumed: no such episode, already ended, or the environment
@@ -208,7 +204,8 @@ class Agent:
         selection: MCTS selection policy (default: from ``config.search``).
         log_path: JSONL episode log to append to (``None``: no log).
         on_step: called after each real step (e.g. to show progress).
-        max_probes: most real probe steps per episode when no plan is found (0: none).
+        max_probes: most real probe steps per episode when no plan is found (0: none;
+            default ``config.agent.max_probes``).
     """
 
     def __init__(
@@ -221,7 +218,7 @@ class Agent:
         selection: SelectionPolicy | None = None,
         log_path: str | Path | None = None,
         on_step: Callable[[StepRecord], None] | None = None,
-        max_probes: int = DEFAULT_MAX_PROBES,
+        max_probes: int | None = None,
     ) -> None:
         self.env = env
         self.experience = ExperienceOverlay(model)
@@ -235,8 +232,10 @@ class Agent:
         self.selection = selection
         self.log_path = Path(log_path) if log_path is not None else None
         self.on_step = on_step
-        if max_probes < 0:
-            raise PlannerError(f"max_probes must be 0 or more, got {max_probes}")
+        if max_probes is None:
+            max_probes = self.config.agent.max_probes
+        if isinstance(max_probes, bool) or not isinstance(max_probes, int) or max_probes < 0:
+            raise ConfigError(f"max_probes must be a whole number >= 0, got {max_probes!r}")
         self.max_probes = max_probes
 
     def plan(self, state: State, *, tree: SearchTree | None = None) -> SearchResult:

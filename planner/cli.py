@@ -27,6 +27,7 @@ from planner.env.blocksworld import write_problem
 from planner.env.pddl import PDDLEnvironment
 from planner.errors import (
     ConfigError,
+    ContextOverflowError,
     DomainError,
     EnvironmentCheckError,
     ModelLoadError,
@@ -172,6 +173,7 @@ class SearchName(str, Enum):
 
 
 class HeuristicName(str, Enum):
+    auto = "auto"
     goal = "goal"
     ff = "ff"
     add = "add"
@@ -255,8 +257,8 @@ def demo(
     configure_logging(verbose)
     if oracle and model is not None:
         raise ConfigError("choose one of --oracle and --model, not both")
-    if not 1 <= blocks <= 12:
-        raise ConfigError(f"--blocks must lie in 1..12, got {blocks}")
+    if not 2 <= blocks <= 12:
+        raise ConfigError(f"--blocks must lie in 2..12, got {blocks}")
     domain, problem = write_problem(out_dir, blocks, seed=seed)
     kind = "oracle" if oracle else "gguf"
     cfg = PlannerConfig().updated(search=dict(algorithm=_value(search)),
@@ -302,7 +304,7 @@ def collect(
             sizes = list(range(int(lo), int(hi or lo) + 1))
         except ValueError:
             raise ConfigError(f"--blocks must look like 3-8, got {blocks!r}") from None
-        if not sizes or sizes[0] < 1:
+        if not sizes or sizes[0] < 2:
             raise ConfigError(f"--blocks must look like 3-8, got {blocks!r}")
         total = train_problems + val_problems + test_problems
         with err.status(f"collecting from {total} problems…"):
@@ -432,7 +434,7 @@ def generate(
 
 INPUT_ERRORS: tuple[type[Exception], ...] = (
     ConfigError, DomainError, ModelLoadError, UnknownActionError, ResumeError, CorruptLogError,
-    FileWriteError, EnvironmentCheckError, TrainingDataError, CheckpointError,
+    FileWriteError, EnvironmentCheckError, TrainingDataError, CheckpointError, ContextOverflowError,
 )
 """Errors that mean "fix the input": exit code 2, like a usage error."""
 

@@ -9,7 +9,7 @@ Example ``planner.toml``::
     [search]
     algorithm = "mcts"
     simulations = 3000
-    heuristic = "ff"
+    heuristic = "auto"
 
     [agent]
     mode = "receding"
@@ -19,6 +19,7 @@ Example ``planner.toml``::
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -74,8 +75,10 @@ class SearchConfig(_Frozen):
         max_depth: longest imagined plan, in actions.
         time_limit_s: wall-clock seconds per search (``None``: no limit).
         discount: per-step discount in (0, 1].
-        heuristic: value of imagined states: ``"goal"`` (fraction of goal facts reached) or a
-            domain heuristic for PDDL domains: ``"ff"``, ``"add"``, ``"max"``, ``"lmcut"``.
+        heuristic: value of imagined states: ``"auto"`` (the environment's own domain
+            heuristic where it has one — hFF for PDDL — the goal fraction otherwise), ``"goal"``
+            (fraction of goal facts reached) or a domain heuristic for PDDL domains: ``"ff"``,
+            ``"add"``, ``"max"``, ``"lmcut"``.
         seed: tie-breaking seed.
 
     Bounds: ``beam_width`` 1..10,000; ``max_expansions`` and ``simulations`` 1..1,000,000;
@@ -92,7 +95,7 @@ class SearchConfig(_Frozen):
     max_depth: int = Field(60, ge=1, le=MAX_DEPTH)
     time_limit_s: float | None = Field(None, gt=0, le=MAX_TIME_LIMIT_S)
     discount: float = Field(0.95, gt=0.0, le=1.0)
-    heuristic: Literal["goal", "ff", "add", "max", "lmcut"] = "ff"
+    heuristic: Literal["auto", "goal", "ff", "add", "max", "lmcut"] = "auto"
     seed: int = Field(0, ge=0, le=MAX_SEED)
 
 
@@ -106,14 +109,18 @@ class AgentConfig(_Frozen):
         max_steps: most real steps in an episode.
         max_replans: most replans after divergences before giving up.
         reuse_tree: keep the search tree across real steps.
+        max_probes: most real probe steps per episode when no plan is found from a real state
+            (the actions the model judges most likely applicable are tried for real); 0 stops
+            the episode with ``no_plan`` instead.
 
-    Bounds: ``max_steps`` 1..100,000; ``max_replans`` 0..10,000.
+    Bounds: ``max_steps`` 1..100,000; ``max_replans`` 0..10,000; ``max_probes`` 0..10,000.
     """
 
     mode: Literal["plan", "receding"] = "plan"
     max_steps: int = Field(100, ge=1, le=MAX_STEPS)
     max_replans: int = Field(20, ge=0, le=MAX_REPLANS)
     reuse_tree: bool = True
+    max_probes: int = Field(8, ge=0, le=MAX_REPLANS)
 
 
 class ModelConfig(_Frozen):
@@ -164,6 +171,9 @@ class PlannerConfig(_Frozen):
         for section, values in sections.items():
             if section not in data:
                 raise ConfigError(f"unknown configuration section {section!r}; choose one of {sorted(data)}")
+            if not isinstance(values, Mapping):
+                raise ConfigError(f"configuration section {section!r} must be a mapping of keys to values, "
+                                  f"got {_short(values)}")
             data[section].update({k: v for k, v in values.items() if v is not None})
         return _validate(data, source="command-line options")
 

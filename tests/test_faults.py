@@ -144,6 +144,13 @@ BAD_METADATA: dict[str, st.SearchStrategy] = {
     KEY_MAX_OBJECTS: st.one_of(_bad_int, st.integers(MAX_OBJECTS + 1, 2**32 - 1).map(lambda v: (v, T.UINT32)),
                                st.just((0, T.UINT32))),
     "llama.context_length": st.one_of(_bad_int, st.just((0, T.UINT32)), st.just((2**40, T.UINT64))),
+    "llama.block_count": st.one_of(_bad_int, st.sampled_from([(0, T.UINT32), (513, T.UINT32), (2**31, T.UINT32)])),
+    "llama.expert_count": st.one_of(_bad_int, st.integers(513, 2**32 - 1).map(lambda v: (v, T.UINT32)),
+                                    st.integers(1, 512).map(lambda v: (v, T.UINT32))),  # experts, none used
+    "llama.expert_used_count": st.one_of(_bad_int, st.integers(1, 2**32 - 1).map(lambda v: (v, T.UINT32))),
+    "llama.rope.freq_base": st.one_of(
+        st.floats(max_value=0.0, width=32).map(lambda v: (v, T.FLOAT32)),
+        st.sampled_from([math.nan, math.inf]).map(lambda v: (v, T.FLOAT32)), st.text(max_size=3).map(_as_string)),
     KEY_CODEC: st.one_of(_bad_text, st.just(_as_string(""))),
     KEY_DOMAIN: st.one_of(_bad_text, st.text(min_size=257, max_size=300).map(_as_string)),
 }
@@ -332,6 +339,24 @@ def test_config_is_rejected_or_runs(env3, work_dir, config):
 @given(config=_configs)
 def test_config_is_rejected_or_runs_many(env3, work_dir, config):
     _check_config(env3, work_dir, config)
+
+
+_python_values = _scalar | st.none() | st.dictionaries(st.text(max_size=3), st.integers(), max_size=2) | st.tuples(
+    st.integers())
+_dict_configs = st.dictionaries(
+    st.sampled_from([*_VALID, "bogus"]),
+    st.dictionaries(st.sampled_from(sorted({k for keys in _VALID.values() for k in keys})), _python_values, max_size=4)
+    | _python_values, max_size=3)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sections=_dict_configs)
+def test_config_updates_are_rejected_or_run(env3, sections):
+    try:
+        config = PlannerConfig().updated(**sections)
+    except ConfigError:
+        return
+    _run_small_episode(config, env3)
 
 
 @pytest.mark.parametrize(
@@ -607,6 +632,127 @@ def test_huge_arity_is_refused_before_building_words(tmp_path, base_gguf):
     """
     out = _run_script(script, timeout=120, memory_bytes=4 * 2**30)
     assert out.startswith("ModelLoadError") and "planner.predicates" in out and "12" in out, out
+
+
+def test_hyperparameters_llama_cpp_aborts_on_are_refused(tmp_path, base_gguf):
+    # Each of these made llama.cpp abort the process (GGML_ASSERT) while loading the model.
+    cases = {"b0": {"llama.block_count": (0, T.UINT32)}, "b513": {"llama.block_count": (513, T.UINT32)},
+             "e8": {"llama.expert_count": (8, T.UINT32)}, "e100000": {"llama.expert_count": (100000, T.UINT32)},
+             "u4": {"llama.expert_used_count": (4, T.UINT32)},
+             "nan": {"llama.rope.freq_base": (math.nan, T.FLOAT32)}, "zero": {"llama.rope.freq_base": (0.0, T.FLOAT32)}}
+    for name, changes in cases.items():
+        rewrite_gguf(base_gguf, changes=changes, out=tmp_path / f"{name}.gguf")
+    script = f"""
+    from planner.errors import PlannerError
+    from planner.types import FactGoal
+    from planner.world.llama import LlamaWorldModel
+    for name in {sorted(cases)!r}:
+        try:
+            LlamaWorldModel({str(tmp_path)!r} + "/" + name + ".gguf", objects=["a"], goal=FactGoal())
+            print("RESULT", name, "loaded")
+        except PlannerError as exc:
+            print("RESULT", name, type(exc).__name__)
+    """
+    out = dict(_results(_run_script(script)))
+    assert out == dict.fromkeys(cases, "ModelLoadError"), out
+
+
+def test_non_finite_logits_are_a_world_model_error(tmp_path, env3):
+    from planner.world.codec import domain_vocabulary
+    from planner.world.gguf_io import LlamaShape, random_weights, write_world_model
+
+    vocab = domain_vocabulary(BW_PREDICATES, BW_ACTIONS, 8)
+    shape = LlamaShape(dim=32, n_layers=1, n_heads=2, ffn_dim=64, context=128)
+    weights = random_weights(shape, len(vocab))
+    weights["output.weight"][:] = math.nan
+    path = write_world_model(tmp_path / "nan.gguf", vocab=vocab, shape=shape, weights=weights, codec="fact-delta",
+                             codec_version=1, predicates=BW_PREDICATES, actions=BW_ACTIONS, max_objects=8,
+                             domain="blocksworld")
+    for on_invalid in ("raise", "reject"):
+        model = LlamaWorldModel.for_environment(path, env3, retries=1, on_invalid=on_invalid)
+        try:
+            with pytest.raises(WorldModelError, match="non-finite logits"):
+                model.predict_many(env3.state, env3.candidate_actions(env3.state))
+        finally:
+            model.close()
+
+
+_SWEEP = """
+    import random
+    from planner.env.pddl import PDDLEnvironment
+    from planner.env.blocksworld import write_problem
+    from planner.errors import PlannerError
+    from planner.world.llama import LlamaWorldModel
+    from tests.conftest import build_tiny_gguf
+
+    rng = random.Random({seed})
+    paths = {{c: build_tiny_gguf({folder!r} + "/m%d.gguf" % c, context=c) for c in (64, 128, 512)}}
+    for i in range({runs}):
+        n, context = rng.randint(2, 8), rng.choice([64, 128, 512])
+        kwargs = dict(n_ctx=rng.choice([32, 33, 40, 50, 64, 77, 100, 128, 129, 200, 256, 300, 512, 1000, 4096]),
+                      mode=rng.choice(["batched", "prefix", "naive"]),
+                      max_siblings=rng.choice([1, 2, 3, 7, 64, 128, 255, 256, 1000]),
+                      retries=rng.randint(0, 2), on_invalid=rng.choice(["raise", "reject"]))
+        env = PDDLEnvironment(*write_problem({folder!r} + "/p", n, seed=rng.randint(0, 5)))
+        try:
+            model = LlamaWorldModel.for_environment(paths[context], env, **kwargs)
+            state = env.state
+            for _ in range(3):
+                applicable = [p for p in model.predict_many(state, env.candidate_actions(state)) if p.applicable]
+                if not applicable:
+                    break
+                state = rng.choice(applicable).next_state
+            model.close()
+            print("RESULT", i, "ok")
+        except PlannerError as exc:
+            print("RESULT", i, type(exc).__name__)
+"""
+
+
+@pytest.mark.parametrize("runs", [pytest.param(12, id="fast"), pytest.param(300, id="many", marks=pytest.mark.slow)])
+def test_random_model_settings_never_crash(tmp_path, runs):
+    """Problem sizes, context sizes, decoding modes and sibling counts, drawn at random: every
+    outcome is a prediction or a PlannerError, never a native abort."""
+    out = _results(_run_script(_SWEEP.format(seed=runs, runs=runs, folder=str(tmp_path)), timeout=900))
+    assert len(out) == runs, out
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(-3, 9), seed=st.integers(0, 2**40),
+       names=st.none() | st.lists(st.text(string.ascii_letters + string.digits + "-_?() ", max_size=6), max_size=9))
+def test_generated_problems_are_valid_or_refused(n, seed, names):
+    from planner.env.pddl import ground_task
+    from planner.errors import DomainError
+
+    try:
+        text = generate_problem(n, seed=seed, names=names)
+    except ConfigError as exc:
+        assert str(n) in str(exc) or (names is not None and "names" in str(exc))
+        return
+    try:
+        task = ground_task(DOMAIN_PDDL, text)
+    except DomainError:  # a name that is a PDDL keyword
+        return
+    assert not task.goal.satisfied(task.init)
+
+
+@pytest.mark.parametrize("bad", [{"n_heads": 0}, {"dim": 33, "n_heads": 1}, {"dim": 30, "n_heads": 4}, {"n_layers": 0},
+                                 {"n_layers": 513}, {"context": 0}, {"rope_base": math.nan}, {"norm_eps": -1.0},
+                                 {"ffn_dim": True}])
+def test_model_shapes_are_checked(bad):
+    from planner.world.gguf_io import LlamaShape
+
+    with pytest.raises(ConfigError, match=next(iter(bad))):
+        LlamaShape(**bad)
+
+
+def test_quantize_threads_are_bounded(tmp_path, base_gguf):
+    from planner.world.gguf_io import quantize
+
+    for threads in (-1, 100000):
+        with pytest.raises(ConfigError, match="threads"):
+            quantize(base_gguf, tmp_path / "q.gguf", threads=threads)
+    assert read_model_info(quantize(base_gguf, tmp_path / "q.gguf", threads=1000)).codec == "fact-delta"
 
 
 def test_oversized_context_values_are_refused(base_gguf):

@@ -15,8 +15,14 @@ from pathlib import Path
 from planner.errors import ConfigError
 from planner.io import atomic_write_text
 
+MIN_BLOCKS = 2
+"""Fewest blocks in a generated problem: one block is always on the table, so no goal over one
+block can differ from its start."""
 MAX_BLOCKS = 1000
 """Most blocks in a generated problem (its PDDL grows with the square of this when grounded)."""
+_GOAL_ATTEMPTS = 10_000
+"""Draws of a goal arrangement before giving up on one that differs from the start (two
+blocks: each draw differs with probability at least 1/2)."""
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_\-]*")
 
 DOMAIN_PDDL = """\
@@ -76,11 +82,13 @@ def generate_problem(
 
     The initial state and the goal are independent random tower arrangements; the goal lists
     every ``on`` and ``ontable`` fact of its arrangement. The same (n_blocks, seed, names)
-    always gives the same text. Raises :class:`ConfigError` (a ``ValueError``) for a number of
-    blocks outside ``1..MAX_BLOCKS`` or names that are not distinct PDDL names.
+    always gives the same text, and the goal never holds at the start. Raises
+    :class:`ConfigError` (a ``ValueError``) for a number of blocks outside
+    ``MIN_BLOCKS..MAX_BLOCKS`` or names that are not distinct PDDL names.
     """
-    if isinstance(n_blocks, bool) or not isinstance(n_blocks, int) or not 1 <= n_blocks <= MAX_BLOCKS:
-        raise ConfigError(f"n_blocks must be a whole number in 1..{MAX_BLOCKS}, got {n_blocks!r}")
+    if isinstance(n_blocks, bool) or not isinstance(n_blocks, int) or not MIN_BLOCKS <= n_blocks <= MAX_BLOCKS:
+        raise ConfigError(f"n_blocks must be a whole number in {MIN_BLOCKS}..{MAX_BLOCKS} (one block is always "
+                          f"on the table, so no goal can differ from its start), got {n_blocks!r}")
     blocks = list(names) if names is not None else [f"b{i + 1}" for i in range(n_blocks)]
     if len(blocks) != n_blocks or len(set(blocks)) != n_blocks:
         raise ConfigError(f"need {n_blocks} distinct block names, got {blocks}")
@@ -91,7 +99,11 @@ def generate_problem(
     init = tower_facts(random_towers(blocks, rng))
     goal = [f for f in tower_facts(random_towers(blocks, rng), hand_empty=False)
             if not f.startswith("(clear")]
+    attempts = 1
     while len(goal) == 0 or set(goal) <= set(init):
+        if attempts >= _GOAL_ATTEMPTS:  # pragma: no cover - probability below 2**-10000
+            raise ConfigError(f"found no goal differing from the start for {n_blocks} blocks, seed {seed}")
+        attempts += 1
         goal = [f for f in tower_facts(random_towers(blocks, rng), hand_empty=False)
                 if not f.startswith("(clear")]
     name = f"bw-{n_blocks}-{seed}"

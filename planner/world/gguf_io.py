@@ -14,6 +14,7 @@ naming the file, the key and the value, before anything is built from it.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,20 @@ _Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 _Arity = Annotated[int, Field(ge=0, le=MAX_ARITY)]
 _JSON_TYPES = {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
 _JSON_KEYS = ("predicates", "actions", "training", "signature")
+MAX_LAYERS = 512
+"""llama.cpp's ``LLAMA_MAX_LAYERS``: it aborts on a block count of 0 or above this."""
+MAX_EXPERTS = 512
+"""Most mixture-of-experts experts accepted (llama.cpp aborts on counts beyond its own limit,
+and on a used-expert count above the expert count)."""
+_ARCH_KEYS = {
+    "context": "context_length",
+    "block_count": "block_count",
+    "expert_count": "expert_count",
+    "expert_used_count": "expert_used_count",
+    "rope_freq_base": "rope.freq_base",
+    "norm_eps": "attention.layer_norm_rms_epsilon",
+}
+"""Fields read from ``<architecture>.<key>``: the hyperparameters llama.cpp asserts on."""
 _FIELD_KEYS = {
     "architecture": "general.architecture",
     "codec": KEY_CODEC,
@@ -53,7 +68,7 @@ _FIELD_KEYS = {
     "actions": KEY_ACTIONS,
     "max_objects": KEY_MAX_OBJECTS,
     "domain": KEY_DOMAIN,
-    "context": "<arch>.context_length",
+    **{name: f"<arch>.{key}" for name, key in _ARCH_KEYS.items()},
     "training": KEY_TRAINING,
     "signature": KEY_SIGNATURE,
 }
@@ -76,6 +91,11 @@ class ModelMetadata(BaseModel):
             the file declares no schemas).
         domain: ``planner.domain``, the name of the domain the model was trained on.
         context: ``<arch>.context_length`` in tokens, ``1..MAX_CONTEXT`` (0 only when absent).
+        block_count: ``<arch>.block_count``, ``1..MAX_LAYERS`` (0 only when absent).
+        expert_count, expert_used_count: ``<arch>.expert_count`` (``0..MAX_EXPERTS``) and
+            ``<arch>.expert_used_count`` (at most the expert count; at least 1 with experts).
+        rope_freq_base: ``<arch>.rope.freq_base``, finite and > 0 (``None`` when absent).
+        norm_eps: ``<arch>.attention.layer_norm_rms_epsilon``, finite and ≥ 0.
         training: ``planner.training``, a JSON object describing the training run.
         signature: ``planner.signature``, a JSON object describing the domain (``None`` when
             absent).
@@ -91,6 +111,11 @@ class ModelMetadata(BaseModel):
     max_objects: int = Field(0, ge=0, le=MAX_OBJECTS)
     domain: str | None = Field(None, max_length=256)
     context: int = Field(0, ge=1, le=MAX_CONTEXT)  # the default (absent) is not validated
+    block_count: int = Field(0, ge=1, le=MAX_LAYERS)
+    expert_count: int = Field(0, ge=0, le=MAX_EXPERTS)
+    expert_used_count: int = Field(0, ge=0, le=MAX_EXPERTS)
+    rope_freq_base: float | None = Field(None, gt=0, allow_inf_nan=False)
+    norm_eps: float | None = Field(None, ge=0, allow_inf_nan=False)
     training: dict[str, Any] = Field(default_factory=dict)
     signature: dict[str, Any] | None = None
 
@@ -108,6 +133,14 @@ class ModelMetadata(BaseModel):
         if not isinstance(parsed, dict):
             raise ValueError(f"must be a JSON object, got a JSON {_JSON_TYPES.get(type(parsed), 'value')}")
         return parsed
+
+    @model_validator(mode="after")
+    def _experts(self) -> ModelMetadata:
+        if self.expert_used_count > self.expert_count or (self.expert_count > 0 and self.expert_used_count < 1):
+            arch = self.architecture
+            raise ValueError(f"{arch}.expert_used_count = {self.expert_used_count} must lie in 1..{arch}.expert_count "
+                             f"(= {self.expert_count}), or both be 0")
+        return self
 
     @model_validator(mode="after")
     def _bounded_vocabulary(self) -> ModelMetadata:
@@ -133,7 +166,9 @@ def _short(value: Any, limit: int = 120) -> str:
 def _describe(exc: ValidationError, raw: Mapping[str, Any]) -> str:
     """One line per problem: the GGUF key, the bad value and what is wrong with it."""
     arch = raw.get("architecture")
-    keys = {**_FIELD_KEYS, "context": f"{arch}.context_length" if isinstance(arch, str) else _FIELD_KEYS["context"]}
+    keys = dict(_FIELD_KEYS)
+    if isinstance(arch, str):
+        keys |= {name: f"{arch}.{key}" for name, key in _ARCH_KEYS.items()}
     lines = []
     for err in exc.errors():
         loc = [str(p) for p in err["loc"] if p != "[key]"]
@@ -176,6 +211,21 @@ class LlamaShape:
     context: int = 128
     rope_base: float = 10000.0
     norm_eps: float = 1e-5
+
+    def __post_init__(self) -> None:
+        for name, high in (("dim", 2**16), ("n_layers", MAX_LAYERS), ("n_heads", 2**10), ("ffn_dim", 2**18),
+                           ("context", MAX_CONTEXT)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+                raise ConfigError(f"{name} must be a whole number in 1..{high}, got {value!r}")
+        if self.dim % self.n_heads or (self.dim // self.n_heads) % 2:
+            raise ConfigError(f"dim ({self.dim}) must be n_heads ({self.n_heads}) times an even head width "
+                              "(rotary embeddings rotate pairs)")
+        for name, low_ok in (("rope_base", False), ("norm_eps", True)):
+            value = getattr(self, name)
+            if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+                    or value < 0 or (value == 0 and not low_ok)):
+                raise ConfigError(f"{name} must be a finite number {'≥' if low_ok else '>'} 0, got {value!r}")
 
 
 def tensor_shapes(shape: LlamaShape, n_vocab: int) -> dict[str, tuple[int, ...]]:
@@ -241,7 +291,7 @@ def write_world_model(
         if tuple(weights[key].shape) != dims:
             raise ModelWriteError(f"tensor {key} has shape {weights[key].shape}, expected {dims}")
     meta = _metadata_to_write(codec=codec, codec_version=codec_version, predicates=predicates, actions=actions,
-                              max_objects=max_objects, domain=domain, context=shape.context,
+                              max_objects=max_objects, domain=domain, shape=shape,
                               training=training, signature=signature)
     with atomic_output(path) as tmp:
         _write_gguf(tmp, vocab=vocab, shape=shape, weights=weights, meta=meta, name=name, tensors=list(expected))
@@ -249,7 +299,7 @@ def write_world_model(
 
 
 def _metadata_to_write(*, codec: str, codec_version: int, predicates: Mapping[str, int], actions: Mapping[str, int],
-                       max_objects: int, domain: str, context: int, training: Mapping[str, Any] | None,
+                       max_objects: int, domain: str, shape: LlamaShape, training: Mapping[str, Any] | None,
                        signature: Mapping[str, Any] | None) -> dict[str, Any]:
     """The ``planner.*`` values as stored (JSON objects as text), validated like a reader does."""
     try:
@@ -261,7 +311,10 @@ def _metadata_to_write(*, codec: str, codec_version: int, predicates: Mapping[st
             "actions": json.dumps(dict(sorted(actions.items()))),
             "max_objects": max_objects,
             "domain": domain,
-            "context": context,
+            "context": shape.context,
+            "block_count": shape.n_layers,
+            "rope_freq_base": float(shape.rope_base),
+            "norm_eps": float(shape.norm_eps),
             "training": json.dumps(dict(training or {}), sort_keys=True),
             "signature": None if signature is None else json.dumps(dict(signature), sort_keys=True),
         }
@@ -415,9 +468,9 @@ def _raw_metadata(path: Path, fields: Mapping[str, Any]) -> dict[str, Any]:
     arch = get("general.architecture")
     if arch is not None:
         raw["architecture"] = arch
-    keys = {name: key for name, key in _FIELD_KEYS.items() if name not in ("architecture", "context")}
+    keys = {name: key for name, key in _FIELD_KEYS.items() if name != "architecture" and name not in _ARCH_KEYS}
     if isinstance(arch, str):
-        keys["context"] = f"{arch}.context_length"
+        keys |= {name: f"{arch}.{key}" for name, key in _ARCH_KEYS.items()}
     for name, key in keys.items():
         value = get(key)
         if value is not None:
@@ -426,19 +479,24 @@ def _raw_metadata(path: Path, fields: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def quantize(src: str | Path, dst: str | Path, *, kind: str = "q8_0", threads: int = 0) -> Path:
-    """Quantize a GGUF model with llama.cpp's own quantizer (``q8_0`` or ``q4_0``)."""
+    """Quantize a GGUF model with llama.cpp's own quantizer (``q8_0`` or ``q4_0``) using
+    ``threads`` threads (0: llama.cpp's choice; more than the available cores is bounded to
+    them). Raises :class:`ConfigError` for an unknown kind or thread count out of range and
+    :class:`ModelLoadError` for a file llama.cpp cannot quantize."""
     import llama_cpp
 
     ftypes = {"q8_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0, "q4_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0}
     if kind not in ftypes:
         raise ConfigError(f"unknown quantization {kind!r}; choose one of {sorted(ftypes)}")
-    from planner.world.engine import init_backend
+    from planner.world.engine import MAX_THREADS, available_cores, init_backend
 
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 0 <= threads <= MAX_THREADS:
+        raise ConfigError(f"threads must be a whole number in 0..{MAX_THREADS} (0: all cores), got {threads!r}")
     init_backend()  # routes llama.cpp's log lines away from stderr
     read_model_info(src)
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = ftypes[kind]
-    params.nthread = threads
+    params.nthread = min(threads, available_cores())
     with atomic_output(dst) as tmp:
         rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), params)
         if rc != 0:

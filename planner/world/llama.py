@@ -410,6 +410,10 @@ class LlamaWorldModel:
 
     def _step(self, ans: _Answer, logits: np.ndarray, max_new: int, temperature: float) -> list[int]:
         """Choose the next token of ``ans``; return the tokens to feed back to the model."""
+        if not np.isfinite(logits).all():
+            words = " ".join(self._id_word.get(t, "?") for t in ans.tokens)
+            raise WorldModelError("the model gave non-finite logits (NaN or infinity): its weights or "
+                                  "hyperparameters are broken", raw=words)
         allowed = self._allowed(ans, max_new)
         sub = logits[allowed].astype(np.float64)
         if temperature > 0:
