@@ -66,7 +66,8 @@ def build_model(config: PlannerConfig, env: PDDLEnvironment) -> WorldModel:
     else:
         from planner.world.factory import load_gguf_world_model
 
-        model = load_gguf_world_model(m, env)
+        model = load_gguf_world_model(env, path=m.path, n_ctx=m.n_ctx, n_threads=m.n_threads,
+                                      n_gpu_layers=m.n_gpu_layers)
     if m.cache_size > 0:
         model = CachedWorldModel(model, maxsize=m.cache_size)
     return model

@@ -172,3 +172,27 @@ def test_training_data_names_a_record_the_vocabulary_cannot_express():
                 _record(problem="stranger", action="(pick-up z)")):
         with pytest.raises(TrainingDataError, match=f"record 0 \\(problem '{bad.problem}'\\)"):
             encode_records([bad], vocab, predicates, actions, 4)
+
+
+def test_training_prompts_are_the_runtime_prompts():
+    """Training and the runtime build prompts through the codec's one layout: a training
+    sequence (without goal relabelling) is the runtime prompt followed by the answer."""
+    import numpy as np
+
+    from planner.training.data import encode_records, sample_sequence
+    from planner.types import Action, FactGoal, Prediction
+    from planner.world.codec import FactDeltaCodec, domain_vocabulary
+
+    predicates = {"on": 2, "ontable": 1, "clear": 1, "handempty": 0, "holding": 1}
+    actions = {"pick-up": 1, "put-down": 1, "stack": 2, "unstack": 2}
+    vocab = domain_vocabulary(predicates, actions, 4)
+    record = _record()
+    [example] = encode_records([record], vocab, predicates, actions, 4)
+    tokens, answer_start = sample_sequence(example, vocab, np.random.default_rng(0), relabel=False)
+    codec = FactDeltaCodec(objects=tuple(record.objects), predicates=predicates, actions=actions, max_objects=4)
+    state = record.state_obj()
+    prompt = codec.prefix_words(FactGoal(frozenset(record.goal)), state) + codec.suffix_words(Action(record.action))
+    answer = codec.answer_words(Prediction(applicable=record.applicable, next_state=record.next_state_obj()), state)
+    assert tokens[0] == vocab.bos_id
+    assert vocab.decode(tokens[1:answer_start]) == prompt
+    assert vocab.decode(tokens[answer_start:])[:-1] == answer[:-1]

@@ -19,7 +19,7 @@ from planner.data.collect import TransitionRecord, read_records
 from planner.errors import PlannerError
 from planner.training.errors import TrainingDataError
 from planner.types import Action, Prediction, State
-from planner.world.codec import ACTION, ARROW, DONE, GOAL, STATE, FactDeltaCodec
+from planner.world.codec import DONE, MARKERS, FactDeltaCodec, prompt_prefix, prompt_suffix
 from planner.world.vocab import Vocabulary, ground_words
 
 __all__ = [
@@ -151,6 +151,7 @@ def sample_sequence(ex: Encoded, vocab: Vocabulary, rng: np.random.Generator, *,
     if ex.applicable:
         done = bool(np.isin(goal, ex.next_state).all())
         answer[-1] = ids[DONE] if done else answer[-1]
-    prompt = [vocab.bos_id, ids[GOAL], *goal.tolist(), ids[STATE], *ex.state.tolist(),
-              ids[ACTION], ex.action, ids[ARROW]]
+    markers = {m: ids[m] for m in MARKERS}
+    prompt = [vocab.bos_id, *prompt_prefix(goal.tolist(), ex.state.tolist(), markers),
+              *prompt_suffix(ex.action, markers)]
     return prompt + answer, len(prompt)

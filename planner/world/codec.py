@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
 
@@ -234,11 +235,11 @@ class FactDeltaCodec:
     # -- prompts ----------------------------------------------------------------------------
     def prefix_words(self, goal: FactGoal, state: State) -> list[str]:
         """The stable part of a prompt: goal and state (shared by all siblings)."""
-        return [GOAL, *sorted(self.fact_word(f) for f in goal.facts), STATE, *self.state_words(state)]
+        return prompt_prefix(sorted(self.fact_word(f) for f in goal.facts), self.state_words(state), MARKER_WORDS)
 
     def suffix_words(self, action: Action) -> list[str]:
         """The per-action part of a prompt."""
-        return [ACTION, self.action_word(action), ARROW]
+        return prompt_suffix(self.action_word(action), MARKER_WORDS)
 
     def prompt_text(self, goal: FactGoal, state: State, action: Action) -> str:
         return " ".join(self.prefix_words(goal, state) + self.suffix_words(action))
@@ -299,6 +300,24 @@ class FactDeltaCodec:
             raise CodecError(f"misplaced marker {stray[0]!r}")
         return {"applicable": True, "added": tuple(added), "removed": tuple(removed),
                 "done": words[-1] == DONE}
+
+
+T = TypeVar("T")
+
+MARKER_WORDS: Mapping[str, str] = {m: m for m in MARKERS}
+"""Each marker as itself: :func:`prompt_prefix` and :func:`prompt_suffix` over words."""
+
+
+def prompt_prefix(goal: Sequence[T], state: Sequence[T], markers: Mapping[str, T]) -> list[T]:
+    """The one prompt layout, stable part first: ``goal G… state S…`` — over words, or over
+    token ids (with ``markers`` mapping each marker word to its id), so runtime and training
+    build prompts the same way. ``goal`` and ``state`` are already sorted."""
+    return [markers[GOAL], *goal, markers[STATE], *state]
+
+
+def prompt_suffix(action: T, markers: Mapping[str, T]) -> list[T]:
+    """The per-action end of a prompt: ``action A =>`` (the answer follows)."""
+    return [markers[ACTION], action, markers[ARROW]]
 
 
 def _first_line(exc: Exception) -> str:

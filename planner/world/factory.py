@@ -16,7 +16,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from planner.config import ModelConfig
 from planner.errors import ModelLoadError, PlannerError
 from planner.logs import get_logger
 from planner.world.base import WorldModel
@@ -168,9 +167,11 @@ def default_model_path(domain: str) -> Path:
                          f"searched {', '.join(map(str, models_dirs()))}")
 
 
-def load_gguf_world_model(config: ModelConfig, env: Any) -> WorldModel:
-    """The GGUF world model named by ``config`` (or the shipped default) for ``env``, a
-    :class:`~planner.env.pddl.PDDLEnvironment`.
+def load_gguf_world_model(env: Any, *, path: str | Path | None = None, **kwargs: Any) -> WorldModel:
+    """The GGUF world model at ``path`` (``None``: the shipped model for the domain's signature)
+    for ``env``, a :class:`~planner.env.pddl.PDDLEnvironment`; ``kwargs`` go to
+    :class:`~planner.world.llama.LlamaWorldModel` (``n_ctx``, ``n_threads``, ``n_gpu_layers``,
+    …; ``on_invalid`` defaults to ``"reject"``, as the planner uses a model).
 
     Raises :class:`ModelLoadError` naming the path and the cause; for a model that records
     the signature of its domain, the cause names how the problem's domain differs from it.
@@ -179,9 +180,9 @@ def load_gguf_world_model(config: ModelConfig, env: Any) -> WorldModel:
 
     task = env.task
     signature = domain_signature(task.domain)
-    if config.path is None:
+    if path is None:
         path = default_model_for(signature, domain_name=task.domain_name)
     else:
-        path = config.path
         check_model_signature(path, signature, domain_name=task.domain_name)
-    return LlamaWorldModel.for_environment(path, env, config=config, on_invalid="reject")
+    kwargs.setdefault("on_invalid", "reject")
+    return LlamaWorldModel.for_environment(path, env, **kwargs)

@@ -245,7 +245,7 @@ class LlamaWorldModel:
             self._set_fact_ids()
 
     @classmethod
-    def for_environment(cls, path: str | Path, env: Any, *, config: Any = None, **kwargs: Any) -> LlamaWorldModel:
+    def for_environment(cls, path: str | Path, env: Any, **kwargs: Any) -> LlamaWorldModel:
         """A model for a :class:`~planner.env.pddl.PDDLEnvironment`'s problem; checks that the
         model knows the domain's predicates and actions, and that its vocabulary writes every
         fact of the problem (start state, goal, every fact an action can touch) and every ground
@@ -268,10 +268,6 @@ class LlamaWorldModel:
         kwargs.setdefault("state", task.init)
         kwargs.setdefault("facts", task.relevant_facts)
         kwargs.setdefault("actions", [Action(name) for name in task.operators])
-        if config is not None:
-            kwargs.setdefault("n_ctx", config.n_ctx)
-            kwargs.setdefault("n_threads", config.n_threads)
-            kwargs.setdefault("n_gpu_layers", config.n_gpu_layers)
         return cls(path, objects=task.objects, goal=task.goal, **kwargs)
 
     def close(self) -> None:
