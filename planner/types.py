@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from planner.errors import ConfigError
 from planner.protocols import Goal as Goal
 
 
@@ -129,7 +130,7 @@ class Plan:
 
     def __post_init__(self) -> None:
         if len(self.states) != len(self.actions) + 1:
-            raise ValueError(
+            raise ConfigError(
                 f"a plan of {len(self.actions)} actions needs {len(self.actions) + 1} states, "
                 f"got {len(self.states)}"
             )

@@ -23,7 +23,7 @@ from pyperplan.pddl.pddl import Domain
 from pyperplan.task import Operator, Task
 
 from planner.env.base import StepResult
-from planner.errors import DomainError, InapplicableActionError, UnknownActionError
+from planner.errors import ConfigError, DomainError, InapplicableActionError, UnknownActionError
 from planner.types import Action, FactGoal, Prediction, State
 
 GOAL_REWARD = 1.0
@@ -288,7 +288,7 @@ class PDDLEnvironment:
         classes = {"ff": hFFHeuristic, "add": hAddHeuristic, "max": hMaxHeuristic,
                    "lmcut": LmCutHeuristic}
         if name not in classes:
-            raise ValueError(f"unknown heuristic {name!r}; choose one of {sorted(classes)}")
+            raise ConfigError(f"unknown heuristic {name!r}; choose one of {sorted(classes)}")
         h = classes[name](self.task.pyperplan_task)
         relevant = self.task.relevant_facts
 
