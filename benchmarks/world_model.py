@@ -58,9 +58,8 @@ def run_mode(model: LlamaWorldModel, env: PDDLEnvironment, states: list[State], 
 def raw_throughput(model: LlamaWorldModel) -> tuple[float, float]:
     """llama.cpp tokens/s: one 256-token batch (prompt speed) and 64 single-token decodes."""
     eng = model.engine
-    eng.clear()
-    model._cached_prefix = []
-    toks = [eng.bos] + [list(model._word_id.values())[i % 50] for i in range(255)]
+    model.decoder.clear()
+    toks = [eng.bos] + [list(model.word_ids.values())[i % 50] for i in range(255)]
     start = time.perf_counter()
     eng.decode([(t, i, 0, i == len(toks) - 1) for i, t in enumerate(toks)])
     batch_tps = len(toks) / (time.perf_counter() - start)
@@ -69,7 +68,7 @@ def raw_throughput(model: LlamaWorldModel) -> tuple[float, float]:
     for i, t in enumerate(toks[:64]):
         eng.decode([(t, i, 0, True)])
     single_tps = 64 / (time.perf_counter() - start)
-    eng.clear()
+    model.decoder.clear()
     return batch_tps, single_tps
 
 

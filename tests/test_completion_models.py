@@ -1,14 +1,17 @@
-"""Text and chat codecs through llama-cpp-python's completion API, on real tiny GGUF files."""
+"""The completion-API world model of ``examples/completion_world_model.py`` (text and chat
+codecs), on real tiny GGUF files."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 
 import pytest
 
-from planner.errors import ModelLoadError, WorldModelError
+from examples.completion_world_model import ChatAnswer, ChatCodec, ChatExample, CompletionWorldModel, TextCodec
+from planner.errors import ConfigError, ModelLoadError, WorldModelError
 from planner.types import Action, FactGoal, State
-from planner.world.completion import ChatAnswer, ChatCodec, ChatExample, CompletionWorldModel, TextCodec
 from tests.conftest import BW_PREDICATES, CHAT_TEMPLATE, build_tiny_gguf
 
 STATE = State.from_facts(["(on a b)", "(ontable b)", "(clear a)", "(handempty)"])
@@ -107,3 +110,15 @@ def test_text_model_on_a_real_gguf(tmp_path):
 def test_chat_schema_is_valid_json():
     schema = json.loads(_chat_codec().grammar() or "{}")
     assert set(schema["properties"]) == {"applicable", "added", "removed", "done"}
+
+
+def test_thread_counts_are_bounded_or_refused(tmp_path):
+    path = build_tiny_gguf(tmp_path / "text.gguf", codec="text")
+    with pytest.raises(ConfigError, match="n_threads must be"):
+        CompletionWorldModel(path, codec=TextCodec(), n_threads=100000)
+    for threads in (1024, 1):
+        model = CompletionWorldModel(path, codec=TextCodec(), n_threads=threads, max_tokens=2, retries=0)
+        with contextlib.suppress(WorldModelError):  # random weights: a malformed answer is expected
+            model.predict(State.from_text("a room"), Action("look"))
+        assert 1 <= model.llm.context_params.n_threads <= (os.cpu_count() or 1)  # bounded to the cores
+        model.close()

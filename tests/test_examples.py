@@ -23,6 +23,16 @@ def test_example_runs(script, expect):
     assert expect in done.stdout
 
 
+def test_completion_world_model_example_runs(tmp_path):
+    from tests.conftest import CHAT_TEMPLATE, build_tiny_gguf
+
+    path = build_tiny_gguf(tmp_path / "chat.gguf", codec="chat", chat_template=CHAT_TEMPLATE, context=2048)
+    done = subprocess.run([sys.executable, str(EXAMPLES / "completion_world_model.py"), str(path), "--steps", "2",
+                           "--max-tokens", "24"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "agreement with the simulator: " in done.stdout and "/2, invalid answers: " in done.stdout
+
+
 @pytest.mark.slow
 def test_own_domain_example_runs_end_to_end(tmp_path):
     pytest.importorskip("torch")

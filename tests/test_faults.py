@@ -592,30 +592,12 @@ def test_thread_counts_give_clean_errors_or_run(tmp_path):
     script = _LOAD.format(folder=str(tmp_path), context=128) + """
     for threads in (0, -3, 1, 2, 1024, 1025, 100000):
         print("RESULT", threads, attempt(n_ctx=64, n_threads=threads))
-    from planner.types import Action, State
-    from planner.world.completion import CompletionWorldModel, TextCodec
-    text = build_tiny_gguf(FOLDER + "/text.gguf", codec="text")
-    for threads in (100000, 1024, 1):
-        try:
-            model = CompletionWorldModel(text, codec=TextCodec(), n_threads=threads, max_tokens=2, retries=0)
-            try:
-                model.predict(State.from_text("a room"), Action("look"))
-            except PlannerError:
-                pass  # random weights: a malformed answer is expected, a crash is not
-            print("RESULT", "c%d" % threads, "ok", model.llm.context_params.n_threads)
-            model.close()
-        except PlannerError as exc:
-            print("RESULT", "c%d" % threads, type(exc).__name__)
     """
     out = dict(_results(_run_script(script)))
     for bad in ("0", "-3", "1025", "100000"):
         assert out[bad].startswith("ConfigError: n_threads must be"), out
     for good in ("1", "2", "1024"):
         assert out[good].startswith("ok 40"), out
-    assert out["c100000"] == "ConfigError", out
-    for good in ("c1024", "c1"):
-        status, threads = out[good].split()
-        assert status == "ok" and int(threads) <= (os.cpu_count() or 1), out  # bounded to the cores
 
 
 def test_huge_arity_is_refused_before_building_words(tmp_path, base_gguf):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -12,8 +13,10 @@ from planner.env.blocksworld import DOMAIN_PDDL, generate_problem
 from planner.env.pddl import ground_task
 from planner.errors import ContextOverflowError, ModelLoadError, UnknownActionError, WorldModelError
 from planner.types import Action, FactGoal, State
+from planner.world.base import ModelStats
 from planner.world.cache import CachedWorldModel
 from planner.world.codec import FactDeltaCodec, schemas_of
+from planner.world.decoder import Decoder
 from planner.world.gguf_io import read_model_info
 from planner.world.llama import LlamaWorldModel
 from tests.conftest import BW_ACTIONS, BW_PREDICATES, build_tiny_gguf
@@ -98,10 +101,10 @@ def test_llama_cpp_tokenizes_exactly_as_the_codec(tiny_gguf, tiny_env):
     for _ in range(200):
         action = rng.choice(list(tiny_env.candidate_actions(state)))
         text = model.codec.prompt_text(tiny_env.goal, state, action)
-        assert model.engine.tokenize(text) == [model.engine.bos] + [model._word_id[w] for w in text.split()]
+        assert model.engine.tokenize(text) == [model.engine.bos] + [model.word_ids[w] for w in text.split()]
         pred = tiny_env.simulate(state, action)
         answer = " ".join(model.codec.answer_words(pred, state))
-        assert model.engine.tokenize(answer, add_bos=False) == [model._word_id[w] for w in answer.split()]
+        assert model.engine.tokenize(answer, add_bos=False) == [model.word_ids[w] for w in answer.split()]
         state = pred.next_state
     model.close()
 
@@ -119,8 +122,8 @@ def test_random_model_is_retried_then_raises_with_raw_text(tiny_gguf, tiny_env):
 
 
 def _answers(model, state, actions):
-    prefix = [model.engine.bos] + [model._word_id[w] for w in model._prefix_words(state)]
-    answers = model._generate(prefix, [model._suffix(a) for a in actions], model._max_new(state), temperature=0.0)
+    prefix, suffixes, max_new = model._prompt(state, actions)
+    answers = model._decode(prefix, suffixes, max_new, temperature=0.0)
     return [" ".join(model._id_word[t] for t in ans.tokens) for ans in answers]
 
 
@@ -145,6 +148,44 @@ def test_batched_equals_sequential_and_prefix_reuse_saves_tokens(tiny_gguf, tiny
     assert evaluated["batched"] == evaluated["prefix"]
 
 
+class _Toy:
+    """A toy answer format: a token from ``choices``, a forced ``then``, a last token from ``choices``."""
+
+    def __init__(self, choices, then):
+        self.choices, self.then, self.n = np.array(choices), then, 0
+
+    def allowed(self):
+        return self.choices
+
+    def push(self, token):
+        self.n += 1
+        return (self.then,) if self.n == 1 else None
+
+
+def test_decoder_is_codec_agnostic(tiny_gguf, tiny_env):
+    model = _model(tiny_gguf, tiny_env)
+    ids = sorted(model.word_ids.values())
+    prefix, suffixes = [model.engine.bos, *ids[:5]], [[t] for t in ids[5:12]] + [ids[12:14]]
+    choices, then = ids[20:30], ids[0]
+    results = {}
+    for name, siblings, reuse in (("one at a time", 1, False), ("batched", 8, True), ("groups of 3", 3, True)):
+        stats = ModelStats()
+        decoder = Decoder(model.engine, stats=stats, max_siblings=siblings, reuse_prefix=reuse)
+        decoder.clear()
+        answers = decoder.decode(prefix, suffixes, rules=lambda: _Toy(choices, then), max_new=3)
+        results[name] = [(a.tokens, round(a.logprob, 4)) for a in answers]
+        assert all(len(a.tokens) == 3 and a.tokens[1] == then and {a.tokens[0], a.tokens[2]} <= set(choices)
+                   and a.logprob < 0 for a in answers)
+        assert stats.generated_tokens == 3 * len(suffixes)
+        suffix_tokens = sum(map(len, suffixes))
+        groups = -(-len(suffixes) // siblings)
+        assert stats.prompt_tokens == suffix_tokens + len(prefix) * (groups if not reuse else 1)
+        decoder.decode(prefix, suffixes[:1], rules=lambda: _Toy(choices, then), max_new=3)
+        assert stats.prompt_tokens == suffix_tokens + 1 + len(prefix) * (groups + 1 if not reuse else 1)
+    assert results["one at a time"] == results["batched"] == results["groups of 3"]
+    model.close()
+
+
 def test_context_overflow_is_a_clear_error(tmp_path, tiny_env):
     path = build_tiny_gguf(tmp_path / "small.gguf", context=16)
     with pytest.raises(ContextOverflowError, match="exceeds the model's context of 16"):
@@ -166,19 +207,21 @@ def test_unknown_action_and_too_many_objects(tiny_gguf, tiny_env, tmp_path):
 
 
 def test_cache_hits_with_a_real_model(tiny_gguf, tiny_env):
-    model = _model(tiny_gguf, tiny_env, retries=0)
+    # "reject": an invalid answer of the random model is a prediction too, so this always asserts.
+    model = _model(tiny_gguf, tiny_env, on_invalid="reject")
     cached = CachedWorldModel(model)
     state = tiny_env.state
-    action = tiny_env.candidate_actions(state)[0]
-    first = _raw(cached, state, action)
-    if first is not None:
-        try:
-            cached.predict(state, action)
-            evaluated = model.stats.prompt_tokens
-            cached.predict(state, action)
-            assert model.stats.cache_hits >= 1 and model.stats.prompt_tokens == evaluated
-        except WorldModelError:
-            pass
+    first, second = tiny_env.candidate_actions(state)[:2]
+    pred = cached.predict(state, first)
+    evaluated = model.stats.prompt_tokens
+    assert evaluated > 0 and model.stats.cache_hits == 0 and model.stats.predictions == 1
+    assert cached.predict(state, first) is pred
+    assert model.stats.cache_hits == 1 and model.stats.prompt_tokens == evaluated
+    # Only the action not yet cached reaches the model: three tokens of its suffix.
+    preds = cached.predict_many(state, [first, second])
+    assert preds[0] is pred and model.stats.cache_hits == 2
+    assert model.stats.prompt_tokens == evaluated + 3
+    assert model.stats.predictions == 4
 
 
 def test_confidence_is_a_probability(tmp_path, tiny_env):
@@ -186,13 +229,12 @@ def test_confidence_is_a_probability(tmp_path, tiny_env):
     # structurally valid: its confidence is the product of 1/n_vocab factors.
     path = build_tiny_gguf(tmp_path / "flat.gguf", scale=0.0)
     model = _model(path, tiny_env)
-    answers = model._generate([model.engine.bos] + [model._word_id[w] for w in model._prefix_words(tiny_env.state)],
-                              [model._suffix(tiny_env.candidate_actions(tiny_env.state)[0])],
-                              model._max_new(tiny_env.state), temperature=0.0)
+    answers = model._decode(*model._prompt(tiny_env.state, tiny_env.candidate_actions(tiny_env.state)[:1]),
+                            temperature=0.0)
     import math
 
     assert 0.0 < math.exp(answers[0].logprob) <= 1.0
-    chosen = [t for t in answers[0].tokens if t != model._ids["add"]]  # "add" is forced, not chosen
+    chosen = [t for t in answers[0].tokens if t != model.word_ids["add"]]  # "add" is forced, not chosen
     assert answers[0].logprob == pytest.approx(-len(chosen) * math.log(model.engine.n_vocab), rel=1e-3)
 
 

@@ -60,3 +60,41 @@ def test_experience_overrides_model(bw_env):
                               truth.reward, truth.done))
     assert overlay.predict(env.state, action).same_outcome(truth)
     assert overlay.predict_many(env.state, [action])[0].same_outcome(truth)
+
+
+class _Counting:
+    """An inner model that records each predict_many call."""
+
+    def __init__(self, inner):
+        self.inner, self.calls = inner, []
+
+    @property
+    def stats(self):
+        return self.inner.stats
+
+    def predict(self, state, action):
+        self.calls.append([action])
+        return self.inner.predict(state, action)
+
+    def predict_many(self, state, actions):
+        self.calls.append(list(actions))
+        return self.inner.predict_many(state, actions)
+
+
+@pytest.mark.parametrize("wrapper", ["cache", "overlay"])
+def test_memo_wrappers_ask_the_inner_model_once_about_the_rest(bw_env, wrapper):
+    env = bw_env(3)
+    inner = _Counting(NoisyWorldModel(OracleWorldModel(env), error_rate=1.0))
+    memo = CachedWorldModel(inner) if wrapper == "cache" else ExperienceOverlay(inner)
+    actions = list(env.candidate_actions(env.state))[:4]
+    truth = env.simulate(env.state, actions[1])
+    if wrapper == "cache":
+        memo.predict(env.state, actions[1])
+    else:
+        memo.record(Transition(env.state, actions[1], truth.applicable, truth.next_state, truth.reward, truth.done))
+    inner.calls.clear()
+    preds = memo.predict_many(env.state, [*actions, actions[0]])
+    assert inner.calls == [[actions[0], actions[2], actions[3]]]  # one call, each unknown action once
+    assert preds[4] is preds[0]
+    assert preds[1].same_outcome(truth) == (wrapper == "overlay")  # the overlay's real outcome wins
+    assert len(memo) == (4 if wrapper == "cache" else 1)  # the overlay keeps only real outcomes

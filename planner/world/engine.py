@@ -55,8 +55,6 @@ def init_backend() -> None:
             _initialised = True
 
 
-_init_backend = init_backend  # the former private name, kept for callers outside this package
-
 MAX_N_CTX = 2**18
 """Largest KV cache accepted (tokens): 262,144 cells are 512 MiB of F16 keys and values for
 the shipped model (128-wide, 4 layers), far beyond what world-model prompts need."""
@@ -132,9 +130,6 @@ def recent_errors() -> str:
     """The last error lines llama.cpp logged (or a note that it gave none)."""
     errors = [ln for ln in _log_lines if "error" in ln.lower() or "failed" in ln.lower()]
     return "; ".join(errors[-3:]) if errors else "llama.cpp gave no reason"
-
-
-_recent_errors = recent_errors  # the former private name
 
 
 class LlamaEngine:

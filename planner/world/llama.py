@@ -1,6 +1,10 @@
 """``LlamaWorldModel``: a GGUF language model, run in-process by llama.cpp, as world model.
 
-Speed comes from four things, all measured by ``benchmarks/world_model.py``:
+This module is the fact-delta adapter: it writes states and actions as token ids through the
+codec, constrains each answer to the codec's structure (verdict, ``add`` facts, ``del`` facts,
+``done``/``cont``) and validates it. Decoding itself — prefix reuse, batched siblings,
+early stop — is :class:`~planner.world.decoder.Decoder`'s. Speed comes from four things, all
+measured by ``benchmarks/world_model.py``:
 
 1. **prefix reuse** — the goal and state come first in every prompt and stay in the KV cache;
    only the action tokens and the answer are evaluated for each sibling;
@@ -10,25 +14,23 @@ Speed comes from four things, all measured by ``benchmarks/world_model.py``:
    after ``ok`` is fed without a decoding round of its own;
 4. a **transition cache** in front (:class:`~planner.world.cache.CachedWorldModel`).
 
-Decoding is greedy and constrained to the codec's structure (verdict, ``add`` facts, ``del``
-facts, ``done``/``cont``), so answers are well formed; whether they make sense for the state is
+Decoding is greedy, so answers are well formed; whether they make sense for the state is
 validated afterwards. A failed validation is retried with sampling, then raises
 :class:`~planner.errors.WorldModelError` with the raw text.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
 from planner.errors import (
     CodecError,
@@ -54,15 +56,15 @@ from planner.world.codec import (
     OK,
     FactDeltaCodec,
 )
+from planner.world.decoder import Answer, Decoder
 from planner.world.engine import MAX_N_CTX, LlamaEngine, max_sequences
 from planner.world.gguf_io import KEY_ACTIONS, KEY_PREDICATES, ModelInfo, read_model_info
+from planner.world.retry import retry_invalid
 from planner.world.vocab import SPACE, ground_words
 
 log = get_logger(__name__)
 
 Mode = Literal["batched", "prefix", "naive"]
-
-_VERDICT, _ADDING, _DELETING, _FINISHED = 0, 1, 2, 3
 
 MIN_N_CTX = 32
 """Smallest KV cache (tokens) accepted: the prompt and answer of a one-object problem need 22."""
@@ -70,16 +72,63 @@ MAX_RETRIES = 100
 """Most extra attempts for an answer that fails validation."""
 
 
-@dataclass
-class _Answer:
-    """One sibling's answer while it is being decoded."""
+@dataclass(frozen=True)
+class _AnswerIds:
+    """Token ids of a fact-delta answer's words, for the problem the model is bound to."""
 
-    seq: int
-    pos: int
-    tokens: list[int] = field(default_factory=list)
-    logprob: float = 0.0
-    phase: int = _VERDICT
-    chosen: set[int] = field(default_factory=set)
+    ok: int
+    add: int
+    delete: int
+    facts: np.ndarray
+    verdicts: np.ndarray
+    close_added: np.ndarray
+    close_removed: np.ndarray
+    ends: frozenset[int]
+
+
+class _FactDeltaRules:
+    """One answer's structure: ``ok`` or ``fail`` (which ends it: early rejection); after
+    ``ok`` the forced ``add``, facts added, ``del``, facts removed (no fact twice in a list),
+    then ``done`` or ``cont``. Near ``max_new`` tokens only the closing word is allowed."""
+
+    __slots__ = ("chosen", "ids", "last", "n", "phase")
+
+    def __init__(self, ids: _AnswerIds, max_new: int) -> None:
+        self.ids = ids
+        self.last = max_new - 2  # once the answer has this many tokens, close the list
+        self.n = 0  # tokens in the answer so far
+        self.phase = 0  # 0 verdict, 1 adding, 2 deleting
+        self.chosen: set[int] = set()
+
+    def allowed(self) -> np.ndarray:
+        ids = self.ids
+        if self.phase == 0:
+            return ids.verdicts
+        closing = ids.close_added if self.phase == 1 else ids.close_removed
+        if self.n >= self.last:
+            return closing
+        facts = ids.facts
+        if self.chosen:
+            facts = facts[~np.isin(facts, list(self.chosen))]
+        return np.concatenate([facts, closing])
+
+    def push(self, token: int) -> tuple[int, ...] | None:
+        ids = self.ids
+        self.n += 1
+        if self.phase == 0:
+            if token != ids.ok:
+                return None
+            self.phase = 1
+            self.n += 1
+            return (ids.add,)
+        if self.phase == 1 and token == ids.delete:
+            self.phase = 2
+            self.chosen = set()
+            return ()
+        if self.phase == 2 and token in ids.ends:
+            return None
+        self.chosen.add(token)
+        return ()
 
 
 def _check_arguments(*, mode: object, max_siblings: object, retries: object, retry_temperature: object,
@@ -136,7 +185,7 @@ class LlamaWorldModel:
         seed: seeds the retry sampling (``0..2**32-1``).
         on_invalid: after the last retry, ``"raise"`` a :class:`WorldModelError`, or
             ``"reject"``: treat the action as not applicable (confidence 0), count it in
-            ``stats.invalid`` and log a warning — so one bad answer cannot end a search.
+            ``stats.invalid`` and log it — so one bad answer cannot end a search.
 
     Raises :class:`~planner.errors.ConfigError` for an argument out of range,
     :class:`~planner.errors.ModelLoadError` for a file that is not a fact-delta model, and
@@ -173,7 +222,6 @@ class LlamaWorldModel:
         self.on_invalid = on_invalid
         self.retries = retries
         self.retry_temperature = retry_temperature
-        self._rng = np.random.default_rng(seed)
         self._lock = threading.RLock()
         self.stats = ModelStats()
         siblings = max_siblings if mode == "batched" else 1
@@ -181,20 +229,17 @@ class LlamaWorldModel:
                                   n_threads=n_threads, n_gpu_layers=n_gpu_layers)
         # Sequence 0 holds the shared prefix; llama.cpp may have allowed fewer sequences.
         self.max_siblings = max(1, min(siblings, self.engine.n_seq_max - 1))
-        pieces = self.engine.pieces()
-        index = {p: i for i, p in enumerate(pieces)}
-        words = list(MARKERS) + ground_words({**self.info.predicates, **self.info.actions},
-                                             len(self.codec.objects))
-        missing = [w for w in words if SPACE + w not in index]
-        if missing:
+        self.decoder = Decoder(self.engine, stats=self.stats, max_siblings=self.max_siblings,
+                               reuse_prefix=mode != "naive", seed=seed)
+        self._index = {p: i for i, p in enumerate(self.engine.pieces())}
+        self.word_ids: dict[str, int] = {}
+        """Token id of each codec word (markers, ground facts and actions of the bound problem)."""
+        self._id_word: dict[int, str] = {}
+        try:
+            self._learn_words(len(self.codec.objects))
+        except ModelLoadError:
             self.engine.close()
-            raise ModelLoadError(f"{path}: vocabulary lacks the codec's words, e.g. {missing[:3]}")
-        self._word_id = {w: index[SPACE + w] for w in words}
-        self._id_word = {i: w for w, i in self._word_id.items()}
-        self._index = index
-        self._ids = {m: self._word_id[m] for m in MARKERS}
-        self._cached_prefix: list[int] = []
-        self._set_fact_ids()
+            raise
 
     def _bind(self, objects: Sequence[str], goal: FactGoal, state: State | None, *, facts: Iterable[str],
               actions: Sequence[Action], n_ctx: int) -> FactDeltaCodec:
@@ -227,9 +272,22 @@ class LlamaWorldModel:
             raise ConfigError(f"n_ctx={n_ctx} is too small for this problem: the start state's prompt and answer "
                               f"need {need} tokens (the model was trained with {trained})")
 
-    def _set_fact_ids(self) -> None:
-        fact_words = ground_words(self.info.predicates, len(self.codec.objects))
-        self._fact_ids = np.array([self._word_id[w] for w in fact_words], dtype=np.int64)
+    def _learn_words(self, n_objects: int) -> None:
+        """Token ids of the codec's words for a problem of ``n_objects`` objects.
+
+        Raises :class:`ModelLoadError` when the model's vocabulary lacks some of them."""
+        words = list(MARKERS) + ground_words({**self.info.predicates, **self.info.actions}, n_objects)
+        missing = [w for w in words if SPACE + w not in self._index]
+        if missing:
+            raise ModelLoadError(f"{self._path}: vocabulary lacks the codec's words, e.g. {missing[:3]}")
+        ids = self.word_ids
+        ids.update({w: self._index[SPACE + w] for w in words})
+        self._id_word = {i: w for w, i in ids.items()}
+        facts = np.array([ids[w] for w in ground_words(self.info.predicates, n_objects)], dtype=np.int64)
+        self._answer_ids = _AnswerIds(
+            ok=ids[OK], add=ids[ADD], delete=ids[DEL], facts=facts, verdicts=np.array([ids[OK], ids[FAIL]]),
+            close_added=np.array([ids[DEL]]), close_removed=np.array([ids[DONE], ids[CONT]]),
+            ends=frozenset((ids[DONE], ids[CONT])))
 
     def rebind(self, *, objects: Sequence[str], goal: FactGoal, state: State | None = None,
                facts: Iterable[str] = (), actions: Sequence[Action] = ()) -> None:
@@ -238,11 +296,8 @@ class LlamaWorldModel:
         and actions (when given) the vocabulary cannot write."""
         with self._lock:
             codec = self._bind(objects, goal, state, facts=facts, actions=actions, n_ctx=self.engine.n_ctx)
-            words = ground_words({**self.info.predicates, **self.info.actions}, len(codec.objects))
-            self._word_id.update({w: self._index[SPACE + w] for w in words})
-            self._id_word = {i: w for w, i in self._word_id.items()}
+            self._learn_words(len(codec.objects))
             self.codec, self.goal = codec, goal
-            self._set_fact_ids()
 
     @classmethod
     def for_environment(cls, path: str | Path, env: Any, **kwargs: Any) -> LlamaWorldModel:
@@ -283,11 +338,8 @@ class LlamaWorldModel:
         with self._lock:
             start = time.perf_counter()
             try:
-                prefix = [self.engine.bos] + [self._word_id[w] for w in self._prefix_words(state)]
-                suffixes = [self._suffix(a) for a in actions]
-                max_new = self._max_new(state)
-                self._check_context(len(prefix), max(len(s) for s in suffixes), max_new)
-                answers = self._generate(prefix, suffixes, max_new, temperature=0.0)
+                prefix, suffixes, max_new = self._prompt(state, actions)
+                answers = self._decode(prefix, suffixes, max_new, temperature=0.0)
                 state_words = frozenset(self.codec.state_words(state))
                 preds = [self._finish(state, state_words, prefix, suf, ans, max_new)
                          for suf, ans in zip(suffixes, answers)]
@@ -297,15 +349,28 @@ class LlamaWorldModel:
             return preds
 
     # -- prompts -------------------------------------------------------------------------------
-    def _prefix_words(self, state: State) -> list[str]:
+    def _prompt(self, state: State, actions: Sequence[Action]) -> tuple[list[int], list[list[int]], int]:
+        """Token ids of the shared prefix (goal and state) and of each action's suffix, and
+        the most answer tokens; :class:`ContextOverflowError` when they do not fit."""
         try:
-            return self.codec.prefix_words(self.goal, state)
+            words = self.codec.prefix_words(self.goal, state)
         except (CodecError, VocabularyError) as exc:
             raise VocabularyError(f"state cannot be written for {self._path}: {exc}") from None
+        prefix = [self.engine.bos] + [self.word_ids[w] for w in words]
+        suffixes = [self._suffix(a) for a in actions]
+        max_new = self._max_new(state)
+        need = len(prefix) + max(len(s) for s in suffixes) + max_new
+        limit = min(self.engine.n_ctx_train, self.engine.n_ctx)
+        if need > limit:
+            raise ContextOverflowError(
+                f"prompt of {need - max_new} tokens plus up to {max_new} answer tokens "
+                f"({need}) exceeds the model's context of {limit} tokens"
+            )
+        return prefix, suffixes, max_new
 
     def _suffix(self, action: Action) -> list[int]:
         try:
-            return [self._word_id[w] for w in self.codec.suffix_words(action)]
+            return [self.word_ids[w] for w in self.codec.suffix_words(action)]
         except (CodecError, VocabularyError, KeyError):
             raise UnknownActionError(
                 f"unknown action {action.name!r}: not in the world model's vocabulary "
@@ -315,162 +380,30 @@ class LlamaWorldModel:
     def _max_new(self, state: State) -> int:
         return 2 * len(state.facts) + 6
 
-    def _check_context(self, prefix_len: int, suffix_len: int, max_new: int) -> None:
-        need = prefix_len + suffix_len + max_new
-        limit = min(self.engine.n_ctx_train, self.engine.n_ctx)
-        if need > limit:
-            raise ContextOverflowError(
-                f"prompt of {prefix_len + suffix_len} tokens plus up to {max_new} answer tokens "
-                f"({need}) exceeds the model's context of {limit} tokens"
-            )
-
-    # -- decoding ------------------------------------------------------------------------------
-    def _ensure_prefix(self, prefix: list[int]) -> None:
-        """Leave exactly ``prefix`` in sequence 0, evaluating only what is not cached."""
-        if self.mode == "naive":
-            self.engine.clear()
-            self._cached_prefix = []
-        cached = self._cached_prefix
-        common = 0
-        limit = min(len(cached), len(prefix))
-        while common < limit and cached[common] == prefix[common]:
-            common += 1
-        if common == len(prefix) == len(cached):
-            return
-        self.engine.seq_rm(0, common, -1)
-        self.engine.decode([(tok, pos, 0, False) for pos, tok in enumerate(prefix) if pos >= common])
-        self.stats.prompt_tokens += len(prefix) - common
-        self._cached_prefix = list(prefix)
-
-    def _generate(self, prefix: list[int], suffixes: list[list[int]], max_new: int, *,
-                  temperature: float) -> list[_Answer]:
-        longest = max(len(s) for s in suffixes)
-        per_seq = longest + max_new + 2
-        room = (self.engine.n_ctx - len(prefix)) // per_seq
-        # Every sibling's suffix (and later its two fed tokens) must fit one decode batch,
-        # so that only the last chunk of a decode call asks for logits.
-        per_batch = self.engine.n_batch // max(longest, 2)
-        group = max(1, min(self.max_siblings, room, per_batch))
-        answers: list[_Answer] = []
-        for start in range(0, len(suffixes), group):
-            self._ensure_prefix(prefix)
-            answers.extend(self._generate_group(len(prefix), suffixes[start:start + group], max_new,
-                                                temperature=temperature))
-        return answers
-
-    def _generate_group(self, p: int, suffixes: list[list[int]], max_new: int, *,
-                        temperature: float) -> list[_Answer]:
-        eng = self.engine
-        answers = [_Answer(seq=j + 1, pos=p + len(s)) for j, s in enumerate(suffixes)]
-        entries: list[tuple[int, int, int, bool]] = []
-        for ans, suffix in zip(answers, suffixes):
-            eng.seq_rm(ans.seq)
-            eng.seq_cp(0, ans.seq)
-            entries.extend((tok, p + k, ans.seq, k == len(suffix) - 1) for k, tok in enumerate(suffix))
-        self.stats.prompt_tokens += len(entries)
-        try:
-            handles = eng.decode(entries)
-            active = list(zip(answers, handles))
-            while active:
-                feed: list[tuple[int, int, int, bool]] = []
-                waiting: list[_Answer] = []
-                for ans, handle in active:
-                    fed = self._step(ans, eng.logits(handle), max_new, temperature)
-                    if ans.phase == _FINISHED:
-                        continue
-                    for k, tok in enumerate(fed):
-                        feed.append((tok, ans.pos, ans.seq, k == len(fed) - 1))
-                        ans.pos += 1
-                    waiting.append(ans)
-                if not feed:
-                    break
-                handles = eng.decode(feed)
-                active = list(zip(waiting, handles))
-        finally:
-            for ans in answers:
-                eng.seq_rm(ans.seq)
-        self.stats.generated_tokens += sum(len(a.tokens) for a in answers)
-        return answers
-
-    def _allowed(self, ans: _Answer, max_new: int) -> np.ndarray:
-        ids = self._ids
-        if ans.phase == _VERDICT:
-            return np.array([ids[OK], ids[FAIL]])
-        closing = ids[DEL] if ans.phase == _ADDING else (ids[DONE], ids[CONT])
-        if len(ans.tokens) >= max_new - 2:
-            return np.atleast_1d(np.array(closing))
-        facts = self._fact_ids
-        if ans.chosen:
-            facts = facts[~np.isin(facts, list(ans.chosen))]
-        return np.concatenate([facts, np.atleast_1d(np.array(closing))])
-
-    def _step(self, ans: _Answer, logits: np.ndarray, max_new: int, temperature: float) -> list[int]:
-        """Choose the next token of ``ans``; return the tokens to feed back to the model."""
-        if not np.isfinite(logits).all():
-            words = " ".join(self._id_word.get(t, "?") for t in ans.tokens)
-            raise WorldModelError("the model gave non-finite logits (NaN or infinity): its weights or "
-                                  "hyperparameters are broken", raw=words)
-        allowed = self._allowed(ans, max_new)
-        sub = logits[allowed].astype(np.float64)
-        if temperature > 0:
-            z = sub / temperature
-            prob = np.exp(z - z.max())
-            prob /= prob.sum()
-            tok = int(allowed[self._rng.choice(len(allowed), p=prob)])
-        else:
-            tok = int(allowed[int(np.argmax(sub))])
-        top = float(logits.max())
-        ans.logprob += float(logits[tok]) - (top + math.log(float(np.exp(logits - top).sum())))
-        ans.tokens.append(tok)
-        ids = self._ids
-        if ans.phase == _VERDICT:
-            if tok == ids[FAIL]:
-                ans.phase = _FINISHED  # early rejection: nothing more to decode
-                return []
-            ans.phase = _ADDING
-            ans.tokens.append(ids[ADD])  # forced: fed together with the verdict
-            return [tok, ids[ADD]]
-        if ans.phase == _ADDING:
-            if tok == ids[DEL]:
-                ans.phase = _DELETING
-                ans.chosen = set()
-            else:
-                ans.chosen.add(tok)
-            return [tok]
-        if tok in (ids[DONE], ids[CONT]):
-            ans.phase = _FINISHED
-            return []
-        ans.chosen.add(tok)
-        return [tok]
+    # -- answers -------------------------------------------------------------------------------
+    def _decode(self, prefix: list[int], suffixes: list[list[int]], max_new: int, *,
+                temperature: float) -> list[Answer]:
+        return self.decoder.decode(prefix, suffixes, rules=partial(_FactDeltaRules, self._answer_ids, max_new),
+                                   max_new=max_new, temperature=temperature)
 
     def _finish(self, state: State, state_words: frozenset[str], prefix: list[int], suffix: list[int],
-                first: _Answer, max_new: int) -> Prediction:
-        """Parse ``first``; on a validation failure, sample again (bounded), then raise or reject.
+                first: Answer, max_new: int) -> Prediction:
+        """Parse ``first``; on a validation failure, sample again (bounded), then raise or reject."""
 
-        Valid answers return at once; the retry machinery is built only for invalid ones."""
-        with contextlib.suppress(WorldModelError):
-            return self.codec.parse([self._id_word[t] for t in first.tokens], state,
-                                    confidence=math.exp(first.logprob), state_words=state_words)
-        answer = first
-        retrying = Retrying(stop=stop_after_attempt(self.retries + 1),
-                            retry=retry_if_exception_type(WorldModelError), reraise=True)
+        def attempt(n: int) -> Prediction:
+            answer = first if n == 1 else self._decode(prefix, [suffix], max_new,
+                                                       temperature=self.retry_temperature)[0]
+            return self.codec.parse([self._id_word[t] for t in answer.tokens], state,
+                                    confidence=math.exp(answer.logprob), state_words=state_words)
+
         try:
-            for attempt in retrying:
-                with attempt:
-                    if attempt.retry_state.attempt_number > 1:
-                        self.stats.retries += 1
-                        answer = self._generate(prefix, [suffix], max_new,
-                                                temperature=self.retry_temperature)[0]
-                    words = [self._id_word[t] for t in answer.tokens]
-                    return self.codec.parse(words, state, confidence=math.exp(answer.logprob),
-                                            state_words=state_words)
+            return retry_invalid(attempt, retries=self.retries, stats=self.stats)
         except WorldModelError as exc:
             if self.on_invalid == "raise":
                 raise
             self.stats.invalid += 1
             log.debug("invalid_answer_rejected", raw=exc.raw, error=str(exc).split(" (raw")[0])
             return Prediction(applicable=False, next_state=state, confidence=0.0, raw=exc.raw)
-        raise AssertionError("unreachable")  # pragma: no cover
 
 
 class ProblemBinder:
