@@ -16,6 +16,7 @@ when the environment raises; and ``end`` on every exit path — including an int
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Callable
@@ -23,12 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr, ValidationError
 
 from planner.config import PlannerConfig
 from planner.env.base import Environment, StepResult
 from planner.errors import ConfigError, EnvironmentStepError, PlannerError
-from planner.io import JsonlLog, read_jsonl
+from planner.io import FileWriteError, JsonlLog, read_jsonl
 from planner.logs import get_logger
 from planner.protocols import SelectionPolicy, ValuePolicy
 from planner.search.beam import beam_search
@@ -186,9 +187,16 @@ class _Episode:
     tried: set[tuple[State, Action]] = field(default_factory=set)
 
     def emit(self, event: str, **data: Any) -> None:
-        if self.sink is not None:
+        """Append a record; after the log fails once it is not written again (the failure
+        ends the episode, and the records before it stay)."""
+        if self.sink is None:
+            return
+        try:
             self.sink.write(EpisodeEvent(event=event, episode=self.id,  # type: ignore[arg-type]
                                          time=time.time(), data=data))
+        except FileWriteError:
+            self.sink = None
+            raise
 
 
 class Agent:
@@ -268,7 +276,8 @@ class Agent:
             return self._play(ep)
         finally:
             if sink is not None:
-                sink.close()
+                with contextlib.suppress(OSError):  # a log that failed has said so already
+                    sink.close()
 
     def _start(self, sink: JsonlLog | None, *, seed: int | None, episode: str | None) -> _Episode:
         started = time.perf_counter()
@@ -413,67 +422,126 @@ class Agent:
             probes=ep.probes, episode_id=ep.id, resumed_steps=ep.resumed_steps, error=error,
             **ep.totals,  # type: ignore[arg-type]
         )
-        ep.emit("end", solved=solved, steps=len(ep.steps), searches=ep.searches, replans=ep.replans,
-                divergences=ep.divergences, probes=ep.probes, wall_seconds=result.wall_seconds,
-                stopped_by=result.stopped_by, plan=[a.name for a in result.actions],
-                invalid_answers=result.invalid_answers, error=error, **ep.totals)
+        try:
+            ep.emit("end", solved=solved, steps=len(ep.steps), searches=ep.searches, replans=ep.replans,
+                    divergences=ep.divergences, probes=ep.probes, wall_seconds=result.wall_seconds,
+                    stopped_by=result.stopped_by, plan=[a.name for a in result.actions],
+                    invalid_answers=result.invalid_answers, error=error, **ep.totals)
+        except FileWriteError as exc:
+            if stopped_by in ("interrupted", "error"):  # the first failure is the one to report
+                log.warning("end_record_lost", path=str(exc), stopped_by=stopped_by)
+            else:
+                exc.episode_result = result  # type: ignore[attr-defined]
+                raise
         return result
 
     # -- resuming -------------------------------------------------------------------------------
     def _resume(self, path: Path, sink: JsonlLog | None, *, seed: int | None) -> _Episode:
-        """Rebuild the last unfinished episode of ``path`` by replaying its recorded steps."""
+        """Rebuild the most recent unfinished episode of ``path`` by replaying its steps."""
         started = time.perf_counter()
-        records = read_jsonl(path)
-        starts = [r for r in records if r.get("event") == "start"]
-        if not starts:
-            raise ResumeError(f"{path}: no episode to resume (no 'start' record)")
-        episode_id = str(starts[-1].get("episode"))
-        mine = [r for r in records if r.get("episode") == episode_id]
-        end = next((r for r in reversed(mine) if r.get("event") == "end"), None)
-        if end is not None and end["data"].get("stopped_by") not in ("interrupted", "error"):
-            raise ResumeError(f"{path}: episode {episode_id} already ended "
-                              f"(stopped_by {end['data'].get('stopped_by')!r}); nothing to resume")
-        start = starts[-1]["data"]
+        events = _episode_events(path)
+        episode_id = _unfinished_episode(path, events)
+        mine = [e for e in events if e.episode == episode_id]
+        start = _StartData.parse(path, mine[0])
         if seed is None:
-            seed = start.get("seed")
+            seed = start.seed
         state, _ = self.env.reset(seed=seed)
-        if state.canonical() != start.get("state"):
+        if state.canonical() != start.state:
             raise ResumeError(f"{path}: episode {episode_id} started from another state than this "
-                              f"environment's start ({start.get('state')!r:.120} vs {state.canonical()!r:.120})")
+                              f"environment's start ({start.state!r:.120} vs {state.canonical()!r:.120})")
         ep = _Episode(id=episode_id, sink=sink, state=state, started=started,
                       invalid_before=self.model.stats.invalid)
-        ep.searches = sum(r.get("event") == "plan" for r in mine)
-        ep.replans = sum(r.get("event") == "plan" and bool(r["data"].get("replan")) for r in mine)
-        for rec in (r["data"] for r in mine if r.get("event") == "step"):
-            self._replay(ep, rec, path)
+        ep.searches = sum(e.event == "plan" for e in mine)
+        ep.replans = sum(e.event == "plan" and bool(e.data.get("replan")) for e in mine)
+        for event in mine:
+            if event.event == "step":
+                self._replay(ep, _StepData.parse(path, event), path)
         ep.resumed_steps = len(ep.steps)
         ep.probes = sum(s.probe for s in ep.steps)
-        unfinished = [r["data"].get("index") for r in mine if r.get("event") == "act"
-                      and r["data"].get("index", -1) >= ep.resumed_steps]
+        unfinished = [a.index for a in (_ActData.parse(path, e) for e in mine if e.event == "act")
+                      if a.index >= ep.resumed_steps]
         ep.emit("resume", replayed=ep.resumed_steps, state=ep.state.canonical(),
                 unfinished_act=unfinished[-1] if unfinished else None)
         return ep
 
-    def _replay(self, ep: _Episode, rec: dict[str, Any], path: Path) -> None:
+    def _replay(self, ep: _Episode, rec: _StepData, path: Path) -> None:
         index = len(ep.steps)
+        action = Action(rec.action)
         try:
-            action = Action(str(rec["action"]))
             result = self.env.step(action)
-        except KeyError:
-            raise ResumeError(f"{path}: step {index} of episode {ep.id} has no action") from None
         except Exception as exc:
-            raise ResumeError(f"{path}: replaying step {index} ({rec.get('action')}) raised "
+            raise ResumeError(f"{path}: replaying step {index} ({action}) raised "
                               f"{type(exc).__name__}: {exc}") from None
-        if result.state.canonical() != rec.get("real"):
+        if result.state.canonical() != rec.real:
             raise ResumeError(f"{path}: replaying step {index} ({action}) gave another state than "
                               f"recorded; this environment cannot resume episode {ep.id}")
-        imagined = _state_from_canonical(str(rec.get("imagined", "")), like=result.state)
         record = StepRecord(
-            index=index, action=action, state=ep.state, imagined=imagined, real=result.state,
-            applicable=result.applicable, reward=result.reward, terminated=result.terminated,
-            truncated=result.truncated, diverged=bool(rec.get("diverged")), probe=bool(rec.get("probe")))
+            index=index, action=action, state=ep.state, imagined=_state_from_canonical(rec.imagined, like=result.state),
+            real=result.state, applicable=result.applicable, reward=result.reward, terminated=result.terminated,
+            truncated=result.truncated, diverged=rec.diverged, probe=rec.probe)
         ep.steps.append(record)
         self._observe(ep, record)
+
+
+class _RecordData(BaseModel):
+    """The fields of one kind of log record that resuming reads (others are ignored)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    @classmethod
+    def parse(cls, path: Path, event: EpisodeEvent) -> Any:
+        try:
+            return cls.model_validate(event.data)
+        except ValidationError as exc:
+            problem = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'data'}: {e['msg']}" for e in exc.errors())
+            raise ResumeError(f"{path}: a {event.event!r} record of episode {event.episode} is malformed: "
+                              f"{problem}") from None
+
+
+class _StartData(_RecordData):
+    state: StrictStr
+    seed: StrictInt | None = None
+
+
+class _StepData(_RecordData):
+    action: StrictStr
+    real: StrictStr
+    imagined: StrictStr = ""
+    diverged: StrictBool = False
+    probe: StrictBool = False
+
+
+class _ActData(_RecordData):
+    index: StrictInt
+
+
+def _episode_events(path: Path) -> list[EpisodeEvent]:
+    """Every record of an episode log, validated (:class:`ResumeError` naming a bad one)."""
+    events = []
+    for number, record in enumerate(read_jsonl(path), start=1):
+        try:
+            events.append(EpisodeEvent.model_validate(record))
+        except ValidationError as exc:
+            problem = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'record'}: {e['msg']}" for e in exc.errors())
+            raise ResumeError(f"{path}: record {number} is not an episode event: {problem}") from None
+    return events
+
+
+def _unfinished_episode(path: Path, events: list[EpisodeEvent]) -> str:
+    """The id of the most recent episode of the log that did not finish (no ``end`` record,
+    or one that says it was interrupted or failed)."""
+    ended: dict[str, str] = {}
+    for e in events:
+        if e.event == "end":
+            ended[e.episode] = str(e.data.get("stopped_by"))
+    starts = [e.episode for e in events if e.event == "start"]
+    if not starts:
+        raise ResumeError(f"{path}: no episode to resume (no 'start' record)")
+    for episode in reversed(starts):
+        if ended.get(episode, "interrupted") in ("interrupted", "error"):
+            return episode
+    raise ResumeError(f"{path}: no unfinished episode to resume (the last one, {starts[-1]}, already ended "
+                      f"with stopped_by {ended.get(starts[-1])!r})")
 
 
 def _state_from_canonical(text: str, *, like: State) -> State:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import signal
 import sys
 from enum import Enum
@@ -155,16 +156,21 @@ def run_episode(
         if as_json and isinstance(partial, EpisodeResult):
             print(json.dumps(summary_dict(env, partial, config, model_name)))
         raise
-    if tree is not None and result.last_search is not None:
-        result.last_search.write_tree(tree)
     summary = summary_dict(env, result, config, model_name)
     if show_imagined:
         out.print(f"(the imagined plan above cost {first.stats.model_calls} model calls in "
                   f"{first.stats.wall_seconds:.2f} s; the agent's own search below found them in the cache)")
     if as_json:
-        print(json.dumps(summary))
+        print(json.dumps(summary), flush=True)
     else:
         print_summary(env, result, summary)
+    # The episode is reported before the tree is written: a tree that cannot be written (an
+    # error, exit 2) or an interrupt while writing it does not hide what happened.
+    if tree is not None:
+        if result.last_search is None:
+            err.print(f"no search tree to write to {tree}: the start state already satisfies the goal")
+        else:
+            result.last_search.write_tree(tree)
     return result
 
 
@@ -185,6 +191,29 @@ class HeuristicName(str, Enum):
 class ModeName(str, Enum):
     plan = "plan"
     receding = "receding"
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinity replaced by ``None`` (JSON has neither)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _check_output(flag: str, path: Path | None) -> None:
+    """Refuse, before any work, an output path that can never be written: a folder, or a path
+    under a file."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path} is a folder; name a file")
+    parent = next((p for p in path.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise ConfigError(f"{flag} {path}: {parent} is not a folder")
 
 
 def _value(choice: Enum | None) -> str | None:
@@ -227,6 +256,8 @@ def solve(
         raise ConfigError(f"--resume {resume} appends to its own log; drop --log {log} or make them the same file")
     if resume is not None and not resume.is_file():
         raise ResumeError(f"episode log not found: {resume}")
+    for flag, path in (("--tree", tree), ("--log", log)):
+        _check_output(flag, path)
     base = load_config(config) if config is not None else PlannerConfig()
     kind = "oracle" if oracle else ("gguf" if model is not None else None)
     cfg = base.updated(
@@ -245,7 +276,7 @@ def solve(
 
 @app.command()
 def demo(
-    blocks: Annotated[int, typer.Option(help="Number of blocks (3-8).")] = 5,
+    blocks: Annotated[int, typer.Option(help="Number of blocks (2-12; the shipped model knows up to 8).")] = 5,
     seed: Annotated[int, typer.Option(help="Problem seed.")] = 0,
     search: Annotated[SearchName | None, typer.Option(help="Search algorithm.")] = None,
     oracle: Annotated[bool, typer.Option("--oracle", help="Use the exact model.")] = False,
@@ -292,6 +323,10 @@ def collect(
     split by problem."""
     from planner.data.collect import collect_blocksworld, collect_pddl
 
+    if not 0.0 <= test_fraction < 1.0:  # also refuses nan
+        raise ConfigError(f"--test-fraction must lie in [0, 1), got {test_fraction!r}")
+    if problems and domain is None:
+        raise ConfigError("--problem needs --domain (the PDDL domain of those problems)")
     if domain is not None:
         if not problems:
             raise ConfigError("--domain needs at least one --problem file")
@@ -392,6 +427,10 @@ def eval_model(
 
     if not data.is_file():
         raise ConfigError(f"data file not found: {data}")
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit must be at least 1, got {limit}")
+    if max_episodes is not None and max_episodes < 0:
+        raise ConfigError(f"--max-episodes must be 0 or more, got {max_episodes}")
     records = read_records(data, limit=limit)
     if not records:
         raise ConfigError(f"no transitions in {data}")
@@ -402,7 +441,7 @@ def eval_model(
     if bind.model is not None:
         report.invalid_rejected = bind.model.stats.invalid
     if as_json:
-        print(json.dumps({"model": str(model), "data": str(data), **report.to_dict()}))
+        print(json.dumps(_finite({"model": str(model), "data": str(data), **report.to_dict()})))
     else:
         out.print(f"{model} on {data}")
         out.print(report.table())
@@ -442,8 +481,15 @@ INPUT_ERRORS: tuple[type[Exception], ...] = (
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
+MAX_MESSAGE = 1000
+"""Longest error line printed (characters): a message quoting input never floods the terminal."""
+
+
 def _fail(message: str, code: int) -> int:
-    print(f"planner: error: {' '.join(message.split())}", file=sys.stderr)
+    text = " ".join(message.split())
+    if len(text) > MAX_MESSAGE:
+        text = text[:MAX_MESSAGE - 1] + "…"
+    print(f"planner: error: {text}", file=sys.stderr)
     return code
 
 
@@ -485,7 +531,10 @@ def _run(argv: list[str] | None) -> int:
         # The command-line parser's own exceptions: usage errors carry a message and an
         # exit code, "exit" carries only the code.
         if hasattr(exc, "format_message"):
-            return _fail(exc.format_message(), int(getattr(exc, "exit_code", EXIT_INPUT)))
+            message = exc.format_message()
+            if not message.strip():  # no command given: the parser has shown the help
+                return _fail("no command given; see the list above", EXIT_INPUT)
+            return _fail(message, int(getattr(exc, "exit_code", EXIT_INPUT)))
         if type(exc).__name__ == "Exit" and hasattr(exc, "exit_code"):
             return int(exc.exit_code)
         if type(exc).__name__ == "Abort":

@@ -231,7 +231,7 @@ def test_resume_continues_an_interrupted_episode(bw_env, tmp_path):
     # A finished episode cannot be resumed again.
     from planner.agent import ResumeError
 
-    with pytest.raises(ResumeError, match="already ended"):
+    with pytest.raises(ResumeError, match="no unfinished episode"):
         Agent(bw_env(5, 3), OracleWorldModel(bw_env(5, 3))).run(resume=log)
 
 
@@ -246,3 +246,29 @@ def test_resume_refuses_an_environment_that_replays_differently(bw_env, tmp_path
     other = bw_env(5, 4)
     with pytest.raises(ResumeError, match="another state"):
         Agent(other, OracleWorldModel(other)).run(resume=log)
+
+
+@pytest.mark.parametrize("lines", [
+    ['{"event": "start", "episode": "e"}'],
+    ['{"event": "start", "episode": "e", "time": 1, "data": []}'],
+    ['{"event": "start", "episode": "e", "time": 1, "data": {"state": 5}}'],
+    ['{"event": "start", "episode": "e", "time": 1, "data": {"state": "x"}}'],
+    ['{"event": "nonsense", "episode": "e", "time": 1, "data": {}}'],
+    ['{"event": "start", "episode": "e", "time": 1, "data": {"state": "S"}}',
+     '{"event": "act", "episode": "e", "time": 1, "data": {"index": "two"}}'],
+    ['{"event": "start", "episode": "e", "time": 1, "data": {"state": "S"}}',
+     '{"event": "step", "episode": "e", "time": 1, "data": {"action": null, "real": "x"}}'],
+    ['[1, 2, 3]'],
+])
+def test_resume_names_a_malformed_log(bw_env, tmp_path, lines):
+    from planner.agent import ResumeError
+    from planner.errors import PlannerError
+
+    env = bw_env(3, 0)
+    log = tmp_path / "ep.jsonl"
+    log.write_text("\n".join(line.replace('"S"', json.dumps(env.state.canonical())) for line in lines) + "\n")
+    before = log.read_bytes()
+    with pytest.raises(PlannerError, match=str(log)) as info:
+        Agent(env, OracleWorldModel(env)).run(resume=log)
+    assert isinstance(info.value, (ResumeError, ValueError))
+    assert log.read_bytes() == before  # a refused resume writes nothing

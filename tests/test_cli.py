@@ -157,7 +157,7 @@ def test_resume_from_the_command_line(bw_files, capsys, tmp_path):
     assert code == 1
     # A finished (not interrupted) episode is not resumable: exit 2, one line.
     code, _, err = run(capsys, "solve", domain, problem, "--oracle", "--resume", log)
-    assert code == 2 and "already ended" in err
+    assert code == 2 and "no unfinished episode" in err
     # Cut the end record off, as a crash would.
     lines = log.read_text().splitlines()
     log.write_text("\n".join(lines[:-1]) + "\n")
