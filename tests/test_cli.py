@@ -165,3 +165,34 @@ def test_resume_from_the_command_line(bw_files, capsys, tmp_path):
     summary = json.loads(out.strip().splitlines()[-1])
     assert code == 0 and summary["solved"] and summary["resumed_steps"] == 2
     assert [r["event"] for r in read_jsonl(log)].count("resume") == 1
+
+
+def test_episode_is_reported_even_when_the_tree_cannot_be_written(bw_files, capsys, tmp_path):
+    domain, problem = bw_files(3, 0)
+    code, out, err = run(capsys, "solve", domain, problem, "--oracle", "--json", "--tree", "/dev/full")
+    assert code == 2 and json.loads(out.strip().splitlines()[-1])["solved"] is True
+    assert err.strip().startswith("planner: error:") and "/dev/full" in err
+    # A folder is refused before any work is done.
+    code, out, err = run(capsys, "solve", domain, problem, "--oracle", "--json", "--tree", tmp_path)
+    assert code == 2 and not out.strip() and "is a folder" in err
+
+
+@pytest.mark.parametrize("fraction", ["nan", "inf", "-1", "1"])
+def test_collect_refuses_a_bad_test_fraction(bw_files, capsys, tmp_path, fraction):
+    domain, problem = bw_files(3, 0)
+    code, _, err = run(capsys, "collect", "--out", tmp_path / "c", "--domain", domain, "--problem", problem,
+                       "--test-fraction", fraction)
+    assert code == 2 and "--test-fraction" in err
+
+
+def test_json_has_no_nan():
+    from planner.cli import _finite
+
+    assert json.dumps(_finite({"a": float("nan"), "b": [1.0, float("inf")], "c": "x"})) == \
+        '{"a": null, "b": [1.0, null], "c": "x"}'
+
+
+def test_long_error_messages_are_bounded(tmp_path, capsys):
+    huge = tmp_path / ("x" * 200)
+    code, _, err = run(capsys, "solve", huge / ("y" * 2000), huge, "--oracle")
+    assert code == 2 and len(err.strip()) <= len("planner: error: ") + 1000
