@@ -463,7 +463,7 @@ def _domain_schemas(domain: Path | None) -> tuple[str, dict[str, int], dict[str,
 
 @app.command()
 def generate(
-    blocks: Annotated[int, typer.Argument(help="Number of blocks.")],
+    blocks: Annotated[int, typer.Argument(help="Number of blocks (2..50).")],
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the PDDL files.")] = Path("problems"),
     seed: Annotated[int, typer.Option(help="Problem seed.")] = 0,
 ) -> None:

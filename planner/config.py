@@ -209,4 +209,15 @@ def load_config(path: str | Path) -> PlannerConfig:
         raise ConfigError(f"cannot read configuration file {p}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"configuration file {p} is not valid TOML: {exc}") from None
-    return _validate(data, source=str(p))
+    except RecursionError:
+        raise ConfigError(_too_deep(p)) from None
+    try:
+        return _validate(data, source=str(p))
+    except RecursionError:
+        raise ConfigError(_too_deep(p)) from None
+
+
+def _too_deep(path: Path) -> str:
+    """Why a configuration file nested beyond Python's recursion limit is refused."""
+    return (f"configuration file {path} nests arrays or tables too deeply to read (beyond Python's recursion "
+            "limit; a configuration needs only its [section] tables of plain values)")

@@ -25,17 +25,23 @@ Append-only logs (:class:`JsonlLog`) hold one JSON object a line and write each 
 one system call, flushed (and by default fsynced) record by record, so a crash loses at most
 the record being written. Every reader (:func:`iter_jsonl`, :func:`read_jsonl`) treats the
 result the same way: a *torn last line* — an unterminated last line that is not a JSON
-object — is skipped; any other line that is not a JSON object raises :class:`CorruptLogError`
-naming the file and line.
+object — is skipped; any other line that is not a JSON object (a line nested too deeply to
+decode included) raises :class:`CorruptLogError` naming the file and line.
+
+A log never destroys bytes of a file that is not a log: :class:`JsonlLog` refuses a non-empty
+regular file whose first non-blank line is not a JSON object (a PDDL file, a model, any binary
+file), and only in a genuine log does it cut a torn last line before appending.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import itertools
 import json
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -66,17 +72,27 @@ _NEW_FILE_MODE = 0o666
 _CHUNK = 1 << 16
 """Bytes read at a time when looking for the start of a log's last line."""
 
+MAX_FIRST_LINE = 16 << 20
+"""Longest first line (bytes, 16 MiB) read when checking that a file is a log before appending;
+a file whose first line is longer is not taken for one."""
+
 _Kind = Literal["replace", "stream"]
 
 
 class FileWriteError(PlannerError, OSError):
     """A file could not be written where it was asked to go.
 
-    The message names the path and the reason; ``path`` is the path as given and ``errno``
-    the system's error number when a system call failed (else ``None``).
+    The message names the path and the reason; ``path`` is the path as given and
+    ``os_errno`` the system's error number when a system call failed (else ``None``; the
+    message shows it too). ``errno`` itself is always ``None``: command-line parsers take an
+    ``OSError`` with ``errno == EPIPE`` for a closed standard output and exit silently, which
+    would hide a log that could not be written.
     """
 
-    path: str | None = None
+    def __init__(self, message: str, *, path: str | None = None, os_errno: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.os_errno = os_errno
 
 
 class CorruptLogError(PlannerError, ValueError):
@@ -86,12 +102,12 @@ class CorruptLogError(PlannerError, ValueError):
 
 # -- errors ---------------------------------------------------------------------------------
 def _write_error(path: str | Path, reason: str, *, cause: OSError | None = None) -> FileWriteError:
-    """A :class:`FileWriteError` for ``path`` saying ``reason``, carrying ``cause``'s errno."""
-    err = FileWriteError(f"cannot write {path}: {reason}")
-    err.path = str(path)
-    if cause is not None:
-        err.errno = cause.errno
-    return err
+    """A :class:`FileWriteError` for ``path`` saying ``reason``, keeping ``cause``'s error
+    number as ``os_errno`` (and in the message), never as ``errno``."""
+    code = cause.errno if cause is not None else None
+    if code is not None:
+        reason += f" [{errno.errorcode.get(code, 'errno')} {code}]"
+    return FileWriteError(f"cannot write {path}: {reason}", path=str(path), os_errno=code)
 
 
 def _reason(exc: OSError, path: str | Path) -> str:
@@ -290,7 +306,10 @@ def _decode_line(raw: bytes) -> dict[str, Any] | None:
     text = raw.decode("utf-8")
     if not text.strip():
         return None
-    value = json.loads(text)
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise CorruptLogError("it is nested too deeply to decode") from None
     if not isinstance(value, dict):
         raise CorruptLogError(f"it is a JSON {_JSON_KINDS.get(type(value), type(value).__name__)}")
     return value
@@ -357,8 +376,48 @@ def _line_start(fd: int, end: int) -> int:
     return 0
 
 
+def _first_line(fd: int) -> tuple[bytes, bool] | None:
+    """The first non-blank line of the open file ``fd`` (without its newline) and whether a
+    newline ends it; ``None`` when the file holds only blanks. Reads at most
+    :data:`MAX_FIRST_LINE` bytes: a longer line comes back cut and unterminated."""
+    head = bytearray()
+    start = -1
+    while len(head) < MAX_FIRST_LINE:
+        chunk = os.pread(fd, _CHUNK, len(head))
+        if not chunk:
+            return (bytes(head[start:]), False) if start >= 0 else None
+        scanned = len(head)
+        head += chunk
+        if start < 0:
+            found = re.search(rb"\S", head[scanned:])
+            if found is None:
+                continue
+            start = scanned + found.start()
+        end = head.find(b"\n", max(scanned, start))
+        if end >= 0:
+            return bytes(head[start:end]), True
+    return bytes(head[max(start, 0):]), False
+
+
+def _is_log(fd: int) -> bool:
+    """Whether the open regular file ``fd`` may be appended to as a log: it is empty or blank,
+    or its first non-blank line is a whole JSON object (no NUL bytes, valid UTF-8)."""
+    first = _first_line(fd)
+    if first is None:
+        return True
+    line, terminated = first
+    if b"\0" in line:
+        return False
+    try:
+        record = _decode_line(line)
+    except ValueError:
+        return False
+    return record is not None and (terminated or len(line) < MAX_FIRST_LINE)
+
+
 def _end_last_line(fd: int) -> None:
-    """Make the next append start on a fresh line of the open regular file ``fd``.
+    """Make the next append start on a fresh line of the open regular file ``fd`` (a log:
+    see :func:`_is_log`).
 
     An unterminated last line that holds a JSON object (or only blanks) gets its newline; one
     that does not is a torn record, which every reader skips: it is cut off, so that it does
@@ -403,7 +462,12 @@ class JsonlLog:
     unterminated last line is ended — or, when it is a torn record that no reader accepts,
     cut off — so the new record starts on a line of its own. Each record is written with one
     system call and, with ``fsync`` (the default), fsynced before :meth:`write` returns.
-    Errors opening or writing raise :class:`FileWriteError` naming the path.
+
+    A non-empty regular file whose first non-blank line is not a JSON object (a PDDL file, a
+    model, any binary file; also a log holding nothing but a torn first record) is refused
+    when the log is opened, and left byte for byte as it was. Errors opening, checking,
+    writing, fsyncing or closing raise :class:`FileWriteError` naming the path (its
+    ``errno`` is ``None``; ``os_errno`` keeps the system's number).
 
     Use as a context manager or call :meth:`close`. One writer per log at a time.
     """
@@ -414,8 +478,31 @@ class JsonlLog:
         self._fd: int | None = None
         self._fd, self._regular = _open_log(self.path)
         self._line_checked = not self._regular
+        if self._regular:
+            self._refuse_unless_log()
         self.written = 0
         """Records written through this object."""
+
+    def _refuse_unless_log(self) -> None:
+        """Close the file and raise :class:`FileWriteError` unless it looks like a log."""
+        assert self._fd is not None
+        try:
+            with _errors_name(self.path):
+                looks_like_log = _is_log(self._fd)
+        except FileWriteError:
+            self._abandon()
+            raise
+        if not looks_like_log:
+            self._abandon()
+            raise _write_error(self.path, "it does not look like a JSONL log (its first line is not a JSON object); "
+                                          "refusing to append")
+
+    def _abandon(self) -> None:
+        """Close the file, ignoring errors (it was not written)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     @property
     def closed(self) -> bool:
@@ -436,10 +523,12 @@ class JsonlLog:
         self.written += 1
 
     def close(self) -> None:
-        """Close the file (idempotent)."""
+        """Close the file (idempotent); a failure the system reports on closing (a delayed
+        write error) raises :class:`FileWriteError`."""
         if self._fd is not None:
             fd, self._fd = self._fd, None
-            os.close(fd)
+            with _errors_name(self.path):
+                os.close(fd)
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):

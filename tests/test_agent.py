@@ -263,6 +263,7 @@ def test_resume_refuses_an_environment_that_replays_differently(bw_env, tmp_path
 def test_resume_names_a_malformed_log(bw_env, tmp_path, lines):
     from planner.agent import ResumeError
     from planner.errors import PlannerError
+    from planner.io import FileWriteError
 
     env = bw_env(3, 0)
     log = tmp_path / "ep.jsonl"
@@ -270,5 +271,5 @@ def test_resume_names_a_malformed_log(bw_env, tmp_path, lines):
     before = log.read_bytes()
     with pytest.raises(PlannerError, match=str(log)) as info:
         Agent(env, OracleWorldModel(env)).run(resume=log)
-    assert isinstance(info.value, (ResumeError, ValueError))
+    assert isinstance(info.value, (ResumeError, FileWriteError))  # both exit 2 from the command
     assert log.read_bytes() == before  # a refused resume writes nothing

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -155,3 +156,173 @@ def test_check_env_catches_nondeterministic_reset(bw_env):
     env.reset = reset  # type: ignore[method-assign]
     with pytest.raises(EnvironmentCheckError, match="not deterministic"):
         check_env(env)
+
+
+# -- problems checked against their domain ---------------------------------------------------------
+BASE_PROBLEM = generate_problem(3, seed=0)
+INIT, GOAL = "(:init ", "(:goal (and "
+
+
+@pytest.mark.parametrize(
+    ("section", "atom", "why"),
+    [
+        (INIT, "(glows b1)", "names predicate glows, which the domain does not declare"),
+        (INIT, "(on b1)", "has 1 argument(s); predicate on takes 2"),
+        (INIT, "(handempty b1)", "has 1 argument(s); predicate handempty takes 0"),
+        (INIT, "(on b1 b7)", "names object b7, which is neither in :objects nor a domain constant"),
+        (GOAL, "(glows b1)", "names predicate glows, which the domain does not declare"),
+        (GOAL, "(on b1 b2 b3)", "has 3 argument(s); predicate on takes 2"),
+        (GOAL, "(on b1 b7)", "names object b7, which is neither in :objects nor a domain constant"),
+    ],
+)
+def test_problem_atoms_are_checked_against_the_domain(tmp_path, section, atom, why):
+    (tmp_path / "d.pddl").write_text(DOMAIN_PDDL)
+    problem = tmp_path / "p.pddl"
+    problem.write_text(BASE_PROBLEM.replace(section, section + atom + " "))
+    with pytest.raises(DomainError) as info:
+        PDDLEnvironment(tmp_path / "d.pddl", problem)
+    message = str(info.value)
+    assert message == f"invalid PDDL in {problem}: {section.split()[0].lstrip('(')} atom {atom} {why}"
+
+
+@pytest.mark.parametrize(("goal", "part"), [("(and (not (on b1 b2)))", "(not (on b1 b2))"),
+                                           ("(and (on ?x b1))", "(on ?x b1)"),
+                                           ("(or (on b1 b2) (clear b1))", "(or (on b1 b2) (clear b1))")])
+def test_a_goal_that_is_not_a_conjunction_of_ground_atoms_is_named(goal, part):
+    text = BASE_PROBLEM.replace("(:goal (and (on b2 b3) (ontable b1) (ontable b3)))", f"(:goal {goal})")
+    with pytest.raises(DomainError, match=re.escape(f"invalid PDDL in p.pddl: :goal part {part} is not a ground atom")):
+        ground_task(DOMAIN_PDDL, text, source="p.pddl")
+
+
+def test_domain_constants_may_appear_in_problem_atoms():
+    domain = DOMAIN_PDDL.replace("(:predicates", "(:constants table)\n  (:predicates")
+    task = ground_task(domain, BASE_PROBLEM.replace(INIT, INIT + "(clear table) "))
+    assert "(clear table)" in task.init.facts
+
+
+def test_a_problem_for_another_domain_is_named():
+    with pytest.raises(DomainError, match="the problem is for domain logistics, not blocksworld"):
+        ground_task(DOMAIN_PDDL, BASE_PROBLEM.replace("(:domain blocksworld)", "(:domain logistics)"))
+
+
+def test_a_cyclic_type_hierarchy_is_refused():
+    domain = """(define (domain t) (:requirements :strips :typing) (:types a - b b - a)
+      (:predicates (p ?x - a)) (:action act :parameters (?x - a) :precondition (p ?x) :effect (not (p ?x))))"""
+    with pytest.raises(DomainError, match="type a is its own ancestor"):
+        ground_task(domain, "(define (problem q) (:domain t) (:objects o - a) (:init (p o)) (:goal (and (p o))))")
+
+
+# -- messages quoting input stay short --------------------------------------------------------------
+HUGE = "x" * 5_000_000
+
+
+@pytest.mark.parametrize(
+    ("domain", "problem"),
+    [
+        (DOMAIN_PDDL, BASE_PROBLEM.replace(INIT, f"{INIT}(clear {HUGE}) ")),
+        (DOMAIN_PDDL, BASE_PROBLEM.replace(INIT, f"{INIT}({HUGE} b1) ")),
+        (DOMAIN_PDDL, BASE_PROBLEM.replace(GOAL, f"{GOAL}(on b1 {HUGE}) ")),
+        (DOMAIN_PDDL, BASE_PROBLEM.replace("(:domain blocksworld)", f"(:domain {HUGE})")),
+        (DOMAIN_PDDL, BASE_PROBLEM.replace(":init", f":{HUGE}")),
+        (DOMAIN_PDDL.replace("(define (domain blocksworld)", f"(define (domain {HUGE})"),
+         BASE_PROBLEM.replace("(:domain blocksworld)", f"(:domain {HUGE})").replace(INIT, f"{INIT}(clear {HUGE}) ")),
+        (DOMAIN_PDDL.replace("(:requirements :strips)", f"(:requirements :strips) (:types {HUGE} - {HUGE})"),
+         BASE_PROBLEM),
+    ],
+    ids=["object", "predicate", "goal-object", "domain-name", "keyword", "both", "types"],
+)
+def test_messages_quoting_a_huge_single_line_file_are_bounded(tmp_path, domain, problem):
+    (tmp_path / "d.pddl").write_text(" ".join(domain.split()))
+    (tmp_path / "p.pddl").write_text(" ".join(problem.split()))  # one line of about 5 MB
+    with pytest.raises(DomainError) as info:
+        PDDLEnvironment(tmp_path / "d.pddl", tmp_path / "p.pddl")
+    message = str(info.value)
+    assert "\n" not in message and len(message) < 1000, message[:2000]
+
+
+# -- problems too large to ground ------------------------------------------------------------------
+def _blocks_problem(n_blocks: int) -> str:
+    """A Blocksworld problem with ``n_blocks`` blocks in one tower (beyond the generator's bound)."""
+    from planner.env.blocksworld import tower_facts
+
+    blocks = [f"b{i}" for i in range(1, n_blocks + 1)]
+    return (f"(define (problem big) (:domain blocksworld) (:objects {' '.join(blocks)}) "
+            f"(:init {' '.join(tower_facts([blocks]))}) (:goal (and (on b1 b2))))")
+
+
+def test_the_largest_blocksworld_problem_under_the_bound_grounds():
+    from planner.env.pddl import MAX_GROUND_ACTIONS
+
+    task = ground_task(DOMAIN_PDDL, _blocks_problem(223))  # 2n + 2n² = 99,904 ground actions
+    assert len(task.operators) == 99_904 <= MAX_GROUND_ACTIONS
+
+
+@pytest.mark.parametrize(("objects", "estimate"), [(224, "100,800"), (200_000, "80,000,400,000")])
+def test_problems_too_large_to_ground_are_refused_quickly(tmp_path, objects, estimate):
+    import time
+
+    (tmp_path / "d.pddl").write_text(DOMAIN_PDDL)
+    problem = tmp_path / "p.pddl"
+    if objects == 224:
+        problem.write_text(_blocks_problem(objects))
+    else:
+        names = " ".join(f"o{i}" for i in range(objects))
+        problem.write_text(f"(define (problem big) (:domain blocksworld) (:objects {names}) (:init (handempty)) "
+                           "(:goal (and (holding o1))))")
+    start = time.perf_counter()
+    with pytest.raises(DomainError) as info:
+        PDDLEnvironment(tmp_path / "d.pddl", problem)
+    assert time.perf_counter() - start < 60
+    assert str(info.value) == (f"problem too large in {problem}: grounding its {objects:,} objects would build about "
+                               f"{estimate} ground actions, more than the 100,000 allowed")
+
+
+def test_static_precondition_scans_are_bounded():
+    domain = ("(define (domain s) (:requirements :strips) (:predicates (block ?x) (done ?x)) "
+              "(:action act :parameters (?x) :precondition (and (block ?x)) :effect (and (done ?x))))")
+    objects = " ".join(f"o{i}" for i in range(10_000))
+
+    def problem(n_init: int) -> str:
+        init = " ".join(f"(block o{i})" for i in range(n_init))
+        return f"(define (problem p) (:domain s) (:objects {objects}) (:init {init}) (:goal (and (done o1))))"
+
+    with pytest.raises(DomainError, match=r"about 20,010,000 initial-state scans for static preconditions"):
+        ground_task(domain, problem(2001))
+    assert len(ground_task(domain, problem(20)).operators) == 20
+
+
+def test_ground_atoms_are_bounded():
+    effects = " ".join(f"(q{i} ?x)" for i in range(30))
+    domain = (f"(define (domain a) (:requirements :strips) (:predicates {effects}) "
+              f"(:action act :parameters (?x) :precondition (and) :effect (and {effects})))")
+    objects = " ".join(f"o{i}" for i in range(70_000))
+    with pytest.raises(DomainError, match=r"about 2,100,000 ground precondition and effect atoms"):
+        ground_task(domain, f"(define (problem p) (:domain a) (:objects {objects}) (:init) (:goal (and (q0 o1))))")
+
+
+def test_the_generator_is_bounded_before_writing_anything(tmp_path):
+    from planner.env.blocksworld import MAX_BLOCKS, write_problem
+    from planner.errors import ConfigError
+
+    assert MAX_BLOCKS == 50
+    ground_task(DOMAIN_PDDL, generate_problem(MAX_BLOCKS, seed=0))
+    for n in (51, 150, 200_000):
+        with pytest.raises(ConfigError, match=f"got {n}"):
+            write_problem(tmp_path / "out", n, seed=0)
+    assert not (tmp_path / "out").exists()
+
+
+def test_write_problem_never_replaces_other_content(tmp_path):
+    from planner.env.blocksworld import write_problem
+    from planner.io import FileWriteError
+
+    domain, problem = write_problem(tmp_path, 3, seed=0)
+    assert write_problem(tmp_path, 3, seed=0) == (domain, problem)  # the same text: kept as is
+    problem.write_text("my own edits")
+    with pytest.raises(FileWriteError, match=re.escape(f"cannot write {problem}: it exists with other content")):
+        write_problem(tmp_path, 3, seed=0)
+    assert problem.read_text() == "my own edits"
+    domain.write_text("(define (domain mine))")
+    with pytest.raises(FileWriteError, match=re.escape(f"cannot write {domain}")):
+        write_problem(tmp_path, 4, seed=0)
+    assert domain.read_text() == "(define (domain mine))" and not (tmp_path / "bw-4-0.pddl").exists()

@@ -5,8 +5,10 @@ traceback from deep inside, never a native abort.
 - configurations → :class:`ConfigError`, or a configuration that runs without any other error;
 - model answers → a :class:`Prediction` or :class:`WorldModelError`;
 - problems the model's vocabulary cannot write → :class:`VocabularyError` naming what it lacks;
-- the values that used to abort llama.cpp (``n_ctx``, ``n_threads``, arities) → a clean error,
-  checked in subprocesses so that an abort cannot take the test run down with it.
+- the values that used to abort llama.cpp (``n_ctx``, ``n_threads``, arities, tokenizer
+  metadata) → a clean error, checked in subprocesses so that an abort cannot take the test run
+  down with it;
+- input nested beyond Python's recursion limit → :class:`ConfigError`, never a RecursionError.
 
 Hypothesis generates the inputs; the default run keeps example counts small (seconds), and
 the ``slow`` variants run many more.
@@ -34,6 +36,7 @@ from planner.env.pddl import PDDLEnvironment
 from planner.errors import (
     ConfigError,
     ContextOverflowError,
+    DomainError,
     ModelLoadError,
     PlannerError,
     VocabularyError,
@@ -442,16 +445,17 @@ def _problem_env(tmp: Path, extra_init: str = "", extra_goal: str = "", n: int =
 @pytest.mark.parametrize(
     ("init", "match"),
     [
-        ("(on b1)", r"'on' takes 2 arguments, \(on b1\) has 1"),
-        ("(glows b1)", r"unknown predicate 'glows' in \(glows b1\)"),
-        ("(on b1 b2 b3)", r"'on' takes 2 arguments"),
-        ("(handempty b1)", r"'handempty' takes 0 arguments"),
+        ("(on b1)", r":init atom \(on b1\) has 1 argument\(s\); predicate on takes 2"),
+        ("(glows b1)", r":init atom \(glows b1\) names predicate glows, which the domain does not declare"),
+        ("(on b1 b2 b3)", r":init atom \(on b1 b2 b3\) has 3 argument\(s\); predicate on takes 2"),
+        ("(handempty b1)", r":init atom \(handempty b1\) has 1 argument\(s\); predicate handempty takes 0"),
     ],
 )
-def test_problem_facts_the_model_lacks(tmp_path, base_gguf, init, match):
-    env = _problem_env(tmp_path, init)
-    with pytest.raises(VocabularyError, match=match):
-        LlamaWorldModel.for_environment(base_gguf, env)
+def test_problem_facts_the_domain_lacks(tmp_path, init, match):
+    # The environment refuses them before any world model sees the problem (the model's own
+    # vocabulary check is exercised by test_unwritable_facts_are_named).
+    with pytest.raises(DomainError, match=match):
+        _problem_env(tmp_path, init)
 
 
 def test_more_objects_than_the_model_knows(tmp_path, base_gguf):
@@ -754,3 +758,135 @@ def test_every_deliberate_error_is_a_planner_error():
     assert issubclass(ContextOverflowError, WorldModelError)
     for cls in (ConfigError, CodecError, ModelWriteError, VocabularyError, ModelLoadError, WorldModelError):
         assert issubclass(cls, PlannerError)
+
+
+# -- (f) tokenizer metadata llama.cpp aborts on --------------------------------------------------
+TOKENS, SCORES, TYPES = "tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type"
+
+
+def _duplicate_token(base: Path, out: Path, index: int = 21) -> Path:
+    """Copy ``base`` with token ``index``'s text overwritten in place by token ``index - 1``'s."""
+    import shutil
+
+    shutil.copy(base, out)
+    reader = gguf.GGUFReader(str(out), "r+")
+    field = reader.fields[TOKENS]
+    source, target = field.parts[field.data[index - 1]], field.parts[field.data[index]]
+    assert len(source) == len(target)
+    target[:] = source
+    reader.data.flush()
+    del reader, field, source, target
+    return out
+
+
+def _stored(base: Path, key: str) -> list:
+    return gguf.GGUFReader(str(base)).fields[key].contents()
+
+
+def _with_tokens(base: Path, change) -> dict:
+    tokens = _stored(base, TOKENS)
+    change(tokens)
+    return {TOKENS: (tokens, T.ARRAY, T.STRING)}
+
+
+def _tokenizer_cases(base: Path) -> dict[str, tuple[dict, str, str]]:
+    """name → (metadata changes, key the error must name, value it must show)."""
+    n = len(_stored(base, TOKENS))
+    types, scores = _stored(base, TYPES), _stored(base, SCORES)
+    from tests.conftest import DROP
+
+    def set_item(values, index, value):
+        values = list(values)
+        values[index] = value
+        return values
+
+    return {
+        "bert": ({"tokenizer.ggml.model": ("bert", T.STRING)}, "tokenizer.ggml.model", "'bert'"),
+        "none": ({"tokenizer.ggml.model": ("none", T.STRING)}, "tokenizer.ggml.model", "'none'"),
+        "no-model": ({"tokenizer.ggml.model": DROP}, "tokenizer.ggml.model", "missing"),
+        "model-int": ({"tokenizer.ggml.model": (3, T.INT32)}, "tokenizer.ggml.model", "INT32"),
+        "tokens-int": ({TOKENS: (list(range(n)), T.ARRAY, T.INT32)}, TOKENS, "INT32"),
+        "no-tokens": ({TOKENS: DROP}, TOKENS, "missing"),
+        "empty-token": (_with_tokens(base, lambda t: t.__setitem__(300, "")), f"{TOKENS}[300]", "''"),
+        "same-text": (_with_tokens(base, lambda t: t.__setitem__(301, t[300])), f"{TOKENS}[301]", "repeats"),
+        "no-byte-piece": (_with_tokens(base, lambda t: t.__setitem__(3 + 0xC3, "zz-not-a-byte")), TOKENS, "<0xC3>"),
+        "scores-short": ({SCORES: (scores[:-1], T.ARRAY, T.FLOAT32)}, SCORES, f"{n - 1} entries"),
+        "scores-int": ({SCORES: ([0] * n, T.ARRAY, T.INT32)}, SCORES, "INT32"),
+        "scores-strings": ({SCORES: (["0"] * n, T.ARRAY, T.STRING)}, SCORES, "STRING"),
+        "scores-nan": ({SCORES: (set_item(scores, 400, math.nan), T.ARRAY, T.FLOAT32)}, f"{SCORES}[400]", "nan"),
+        "types-long": ({TYPES: ([*types, 1], T.ARRAY, T.INT32)}, TYPES, f"{n + 1} entries"),
+        "types-uint8": ({TYPES: (types, T.ARRAY, T.UINT8)}, TYPES, "UINT8"),
+        "type-7": ({TYPES: (set_item(types, 500, 7), T.ARRAY, T.INT32)}, f"{TYPES}[500]", "7"),
+        "type-minus-1": ({TYPES: (set_item(types, 500, -1), T.ARRAY, T.INT32)}, f"{TYPES}[500]", "-1"),
+        "byte-type-on-word": ({TYPES: (set_item(types, 500, 6), T.ARRAY, T.INT32)}, f"{TYPES}[500]", "byte"),
+        "bos-out-of-range": ({"tokenizer.ggml.bos_token_id": (n, T.UINT32)}, "tokenizer.ggml.bos_token_id", str(n)),
+        "eos-huge": ({"tokenizer.ggml.eos_token_id": (2**32 - 1, T.UINT32)}, "tokenizer.ggml.eos_token_id",
+                     str(2**32 - 1)),
+        "unk-negative": ({"tokenizer.ggml.unknown_token_id": (-1, T.INT32)}, "tokenizer.ggml.unknown_token_id", "-1"),
+        "pad-out-of-range": ({"tokenizer.ggml.padding_token_id": (n + 5, T.UINT32)},
+                             "tokenizer.ggml.padding_token_id", str(n + 5)),
+        "vocab-size": ({"llama.vocab_size": (n + 1, T.UINT32)}, "llama.vocab_size", str(n + 1)),
+        "one-token-more": ({TOKENS: ([*_stored(base, TOKENS), "zz-extra"], T.ARRAY, T.STRING),
+                            SCORES: ([*scores, 0.0], T.ARRAY, T.FLOAT32), TYPES: ([*types, 1], T.ARRAY, T.INT32),
+                            "llama.vocab_size": DROP}, TOKENS, "token_embd.weight"),
+    }
+
+
+@pytest.fixture(scope="module")
+def tokenizer_files(base_gguf, tmp_path_factory) -> dict[str, tuple[Path, str, str]]:
+    """Crafted tokenizer metadata: name → (file, key the error must name, value it must show)."""
+    folder = tmp_path_factory.mktemp("tokenizer")
+    files = {"duplicate": (_duplicate_token(base_gguf, folder / "duplicate.gguf"), f"{TOKENS}[21]", "'<0x11>'")}
+    for name, (changes, key, shown) in _tokenizer_cases(base_gguf).items():
+        files[name] = (Path(rewrite_gguf(base_gguf, changes=changes, out=folder / f"{name}.gguf")), key, shown)
+    return files
+
+
+def test_bad_tokenizer_metadata_is_a_model_load_error(tokenizer_files):
+    for name, (path, key, shown) in tokenizer_files.items():
+        with pytest.raises(ModelLoadError) as info:
+            read_model_info(path)
+        message = str(info.value)
+        assert "\n" not in message and str(path) in message and key in message and shown in message, (name, message)
+
+
+def test_the_project_tokenizers_pass_the_checks(base_gguf):
+    assert read_model_info(base_gguf).codec == "fact-delta"
+    assert read_model_info(ROOT / "planner" / "models" / "blocksworld-q8_0.gguf").codec == "fact-delta"
+
+
+def test_tokenizer_metadata_that_aborted_llama_cpp_is_refused(tokenizer_files):
+    # A duplicated token, and the "bert" and "none" tokenizers, made llama.cpp abort the
+    # process (GGML_ASSERT); every crafted file must now end in a ModelLoadError.
+    paths = {name: str(path) for name, (path, _, _) in tokenizer_files.items()}
+    script = f"""
+    from planner.errors import PlannerError
+    from planner.types import FactGoal
+    from planner.world.gguf_io import read_model_info
+    from planner.world.llama import LlamaWorldModel
+    for name, path in {paths!r}.items():
+        for how in ("info", "model"):
+            try:
+                if how == "info":
+                    read_model_info(path)
+                else:
+                    LlamaWorldModel(path, objects=["a", "b"], goal=FactGoal()).close()
+                print("RESULT", name + "/" + how, "loaded")
+            except PlannerError as exc:
+                print("RESULT", name + "/" + how, type(exc).__name__)
+    """
+    out = dict(_results(_run_script(script)))
+    expected = {f"{name}/{how}": "ModelLoadError" for name in paths for how in ("info", "model")}
+    assert out == expected, out
+
+
+# -- (g) input nested too deeply for Python's recursion limit -----------------------------------
+@pytest.mark.parametrize("body", ["[search]\nbeam_width = " + "[" * 100_000 + "]" * 100_000 + "\n",
+                                  "x = " + "{a = " * 100_000 + "1" + "}" * 100_000 + "\n",
+                                  "[search]\nbeam_width = " + "[" * 900 + "]" * 900 + "\n"])
+def test_deeply_nested_config_is_a_config_error(tmp_path, body):
+    path = tmp_path / "deep.toml"
+    path.write_text(body)
+    with pytest.raises(ConfigError, match=f"configuration file {path}") as info:
+        load_config(path)
+    assert "\n" not in str(info.value) and len(str(info.value)) < 1000

@@ -110,7 +110,7 @@ def test_dev_null_stays_a_character_device():
 def test_no_space_is_a_file_write_error():
     with pytest.raises(FileWriteError, match="/dev/full") as info:
         atomic_write_bytes("/dev/full", b"x" * 10)
-    assert info.value.errno == errno.ENOSPC
+    assert info.value.os_errno == errno.ENOSPC and info.value.errno is None and "ENOSPC" in str(info.value)
     with JsonlLog("/dev/full") as log, pytest.raises(FileWriteError, match="/dev/full"):
         log.write({"a": 1})
     assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
@@ -238,7 +238,7 @@ def test_an_os_error_in_the_writer_names_the_target(tmp_path):
     with pytest.raises(FileWriteError, match=expected) as info, atomic_output(path):
         open(tmp_path / "missing" / "x", "rb")  # noqa: SIM115
     assert isinstance(info.value, OSError) and isinstance(info.value, PlannerError)
-    assert info.value.errno == errno.ENOENT and not path.exists()
+    assert info.value.os_errno == errno.ENOENT and info.value.errno is None and not path.exists()
     assert leftovers(tmp_path) == []
 
 
@@ -247,7 +247,7 @@ def test_a_parent_that_is_a_file_is_a_file_write_error(tmp_path):
     path = tmp_path / "file" / "out.json"
     with pytest.raises(FileWriteError, match=re.escape(str(path))) as info:
         atomic_write_text(path, "x")
-    assert info.value.errno == errno.ENOTDIR and info.value.path == str(path)
+    assert info.value.os_errno == errno.ENOTDIR and info.value.errno is None and info.value.path == str(path)
     with pytest.raises(FileWriteError, match=re.escape(str(path))):
         JsonlLog(path)
 
@@ -363,12 +363,15 @@ def test_bytes_round_trip(contents):
 
 
 @settings(max_examples=60, deadline=None)
-@given(batches=st.lists(st.lists(records, max_size=4), min_size=1, max_size=3), torn=st.data())
-def test_records_round_trip_through_appends_and_torn_tails(batches, torn):
+@given(first=st.lists(records, min_size=1, max_size=4), rest=st.lists(st.lists(records, max_size=4), max_size=2),
+       torn=st.data())
+def test_records_round_trip_through_appends_and_torn_tails(first, rest, torn):
+    # The first batch is not empty: a file holding nothing but a torn first record is not
+    # recognisably a log, and is refused (see test_a_lone_torn_first_record_is_refused).
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "log.jsonl"
         written = []
-        for batch in batches:
+        for batch in [first, *rest]:
             with JsonlLog(path, fsync=False) as log:
                 for record in batch:
                     log.write(record)
@@ -382,3 +385,137 @@ def test_records_round_trip_through_appends_and_torn_tails(batches, torn):
         with JsonlLog(path) as log:
             log.write({"last": True})
         assert read_jsonl(path) == [*written, {"last": True}]
+
+
+# -- files that are not logs are never changed ---------------------------------------------------
+REFUSAL = "does not look like a JSONL log (its first line is not a JSON object); refusing to append"
+PDDL_NO_NEWLINE = b"(define (problem p)\n  (:domain blocksworld)\n  (:objects a b)\n  (:goal (and (on a b))))"
+
+
+def _not_logs(tmp_path: Path) -> dict[str, Path]:
+    """Files a log path may name by mistake: name → path."""
+    from tests.conftest import build_tiny_gguf
+
+    files = {
+        "pddl": PDDL_NO_NEWLINE,
+        "text": b"notes\nmore notes\n",
+        "text-one-line": b"just one line, no newline",
+        "nul": b'{"a": 1}\x00\n{"b": 2}\n',
+        "invalid-utf8": b'{"a": "\xff"}\n',
+        "json-array": b"[1, 2]\n",
+        "blank-then-text": b"\n  \n(define)",
+        "torn-first-record": b'{"a": 1, "b',
+        "deep-first-line": b"[" * 100_000 + b"]" * 100_000 + b"\n",
+        "deep-object-first-line": b'{"a": ' * 100_000 + b"1" + b"}" * 100_000 + b"\n",
+    }
+    paths = {}
+    for name, data in files.items():
+        paths[name] = tmp_path / f"{name}.dat"
+        paths[name].write_bytes(data)
+    paths["gguf"] = build_tiny_gguf(tmp_path / "model.gguf")
+    return paths
+
+
+def test_a_file_that_is_not_a_log_is_refused_and_kept_byte_for_byte(tmp_path):
+    for name, path in _not_logs(tmp_path).items():
+        before = path.read_bytes()
+        with pytest.raises(FileWriteError, match=re.escape(f"cannot write {path}: it {REFUSAL}")) as info:
+            JsonlLog(path)
+        assert info.value.path == str(path) and info.value.errno is None, name
+        link = tmp_path / f"link-to-{name}"
+        link.symlink_to(path)
+        with pytest.raises(FileWriteError, match=re.escape(REFUSAL)):
+            JsonlLog(link)
+        assert path.read_bytes() == before, name
+    assert leftovers(tmp_path) == []
+
+
+def test_a_lone_torn_first_record_is_refused(tmp_path):
+    # A crash in the middle of a log's very first record leaves a file no reader can tell
+    # from a text file that happens to start with a brace: it is refused, never cut.
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(b'{"a": 1, "b')
+    assert read_jsonl(path) == []
+    with pytest.raises(FileWriteError, match=re.escape(REFUSAL)):
+        JsonlLog(path)
+    assert path.read_bytes() == b'{"a": 1, "b'
+
+
+@pytest.mark.parametrize("content", [b"", b"\n", b" \n\t\n", b'{"a": 1}', b'\n{"a": 1}\n'])
+def test_empty_blank_and_genuine_logs_are_appended_to(tmp_path, content):
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(content)
+    with JsonlLog(path) as log:
+        log.write({"new": 1})
+    assert path.read_bytes().startswith(content) and read_jsonl(path)[-1] == {"new": 1}
+
+
+def test_a_torn_last_line_of_a_genuine_log_is_still_cut(tmp_path):
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(b'{"a": 1}\n(not json, torn')
+    with JsonlLog(path) as log:
+        log.write({"a": 2})
+    assert path.read_bytes() == b'{"a": 1}\n{"a": 2}\n'
+
+
+# -- input nested too deeply for Python's recursion limit ----------------------------------------
+DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+def test_a_deeply_nested_line_is_a_corrupt_log_error(tmp_path):
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(b'{"a": 1}\n' + DEEP + b'\n{"a": 2}\n')
+    with pytest.raises(CorruptLogError, match=re.escape(f"{path}:2: not a JSON object (it is nested too deeply")):
+        read_jsonl(path)
+    with pytest.raises(CorruptLogError, match=re.escape(f"{path}:2:")):
+        list(iter_jsonl_numbered(path))
+
+
+def test_a_deeply_nested_torn_last_line_is_skipped_and_cut(tmp_path):
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(b'{"a": 1}\n' + b'{"a": ' * 100_000)  # unterminated: a torn last line
+    assert read_jsonl(path) == [{"a": 1}]
+    with JsonlLog(path) as log:
+        log.write({"a": 2})
+    assert read_jsonl(path) == [{"a": 1}, {"a": 2}]
+
+
+# -- FileWriteError keeps no errno, so a command-line parser cannot swallow it -------------------
+def _broken_fifo_log(tmp_path: Path) -> JsonlLog:
+    """A log on a FIFO whose reader has gone away (writing gives EPIPE)."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    log = JsonlLog(fifo)
+    os.close(reader)
+    return log
+
+
+def test_a_broken_pipe_is_a_file_write_error_without_errno(tmp_path):
+    with _broken_fifo_log(tmp_path) as log, pytest.raises(FileWriteError) as info:
+        log.write({"a": 1})
+    err = info.value
+    assert isinstance(err, OSError) and isinstance(err, PlannerError)
+    assert err.errno is None and err.os_errno == errno.EPIPE and err.path == str(tmp_path / "pipe")
+    assert str(err).startswith(f"cannot write {tmp_path / 'pipe'}: ") and "EPIPE" in str(err)
+
+
+def test_the_command_line_parser_does_not_swallow_a_broken_pipe(tmp_path):
+    import typer
+
+    app = typer.Typer()
+
+    @app.command()
+    def write() -> None:
+        with _broken_fifo_log(tmp_path) as log:
+            log.write({"a": 1})
+
+    # The parser exits quietly with code 1 on an OSError whose errno is EPIPE (a closed
+    # standard output); a log that cannot be written must surface instead.
+    with pytest.raises(FileWriteError, match="pipe"):
+        typer.main.get_command(app).main(args=[], standalone_mode=False)
+
+
+def test_a_file_write_error_is_built_with_path_and_os_errno():
+    err = FileWriteError("cannot write x: reason", path="x", os_errno=errno.ENOSPC)
+    assert (err.errno, err.os_errno, err.path, str(err)) == (None, errno.ENOSPC, "x", "cannot write x: reason")

@@ -190,8 +190,10 @@ def _check_blocksworld_request(problems: dict[Split, int], blocks: Sequence[int]
             raise ConfigError(f"unknown split {split!r}; choose among {sorted(SPLIT_SEED_BASE)}")
         if count < 0:
             raise ConfigError(f"the number of {split} problems must be >= 0, got {count}")
-    if not blocks or any(n < 2 for n in blocks):
-        raise ConfigError(f"blocks must be a non-empty list of sizes >= 2, got {list(blocks)}")
+    from planner.env.blocksworld import MAX_BLOCKS, MIN_BLOCKS
+
+    if not blocks or any(not MIN_BLOCKS <= n <= MAX_BLOCKS for n in blocks):
+        raise ConfigError(f"blocks must be a non-empty list of sizes in {MIN_BLOCKS}..{MAX_BLOCKS}, got {list(blocks)}")
 
 
 def collect_blocksworld(

@@ -13,13 +13,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from planner.errors import ConfigError
-from planner.io import atomic_write_text
+from planner.io import FileWriteError, atomic_write_text
 
 MIN_BLOCKS = 2
 """Fewest blocks in a generated problem: one block is always on the table, so no goal over one
 block can differ from its start."""
-MAX_BLOCKS = 1000
-"""Most blocks in a generated problem (its PDDL grows with the square of this when grounded)."""
+MAX_BLOCKS = 50
+"""Most blocks in a generated problem. ``n`` blocks ground to ``2n + 2n²`` actions, every one a
+candidate at every state the planner expands: 50 blocks give 5,100 (grounded in about 0.05 s);
+150 would give 45,300 and make each expansion slow."""
 _GOAL_ATTEMPTS = 10_000
 """Draws of a goal arrangement before giving up on one that differs from the start (two
 blocks: each draw differs with probability at least 1/2)."""
@@ -84,11 +86,12 @@ def generate_problem(
     every ``on`` and ``ontable`` fact of its arrangement. The same (n_blocks, seed, names)
     always gives the same text, and the goal never holds at the start. Raises
     :class:`ConfigError` (a ``ValueError``) for a number of blocks outside
-    ``MIN_BLOCKS..MAX_BLOCKS`` or names that are not distinct PDDL names.
+    ``MIN_BLOCKS..MAX_BLOCKS`` (2..50) or names that are not distinct PDDL names.
     """
     if isinstance(n_blocks, bool) or not isinstance(n_blocks, int) or not MIN_BLOCKS <= n_blocks <= MAX_BLOCKS:
-        raise ConfigError(f"n_blocks must be a whole number in {MIN_BLOCKS}..{MAX_BLOCKS} (one block is always "
-                          f"on the table, so no goal can differ from its start), got {n_blocks!r}")
+        raise ConfigError(f"n_blocks must be a whole number in {MIN_BLOCKS}..{MAX_BLOCKS} (with one block no goal "
+                          f"can differ from the start; more than {MAX_BLOCKS} ground to too many candidate actions), "
+                          f"got {n_blocks!r}")
     blocks = list(names) if names is not None else [f"b{i + 1}" for i in range(n_blocks)]
     if len(blocks) != n_blocks or len(set(blocks)) != n_blocks:
         raise ConfigError(f"need {n_blocks} distinct block names, got {blocks}")
@@ -119,12 +122,35 @@ def generate_problem(
 
 
 def write_problem(directory: str | Path, n_blocks: int, *, seed: int) -> tuple[Path, Path]:
-    """Write ``domain.pddl`` and ``bw-<n>-<seed>.pddl`` into ``directory``; return both paths."""
+    """Write ``domain.pddl`` and ``bw-<n>-<seed>.pddl`` into ``directory``; return both paths.
+
+    A file already there is kept when it holds exactly the text to be written, and otherwise
+    refused (:class:`~planner.io.FileWriteError` naming it): a user's own ``domain.pddl`` is
+    never replaced. Raises :class:`ConfigError` as :func:`generate_problem` does, before
+    writing anything.
+    """
+    text = generate_problem(n_blocks, seed=seed)
     out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
-    domain = out / "domain.pddl"
-    if not domain.exists() or domain.read_text(encoding="utf-8") != DOMAIN_PDDL:
-        atomic_write_text(domain, DOMAIN_PDDL)
-    problem = out / f"bw-{n_blocks}-{seed}.pddl"
-    atomic_write_text(problem, generate_problem(n_blocks, seed=seed))
+    domain, problem = out / "domain.pddl", out / f"bw-{n_blocks}-{seed}.pddl"
+    for path, content in ((domain, DOMAIN_PDDL), (problem, text)):
+        _check_replaceable(path, content)
+    for path, content in ((domain, DOMAIN_PDDL), (problem, text)):
+        if not path.exists():
+            atomic_write_text(path, content)
     return domain, problem
+
+
+def _check_replaceable(path: Path, text: str) -> None:
+    """:class:`FileWriteError` unless ``path`` is missing or already holds exactly ``text``."""
+    data = text.encode("utf-8")
+    try:
+        with path.open("rb") as fh:
+            same = fh.read(len(data) + 1) == data
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise FileWriteError(f"cannot write {path}: cannot read what is there to compare it "
+                             f"({exc.strerror or type(exc).__name__})", path=str(path)) from None
+    if not same:
+        raise FileWriteError(f"cannot write {path}: it exists with other content; refusing to replace it "
+                             "(move it away or choose another folder)", path=str(path))

@@ -3,6 +3,11 @@
 Facts and actions use PDDL's Lisp notation: ``"(on a b)"``, ``"(unstack a d)"``. The candidate
 actions are all type-correct groundings of the domain's operators, at every state; which of
 them apply at an imagined state is the world model's question, not the environment's.
+
+Problems are checked against their domain before grounding (every ``:init`` and ``:goal`` atom
+names a declared predicate with its arity and declared objects or constants), and grounding is
+refused when it would be too large (:data:`MAX_GROUND_ACTIONS` and the bounds beside it). Every
+error message quoting the input is one line of at most :data:`MAX_QUOTE` characters.
 """
 
 from __future__ import annotations
@@ -10,16 +15,18 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import math
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from pyperplan import grounding
-from pyperplan.pddl.parser import Parser
-from pyperplan.pddl.pddl import Domain
+from pyperplan.pddl.parser import Parser, parse_lisp_iterator, parse_problem_def
+from pyperplan.pddl.pddl import Domain, Problem, Type
+from pyperplan.pddl.tree_visitor import TraversePDDLProblem
 from pyperplan.task import Operator, Task
 
 from planner.env.base import StepResult
@@ -28,6 +35,23 @@ from planner.types import Action, FactGoal, Prediction, State
 
 GOAL_REWARD = 1.0
 """Reward of the step that reaches the goal; every other step earns 0."""
+MAX_QUOTE = 300
+"""Longest piece of input (characters) quoted in an error message; longer ones end in "…"."""
+MAX_GROUND_ACTIONS = 100_000
+"""Most ground actions a problem may have, as estimated before grounding: Σ over operators of
+the product, over their parameters, of the number of objects (and constants) of the
+parameter's type. 150 Blocksworld blocks give 45,300; 223 give 99,904 (grounded in about 1 s
+on one core); 200,000 objects would give 8·10¹⁰. Every ground action is a candidate at every
+state."""
+MAX_GROUND_ATOMS = 2_000_000
+"""Most ground atoms the grounder may build: Σ over operators of the ground actions times the
+atoms of the operator's precondition and effects (Blocksworld: about 8 per action; at the bound,
+grounding takes about 2 s on one core)."""
+MAX_STATIC_CHECKS = 20_000_000
+"""Most initial-state scans the grounder may make to prune parameters by static preconditions
+(predicates no action changes): Σ over operators, parameters and static preconditions naming
+the parameter, of the parameter's objects times the initial facts (about 0.1 µs each: 2 s at
+the bound)."""
 
 
 def normalize_action(text: str) -> str:
@@ -67,6 +91,13 @@ class GroundTask:
     domain: Domain
 
 
+def quote(text: object, limit: int = MAX_QUOTE) -> str:
+    """``text`` on one line (runs of whitespace made one space), cut to ``limit`` characters
+    with a final "…" when longer: for quoting input in an error message."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
 def read_pddl_file(path: str | Path, what: str) -> str:
     """The text of a PDDL file; :class:`DomainError` naming ``what`` and the path if unreadable."""
     p = Path(path)
@@ -75,7 +106,7 @@ def read_pddl_file(path: str | Path, what: str) -> str:
     except FileNotFoundError:
         raise DomainError(f"{what} file not found: {p}") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise DomainError(f"cannot read {what} file {p}: {exc}") from None
+        raise DomainError(f"cannot read {what} file {p}: {quote(exc)}") from None
 
 
 @contextlib.contextmanager
@@ -99,27 +130,46 @@ def parse_domain(domain_text: str, *, source: str = "<domain>") -> Domain:
     parser.domInput = domain_text
     try:
         with _quiet_pyperplan():
-            return parser.parse_domain(read_from_file=False)
+            domain = parser.parse_domain(read_from_file=False)
     except Exception as exc:  # pyperplan raises ValueError, ParseError, SemanticError, KeyError
-        raise DomainError(f"invalid PDDL domain in {source}: {type(exc).__name__}: {exc}") from None
+        raise DomainError(f"invalid PDDL domain in {source}: {type(exc).__name__}: {quote(exc)}") from None
+    _check_type_hierarchy(domain, source=source)
+    return domain
 
 
-def ground_task(domain_text: str, problem_text: str, *, source: str = "<text>") -> GroundTask:
-    """Parse and ground a STRIPS domain and problem given as PDDL text.
+def _check_type_hierarchy(domain: Domain, *, source: str) -> None:
+    """:class:`DomainError` when a type is its own ancestor (grounding would never end)."""
+    for start in domain.types.values():
+        seen: set[int] = set()
+        kind: Type | None = start
+        while kind is not None:
+            if id(kind) in seen:
+                raise DomainError(f"invalid PDDL domain in {source}: type {quote(start.name)} is its own "
+                                  "ancestor (the :types hierarchy has a cycle)")
+            seen.add(id(kind))
+            kind = kind.parent
 
-    Raises :class:`DomainError` naming ``source`` and the parser's complaint.
+
+def ground_task(domain_text: str, problem_text: str, *, source: str = "<text>",
+                problem_source: str | None = None) -> GroundTask:
+    """Parse, check and ground a STRIPS domain and problem given as PDDL text.
+
+    Raises :class:`DomainError` naming ``source`` and the parser's complaint; for a problem
+    that does not fit its domain (an atom with an undeclared predicate, a wrong number of
+    arguments or an undeclared object) or whose grounding would be too large (see
+    :func:`check_grounding_size`), naming ``problem_source`` (default ``source``).
     """
     domain = parse_domain(domain_text, source=source)
-    parser = Parser(None)
-    parser.probInput = problem_text
+    where = problem_source or source
+    problem = _parse_problem(domain, problem_text, source=where)
+    check_grounding_size(domain, problem, source=where)
     try:
         with _quiet_pyperplan():
-            problem = parser.parse_problem(domain, read_from_file=False)
             task = grounding.ground(
                 problem, remove_statics_from_initial_state=False, remove_irrelevant_operators=False
             )
     except Exception as exc:  # pyperplan raises ValueError, ParseError, SemanticError, KeyError
-        raise DomainError(f"invalid PDDL in {source}: {type(exc).__name__}: {exc}") from None
+        raise DomainError(f"invalid PDDL in {where}: {type(exc).__name__}: {quote(exc)}") from None
     predicates = {name: len(pred.signature) for name, pred in domain.predicates.items()}
     operators = {op.name: op for op in sorted(task.operators, key=lambda o: o.name)}
     if not operators:
@@ -136,6 +186,143 @@ def ground_task(domain_text: str, problem_text: str, *, source: str = "<text>") 
         pyperplan_task=task,
         domain=domain,
     )
+
+
+def _parse_problem(domain: Domain, problem_text: str, *, source: str) -> Problem:
+    """pyperplan's problem of PDDL text, after :func:`_check_atoms` (:class:`DomainError`)."""
+    try:
+        with _quiet_pyperplan():
+            tree = parse_problem_def(parse_lisp_iterator(problem_text.split("\n")))
+    except Exception as exc:  # pyperplan raises ValueError, ParseError, RecursionError
+        raise DomainError(f"invalid PDDL in {source}: {type(exc).__name__}: {quote(exc)}") from None
+    _check_atoms(tree, domain, source=source)
+    visitor = TraversePDDLProblem(domain)
+    try:
+        with _quiet_pyperplan():
+            tree.accept(visitor)
+    except Exception as exc:  # pyperplan raises SemanticError
+        raise DomainError(f"invalid PDDL in {source}: {type(exc).__name__}: {quote(exc)}") from None
+    problem: Problem = visitor.get_problem()
+    return problem
+
+
+def _check_atoms(tree: Any, domain: Domain, *, source: str) -> None:
+    """:class:`DomainError` naming the first ``:init`` or ``:goal`` atom of the problem's parse
+    tree that names an undeclared predicate, has the wrong number of arguments or names an
+    object that is neither in ``:objects`` nor a domain constant."""
+    if tree.domainName != domain.name:
+        raise DomainError(f"invalid PDDL in {source}: the problem is for domain {quote(tree.domainName)}, "
+                          f"not {quote(domain.name)}")
+    objects = {obj.name for obj in tree.objects} | set(domain.constants)
+    for atom in tree.init.predicates:
+        _check_atom(":init", atom.name, list(atom.parameters), domain, objects, source=source)
+    formula = tree.goal.formula
+    for part in formula.children if formula.key == "and" else [formula]:
+        args = [child.key for child in part.children]
+        if not isinstance(part.key, str) or any(not isinstance(a, str) or a.startswith("?") or child.children
+                                                for a, child in zip(args, part.children, strict=True)):
+            raise DomainError(f"invalid PDDL in {source}: :goal part {quote(_render_formula(part))} is not a "
+                              "ground atom (a goal is a conjunction of ground atoms)")
+        _check_atom(":goal", part.key, args, domain, objects, source=source)
+
+
+def _check_atom(where: str, name: str, args: list[str], domain: Domain, objects: set[str], *, source: str) -> None:
+    """:class:`DomainError` unless the atom ``(name args…)`` fits ``domain`` and ``objects``."""
+    atom = quote("(" + " ".join([name, *args]) + ")")
+    declared = domain.predicates.get(name)
+    if declared is None:
+        raise DomainError(f"invalid PDDL in {source}: {where} atom {atom} names predicate {quote(name, 80)}, "
+                          "which the domain does not declare")
+    if len(args) != len(declared.signature):
+        raise DomainError(f"invalid PDDL in {source}: {where} atom {atom} has {len(args)} argument(s); "
+                          f"predicate {name} takes {len(declared.signature)}")
+    unknown = [a for a in args if a not in objects]
+    if unknown:
+        raise DomainError(f"invalid PDDL in {source}: {where} atom {atom} names object {quote(unknown[0], 80)}, "
+                          "which is neither in :objects nor a domain constant")
+
+
+def _render_formula(formula: Any) -> str:
+    """PDDL text of a goal formula from pyperplan's parse tree (for messages; depth-limited)."""
+    parts: list[str] = []
+    stack: list[Any] = [formula]
+    while stack and len(parts) < MAX_QUOTE:
+        item = stack.pop()
+        if isinstance(item, str):
+            parts.append(item)
+            continue
+        key = getattr(item.key, "name", item.key)  # a variable's key is an object with a name
+        if not item.children:
+            parts.append(str(key))
+            continue
+        stack.append(")")
+        stack.extend(reversed(item.children))
+        parts.append(f"({key}")
+    return " ".join(parts).replace(" )", ")")
+
+
+def _type_counts(objects: Mapping[str, Type]) -> dict[int, int]:
+    """Number of objects of each type (by ``id``), an object counting for its type and every
+    ancestor of it."""
+    counts: dict[int, int] = {}
+    for kind in objects.values():
+        seen: set[int] = set()
+        node: Type | None = kind
+        while node is not None and id(node) not in seen:
+            seen.add(id(node))
+            counts[id(node)] = counts.get(id(node), 0) + 1
+            node = node.parent
+    return counts
+
+
+@dataclass(frozen=True, slots=True)
+class GroundingSize:
+    """What grounding a problem would build, estimated from its counts alone (upper bounds).
+
+    Attributes:
+        actions: ground actions (Σ over operators of the product of the numbers of objects of
+            the parameters' types).
+        atoms: ground atoms of their preconditions and effects.
+        static_checks: initial-state facts scanned to prune parameters by static
+            preconditions.
+    """
+
+    actions: int
+    atoms: int
+    static_checks: int
+
+
+def grounding_size(domain: Domain, problem: Problem) -> GroundingSize:
+    """Estimate, without grounding, what grounding ``problem`` over ``domain`` would build."""
+    objects = {**problem.objects, **domain.constants}
+    counts = _type_counts(objects)
+    statics = {p.name for p in domain.predicates.values()} - {
+        atom.name for action in domain.actions.values() for atom in action.effect.addlist | action.effect.dellist}
+    n_init = len(problem.initial_state)
+    actions = atoms = checks = 0
+    for action in domain.actions.values():
+        sizes = {name: min(len(objects), sum(counts.get(id(t), 0) for t in types)) for name, types in action.signature}
+        ground = math.prod(sizes.values())
+        actions += ground
+        atoms += ground * (len(action.precondition) + len(action.effect.addlist) + len(action.effect.dellist))
+        for atom in action.precondition:
+            if atom.name in statics:
+                checks += sum(sizes.get(var, 0) for var in {v for v, _ in atom.signature}) * n_init
+    return GroundingSize(actions=actions, atoms=atoms, static_checks=checks)
+
+
+def check_grounding_size(domain: Domain, problem: Problem, *, source: str) -> GroundingSize:
+    """:func:`grounding_size`, or :class:`DomainError` naming ``source`` and the estimate when
+    it exceeds :data:`MAX_GROUND_ACTIONS`, :data:`MAX_GROUND_ATOMS` or :data:`MAX_STATIC_CHECKS`."""
+    size = grounding_size(domain, problem)
+    n_objects = len(problem.objects)
+    for value, bound, what in ((size.actions, MAX_GROUND_ACTIONS, "ground actions"),
+                               (size.atoms, MAX_GROUND_ATOMS, "ground precondition and effect atoms"),
+                               (size.static_checks, MAX_STATIC_CHECKS, "initial-state scans for static preconditions")):
+        if value > bound:
+            raise DomainError(f"problem too large in {source}: grounding its {n_objects:,} objects would build about "
+                              f"{value:,} {what}, more than the {bound:,} allowed")
+    return size
 
 
 def domain_schemas(domain_text: str, *, source: str = "<domain>") -> tuple[str, dict[str, int], dict[str, int]]:
@@ -170,7 +357,8 @@ class PDDLEnvironment:
         self.domain_text = read_pddl_file(domain, "domain")
         self.problem_text = read_pddl_file(problem, "problem")
         self.task = ground_task(
-            self.domain_text, self.problem_text, source=f"{self.domain_path} / {self.problem_path}"
+            self.domain_text, self.problem_text, source=f"{self.domain_path} / {self.problem_path}",
+            problem_source=str(self.problem_path),
         )
         self.strict = strict
         self.max_steps = max_steps

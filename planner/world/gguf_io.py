@@ -436,6 +436,7 @@ def read_model_info(path: str | Path) -> ModelInfo:
         meta = validate_metadata(raw)
     except ValidationError as exc:
         raise ModelLoadError(f"invalid metadata in {p}: {_describe(exc, raw)}") from None
+    check_tokenizer(p, fields, {t.name: [int(d) for d in t.shape] for t in reader.tensors})
     return ModelInfo(
         path=p,
         architecture=meta.architecture,
@@ -476,6 +477,145 @@ def _raw_metadata(path: Path, fields: Mapping[str, Any]) -> dict[str, Any]:
         if value is not None:
             raw[name] = value
     return raw
+
+
+# -- the tokenizer ----------------------------------------------------------------------------
+TOKENIZER_MODEL = "llama"
+"""The only ``tokenizer.ggml.model`` accepted: the SentencePiece-style vocabulary this project
+writes (llama.cpp aborts the process on some others, e.g. ``"none"`` or ``"bert"``)."""
+KEY_TOKENIZER_MODEL = "tokenizer.ggml.model"
+KEY_TOKENS = "tokenizer.ggml.tokens"
+KEY_SCORES = "tokenizer.ggml.scores"
+KEY_TOKEN_TYPES = "tokenizer.ggml.token_type"
+TOKEN_TYPES = {0: "undefined", 1: "normal", 2: "unknown", 3: "control", 4: "user-defined", 5: "unused", 6: "byte"}
+"""llama.cpp's token types (``llama_token_type``), by their stored number."""
+_BYTE_TYPE = 6
+_BYTE_PIECES = tuple(f"<0x{b:02X}>".encode() for b in range(256))
+"""The byte pieces llama.cpp falls back on for text no other piece covers (it aborts on a
+byte that has none)."""
+_SPECIAL_DEFAULTS = {"tokenizer.ggml.bos_token_id": 1, "tokenizer.ggml.eos_token_id": 2,
+                     "tokenizer.ggml.unknown_token_id": 0}
+"""llama.cpp's special token ids for a ``llama`` tokenizer when the file records none."""
+_VOCAB_ROWS = ("token_embd.weight", "output.weight")
+"""Tensors with one row (GGUF dimension 1) per token."""
+
+
+def _tokenizer_error(path: Path, key: str, value: Any, what: str) -> ModelLoadError:
+    """A :class:`ModelLoadError` naming the file, the tokenizer key, its value and the fault."""
+    return ModelLoadError(f"invalid tokenizer metadata in {path}: {key} = {_short(value)}: {what}")
+
+
+def check_tokenizer(path: Path, fields: Mapping[str, Any], tensors: Mapping[str, list[int]]) -> None:
+    """Refuse tokenizer metadata that llama.cpp would abort on, or that is not this project's.
+
+    ``fields`` are a ``gguf.GGUFReader``'s fields; ``tensors`` map tensor names to their GGUF
+    dimensions (``ne0`` first). Checks: ``tokenizer.ggml.model`` is :data:`TOKENIZER_MODEL`;
+    the tokens are non-empty, distinct strings that include the 256 byte pieces; scores
+    (finite 32-bit floats) and token types (32-bit, in :data:`TOKEN_TYPES`; a byte type only
+    on a byte piece) come one per token; every ``tokenizer.ggml.*_token_id`` (and the
+    defaults of bos, eos and unk) names a token; ``<arch>.vocab_size`` and the rows of the
+    embedding and output tensors, where recorded, equal the token count. Raises
+    :class:`ModelLoadError` naming the file, the key and the value.
+    """
+    import gguf
+
+    model = fields.get(KEY_TOKENIZER_MODEL)
+    value = model.contents() if model is not None and list(model.types) == [gguf.GGUFValueType.STRING] else None
+    if value != TOKENIZER_MODEL:
+        shown = "(missing)" if model is None else value if value is not None else f"a {list(model.types)} value"
+        raise _tokenizer_error(path, KEY_TOKENIZER_MODEL, shown, f"must be the string {TOKENIZER_MODEL!r}, the "
+                               "SentencePiece-style vocabulary this project writes")
+    texts = _token_texts(path, fields)
+    scores = _token_array(path, fields, KEY_SCORES, gguf.GGUFValueType.FLOAT32, len(texts)) or []
+    bad_scores = [i for i, score in enumerate(scores) if not math.isfinite(score)]
+    if bad_scores:
+        raise _tokenizer_error(path, f"{KEY_SCORES}[{bad_scores[0]}]", scores[bad_scores[0]], "must be finite")
+    types = _token_array(path, fields, KEY_TOKEN_TYPES, gguf.GGUFValueType.INT32, len(texts))
+    _check_token_types(path, texts, types or [])
+    _check_special_ids(path, fields, len(texts))
+    _check_vocab_rows(path, fields, tensors, len(texts))
+
+
+def _token_texts(path: Path, fields: Mapping[str, Any]) -> list[bytes]:
+    """The tokens' texts (UTF-8 bytes as stored): non-empty, distinct, byte pieces included."""
+    import gguf
+
+    field = fields.get(KEY_TOKENS)
+    if field is None or list(field.types) != [gguf.GGUFValueType.ARRAY, gguf.GGUFValueType.STRING]:
+        shown = "(missing)" if field is None else f"a {list(field.types)} value"
+        raise _tokenizer_error(path, KEY_TOKENS, shown, "must be an array of strings")
+    texts = [bytes(field.parts[i]) for i in field.data]
+    first: dict[bytes, int] = {}
+    for i, text in enumerate(texts):
+        if not text:
+            raise _tokenizer_error(path, f"{KEY_TOKENS}[{i}]", "", "tokens must not be empty")
+        if text in first:
+            raise _tokenizer_error(path, f"{KEY_TOKENS}[{i}]", text.decode("utf-8", "replace"),
+                                   f"repeats {KEY_TOKENS}[{first[text]}] (tokens must be distinct)")
+        first[text] = i
+    missing = [p.decode() for p in _BYTE_PIECES if p not in first]
+    if missing:
+        raise _tokenizer_error(path, KEY_TOKENS, f"{len(texts)} tokens",
+                               f"lacks {len(missing)} of the 256 byte pieces, e.g. {missing[:3]}")
+    return texts
+
+
+def _token_array(path: Path, fields: Mapping[str, Any], key: str, item: Any, count: int) -> list[Any] | None:
+    """The per-token array ``key`` (``None`` when absent): items of GGUF type ``item``, one per token."""
+    import gguf
+
+    field = fields.get(key)
+    if field is None:
+        return None
+    if list(field.types) != [gguf.GGUFValueType.ARRAY, item]:
+        raise _tokenizer_error(path, key, f"a {list(field.types)} value", f"must be an array of {item.name}")
+    values: list[Any] = field.contents()
+    if len(values) != count:
+        raise _tokenizer_error(path, key, f"{len(values)} entries",
+                               f"must hold one entry per token ({KEY_TOKENS} has {count})")
+    return values
+
+
+def _check_token_types(path: Path, texts: list[bytes], types: list[int]) -> None:
+    """Every token type is one of :data:`TOKEN_TYPES`; the byte type marks byte pieces only."""
+    for i, kind in enumerate(types):
+        if kind not in TOKEN_TYPES:
+            raise _tokenizer_error(path, f"{KEY_TOKEN_TYPES}[{i}]", kind,
+                                   f"not a token type (known: {sorted(TOKEN_TYPES)})")
+        if kind == _BYTE_TYPE and texts[i] not in _BYTE_PIECES:
+            raise _tokenizer_error(path, f"{KEY_TOKEN_TYPES}[{i}]", kind,
+                                   f"the byte type on token {texts[i].decode('utf-8', 'replace')!r}, "
+                                   "which is not a byte piece <0x00>..<0xFF>")
+
+
+def _check_special_ids(path: Path, fields: Mapping[str, Any], count: int) -> None:
+    """Every ``tokenizer.ggml.*_token_id`` (bos, eos and unk by default) is a token id."""
+    ids: dict[str, Any] = dict(_SPECIAL_DEFAULTS)
+    for key, field in fields.items():
+        if key.startswith("tokenizer.ggml.") and key.endswith("_token_id"):
+            try:
+                ids[key] = field.contents()
+            except Exception as exc:
+                raise _tokenizer_error(path, key, type(exc).__name__, "unreadable") from None
+    for key, value in ids.items():
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < count:
+            default = " (llama.cpp's default, the file records none)" if key not in fields else ""
+            raise _tokenizer_error(path, key, value, f"must be a token id in 0..{count - 1}{default}")
+
+
+def _check_vocab_rows(path: Path, fields: Mapping[str, Any], tensors: Mapping[str, list[int]], count: int) -> None:
+    """``<arch>.vocab_size`` and the token rows of the embedding and output tensors equal ``count``."""
+    arch = fields.get("general.architecture")
+    name = arch.contents() if arch is not None else None
+    size = fields.get(f"{name}.vocab_size") if isinstance(name, str) else None
+    if size is not None and size.contents() != count:
+        raise _tokenizer_error(path, f"{name}.vocab_size", size.contents(),
+                               f"differs from the {count} tokens of {KEY_TOKENS}")
+    for tensor in _VOCAB_ROWS:
+        dims = tensors.get(tensor)
+        if dims is not None and (len(dims) < 2 or dims[1] != count):
+            raise _tokenizer_error(path, KEY_TOKENS, f"{count} tokens",
+                                   f"tensor {tensor} has dimensions {dims}, not one row per token")
 
 
 def quantize(src: str | Path, dst: str | Path, *, kind: str = "q8_0", threads: int = 0) -> Path:
