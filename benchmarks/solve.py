@@ -45,7 +45,7 @@ def main() -> None:
                 seed = SPLIT_SEED_BASE["test"] + 50_000 + i
                 domain, problem = write_problem(tmp, n, seed=seed)
                 best = len(PDDLEnvironment(domain, problem).optimal_plan() or [])
-                cmd = ["planner", "solve", str(domain), str(problem), "--json", *args.extra]
+                cmd = [sys.executable, "-m", "planner", "solve", str(domain), str(problem), "--json", *args.extra]
                 if args.model is not None:
                     cmd += ["--model", str(args.model)]
                 start = time.perf_counter()
