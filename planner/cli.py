@@ -24,6 +24,7 @@ from rich.console import Console
 
 from planner.agent import Agent, EpisodeInterrupted, EpisodeResult, ResumeError, StepRecord
 from planner.config import PlannerConfig, load_config
+from planner.data.formats import FormatError
 from planner.env.blocksworld import write_problem
 from planner.env.pddl import PDDLEnvironment
 from planner.errors import (
@@ -472,9 +473,65 @@ def generate(
     out.print(f"{domain}\n{problem}")
 
 
+class TrajectoryFormat(str, Enum):
+    sharegpt = "sharegpt"
+    openai = "openai"
+    alpaca = "alpaca"
+
+
+@app.command("export")
+def export_logs(
+    logs: Annotated[list[Path], typer.Argument(help="Transition logs (JSONL) to export.")],
+    fmt: Annotated[TrajectoryFormat, typer.Option(
+        "--format", help="sharegpt or openai: JSONL, one conversation per episode; alpaca: a JSON array, "
+                         "one record per step.")],
+    out_path: Annotated[Path, typer.Option("--out", help="File to write (replaced atomically).")],
+) -> None:
+    """Write transition logs as the chat trajectories fine-tuning tools read (LLaMA-Factory, TRL):
+    system = initial state and goal, user = action, assistant = what the environment answered."""
+    from planner.data.collect import TransitionRecord, read_records
+    from planner.data.formats import parse_format, write_trajectories
+
+    _check_output("--out", out_path)
+    records: list[TransitionRecord] = []
+    for log in logs:
+        if not log.is_file():
+            raise ConfigError(f"transition log not found: {log}")
+        records.extend(read_records(log))
+    count = write_trajectories(out_path, records, format=parse_format(fmt.value))
+    unit = "records (one per step)" if fmt is TrajectoryFormat.alpaca else "conversations"
+    out.print(f"wrote {count} {unit} from {len(records)} transitions -> {out_path}")
+
+
+@app.command("import")
+def import_logs(
+    files: Annotated[list[Path], typer.Argument(help="Exported trajectories (.jsonl or .json).")],
+    out_path: Annotated[Path, typer.Option("--out", help="Transition log (JSONL) to append the records to.")],
+    fmt: Annotated[TrajectoryFormat | None, typer.Option(
+        "--format", help="Format of the files (default: recognised from each record's keys).")] = None,
+) -> None:
+    """Read exported trajectories back into a transition log: the exported records, identical.
+    Every file is read and checked before anything is written."""
+    from planner.data.collect import TransitionRecord
+    from planner.data.formats import parse_format, read_trajectories
+    from planner.io import JsonlLog
+
+    _check_output("--out", out_path)
+    fmt_name = None if fmt is None else parse_format(fmt.value)
+    records: list[TransitionRecord] = []
+    for path in files:
+        if not path.is_file():
+            raise ConfigError(f"trajectory file not found: {path}")
+        records.extend(read_trajectories(path, format=fmt_name))
+    with JsonlLog(out_path, fsync=False) as log:
+        for rec in records:
+            log.write(rec)
+    out.print(f"read {len(records)} transitions from {len(files)} file(s) -> {out_path}")
+
+
 INPUT_ERRORS: tuple[type[Exception], ...] = (
     ConfigError, DomainError, ModelLoadError, UnknownActionError, ResumeError, CorruptLogError,
-    FileWriteError, EnvironmentCheckError, TrainingDataError, CheckpointError, ContextOverflowError,
+    FileWriteError, EnvironmentCheckError, TrainingDataError, CheckpointError, ContextOverflowError, FormatError,
 )
 """Errors that mean "fix the input": exit code 2, like a usage error."""
 

@@ -196,3 +196,20 @@ def test_long_error_messages_are_bounded(tmp_path, capsys):
     huge = tmp_path / ("x" * 200)
     code, _, err = run(capsys, "solve", huge / ("y" * 2000), huge, "--oracle")
     assert code == 2 and len(err.strip()) <= len("planner: error: ") + 1000
+
+
+@pytest.mark.parametrize("fmt", ["sharegpt", "openai", "alpaca"])
+def test_export_import_round_trip_from_the_command_line(capsys, tmp_path, fmt):
+    from planner.data.collect import collect_blocksworld
+
+    collect_blocksworld(tmp_path / "data", blocks=[3], seed=0, problems={"train": 2, "val": 0, "test": 0})
+    log = tmp_path / "data" / "train.jsonl"
+    exported = tmp_path / f"out.{fmt}"
+    code, _, err = run(capsys, "export", log, "--format", fmt, "--out", exported)
+    assert code == 0, err
+    code, _, err = run(capsys, "import", exported, "--out", tmp_path / "back.jsonl")
+    assert code == 0, err
+    assert (tmp_path / "back.jsonl").read_bytes() == log.read_bytes()
+    exported.write_text(exported.read_text().replace("Applicable: yes", "Applicable: perhaps", 1))
+    code, _, err = run(capsys, "import", exported, "--out", tmp_path / "bad.jsonl")
+    assert code == 2 and "perhaps" in err and not (tmp_path / "bad.jsonl").exists()
