@@ -159,7 +159,7 @@ STATES = st.one_of(FACTS.map(lambda facts: sorted(set(facts))), FACTS)  # canoni
 def headers(draw: st.DrawFn) -> dict[str, Any]:
     return dict(problem=draw(TEXT), domain=draw(TEXT), objects=draw(st.lists(TEXT, max_size=4)),
                 goal=draw(STATES), split=draw(st.sampled_from(["train", "val", "test"])),
-                source=draw(st.sampled_from(["random", "plan"])))
+                source=draw(st.sampled_from(["random", "plan", "novelty", "probe", "demo"])))
 
 
 @st.composite
