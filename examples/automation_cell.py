@@ -19,6 +19,7 @@ from typing import Any
 from planner.agent import Agent
 from planner.config import PlannerConfig
 from planner.env.base import StepResult, check_env
+from planner.errors import ConfigError
 from planner.types import Action, FactGoal, Prediction, State
 from planner.world.oracle import OracleWorldModel
 
@@ -84,6 +85,14 @@ class AutomationCell:
         nxt = State((f - delete) | add)
         done = self.goal.satisfied(nxt)
         return Prediction(applicable=True, next_state=nxt, reward=1.0 if done else 0.0, done=done)
+
+
+def make_cell(seed: int = 0, *, parts: int = 2) -> AutomationCell:
+    """A cell with ``parts`` parts named p1, p2, …; ``seed`` is accepted for ``planner.make``
+    and ignored (the cell is deterministic). Use it as ``--env examples/automation_cell.py:make_cell``."""
+    if isinstance(parts, bool) or not isinstance(parts, int) or not 1 <= parts <= 9:
+        raise ConfigError(f"parts must be a whole number in 1..9, got {parts!r}")
+    return AutomationCell(tuple(f"p{i + 1}" for i in range(parts)))
 
 
 def main() -> None:

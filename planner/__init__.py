@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # static checkers see the real imports; at run time they happ
     from planner.config import AgentConfig, ModelConfig, PlannerConfig, SearchConfig, load_config
     from planner.env.base import StepResult, check_env
     from planner.env.pddl import PDDLEnvironment
+    from planner.env.registry import make, register
     from planner.errors import (
         CodecError,
         ConfigError,
@@ -104,7 +105,9 @@ _EXPORTS: dict[str, str] = {
     "beam_search": "planner.search.beam",
     "check_env": "planner.env.base",
     "load_config": "planner.config",
+    "make": "planner.env.registry",
     "mcts": "planner.search.mcts",
+    "register": "planner.env.registry",
 }
 """Public name → the module that defines it (imported on first use, so start-up stays fast)."""
 
@@ -172,5 +175,7 @@ __all__ = [
     "beam_search",
     "check_env",
     "load_config",
+    "make",
     "mcts",
+    "register",
 ]

@@ -25,6 +25,7 @@ from rich.console import Console
 from planner.agent import Agent, EpisodeInterrupted, EpisodeResult, ResumeError, StepRecord
 from planner.config import PlannerConfig, load_config
 from planner.data.formats import FormatError
+from planner.env.base import Environment, Simulator
 from planner.env.blocksworld import write_problem
 from planner.env.pddl import PDDLEnvironment
 from planner.errors import (
@@ -59,13 +60,19 @@ def configure_logging(verbose: int) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-def build_model(config: PlannerConfig, env: PDDLEnvironment) -> WorldModel:
-    """The world model named by ``config.model``, behind a transition cache if configured."""
+def build_model(config: PlannerConfig, env: Environment) -> WorldModel:
+    """The world model named by ``config.model``, behind a transition cache if configured.
+
+    Raises :class:`ConfigError` when the environment cannot serve it: the exact model needs a
+    simulator (``simulate``); a GGUF model needs a PDDL environment today.
+    """
     m = config.model
     model: WorldModel
+    check_model_fits(m.kind, env)
     if m.kind == "oracle":
-        model = OracleWorldModel(env)
+        model = OracleWorldModel(env)  # type: ignore[arg-type]  # a Simulator, checked above
     else:
+        assert isinstance(env, PDDLEnvironment)
         from planner.world.factory import load_gguf_world_model
 
         model = load_gguf_world_model(env, path=m.path, n_ctx=m.n_ctx, n_threads=m.n_threads,
@@ -75,8 +82,25 @@ def build_model(config: PlannerConfig, env: PDDLEnvironment) -> WorldModel:
     return model
 
 
-def summary_dict(env: PDDLEnvironment, result: EpisodeResult, config: PlannerConfig,
-                 model_name: str) -> dict[str, Any]:
+def check_model_fits(kind: str, env: Environment) -> None:
+    """:class:`ConfigError` (one line) when a model of ``kind`` cannot plan in ``env``."""
+    if kind == "oracle" and not isinstance(env, Simulator):
+        raise ConfigError(f"--oracle needs an environment with simulate(state, action); "
+                          f"{type(env).__name__} has none")
+    if kind != "oracle" and not isinstance(env, PDDLEnvironment):
+        raise ConfigError(f"a GGUF world model needs a PDDL environment today, got {type(env).__name__}; "
+                          "use --oracle with an environment that has simulate(), or a PDDL problem")
+
+
+def env_label(env: Environment, fallback: str) -> str:
+    """A short name of the environment's problem: the PDDL problem's name, else ``fallback``."""
+    task = getattr(env, "task", None)
+    name = getattr(task, "name", None)
+    return name if isinstance(name, str) and name else fallback
+
+
+def summary_dict(env: Environment, result: EpisodeResult, config: PlannerConfig,
+                 model_name: str, *, label: str = "") -> dict[str, Any]:
     return {
         "solved": result.solved,
         "plan": [a.name for a in result.actions],
@@ -99,13 +123,13 @@ def summary_dict(env: PDDLEnvironment, result: EpisodeResult, config: PlannerCon
         "resumed_steps": result.resumed_steps,
         "error": result.error,
         "search": config.search.algorithm,
-        "problem": env.task.name,
+        "problem": env_label(env, label),
     }
 
 
-def print_summary(env: PDDLEnvironment, result: EpisodeResult, summary: dict[str, Any]) -> None:
+def print_summary(result: EpisodeResult, summary: dict[str, Any]) -> None:
     verdict = "[bold green]solved[/]" if result.solved else f"[bold red]not solved[/] ({result.stopped_by})"
-    out.print(f"{env.task.name}: {verdict} in {len(result.steps)} steps "
+    out.print(f"{summary['problem']}: {verdict} in {len(result.steps)} steps "
               f"({summary['search']}, model: {summary['model']})")
     for rec in result.steps:
         mark = "? " if rec.probe else ("! " if rec.diverged else "  ")
@@ -121,11 +145,13 @@ def print_summary(env: PDDLEnvironment, result: EpisodeResult, summary: dict[str
 
 
 def run_episode(
-    env: PDDLEnvironment, config: PlannerConfig, *, log: Path | None, tree: Path | None,
+    env: Environment, config: PlannerConfig, *, log: Path | None, tree: Path | None,
     as_json: bool, model_name: str, show_imagined: bool = False, resume: Path | None = None,
+    label: str = "",
 ) -> EpisodeResult:
     """Build the model, play (or resume) one episode, report it. Raises what the agent raises,
-    after printing the ``--json`` object of the partial episode."""
+    after printing the ``--json`` object of the partial episode. ``label``: the problem's name
+    in reports when the environment has no PDDL problem name."""
     model = build_model(config, env)
 
     def progress(rec: StepRecord) -> None:
@@ -138,7 +164,7 @@ def run_episode(
 
     agent = Agent(env, model, config=config, log_path=log, on_step=progress)
     if show_imagined:
-        first = agent.plan(env.state)
+        first = agent.plan(env.reset(seed=config.search.seed)[0])
         verdict = "reaches the goal" if first.plan.reaches_goal else "does not reach the goal"
         out.print(f"imagined plan ({len(first.plan)} actions, {verdict}, "
                   f"{first.stats.model_calls} model calls, {first.stats.wall_seconds:.2f} s):")
@@ -150,21 +176,21 @@ def run_episode(
             result = agent.run(seed=config.search.seed, resume=resume)
     except EpisodeInterrupted as stop:
         if as_json:
-            print(json.dumps(summary_dict(env, stop.result, config, model_name)))
+            print(json.dumps(summary_dict(env, stop.result, config, model_name, label=label)))
         raise
     except PlannerError as exc:
         partial = getattr(exc, "episode_result", None)
         if as_json and isinstance(partial, EpisodeResult):
-            print(json.dumps(summary_dict(env, partial, config, model_name)))
+            print(json.dumps(summary_dict(env, partial, config, model_name, label=label)))
         raise
-    summary = summary_dict(env, result, config, model_name)
+    summary = summary_dict(env, result, config, model_name, label=label)
     if show_imagined:
         out.print(f"(the imagined plan above cost {first.stats.model_calls} model calls in "
                   f"{first.stats.wall_seconds:.2f} s; the agent's own search below found them in the cache)")
     if as_json:
         print(json.dumps(summary), flush=True)
     else:
-        print_summary(env, result, summary)
+        print_summary(result, summary)
     # The episode is reported before the tree is written: a tree that cannot be written (an
     # error, exit 2) or an interrupt while writing it does not hide what happened.
     if tree is not None:
@@ -221,10 +247,59 @@ def _value(choice: Enum | None) -> str | None:
     return None if choice is None else str(choice.value)
 
 
+ENV_HELP = ("Environment instead of PDDL files: a registered id (blocksworld-v0, pddl-v0, frozenlake-v0) "
+            "or PATH.py:FACTORY (FACTORY(seed, **kwargs) returns the environment).")
+ENV_ARG_HELP = "key=value passed to the environment's factory (value read as JSON when it parses); repeatable."
+
+
+def parse_env_args(items: list[str] | None) -> dict[str, Any]:
+    """``["blocks=4", "name=cell"]`` → ``{"blocks": 4, "name": "cell"}``: each value is parsed
+    as JSON when it parses, else kept as text. :class:`ConfigError` for an item without ``=``,
+    a key that is not an identifier, or a key given twice."""
+    args: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise ConfigError(f"--env-arg must look like key=value with a Python identifier as key, got {item!r}")
+        if key in args:
+            raise ConfigError(f"--env-arg {key} given twice ({args[key]!r} and {text!r})")
+        try:
+            args[key] = json.loads(text)
+        except ValueError:
+            args[key] = text
+    return args
+
+
+def make_env(name: str, env_args: list[str] | None, *, seed: int) -> Environment:
+    """The environment ``--env name`` with ``--env-arg`` items, built by :func:`planner.make`."""
+    from planner.env.registry import make
+
+    return make(name, seed=seed, **parse_env_args(env_args))
+
+
+def select_env(domain: Path | None, problem: Path | None, env_name: str | None, env_args: list[str] | None,
+               *, seed: int) -> tuple[Environment, str]:
+    """The environment of ``solve`` and its label: exactly one of DOMAIN PROBLEM or ``--env``."""
+    if env_name is not None:
+        if domain is not None:
+            given = " ".join(str(p) for p in (domain, problem) if p is not None)
+            raise ConfigError(f"give either DOMAIN PROBLEM or --env, not both (got {given} and --env {env_name})")
+        return make_env(env_name, env_args, seed=seed), env_name
+    if env_args:
+        raise ConfigError(f"--env-arg {env_args[0]} needs --env NAME|PATH.py:FACTORY")
+    if domain is None or problem is None:
+        missing = "DOMAIN and PROBLEM" if domain is None else f"PROBLEM (after DOMAIN {domain})"
+        raise ConfigError(f"missing {missing}: give the PDDL files, or --env NAME|PATH.py:FACTORY")
+    return PDDLEnvironment(domain, problem), str(problem)
+
+
 @app.command()
 def solve(
-    domain: Annotated[Path, typer.Argument(help="PDDL domain file.")],
-    problem: Annotated[Path, typer.Argument(help="PDDL problem file.")],
+    domain: Annotated[Path | None, typer.Argument(help="PDDL domain file (or give --env).")] = None,
+    problem: Annotated[Path | None, typer.Argument(help="PDDL problem file.")] = None,
+    env_name: Annotated[str | None, typer.Option("--env", help=ENV_HELP)] = None,
+    env_args: Annotated[list[str] | None, typer.Option("--env-arg", help=ENV_ARG_HELP)] = None,
     search: Annotated[SearchName | None, typer.Option(help="Search algorithm.")] = None,
     simulations: Annotated[int | None, typer.Option(help="MCTS simulations per search.")] = None,
     beam_width: Annotated[int | None, typer.Option(help="Beam width.")] = None,
@@ -243,13 +318,15 @@ def solve(
     config: Annotated[Path | None, typer.Option("--config", help="TOML configuration.")] = None,
     log: Annotated[Path | None, typer.Option("--log", help="Append the episode to this JSONL file.")] = None,
     tree: Annotated[Path | None, typer.Option("--tree", help="Write the last search tree (.graphml or .dot).")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed for tie-breaking.")] = None,
+    seed: Annotated[int | None, typer.Option(
+        help="Seed: picks the --env problem (default 0), seeds its reset, breaks search ties.")] = None,
     resume: Annotated[Path | None, typer.Option(
         "--resume", help="Continue the interrupted episode recorded in this log (replays its steps).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object as the last line.")] = False,
     verbose: Annotated[int, typer.Option("-v", count=True, help="More log output (-v, -vv).")] = 0,
 ) -> None:
-    """Solve a PDDL problem: plan with the world model, act in the real environment."""
+    """Solve a PDDL problem (DOMAIN PROBLEM) or an environment (--env): plan with the world
+    model, act in the real environment."""
     configure_logging(verbose)
     if oracle and model is not None:
         raise ConfigError("choose one of --oracle and --model, not both")
@@ -268,17 +345,22 @@ def solve(
         agent=dict(mode=_value(mode), max_steps=max_steps),
         model=dict(kind=kind, path=model, n_threads=threads, n_gpu_layers=gpu_layers),
     )
-    env = PDDLEnvironment(domain, problem)
+    env, label = select_env(domain, problem, env_name, env_args, seed=0 if seed is None else seed)
+    check_model_fits(cfg.model.kind, env)
     name = "oracle" if cfg.model.kind == "oracle" else str(cfg.model.path or "default")
-    result = run_episode(env, cfg, log=log, tree=tree, as_json=as_json, model_name=name, resume=resume)
+    result = run_episode(env, cfg, log=log, tree=tree, as_json=as_json, model_name=name, resume=resume,
+                         label=label)
     if not result.solved:
         raise typer.Exit(1)
 
 
 @app.command()
 def demo(
-    blocks: Annotated[int, typer.Option(help="Number of blocks (2-12; the shipped model knows up to 8).")] = 5,
-    seed: Annotated[int, typer.Option(help="Problem seed.")] = 0,
+    blocks: Annotated[int | None, typer.Option(
+        help="Number of blocks (2-12, default 5; the shipped model knows up to 8).")] = None,
+    seed: Annotated[int, typer.Option(help="Problem seed (with --env: passed to its factory and reset).")] = 0,
+    env_name: Annotated[str | None, typer.Option("--env", help=ENV_HELP)] = None,
+    env_args: Annotated[list[str] | None, typer.Option("--env-arg", help=ENV_ARG_HELP)] = None,
     search: Annotated[SearchName | None, typer.Option(help="Search algorithm.")] = None,
     oracle: Annotated[bool, typer.Option("--oracle", help="Use the exact model.")] = False,
     model: Annotated[Path | None, typer.Option("--model", help="GGUF world model.")] = None,
@@ -286,14 +368,23 @@ def demo(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object as the last line.")] = False,
     verbose: Annotated[int, typer.Option("-v", count=True, help="More log output.")] = 0,
 ) -> None:
-    """Generate a Blocksworld problem and solve it end to end, imagined plan vs real steps."""
+    """Generate a Blocksworld problem (or build --env) and solve it end to end, imagined plan vs
+    real steps."""
     configure_logging(verbose)
     if oracle and model is not None:
         raise ConfigError("choose one of --oracle and --model, not both")
+    kind = "oracle" if oracle else "gguf"
+    name = "oracle" if kind == "oracle" else str(model or "default")
+    if env_name is not None:
+        _demo_env(env_name, env_args, blocks=blocks, seed=seed, search=_value(search), kind=kind, model=model,
+                  out_dir=out_dir, as_json=as_json, model_name=name)
+        return
+    if env_args:
+        raise ConfigError(f"--env-arg {env_args[0]} needs --env NAME|PATH.py:FACTORY")
+    blocks = 5 if blocks is None else blocks
     if not 2 <= blocks <= 12:
         raise ConfigError(f"--blocks must lie in 2..12, got {blocks}")
     domain, problem = write_problem(out_dir, blocks, seed=seed)
-    kind = "oracle" if oracle else "gguf"
     cfg = PlannerConfig().updated(search=dict(algorithm=_value(search)),
                                   model=dict(kind=kind, path=model))
     env = PDDLEnvironment(domain, problem)
@@ -301,9 +392,29 @@ def demo(
         out.print(f"problem {problem} ({blocks} blocks)")
         out.print(f"  start: {env.state}")
         out.print(f"  goal:  {env.goal}")
-    name = "oracle" if kind == "oracle" else str(model or "default")
     result = run_episode(env, cfg, log=out_dir / "episode.jsonl", tree=None, as_json=as_json,
                          model_name=name, show_imagined=not as_json)
+    if not result.solved:
+        raise typer.Exit(1)
+
+
+def _demo_env(env_name: str, env_args: list[str] | None, *, blocks: int | None, seed: int, search: str | None,
+              kind: str, model: Path | None, out_dir: Path, as_json: bool, model_name: str) -> None:
+    """``planner demo --env …``: build the environment, show it, play one episode."""
+    if blocks is not None:
+        raise ConfigError(f"--blocks {blocks} is for the generated Blocksworld problem; with --env give "
+                          "--env-arg blocks=N (blocksworld-v0) instead")
+    env = make_env(env_name, env_args, seed=seed)
+    check_model_fits(kind, env)
+    cfg = PlannerConfig().updated(search=dict(algorithm=search, seed=seed), model=dict(kind=kind, path=model))
+    if not as_json:
+        start, _ = env.reset(seed=seed)
+        out.print(f"environment {env_name} (seed {seed})")
+        out.print(f"  start: {start}")
+        out.print(f"  goal:  {env.goal}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = run_episode(env, cfg, log=out_dir / "episode.jsonl", tree=None, as_json=as_json,
+                         model_name=model_name, show_imagined=not as_json, label=env_name)
     if not result.solved:
         raise typer.Exit(1)
 
@@ -606,6 +717,8 @@ def _run(argv: list[str] | None) -> int:
 
 
 def _first_line(exc: BaseException) -> str:
+    if isinstance(exc, EnvironmentCheckError) and exc.problems:  # its message lists one problem a line
+        return "environment check failed: " + "; ".join(exc.problems)
     text = str(exc)
     return text.splitlines()[0] if text else type(exc).__name__
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import networkx as nx
 import pytest
@@ -213,3 +214,111 @@ def test_export_import_round_trip_from_the_command_line(capsys, tmp_path, fmt):
     exported.write_text(exported.read_text().replace("Applicable: yes", "Applicable: perhaps", 1))
     code, _, err = run(capsys, "import", exported, "--out", tmp_path / "bad.jsonl")
     assert code == 2 and "perhaps" in err and not (tmp_path / "bad.jsonl").exists()
+
+
+# -- environments by name or path (--env, --env-arg, --seed) ----------------------------------------
+CELL = str(Path(__file__).resolve().parents[1] / "examples" / "automation_cell.py")
+
+NO_SIMULATE = """
+from planner.types import Action, FactGoal, State
+
+
+class Plain:
+    goal = FactGoal(frozenset({"(done)"}))
+
+    def reset(self, *, seed=None):
+        return State(), {}
+
+    def step(self, action):
+        raise NotImplementedError
+
+    def candidate_actions(self, state):
+        return (Action("(finish)"),)
+
+
+def make(seed):
+    return Plain()
+
+
+def boom(seed, **kwargs):
+    raise ValueError(f"bad size {kwargs.get('size')}")
+"""
+
+
+def test_solve_env_by_name_with_args_and_seed(capsys):
+    code, out, err = run(capsys, "solve", "--env", "blocksworld-v0", "--env-arg", "blocks=4", "--seed", "3",
+                         "--oracle", "--json")
+    assert code == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["solved"] is True and summary["problem"] == "bw-4-3" and summary["plan"]
+
+
+def test_solve_env_from_a_path_factory(capsys):
+    code, out, err = run(capsys, "solve", "--env", f"{CELL}:make_cell", "--oracle")
+    assert code == 0, err
+    assert "automation_cell.py:make_cell: solved in 10 steps" in out
+    code, out, err = run(capsys, "solve", "--env", f"{CELL}:make_cell", "--env-arg", "parts=3", "--oracle", "--json")
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert code == 0 and summary["solved"] and summary["steps"] == 15
+
+
+def test_solve_gymnasium_env(capsys):
+    pytest.importorskip("gymnasium", reason="frozenlake-v0 needs gymnasium (the 'gym' extra)")
+    code, out, err = run(capsys, "solve", "--env", "frozenlake-v0", "--env-arg", "size=8", "--seed", "2",
+                         "--oracle", "--search", "beam", "--json")
+    assert code == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["solved"] and summary["problem"] == "frozenlake-v0"
+
+
+def test_demo_with_env(capsys, tmp_path):
+    code, out, err = run(capsys, "demo", "--env", "blocksworld-v0", "--env-arg", "blocks=3", "--seed", "1",
+                         "--oracle", "--out", tmp_path / "d")
+    assert code == 0, err
+    assert "environment blocksworld-v0 (seed 1)" in out and "imagined plan" in out and "bw-3-1: solved" in out
+    assert (tmp_path / "d" / "episode.jsonl").is_file()
+
+
+def test_env_arg_values_are_json_when_they_parse():
+    from planner.cli import parse_env_args
+
+    assert parse_env_args(["blocks=4", "name=cell", "ok=true", "xs=[1, 2]", "empty=", "eq=a=b"]) == {
+        "blocks": 4, "name": "cell", "ok": True, "xs": [1, 2], "empty": "", "eq": "a=b"}
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["solve", "--env", "nope-v0", "--oracle"], "unknown environment 'nope-v0'; registered: blocksworld-v0"),
+        (["solve", "--env", "blocksworld-v0", "--env-arg", "blocks", "--oracle"], "key=value"),
+        (["solve", "--env", "blocksworld-v0", "--env-arg", "size=3", "--oracle"], "unexpected keyword argument 'size'"),
+        (["solve", "--env", "blocksworld-v0", "--env-arg", "blocks=1", "--oracle"], "n_blocks"),
+        (["solve", "--env", "blocksworld-v0", "--env-arg", "blocks=3", "--env-arg", "blocks=4"], "given twice"),
+        (["solve", "{d}", "{p}", "--env", "blocksworld-v0", "--oracle"], "either DOMAIN PROBLEM or --env, not both"),
+        (["solve", "{d}", "--env", "blocksworld-v0", "--oracle"], "not both"),
+        (["solve", "--oracle"], "missing DOMAIN and PROBLEM"),
+        (["solve", "{d}", "--oracle"], "missing PROBLEM"),
+        (["solve", "{d}", "{p}", "--env-arg", "blocks=3", "--oracle"], "--env-arg blocks=3 needs --env"),
+        (["solve", "--env", "{missing}:make", "--oracle"], "environment file not found"),
+        (["solve", "--env", "{d}:make", "--oracle"], "is not a Python file"),
+        (["solve", "--env", "{mod}:nope", "--oracle"], "has no 'nope'; callables defined there: Plain, boom, make"),
+        (["solve", "--env", "{mod}:boom", "--env-arg", "size=3", "--oracle"],
+         "environment check failed: {mod}:boom(seed=0, size=3) raised ValueError: bad size 3"),
+        (["solve", "--env", "{mod}:make", "--oracle"], "--oracle needs an environment with simulate"),
+        (["solve", "--env", f"{CELL}:make_cell"], "a GGUF world model needs a PDDL environment today"),
+        (["demo", "--env", "blocksworld-v0", "--blocks", "3", "--oracle"], "with --env give --env-arg blocks=N"),
+        (["demo", "--env-arg", "blocks=3", "--oracle"], "needs --env"),
+        (["demo", "--env", f"{CELL}:make_cell"], "needs a PDDL environment today"),
+    ],
+)
+def test_env_errors_are_one_line(bw_files, capsys, tmp_path, args, match):
+    domain, problem = bw_files(3, 0)
+    module = tmp_path / "plain.py"
+    module.write_text(NO_SIMULATE)
+    fill = {"d": domain, "p": problem, "missing": tmp_path / "missing.py", "mod": module}
+    filled = [a.format(**fill) for a in args]
+    code, _, err = run(capsys, *filled, "--out", tmp_path / "demo") if args[0] == "demo" else run(capsys, *filled)
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("planner: error:")
+    assert match.format(**fill) in lines[0]
