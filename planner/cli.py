@@ -17,7 +17,7 @@ import signal
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 from rich.console import Console
@@ -25,6 +25,7 @@ from rich.console import Console
 from planner.agent import Agent, EpisodeInterrupted, EpisodeResult, ResumeError, StepRecord
 from planner.config import PlannerConfig, load_config
 from planner.data.formats import FormatError
+from planner.data.schema import SchemaError
 from planner.env.base import Environment, Simulator
 from planner.env.blocksworld import write_problem
 from planner.env.pddl import PDDLEnvironment
@@ -430,10 +431,26 @@ def collect(
     blocks: Annotated[str, typer.Option(help="Blocksworld sizes, e.g. 3-8.")] = "3-8",
     test_fraction: Annotated[float, typer.Option(help="Share of --problem files held out for test.")] = 0.2,
     seed: Annotated[int, typer.Option(help="Seed of behaviour and problem choice.")] = 0,
+    env_name: Annotated[str | None, typer.Option("--env", help=ENV_HELP)] = None,
+    env_args: Annotated[list[str] | None, typer.Option("--env-arg", help=ENV_ARG_HELP)] = None,
+    seeds: Annotated[str, typer.Option(
+        help="With --env: environment seeds per split, e.g. train=0-99,val=1000-1019,test=2000-2049.")
+    ] = "train=0-99,val=1000-1019,test=2000-2049",
+    episodes_per_seed: Annotated[int, typer.Option(help="With --env: exploration episodes per seed.")] = 3,
+    max_steps: Annotated[int, typer.Option(help="With --env: most tries per episode.")] = 60,
+    behaviour: Annotated[list[str] | None, typer.Option(
+        "--behaviour", help="With --env: random, novelty, probe (repeatable; default all three).")] = None,
+    demos: Annotated[Path | None, typer.Option(
+        help='With --env: a JSON file {"SEED": ["(action a)", ...]} of demonstrations.')] = None,
 ) -> None:
     """Run environments with diverse behaviour; append every real transition to JSONL logs,
-    split by problem."""
+    split by problem (PDDL) or by seed (--env: only reset and step are used)."""
     from planner.data.collect import collect_blocksworld, collect_pddl
+
+    if env_name is not None:
+        _collect_env(out_dir, env_name, env_args, seeds=seeds, episodes_per_seed=episodes_per_seed,
+                     max_steps=max_steps, behaviour=behaviour, demos=demos, seed=seed)
+        return
 
     if not 0.0 <= test_fraction < 1.0:  # also refuses nan
         raise ConfigError(f"--test-fraction must lie in [0, 1), got {test_fraction!r}")
@@ -559,6 +576,73 @@ def eval_model(
         out.print(report.table())
 
 
+def _parse_seed_ranges(text: str) -> dict[str, range]:
+    """``"train=0-99,val=1000-1019,test=2000-2049"`` → split → range (ends inclusive)."""
+    out: dict[str, range] = {}
+    for item in text.split(","):
+        split, sep, span = item.partition("=")
+        lo, _, hi = span.partition("-")
+        try:
+            out[split.strip()] = range(int(lo), int(hi or lo) + 1)
+        except ValueError:
+            raise ConfigError(f"--seeds must look like train=0-99,test=1000-1049, got {item!r}") from None
+        if not sep:
+            raise ConfigError(f"--seeds must look like train=0-99,test=1000-1049, got {item!r}")
+    return out
+
+
+def _collect_env(out_dir: Path, env_name: str, env_args: list[str] | None, *, seeds: str, episodes_per_seed: int,
+                 max_steps: int, behaviour: list[str] | None, demos: Path | None, seed: int) -> None:
+    """``planner collect --env``: explore an environment through reset and step only."""
+    from planner.data.explore import BEHAVIOURS, collect_from_env
+
+    demonstrations = None
+    if demos is not None:
+        try:
+            demonstrations = {int(k): list(v) for k, v in json.loads(demos.read_text()).items()}
+        except (OSError, ValueError, AttributeError, TypeError) as exc:
+            raise ConfigError(f"--demos {demos}: not a JSON object of seed -> action list ({exc})") from None
+    with err.status(f"exploring {env_name}…"):
+        stats = collect_from_env(lambda s: make_env(env_name, env_args, seed=s), out_dir=out_dir,
+                                 seeds=cast(Any, _parse_seed_ranges(seeds)),  # split names checked there
+                                 episodes_per_seed=episodes_per_seed, max_steps=max_steps,
+                                 behaviours=cast(Any, tuple(behaviour or BEHAVIOURS)),  # likewise behaviours
+                                 demonstrations=demonstrations, domain=Path(env_name.split(":")[0]).stem, seed=seed)
+    for split, st in stats.items():
+        out.print(f"{split:>5}: {st.seeds} seeds, {st.episodes} episodes, {st.transitions} transitions "
+                  f"({st.applicable} applicable, {st.done} reaching the goal) -> {out_dir / (split + '.jsonl')}")
+
+
+@app.command()
+def schema(
+    logs: Annotated[list[Path], typer.Argument(help="Transition logs (JSONL).")],
+    pddl_out: Annotated[Path | None, typer.Option("--pddl-out", help="Write the learned PDDL domain here.")] = None,
+    compare: Annotated[Path | None, typer.Option(help="A PDDL domain to compare the learned one with.")] = None,
+) -> None:
+    """Infer predicates, objects, action schemas and STRIPS operators from transition logs
+    (no PDDL needed); print them, optionally write them as a PDDL domain or compare them with one."""
+    from planner.data.collect import read_records
+    from planner.data.schema import infer_schema, schema_differences
+    from planner.env.pddl import parse_domain, read_pddl_file
+    from planner.io import atomic_write_text
+    from planner.world.signature import domain_signature
+
+    _check_output("--pddl-out", pddl_out)
+    for path in logs:
+        if not path.is_file():
+            raise ConfigError(f"transition log not found: {path}")
+    learned = infer_schema([r for path in logs for r in read_records(path)])
+    out.print(json.dumps(learned.model_dump(mode="json"), indent=2))
+    out.print(f"refusals explained by the learned preconditions: {learned.explained}/{learned.inapplicable}")
+    for name, why in learned.not_strips.items():
+        err.print(f"not STRIPS: {name}: {why.reason} (e.g. {why.action})")
+    if pddl_out is not None:
+        atomic_write_text(pddl_out, learned.pddl_domain())
+    if compare is not None:
+        diffs = schema_differences(learned, domain_signature(parse_domain(read_pddl_file(compare, "domain"))))
+        out.print(f"the learned domain equals {compare}" if not diffs else "\n".join(diffs))
+
+
 def _domain_schemas(domain: Path | None) -> tuple[str, dict[str, int], dict[str, int], dict[str, Any]]:
     """(name, predicate arities, action arities, signature) of ``domain`` (default: Blocksworld)."""
     from planner.env.blocksworld import DOMAIN_PDDL
@@ -643,6 +727,7 @@ def import_logs(
 INPUT_ERRORS: tuple[type[Exception], ...] = (
     ConfigError, DomainError, ModelLoadError, UnknownActionError, ResumeError, CorruptLogError,
     FileWriteError, EnvironmentCheckError, TrainingDataError, CheckpointError, ContextOverflowError, FormatError,
+    SchemaError,
 )
 """Errors that mean "fix the input": exit code 2, like a usage error."""
 

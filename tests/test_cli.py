@@ -322,3 +322,19 @@ def test_env_errors_are_one_line(bw_files, capsys, tmp_path, args, match):
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("planner: error:")
     assert match.format(**fill) in lines[0]
+
+
+def test_collect_from_an_environment_and_infer_its_domain(bw_files, capsys, tmp_path):
+    domain, _ = bw_files(4, 0)
+    code, out, err = run(capsys, "collect", "--env", "blocksworld-v0", "--env-arg", "blocks=4",
+                         "--seeds", "train=0-3,test=100", "--out", tmp_path / "data")
+    assert code == 0, err
+    assert "train: 4 seeds" in out and (tmp_path / "data" / "test.jsonl").is_file()
+    code, out, err = run(capsys, "schema", tmp_path / "data" / "train.jsonl", "--compare", domain,
+                         "--pddl-out", tmp_path / "learned.pddl")
+    assert code == 0, err
+    assert f"the learned domain equals {domain}" in out
+    assert "(:action stack" in (tmp_path / "learned.pddl").read_text()
+    code, _, err = run(capsys, "collect", "--env", "blocksworld-v0", "--seeds", "train=0-3,bogus=9",
+                       "--out", tmp_path / "d2")
+    assert code == 2 and "bogus" in err

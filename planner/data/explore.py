@@ -34,16 +34,16 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Literal, TypeVar, get_args
 
-import structlog
 from pydantic import BaseModel, ConfigDict
 
 from planner.data.collect import Source, Split, TransitionRecord
 from planner.errors import ConfigError, EnvironmentStepError
 from planner.io import JsonlLog
+from planner.logs import get_logger
 from planner.protocols import Environment
 from planner.types import Action, FactGoal, State
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 Behaviour = Literal["random", "novelty", "probe"]
 """Exploration behaviours :func:`collect_from_env` can run (``"demo"`` comes from
