@@ -34,11 +34,10 @@ SUSSMAN = """\
   (:goal (and (on a b) (on b c))))
 """
 
-# 12 simulations: fewer than the 19 that exhaust this space, so selection still decides the tree.
 CASES: dict[str, tuple[SelectionPolicy, int, int]] = {  # selection, simulations, seed
-    "uct": (uct(), 12, 0),
-    "uct-explore": (uct(c=0.5), 12, 1),
-    "puct": (puct(), 12, 0),
+    "uct": (uct(), 60, 0),
+    "uct-explore": (uct(c=0.5), 60, 1),
+    "puct": (puct(), 60, 0),
 }
 
 
