@@ -250,12 +250,25 @@ class Agent:
         """Search from ``state`` with the configured algorithm (``tree``: an earlier search's tree
         to reuse; the search works on a copy of it)."""
         s = self.config.search
-        problem = SearchProblem.from_env(self.env, self.model, value=self.value, discount=s.discount)
+        problem = SearchProblem(model=self.model, goal=self.env.goal, actions=self._actions, value=self.value,
+                                discount=s.discount)
         budget = Budget(simulations=s.simulations, max_expansions=s.max_expansions, max_depth=s.max_depth,
                         time_limit_s=s.time_limit_s, beam_width=s.beam_width)
         if s.algorithm == "beam":
             return beam_search(problem, state, budget, tree=tree, seed=s.seed)
         return mcts(problem, state, budget, selection=self.selection, tree=tree, seed=s.seed)
+
+    def _actions(self, state: State) -> tuple[Action, ...]:
+        """The environment's candidate actions at ``state``, checked: an environment that raises
+        or answers anything but Actions is named (:class:`EnvironmentStepError`)."""
+        try:
+            actions = tuple(self.env.candidate_actions(state))
+        except (Exception, SystemExit) as exc:
+            raise EnvironmentStepError(f"environment candidate_actions() raised {type(exc).__name__}: {exc}") from exc
+        bad = next((a for a in actions if not isinstance(a, Action)), None)
+        if bad is not None:
+            raise EnvironmentStepError(f"environment candidate_actions() must return Actions, got {bad!r:.120}")
+        return actions
 
     # -- one episode ----------------------------------------------------------------------------
     def run(self, *, seed: int | None = None, episode: str | None = None,
@@ -282,7 +295,7 @@ class Agent:
     def _start(self, sink: JsonlLog | None, *, seed: int | None, episode: str | None) -> _Episode:
         started = time.perf_counter()
         invalid_before = self.model.stats.invalid
-        state, info = self.env.reset(seed=seed)
+        state, info = _checked_reset(self.env, seed)
         ep = _Episode(id=episode or new_episode_id(), sink=sink, state=state, started=started,
                       invalid_before=invalid_before)
         ep.emit("start", state=state.canonical(), goal=str(self.env.goal), seed=seed,
@@ -293,7 +306,7 @@ class Agent:
         stopped_by = "max_steps"
         try:
             stopped_by = self._loop(ep)
-        except (KeyboardInterrupt, SystemExit):
+        except KeyboardInterrupt:
             raise EpisodeInterrupted(self._end(ep, "interrupted")) from None
         except Exception as exc:
             result = self._end(ep, "error", error=f"{type(exc).__name__}: {exc}")
@@ -358,7 +371,9 @@ class Agent:
         ep.emit("act", index=index, action=action.name, imagined=imagined.canonical(), probe=probe)
         try:
             result: StepResult = self.env.step(action)
-        except Exception as exc:
+            if not isinstance(result, StepResult) or not isinstance(result.state, State):
+                raise TypeError(f"step() must return a StepResult holding a State, got {result!r:.120}")
+        except (Exception, SystemExit) as exc:  # user code: an exit is a failure, not an interrupt
             ep.emit("error", step=index, action=action.name, error=f"{type(exc).__name__}: {exc}")
             raise EnvironmentStepError(
                 f"environment raised at step {index} on action {action}: {type(exc).__name__}: {exc}"
@@ -395,7 +410,7 @@ class Agent:
         most likely applicable (untried ones first), until one changes the state or the
         probe budget is spent. Returns the step that changed the state, or ``None``."""
         state = ep.state
-        actions = [a for a in self.env.candidate_actions(state) if (state, a) not in ep.tried]
+        actions = [a for a in self._actions(state) if (state, a) not in ep.tried]
         if not actions or ep.probes >= self.max_probes:
             return None
         preds = self.model.predict_many(state, actions)
@@ -445,7 +460,7 @@ class Agent:
         start = _StartData.parse(path, mine[0])
         if seed is None:
             seed = start.seed
-        state, _ = self.env.reset(seed=seed)
+        state, _ = _checked_reset(self.env, seed)
         if state.canonical() != start.state:
             raise ResumeError(f"{path}: episode {episode_id} started from another state than this "
                               f"environment's start ({start.state!r:.120} vs {state.canonical()!r:.120})")
@@ -542,6 +557,17 @@ def _unfinished_episode(path: Path, events: list[EpisodeEvent]) -> str:
             return episode
     raise ResumeError(f"{path}: no unfinished episode to resume (the last one, {starts[-1]}, already ended "
                       f"with stopped_by {ended.get(starts[-1])!r})")
+
+
+def _checked_reset(env: Environment, seed: int | None) -> tuple[State, dict[str, Any]]:
+    """``env.reset(seed=seed)``, checked: :class:`EnvironmentStepError` naming what went wrong."""
+    try:
+        out = env.reset(seed=seed)
+    except (Exception, SystemExit) as exc:
+        raise EnvironmentStepError(f"environment reset(seed={seed}) raised {type(exc).__name__}: {exc}") from exc
+    if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[0], State) and isinstance(out[1], dict)):
+        raise EnvironmentStepError(f"environment reset(seed={seed}) must return (State, dict), got {out!r:.120}")
+    return out
 
 
 def _state_from_canonical(text: str, *, like: State) -> State:

@@ -265,10 +265,14 @@ def parse_env_args(items: list[str] | None) -> dict[str, Any]:
             raise ConfigError(f"--env-arg must look like key=value with a Python identifier as key, got {item!r}")
         if key in args:
             raise ConfigError(f"--env-arg {key} given twice ({args[key]!r} and {text!r})")
+        if key == "seed":
+            raise ConfigError("--env-arg seed=… is not an argument of the factory's own: use --seed")
         try:
             args[key] = json.loads(text)
         except ValueError:
             args[key] = text
+        except RecursionError:
+            raise ConfigError(f"--env-arg {key}: the JSON value nests too deeply") from None
     return args
 
 
@@ -447,6 +451,10 @@ def collect(
     split by problem (PDDL) or by seed (--env: only reset and step are used)."""
     from planner.data.collect import collect_blocksworld, collect_pddl
 
+    if env_name is not None and (domain is not None or problems):
+        raise ConfigError("give either --env or --domain/--problem, not both")
+    if env_name is None and demos is not None:
+        raise ConfigError("--demos needs --env (demonstrations are replayed in that environment)")
     if env_name is not None:
         _collect_env(out_dir, env_name, env_args, seeds=seeds, episodes_per_seed=episodes_per_seed,
                      max_steps=max_steps, behaviour=behaviour, demos=demos, seed=seed)
@@ -576,18 +584,32 @@ def eval_model(
         out.print(report.table())
 
 
+MAX_SEED = 2**32 - 1
+MAX_SEEDS_PER_SPLIT = 1_000_000
+
+
 def _parse_seed_ranges(text: str) -> dict[str, range]:
-    """``"train=0-99,val=1000-1019,test=2000-2049"`` → split → range (ends inclusive)."""
+    """``"train=0-99,val=1000-1019,test=2000-2049"`` → split → range (ends inclusive); seeds in
+    0..2**32-1, at most 1,000,000 a split, each split once."""
     out: dict[str, range] = {}
     for item in text.split(","):
         split, sep, span = item.partition("=")
         lo, _, hi = span.partition("-")
         try:
-            out[split.strip()] = range(int(lo), int(hi or lo) + 1)
+            first, last = int(lo), int(hi or lo)
         except ValueError:
             raise ConfigError(f"--seeds must look like train=0-99,test=1000-1049, got {item!r}") from None
+        name = split.strip()
         if not sep:
             raise ConfigError(f"--seeds must look like train=0-99,test=1000-1049, got {item!r}")
+        if name in out:
+            raise ConfigError(f"--seeds names split {name!r} twice")
+        if not 0 <= first <= last <= MAX_SEED:
+            raise ConfigError(f"--seeds {item!r}: a range runs from a lower to a higher seed within 0..{MAX_SEED}")
+        if last - first + 1 > MAX_SEEDS_PER_SPLIT:
+            raise ConfigError(
+                f"--seeds {item!r}: {last - first + 1:,} seeds, more than {MAX_SEEDS_PER_SPLIT:,} a split")
+        out[name] = range(first, last + 1)
     return out
 
 
@@ -595,15 +617,14 @@ def _collect_env(out_dir: Path, env_name: str, env_args: list[str] | None, *, se
                  max_steps: int, behaviour: list[str] | None, demos: Path | None, seed: int) -> None:
     """``planner collect --env``: explore an environment through reset and step only."""
     from planner.data.explore import BEHAVIOURS, collect_from_env
+    from planner.env.registry import make
 
-    demonstrations = None
-    if demos is not None:
-        try:
-            demonstrations = {int(k): list(v) for k, v in json.loads(demos.read_text()).items()}
-        except (OSError, ValueError, AttributeError, TypeError) as exc:
-            raise ConfigError(f"--demos {demos}: not a JSON object of seed -> action list ({exc})") from None
+    kwargs = parse_env_args(env_args)
+    make(env_name, seed=_parse_seed_ranges(seeds).popitem()[1][0], **kwargs)  # a bad name or argument: exit 2 now
+
+    demonstrations = None if demos is None else _read_demos(demos)
     with err.status(f"exploring {env_name}…"):
-        stats = collect_from_env(lambda s: make_env(env_name, env_args, seed=s), out_dir=out_dir,
+        stats = collect_from_env(lambda s: make(env_name, seed=s, **kwargs), out_dir=out_dir,
                                  seeds=cast(Any, _parse_seed_ranges(seeds)),  # split names checked there
                                  episodes_per_seed=episodes_per_seed, max_steps=max_steps,
                                  behaviours=cast(Any, tuple(behaviour or BEHAVIOURS)),  # likewise behaviours
@@ -611,6 +632,41 @@ def _collect_env(out_dir: Path, env_name: str, env_args: list[str] | None, *, se
     for split, st in stats.items():
         out.print(f"{split:>5}: {st.seeds} seeds, {st.episodes} episodes, {st.transitions} transitions "
                   f"({st.applicable} applicable, {st.done} reaching the goal) -> {out_dir / (split + '.jsonl')}")
+
+
+def _read_demos(path: Path) -> dict[int, list[str]]:
+    """``--demos``: a JSON object of seed → list of action names (:class:`ConfigError` naming the
+    file and what is wrong)."""
+    shape = 'a JSON object {"SEED": ["(action a)", ...]}'
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"--demos {path}: cannot read it ({exc})") from None
+    except (ValueError, RecursionError):
+        raise ConfigError(f"--demos {path}: not JSON (or nested too deeply); expected {shape}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"--demos {path}: expected {shape}, got a JSON {type(data).__name__}")
+    out: dict[int, list[str]] = {}
+    for key, actions in data.items():
+        try:
+            seed = int(key)
+        except ValueError:
+            raise ConfigError(f"--demos {path}: key {key!r} is not a seed (a whole number)") from None
+        if not isinstance(actions, list) or not all(isinstance(a, str) for a in actions):
+            raise ConfigError(f"--demos {path}: seed {key} must map to a list of action names (strings), "
+                              f"got {json.dumps(actions)[:120]}")
+        out[seed] = actions
+    return out
+
+
+def _distinct_from_inputs(flag: str, output: Path | None, inputs: list[Path]) -> None:
+    """Refuse an output path that is one of the inputs: writing it would destroy what is read."""
+    if output is None:
+        return
+    target = output.resolve()
+    for path in inputs:
+        if path.exists() and path.resolve() == target:
+            raise ConfigError(f"{flag} {output} is also an input; write somewhere else")
 
 
 @app.command()
@@ -628,9 +684,10 @@ def schema(
     from planner.world.signature import domain_signature
 
     _check_output("--pddl-out", pddl_out)
+    _distinct_from_inputs("--pddl-out", pddl_out, logs)
     for path in logs:
         if not path.is_file():
-            raise ConfigError(f"transition log not found: {path}")
+            raise ConfigError(f"transition log {path} " + ("is not a file" if path.exists() else "not found"))
     learned = infer_schema([r for path in logs for r in read_records(path)])
     out.print(json.dumps(learned.model_dump(mode="json"), indent=2))
     out.print(f"refusals explained by the learned preconditions: {learned.explained}/{learned.inapplicable}")
@@ -639,7 +696,8 @@ def schema(
     if pddl_out is not None:
         atomic_write_text(pddl_out, learned.pddl_domain())
     if compare is not None:
-        diffs = schema_differences(learned, domain_signature(parse_domain(read_pddl_file(compare, "domain"))))
+        diffs = schema_differences(learned, domain_signature(parse_domain(read_pddl_file(compare, "domain"),
+                                                                          source=str(compare))))
         out.print(f"the learned domain equals {compare}" if not diffs else "\n".join(diffs))
 
 
@@ -688,6 +746,7 @@ def export_logs(
     from planner.data.formats import parse_format, write_trajectories
 
     _check_output("--out", out_path)
+    _distinct_from_inputs("--out", out_path, logs)
     records: list[TransitionRecord] = []
     for log in logs:
         if not log.is_file():
@@ -712,6 +771,7 @@ def import_logs(
     from planner.io import JsonlLog
 
     _check_output("--out", out_path)
+    _distinct_from_inputs("--out", out_path, files)
     fmt_name = None if fmt is None else parse_format(fmt.value)
     records: list[TransitionRecord] = []
     for path in files:

@@ -338,3 +338,57 @@ def test_collect_from_an_environment_and_infer_its_domain(bw_files, capsys, tmp_
     code, _, err = run(capsys, "collect", "--env", "blocksworld-v0", "--seeds", "train=0-3,bogus=9",
                        "--out", tmp_path / "d2")
     assert code == 2 and "bogus" in err
+
+
+def test_outputs_never_overwrite_inputs(capsys, tmp_path):
+    from planner.data.collect import collect_blocksworld
+
+    collect_blocksworld(tmp_path / "data", blocks=[3], seed=0, problems={"train": 1, "val": 0, "test": 0})
+    log = tmp_path / "data" / "train.jsonl"
+    before = log.read_bytes()
+    for args in (["schema", log, "--pddl-out", log], ["export", log, "--format", "openai", "--out", log],
+                 ["import", log, "--out", log]):
+        code, _, err = run(capsys, *args)
+        assert code == 2 and "is also an input" in err
+    assert log.read_bytes() == before
+
+
+@pytest.mark.parametrize(("args", "match"), [
+    (["--seeds", "train=5-1"], "from a lower to a higher seed"),
+    (["--seeds", "train=0-4294967296"], "within 0..4294967295"),
+    (["--seeds", "train=0-2000000"], "more than 1,000,000"),
+    (["--seeds", "train=0-1,train=2-3"], "twice"),
+    (["--seeds", "train=0-1", "--env-arg", "seed=3"], "use --seed"),
+    (["--seeds", "train=0-1", "--domain", "/dev/null"], "not both"),
+])
+def test_collect_env_request_errors(capsys, tmp_path, args, match):
+    code, _, err = run(capsys, "collect", "--env", "blocksworld-v0", "--out", tmp_path / "c", *args)
+    assert code == 2 and match in err, err
+
+
+def test_demonstrations_are_checked(capsys, tmp_path):
+    bad = tmp_path / "demos.json"
+    for text, match in (('{"0": [5]}', "list of action names"), ('{"x": []}', "not a seed"),
+                        ("[" * 100000, "not JSON"), ('"x"', "expected a JSON object")):
+        bad.write_text(text)
+        code, _, err = run(capsys, "collect", "--env", "blocksworld-v0", "--seeds", "train=0", "--demos", bad,
+                           "--out", tmp_path / "c")
+        assert code == 2 and match in err, err
+    code, _, err = run(capsys, "collect", "--demos", bad, "--out", tmp_path / "c")
+    assert code == 2 and "--demos needs --env" in err
+
+
+def test_user_environment_code_that_exits_is_a_failure_not_an_interrupt(capsys, tmp_path):
+    factory = tmp_path / "envs.py"
+    factory.write_text(
+        "import sys\n"
+        "def exits(seed=0):\n    raise SystemExit(0)\n"
+        "def garbage(seed=0):\n"
+        "    class E:\n"
+        "        goal = None\n"
+        "        def reset(self, *, seed=None):\n            return 'garbage'\n"
+        "        def step(self, action):\n            raise SystemExit(0)\n"
+        "        def candidate_actions(self, state):\n            return []\n"
+        "    return E()\n")
+    code, _, err = run(capsys, "solve", "--env", f"{factory}:exits", "--oracle")
+    assert code == 2 and "SystemExit" in err

@@ -193,7 +193,7 @@ def load_module(path: Path) -> ModuleType:
     except OSError as exc:
         sys.modules.pop(module_name, None)
         raise ConfigError(f"cannot read environment file {path}: {exc.strerror or exc}") from None
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # user code: an exit is a failure to load, not ours
         sys.modules.pop(module_name, None)
         raise EnvironmentCheckError([f"loading {path} raised {_last_line(exc)}"]) from exc
     return module
@@ -212,7 +212,7 @@ def _build(factory: EnvFactory, source: str, *, seed: int, kwargs: dict[str, Any
         env = factory(seed=seed, **kwargs)
     except PlannerError:
         raise
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         raise EnvironmentCheckError([f"{call} raised {_last_line(exc)}"]) from exc
     check_protocol(env, source=call)
     return env
