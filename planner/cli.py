@@ -670,6 +670,55 @@ def _distinct_from_inputs(flag: str, output: Path | None, inputs: list[Path]) ->
 
 
 @app.command()
+def synth(
+    env_name: Annotated[str, typer.Option("--env", help=ENV_HELP)],
+    out_path: Annotated[Path, typer.Option("--out", help="Transition log (JSONL) to append the synthetic records to.")],
+    model: Annotated[Path | None, typer.Option(help="GGUF world model to imagine with (a PDDL environment).")] = None,
+    oracle: Annotated[bool, typer.Option(
+        "--oracle", help="Imagine with the exact model (the environment's simulate).")] = False,
+    env_args: Annotated[list[str] | None, typer.Option("--env-arg", help=ENV_ARG_HELP)] = None,
+    seeds: Annotated[str, typer.Option(help="Environment seeds, e.g. 0-9 (ends inclusive).")] = "0-9",
+    episodes: Annotated[int, typer.Option("--episodes", help="Synthetic trajectories per seed.")] = 1,
+    max_steps: Annotated[int, typer.Option(help="Most imagined steps per trajectory.")] = 20,
+    policy: Annotated[str, typer.Option(help="random or greedy (highest predicted goal progress).")] = "random",
+    anchor_every: Annotated[int | None, typer.Option(
+        help="Replace the imagined state by the real one every this many steps (default: never).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the policy's random choices.")] = 0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the report as one JSON object.")] = False,
+) -> None:
+    """Roll a policy out inside the world model only, append the imagined trajectories (marked
+    synthetic) to a log, replay each in the real environment and report the consistency ratio."""
+    from planner.data.synth import synthesize
+    from planner.env.registry import make
+
+    if oracle == (model is not None):
+        raise ConfigError("choose one of --oracle and --model PATH.gguf")
+    if model is not None and not model.is_file():
+        raise ConfigError(f"--model {model}: no such file")
+    _check_output("--out", out_path)
+    span = _parse_seed_ranges(f"synth={seeds}")["synth"]
+    kwargs = parse_env_args(env_args)
+    check_model_fits("oracle" if oracle else "gguf", make(env_name, seed=span[0], **kwargs))  # exit 2 now
+
+    def model_for(env: Environment) -> WorldModel:
+        if oracle:
+            return OracleWorldModel(env)  # type: ignore[arg-type]  # a Simulator, checked above
+        from planner.world.factory import load_gguf_world_model
+
+        return load_gguf_world_model(env, path=model)
+
+    with err.status(f"imagining in {env_name}…"):
+        report = synthesize(lambda s: make(env_name, seed=s, **kwargs), model_for, seeds=span,
+                            episodes_per_seed=episodes, max_steps=max_steps,
+                            policy=cast(Any, policy),  # checked there
+                            anchor_every=anchor_every, out_path=out_path, seed=seed)
+    if json_out:
+        print(json.dumps(_finite(report.model_dump())))
+    else:
+        out.print(f"{report.line()} -> {out_path}")
+
+
+@app.command()
 def schema(
     logs: Annotated[list[Path], typer.Argument(help="Transition logs (JSONL).")],
     pddl_out: Annotated[Path | None, typer.Option("--pddl-out", help="Write the learned PDDL domain here.")] = None,

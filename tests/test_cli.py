@@ -392,3 +392,13 @@ def test_user_environment_code_that_exits_is_a_failure_not_an_interrupt(capsys, 
         "    return E()\n")
     code, _, err = run(capsys, "solve", "--env", f"{factory}:exits", "--oracle")
     assert code == 2 and "SystemExit" in err
+
+
+def test_synth_reports_the_consistency_ratio(capsys, tmp_path):
+    code, out, err = run(capsys, "synth", "--env", "blocksworld-v0", "--env-arg", "blocks=4", "--oracle",
+                         "--seeds", "0-3", "--policy", "greedy", "--out", tmp_path / "syn.jsonl", "--json")
+    report = json.loads(out.strip().splitlines()[-1])
+    assert code == 0, err
+    assert report["episodes"] == 4 and report["consistency"] == 1.0 and report["steps"] > 0
+    code, _, err = run(capsys, "synth", "--env", "blocksworld-v0", "--out", tmp_path / "s2.jsonl")
+    assert code == 2 and "--oracle" in err

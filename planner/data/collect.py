@@ -28,7 +28,7 @@ from planner.types import Action, State
 from planner.world.oracle import OracleWorldModel
 
 Split = Literal["train", "val", "test"]
-Source = Literal["random", "plan", "novelty", "probe", "demo"]
+Source = Literal["random", "plan", "novelty", "probe", "demo", "synthetic"]
 """The behaviour that produced a record: ``random`` walks and goal-directed ``plan`` episodes
 (this module); ``novelty`` walks, ``probe`` episodes and replayed ``demo`` plans
 (:mod:`planner.data.explore`)."""
