@@ -69,28 +69,31 @@ def build_model(config: PlannerConfig, env: Environment) -> WorldModel:
     """
     m = config.model
     model: WorldModel
-    check_model_fits(m.kind, env)
+    check_model_fits(m.kind, env, path=m.path)
     if m.kind == "oracle":
         model = OracleWorldModel(env)  # type: ignore[arg-type]  # a Simulator, checked above
     else:
-        assert isinstance(env, PDDLEnvironment)
         from planner.world.factory import load_gguf_world_model
 
+        extra = {} if isinstance(env, PDDLEnvironment) else {"reset_seed": config.search.seed}
         model = load_gguf_world_model(env, path=m.path, n_ctx=m.n_ctx, n_threads=m.n_threads,
-                                      n_gpu_layers=m.n_gpu_layers)
+                                      n_gpu_layers=m.n_gpu_layers, **extra)
     if m.cache_size > 0:
         model = CachedWorldModel(model, maxsize=m.cache_size)
     return model
 
 
-def check_model_fits(kind: str, env: Environment) -> None:
-    """:class:`ConfigError` (one line) when a model of ``kind`` cannot plan in ``env``."""
+def check_model_fits(kind: str, env: Environment, *, path: Path | None = None) -> None:
+    """:class:`ConfigError` (one line) when a model of ``kind`` cannot plan in ``env``: the
+    exact model needs ``simulate``; a GGUF model (``path``: the file named, ``None``: the
+    shipped default) needs a PDDL environment unless the file is named (a learned model)."""
     if kind == "oracle" and not isinstance(env, Simulator):
         raise ConfigError(f"--oracle needs an environment with simulate(state, action); "
                           f"{type(env).__name__} has none")
-    if kind != "oracle" and not isinstance(env, PDDLEnvironment):
+    if kind != "oracle" and path is None and not isinstance(env, PDDLEnvironment):
         raise ConfigError(f"a GGUF world model needs a PDDL environment today, got {type(env).__name__}; "
-                          "use --oracle with an environment that has simulate(), or a PDDL problem")
+                          "name a learned one with --model DIR/model-q8_0.gguf (planner learn --env … --out DIR), "
+                          "or use --oracle with an environment that has simulate()")
 
 
 def env_label(env: Environment, fallback: str) -> str:
@@ -351,7 +354,7 @@ def solve(
         model=dict(kind=kind, path=model, n_threads=threads, n_gpu_layers=gpu_layers),
     )
     env, label = select_env(domain, problem, env_name, env_args, seed=0 if seed is None else seed)
-    check_model_fits(cfg.model.kind, env)
+    check_model_fits(cfg.model.kind, env, path=cfg.model.path)
     name = "oracle" if cfg.model.kind == "oracle" else str(cfg.model.path or "default")
     result = run_episode(env, cfg, log=log, tree=tree, as_json=as_json, model_name=name, resume=resume,
                          label=label)
@@ -410,7 +413,7 @@ def _demo_env(env_name: str, env_args: list[str] | None, *, blocks: int | None, 
         raise ConfigError(f"--blocks {blocks} is for the generated Blocksworld problem; with --env give "
                           "--env-arg blocks=N (blocksworld-v0) instead")
     env = make_env(env_name, env_args, seed=seed)
-    check_model_fits(kind, env)
+    check_model_fits(kind, env, path=model)
     cfg = PlannerConfig().updated(search=dict(algorithm=search, seed=seed), model=dict(kind=kind, path=model))
     if not as_json:
         start, _ = env.reset(seed=seed)
@@ -541,6 +544,43 @@ def train(
               f"{summary['train_seconds']:.0f} s")
     out.print(f"wrote {report['f32']} and {report['q8_0']} ({report['q8_0_bytes'] / 1e6:.2f} MB); "
               f"Q8_0 agrees with F32 on {report['agreement']:.2%} of {report['checked']} predictions")
+
+
+@app.command()
+def learn(
+    env_name: Annotated[str, typer.Option("--env", help=ENV_HELP)],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the data, the model and its card.")],
+    env_args: Annotated[list[str] | None, typer.Option("--env-arg", help=ENV_ARG_HELP)] = None,
+    minutes: Annotated[float, typer.Option(help="Time budget of the whole pipeline (minutes).")] = 10.0,
+    seeds: Annotated[str, typer.Option(help="Environment seeds per split (disjoint).")
+                     ] = "train=0-99,val=1000-1019,test=2000-2049",
+    seed: Annotated[int, typer.Option(help="Seed of exploration, weights and batches.")] = 0,
+    steps: Annotated[int | None, typer.Option(help="Training steps (default: from --minutes).")] = None,
+    episodes_per_seed: Annotated[int, typer.Option(help="Exploration episodes per seed.")] = 3,
+    max_steps: Annotated[int, typer.Option(help="Most tries per exploration episode.")] = 60,
+) -> None:
+    """Learn a world model of an environment from interaction alone: collect, infer the
+    vocabulary, train, quantize to Q8_0, measure fidelity on held-out seeds, write
+    DIR/model-q8_0.gguf and DIR/README.md (needs the `train` extra: torch)."""
+    import shlex
+
+    from planner.env.registry import make
+    from planner.learn import learn as run_learn
+
+    kwargs = parse_env_args(env_args)
+    ranges = _parse_seed_ranges(seeds)
+    make(env_name, seed=next(iter(ranges.values()))[0], **kwargs)  # a bad name or argument: exit 2 now
+    argv = ["planner", "learn", "--env", env_name, *[a for item in env_args or [] for a in ("--env-arg", item)],
+            "--out", str(out_dir), "--minutes", f"{minutes:g}", "--seeds", seeds, "--seed", str(seed),
+            *(["--steps", str(steps)] if steps is not None else []),
+            "--episodes-per-seed", str(episodes_per_seed), "--max-steps", str(max_steps)]
+    report = run_learn(lambda s: make(env_name, seed=s, **kwargs), out_dir=out_dir, seeds=ranges, minutes=minutes,
+                       seed=seed, domain_name=Path(env_name.split(":")[0]).stem,
+                       progress=lambda line: err.print(line, markup=False), steps=steps,
+                       episodes_per_seed=episodes_per_seed, max_steps=max_steps, command=shlex.join(argv))
+    out.print(report.fidelity.table())
+    out.print(f"model {report.model} ({report.params:,} parameters, {report.steps} steps in "
+              f"{report.train_seconds:.0f} s); card {report.card}; total {report.total_seconds:.0f} s")
 
 
 @app.command("eval-model")
@@ -698,7 +738,7 @@ def synth(
     _check_output("--out", out_path)
     span = _parse_seed_ranges(f"synth={seeds}")["synth"]
     kwargs = parse_env_args(env_args)
-    check_model_fits("oracle" if oracle else "gguf", make(env_name, seed=span[0], **kwargs))  # exit 2 now
+    check_model_fits("oracle" if oracle else "gguf", make(env_name, seed=span[0], **kwargs), path=model)  # exit 2 now
 
     def model_for(env: Environment) -> WorldModel:
         if oracle:

@@ -402,3 +402,20 @@ def test_synth_reports_the_consistency_ratio(capsys, tmp_path):
     assert report["episodes"] == 4 and report["consistency"] == 1.0 and report["steps"] > 0
     code, _, err = run(capsys, "synth", "--env", "blocksworld-v0", "--out", tmp_path / "s2.jsonl")
     assert code == 2 and "--oracle" in err
+
+
+@pytest.mark.parametrize(("args", "match"), [
+    (["--env", "no-such-env-v0"], "no-such-env-v0"),
+    (["--env", "blocksworld-v0", "--minutes", "0"], "minutes must lie"),
+    (["--env", "blocksworld-v0", "--seeds", "train=0-3"], "missing"),
+])
+def test_learn_request_errors_are_one_line(capsys, tmp_path, args, match):
+    pytest.importorskip("torch")
+    code, _, err = run(capsys, "learn", "--out", tmp_path / "out", *args)
+    assert code == 2 and match in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out" / "model-q8_0.gguf").exists()
+
+
+def test_a_non_pddl_environment_may_plan_with_a_named_model_only(capsys, tmp_path):
+    code, _, err = run(capsys, "solve", "--env", f"{CELL}:make_cell")
+    assert code == 2 and "--model DIR/model-q8_0.gguf" in err

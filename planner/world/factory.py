@@ -169,15 +169,24 @@ def default_model_path(domain: str) -> Path:
 
 def load_gguf_world_model(env: Any, *, path: str | Path | None = None, **kwargs: Any) -> WorldModel:
     """The GGUF world model at ``path`` (``None``: the shipped model for the domain's signature)
-    for ``env``, a :class:`~planner.env.pddl.PDDLEnvironment`; ``kwargs`` go to
+    for ``env``: a :class:`~planner.env.pddl.PDDLEnvironment` (signature and vocabulary checked
+    against its domain), or any environment with symbolic states when ``path`` is given (see
+    :func:`bind_environment_model`; ``reset_seed`` is its keyword); other ``kwargs`` go to
     :class:`~planner.world.llama.LlamaWorldModel` (``n_ctx``, ``n_threads``, ``n_gpu_layers``,
     …; ``on_invalid`` defaults to ``"reject"``, as the planner uses a model).
 
     Raises :class:`ModelLoadError` naming the path and the cause; for a model that records
     the signature of its domain, the cause names how the problem's domain differs from it.
     """
+    from planner.env.pddl import PDDLEnvironment
     from planner.world.llama import LlamaWorldModel
 
+    if not isinstance(env, PDDLEnvironment):
+        if path is None:
+            raise ModelLoadError(f"no shipped world model for {type(env).__name__}, an environment without a PDDL "
+                                 "domain: name a learned one (planner learn writes DIR/model-q8_0.gguf)")
+        return bind_environment_model(path, env, **kwargs)
+    kwargs.pop("reset_seed", None)
     task = env.task
     signature = domain_signature(task.domain)
     if path is None:
@@ -186,3 +195,74 @@ def load_gguf_world_model(env: Any, *, path: str | Path | None = None, **kwargs:
         check_model_signature(path, signature, domain_name=task.domain_name)
     kwargs.setdefault("on_invalid", "reject")
     return LlamaWorldModel.for_environment(path, env, **kwargs)
+
+
+def _arities_of(texts: Sequence[str], what: str, path: str | Path) -> dict[str, int]:
+    """name → arity of Lisp forms; :class:`VocabularyError` naming one used with two arities."""
+    from planner.data.explore import parse_atom
+    from planner.errors import VocabularyError
+
+    found: dict[str, int] = {}
+    for text in texts:
+        name, args = parse_atom(text)
+        if found.setdefault(name, len(args)) != len(args):
+            raise VocabularyError(f"{path}: the environment uses {what} {name} with {found[name]} and "
+                                  f"{len(args)} arguments ({text})")
+    return found
+
+
+def environment_vocabulary_problems(info: ModelInfo, *, facts: Sequence[str], actions: Sequence[str],
+                                    objects: Sequence[str]) -> list[str]:
+    """What the model ``info`` describes cannot write of a problem, one finding each: predicates
+    and actions it does not know (by name and arity) and more objects than its placeholders.
+    Empty when it can write all of it."""
+    problems: list[str] = []
+    for what, have, texts in (("predicate", info.predicates, facts), ("action", info.actions, actions)):
+        for name, arity in sorted(_arities_of(texts, what, info.path).items()):
+            if name not in have:
+                problems.append(f"unknown {what} {name}/{arity}")
+            elif have[name] != arity:
+                problems.append(f"{what} {name} has {arity} arguments here but {have[name]} in the model")
+    if len(objects) > info.max_objects:
+        problems.append(f"{len(objects)} objects ({', '.join(objects)}), more than the model's {info.max_objects}")
+    return problems
+
+
+def bind_environment_model(path: str | Path, env: Any, *, reset_seed: int = 0, **kwargs: Any) -> WorldModel:
+    """The fact-delta GGUF model at ``path`` bound to ``env``, any environment with symbolic
+    states (a learned model: ``planner learn``).
+
+    The problem is read from ``env.reset(seed=reset_seed)``: objects are those named in the
+    start state's facts, the goal's and the candidate actions
+    (:func:`planner.data.explore.objects_of`); the goal is ``env.goal`` when a
+    :class:`~planner.types.FactGoal` (else an empty one: the model never judges ``done``). The
+    environment's signature is unknown, so a signature recorded in the model is not compared.
+    ``kwargs`` go to :class:`~planner.world.llama.LlamaWorldModel` (``on_invalid`` defaults to
+    ``"reject"``).
+
+    Raises :class:`ModelLoadError` for a file that is not a fact-delta model, and
+    :class:`~planner.errors.VocabularyError` naming every predicate and action (name/arity) the
+    model does not know and an object count above its placeholders.
+    """
+    from planner.data.explore import objects_of
+    from planner.errors import VocabularyError
+    from planner.types import FactGoal
+    from planner.world.llama import LlamaWorldModel, _check_codec
+
+    info = read_model_info(path)
+    _check_codec(info)
+    state, _ = env.reset(seed=reset_seed)
+    if not state.is_symbolic:
+        raise ModelLoadError(f"{path}: a fact-delta model needs symbolic states, but {type(env).__name__}.reset() "
+                             f"gave text ({state.text!r:.60})")
+    goal = env.goal if isinstance(env.goal, FactGoal) else FactGoal(frozenset())
+    actions = list(env.candidate_actions(state))
+    facts = sorted({*state.facts, *goal.facts})
+    objects = objects_of(facts, actions)
+    problems = environment_vocabulary_problems(info, facts=facts, actions=[a.name for a in actions],
+                                               objects=objects)
+    if problems:
+        raise VocabularyError(f"{path} (trained on {info.domain!r}) cannot serve {type(env).__name__}",
+                              problems=problems)
+    kwargs.setdefault("on_invalid", "reject")
+    return LlamaWorldModel(path, objects=objects, goal=goal, state=state, actions=actions, **kwargs)

@@ -1,0 +1,115 @@
+"""``planner learn``: from an environment to a Q8_0 world model and its card, and planning with it."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from planner.cli import main
+from planner.env.registry import make
+from planner.errors import ConfigError, ModelLoadError, VocabularyError
+from planner.types import Action, FactGoal, State
+from planner.world.factory import bind_environment_model, load_gguf_world_model
+
+SEEDS = "train=0-5,val=100-101,test=200-202"
+
+
+def run(capsys, *args):
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def learned(tmp_path_factory) -> Path:
+    """A tiny Blocksworld model learned through the command line (40 training steps)."""
+    pytest.importorskip("torch")
+    out = tmp_path_factory.mktemp("learn") / "bw3"
+    code = main(["learn", "--env", "blocksworld-v0", "--env-arg", "blocks=3", "--out", str(out),
+                 "--seeds", SEEDS, "--steps", "40", "--episodes-per-seed", "2", "--max-steps", "30"])
+    assert code == 0
+    return out
+
+
+def test_learn_writes_the_model_and_its_card(learned):
+    assert (learned / "model-q8_0.gguf").is_file() and (learned / "model-f32.gguf").is_file()
+    card = (learned / "README.md").read_text()
+    assert "next EM" in card and "precond" in card  # the fidelity table
+    assert "planner learn --env blocksworld-v0 --env-arg blocks=3" in card and "--steps 40" in card
+    assert "| train | 6 |" in card and "| test | 3 |" in card
+    assert all((learned / "data" / f"{s}.jsonl").is_file() for s in ("train", "val", "test"))
+
+
+def test_learned_model_binds_and_plans_from_the_command_line(learned, capsys):
+    env = make("blocksworld-v0", seed=5, blocks=3)
+    model = load_gguf_world_model(env, path=learned / "model-q8_0.gguf")
+    state, _ = env.reset(seed=5)
+    assert model.predict_many(state, list(env.candidate_actions(state)))
+    code, out, err = run(capsys, "solve", "--env", "blocksworld-v0", "--env-arg", "blocks=3", "--seed", "5",
+                         "--model", learned / "model-q8_0.gguf", "--max-steps", "6", "--json")
+    assert code in (0, 1), err
+    assert json.loads(out.strip().splitlines()[-1])["model"].endswith("model-q8_0.gguf")
+
+
+class Renamed:
+    """Blocksworld seen through other names: a predicate and more objects the model lacks."""
+
+    def __init__(self, facts: set[str], actions: list[str]) -> None:
+        self.facts, self.actions = frozenset(facts), actions
+
+    @property
+    def goal(self) -> FactGoal:
+        return FactGoal(frozenset({"(on a b)"}))
+
+    def reset(self, *, seed=None):
+        return State(self.facts), {}
+
+    def candidate_actions(self, state):
+        return [Action(a) for a in self.actions]
+
+    def step(self, action):  # pragma: no cover - binding never steps
+        raise NotImplementedError
+
+
+def test_binding_names_an_unknown_predicate(learned):
+    env = Renamed({"(clear a)", "(glowing a)", "(handempty)"}, ["(pick-up a)"])
+    with pytest.raises(VocabularyError, match=r"unknown predicate glowing/1"):
+        bind_environment_model(learned / "model-q8_0.gguf", env)
+
+
+def test_binding_names_too_many_objects(learned):
+    blocks = "abcdefgh"
+    env = Renamed({f"(clear {b})" for b in blocks} | {"(handempty)"}, [f"(pick-up {b})" for b in blocks])
+    with pytest.raises(VocabularyError, match=r"8 objects .* more than the model's 3"):
+        bind_environment_model(learned / "model-q8_0.gguf", env)
+
+
+def test_a_non_pddl_environment_needs_a_named_model():
+    env = make(str(Path(__file__).parents[1] / "examples" / "automation_cell.py") + ":make_cell", seed=0)
+    with pytest.raises(ModelLoadError, match="name a learned one"):
+        load_gguf_world_model(env)
+
+
+def test_learn_without_torch_says_how_to_install_it(monkeypatch, tmp_path):
+    from planner.learn import learn
+
+    monkeypatch.setitem(sys.modules, "planner.training.train", None)
+    with pytest.raises(ConfigError, match=r"pip install -e '\.\[train\]'"):
+        learn(lambda s: make("blocksworld-v0", seed=s, blocks=3), out_dir=tmp_path, minutes=1)
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"minutes": 0}, "minutes must lie"),
+    ({"seeds": {"train": range(0, 2)}}, "missing"),
+    ({"steps": 0}, "steps must be at least 1"),
+])
+def test_learn_request_errors_name_the_value(tmp_path, kwargs, match):
+    pytest.importorskip("torch")
+    from planner.learn import learn
+
+    with pytest.raises(ConfigError, match=match):
+        learn(lambda s: make("blocksworld-v0", seed=s, blocks=3), out_dir=tmp_path, **kwargs)
