@@ -95,6 +95,20 @@ def make_cell(seed: int = 0, *, parts: int = 2) -> AutomationCell:
     return AutomationCell(tuple(f"p{i + 1}" for i in range(parts)))
 
 
+def make_cells(seed: int = 0, *, min_parts: int = 1, max_parts: int = 4) -> AutomationCell:
+    """A family of cells for learning and held-out evaluation: the seed picks how many parts
+    (``min_parts``..``max_parts``) and their names (from p1..p9), so different seeds are
+    different problems. Use it as ``--env examples/automation_cell.py:make_cells``."""
+    import random
+
+    if not 1 <= min_parts <= max_parts <= 9:
+        raise ConfigError(f"need 1 <= min_parts <= max_parts <= 9, got {min_parts!r}..{max_parts!r}")
+    rng = random.Random(seed)
+    count = rng.randint(min_parts, max_parts)
+    names = sorted(rng.sample([f"p{i}" for i in range(1, 10)], count))
+    return AutomationCell(tuple(names))
+
+
 def main() -> None:
     env = AutomationCell(("p1", "p2"))
     check_env(env)  # fails loudly if the protocol is broken
