@@ -37,7 +37,7 @@ from typing import Literal, TypeVar, get_args
 from pydantic import BaseModel, ConfigDict
 
 from planner.data.collect import Source, Split, TransitionRecord
-from planner.errors import ConfigError, EnvironmentStepError
+from planner.errors import ConfigError, EnvironmentStepError, PlannerError
 from planner.io import JsonlLog
 from planner.logs import get_logger
 from planner.protocols import Environment
@@ -255,6 +255,18 @@ def _replay(ep: _Episode, plan: Sequence[str], *, max_steps: int) -> None:
             log.warning("demonstration step refused", seed=ep.seed, step=ep.step_no - 1, action=name)
 
 
+def build_environment(make_env: Callable[[int], Environment], seed: int) -> Environment:
+    """``make_env(seed)``; a planner error passes through, anything else the factory raises is
+    an :class:`EnvironmentStepError` naming the seed."""
+    try:
+        return make_env(seed)
+    except PlannerError:
+        raise
+    except Exception as exc:
+        raise EnvironmentStepError(f"building the environment of seed {seed} raised: "
+                                   f"{type(exc).__name__}: {exc}") from exc
+
+
 def collect_from_env(
     make_env: Callable[[int], Environment],
     *,
@@ -295,11 +307,7 @@ def collect_from_env(
         counts: Counter[str] = Counter()
         with JsonlLog(out / f"{split}.jsonl", fsync=False) as sink:
             for env_seed in seed_range:
-                try:
-                    env = make_env(env_seed)
-                except Exception as exc:
-                    raise EnvironmentStepError(f"building the environment of seed {env_seed} raised: "
-                                               f"{type(exc).__name__}: {exc}") from exc
+                env = build_environment(make_env, env_seed)
                 counts["seeds"] += 1
                 for k in range(episodes_per_seed):
                     behaviour = behaviours[k % len(behaviours)]

@@ -39,7 +39,7 @@ from typing import Literal, TypeVar, get_args
 from pydantic import BaseModel, ConfigDict
 
 from planner.data.collect import Split, TransitionRecord
-from planner.data.explore import objects_of
+from planner.data.explore import build_environment, objects_of
 from planner.env.base import StepResult
 from planner.errors import ConfigError, EnvironmentStepError
 from planner.io import JsonlLog
@@ -196,11 +196,7 @@ def synthesize(
     counts = {"episodes": 0, "steps": 0, "confirmed": 0, "agreeing": 0, "anchors": 0, "corrections": 0}
     with JsonlLog(out_path, fsync=False) as sink:
         for env_seed in seeds:
-            try:
-                env = make_env(env_seed)
-            except Exception as exc:
-                raise EnvironmentStepError(f"building the environment of seed {env_seed} raised: "
-                                           f"{type(exc).__name__}: {exc}") from exc
+            env = build_environment(make_env, env_seed)
             model = model_for(env)
             real = _Real(env, env_seed)
             start = real.reset(" (start state)")
