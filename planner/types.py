@@ -7,7 +7,7 @@ PDDL's Lisp notation, e.g. ``"(on a b)"``, or a free text observation (text doma
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from planner.errors import ConfigError
@@ -155,3 +155,37 @@ class FactGoal:
 
     def __str__(self) -> str:
         return " ".join(sorted(self.facts))
+
+
+# -- Lisp forms of facts and actions of any environment ------------------------------------------
+def parse_atom(text: str) -> tuple[str, tuple[str, ...]]:
+    """``("on", ("a", "b"))`` for the Lisp form ``"(on a b)"`` (a fact or an action).
+
+    Raises :class:`ConfigError` naming ``text`` when it is not ``(name arg…)``.
+    """
+    inner = text.strip()
+    if not (inner.startswith("(") and inner.endswith(")")):
+        raise ConfigError(f"not a Lisp-form fact or action: {text!r} (expected '(name arg ...)')")
+    parts = inner[1:-1].split()
+    if not parts or any("(" in p or ")" in p for p in parts):
+        raise ConfigError(f"not a Lisp-form fact or action: {text!r} (expected '(name arg ...)')")
+    return parts[0], tuple(parts[1:])
+
+
+def objects_of(facts: Iterable[str], actions: Iterable[Action] = ()) -> list[str]:
+    """The objects named as arguments of ``facts`` and ``actions``, sorted."""
+    found: set[str] = set()
+    for text in [*facts, *(a.name for a in actions)]:
+        found.update(parse_atom(text)[1])
+    return sorted(found)
+
+
+def arities_of(texts: Iterable[str], *, conflict: Callable[[str, int, int, str], Exception]) -> dict[str, int]:
+    """name → arity of the Lisp forms ``texts``; raises ``conflict(name, first_arity,
+    other_arity, text)`` for a name used with two arities."""
+    found: dict[str, int] = {}
+    for text in texts:
+        name, args = parse_atom(text)
+        if found.setdefault(name, len(args)) != len(args):
+            raise conflict(name, found[name], len(args), text)
+    return found

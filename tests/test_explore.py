@@ -13,12 +13,12 @@ import pytest
 from pydantic import ValidationError
 
 from planner.data.collect import TransitionRecord, read_records
-from planner.data.explore import collect_from_env, local_view, objects_of, parse_atom
+from planner.data.explore import collect_from_env, local_view
 from planner.env.base import StepResult
 from planner.env.blocksworld import write_problem
 from planner.env.pddl import PDDLEnvironment
 from planner.errors import ConfigError, EnvironmentStepError, PlannerError
-from planner.types import Action, State
+from planner.types import Action, State, objects_of, parse_atom
 
 
 def bw_maker(tmp: Path) -> Callable[[int], PDDLEnvironment]:

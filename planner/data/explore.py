@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Literal, TypeVar, get_args
 
@@ -41,7 +41,7 @@ from planner.errors import ConfigError, EnvironmentStepError, PlannerError
 from planner.io import JsonlLog
 from planner.logs import get_logger
 from planner.protocols import Environment
-from planner.types import Action, FactGoal, State
+from planner.types import Action, FactGoal, State, objects_of, parse_atom
 
 log = get_logger(__name__)
 
@@ -76,28 +76,6 @@ class ExploreStats(BaseModel):
     transitions: int = 0
     applicable: int = 0
     done: int = 0
-
-
-def parse_atom(text: str) -> tuple[str, tuple[str, ...]]:
-    """``("on", ("a", "b"))`` for the Lisp form ``"(on a b)"`` (a fact or an action).
-
-    Raises :class:`ConfigError` naming ``text`` when it is not ``(name arg…)``.
-    """
-    inner = text.strip()
-    if not (inner.startswith("(") and inner.endswith(")")):
-        raise ConfigError(f"not a Lisp-form fact or action: {text!r} (expected '(name arg ...)')")
-    parts = inner[1:-1].split()
-    if not parts or any("(" in p or ")" in p for p in parts):
-        raise ConfigError(f"not a Lisp-form fact or action: {text!r} (expected '(name arg ...)')")
-    return parts[0], tuple(parts[1:])
-
-
-def objects_of(facts: Iterable[str], actions: Iterable[Action] = ()) -> list[str]:
-    """The objects named as arguments of ``facts`` and ``actions``, sorted."""
-    found: set[str] = set()
-    for text in [*facts, *(a.name for a in actions)]:
-        found.update(parse_atom(text)[1])
-    return sorted(found)
 
 
 def local_view(state: State, action: Action) -> ViewKey:

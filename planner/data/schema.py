@@ -32,9 +32,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pydantic import BaseModel, ConfigDict
 
 from planner.data.collect import TransitionRecord
-from planner.data.explore import parse_atom
 from planner.errors import PlannerError
-from planner.types import FactGoal, State
+from planner.types import FactGoal, State, arities_of, parse_atom
 from planner.world.signature import ROOT_TYPE, DomainSignature, OperatorSignature
 
 Lifted = tuple[str, tuple[str, ...]]
@@ -236,12 +235,11 @@ def _operator(name: str, arity: int, instances: Sequence[_Instance]) -> Operator
 
 def _arities(named: Iterable[str], what: str) -> dict[str, int]:
     """name → arity of Lisp forms; :class:`SchemaError` naming one used with two arities."""
-    arity: dict[str, int] = {}
-    for text in named:
-        name, args = parse_atom(text)
-        if arity.setdefault(name, len(args)) != len(args):
-            raise SchemaError(f"{what} {name} is used with {arity[name]} and {len(args)} arguments ({text})")
-    return arity
+
+    def conflict(name: str, first: int, other: int, text: str) -> SchemaError:
+        return SchemaError(f"{what} {name} is used with {first} and {other} arguments ({text})")
+
+    return arities_of(named, conflict=conflict)
 
 
 def infer_schema(records: Iterable[TransitionRecord]) -> LearnedSchema:

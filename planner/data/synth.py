@@ -39,13 +39,13 @@ from typing import Literal, TypeVar, get_args
 from pydantic import BaseModel, ConfigDict
 
 from planner.data.collect import Split, TransitionRecord
-from planner.data.explore import build_environment, objects_of
+from planner.data.explore import build_environment
 from planner.env.base import StepResult
 from planner.errors import ConfigError, EnvironmentStepError
 from planner.io import JsonlLog
 from planner.logs import get_logger
 from planner.protocols import Environment, WorldModel
-from planner.types import Action, FactGoal, Prediction, State
+from planner.types import Action, FactGoal, Prediction, State, objects_of
 
 log = get_logger(__name__)
 

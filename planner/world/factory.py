@@ -18,6 +18,7 @@ from typing import Any
 
 from planner.errors import ModelLoadError, PlannerError
 from planner.logs import get_logger
+from planner.types import arities_of, objects_of
 from planner.world.base import WorldModel
 from planner.world.gguf_io import ModelInfo, read_model_info
 from planner.world.signature import DomainSignature, domain_signature, signature_differences
@@ -199,16 +200,13 @@ def load_gguf_world_model(env: Any, *, path: str | Path | None = None, **kwargs:
 
 def _arities_of(texts: Sequence[str], what: str, path: str | Path) -> dict[str, int]:
     """name → arity of Lisp forms; :class:`VocabularyError` naming one used with two arities."""
-    from planner.data.explore import parse_atom
     from planner.errors import VocabularyError
 
-    found: dict[str, int] = {}
-    for text in texts:
-        name, args = parse_atom(text)
-        if found.setdefault(name, len(args)) != len(args):
-            raise VocabularyError(f"{path}: the environment uses {what} {name} with {found[name]} and "
-                                  f"{len(args)} arguments ({text})")
-    return found
+    def conflict(name: str, first: int, other: int, text: str) -> VocabularyError:
+        return VocabularyError(f"{path}: the environment uses {what} {name} with {first} and "
+                               f"{other} arguments ({text})")
+
+    return arities_of(texts, conflict=conflict)
 
 
 def environment_vocabulary_problems(info: ModelInfo, *, facts: Sequence[str], actions: Sequence[str],
@@ -234,7 +232,7 @@ def bind_environment_model(path: str | Path, env: Any, *, reset_seed: int = 0, *
 
     The problem is read from ``env.reset(seed=reset_seed)``: objects are those named in the
     start state's facts, the goal's and the candidate actions
-    (:func:`planner.data.explore.objects_of`); the goal is ``env.goal`` when a
+    (:func:`planner.types.objects_of`); the goal is ``env.goal`` when a
     :class:`~planner.types.FactGoal` (else an empty one: the model never judges ``done``). The
     environment's signature is unknown, so a signature recorded in the model is not compared.
     ``kwargs`` go to :class:`~planner.world.llama.LlamaWorldModel` (``on_invalid`` defaults to
@@ -244,7 +242,6 @@ def bind_environment_model(path: str | Path, env: Any, *, reset_seed: int = 0, *
     :class:`~planner.errors.VocabularyError` naming every predicate and action (name/arity) the
     model does not know and an object count above its placeholders.
     """
-    from planner.data.explore import objects_of
     from planner.errors import VocabularyError
     from planner.types import FactGoal
     from planner.world.llama import LlamaWorldModel, _check_codec
