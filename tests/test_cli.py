@@ -133,7 +133,6 @@ def test_interrupt_during_startup_prints_no_traceback(bw_files, tmp_path, delay)
     """SIGTERM while the command is still importing (or just started) ends it quietly."""
     import signal
     import time
-
     from pathlib import Path
 
     domain, problem = bw_files(8, 1)
