@@ -24,8 +24,6 @@ from rich.console import Console
 
 from planner.agent import Agent, EpisodeInterrupted, EpisodeResult, ResumeError, StepRecord
 from planner.config import PlannerConfig, load_config
-from planner.data.formats import FormatError
-from planner.data.schema import SchemaError
 from planner.env.base import Environment, Simulator
 from planner.env.blocksworld import write_problem
 from planner.env.pddl import PDDLEnvironment
@@ -34,8 +32,10 @@ from planner.errors import (
     ContextOverflowError,
     DomainError,
     EnvironmentCheckError,
+    FormatError,
     ModelLoadError,
     PlannerError,
+    SchemaError,
     UnknownActionError,
 )
 from planner.io import CorruptLogError, FileWriteError

@@ -56,6 +56,17 @@ class ContextOverflowError(WorldModelError):
     """A prompt does not fit the model's context window."""
 
 
+class SchemaError(PlannerError, ValueError):
+    """Records that do not make one vocabulary (a predicate or action used with two arities,
+    several domains, no applicable transition), or a goal outside a learned schema."""
+
+
+class FormatError(PlannerError, ValueError):
+    """Exported trajectories that cannot be read back: names the file, the line or record, and
+    the problem (a message out of order, a reply that does not parse, facts inconsistent with
+    the state, missing metadata)."""
+
+
 class ModelLoadError(PlannerError):
     """A model file is missing, truncated, not a GGUF file, has metadata of the wrong type or
     out of bounds, or was made for another codec."""

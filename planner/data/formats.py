@@ -65,7 +65,7 @@ from typing import Any, Literal, NamedTuple, TypeVar, get_args
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from planner.data.collect import TransitionRecord
-from planner.errors import ConfigError, PlannerError
+from planner.errors import ConfigError, FormatError
 from planner.io import atomic_write_text
 
 __all__ = [
@@ -106,10 +106,6 @@ _FORMAT_KEYS: tuple[tuple[Format, str], ...] = (
 _HEADER_FIELDS = ("problem", "domain", "objects", "goal", "split", "source")
 
 
-class FormatError(PlannerError, ValueError):
-    """Exported trajectories that cannot be read back: names the file, the line or record, and
-    the problem (a message out of order, a reply that does not parse, facts inconsistent with
-    the state, missing metadata)."""
 
 
 class EpisodeMeta(BaseModel):

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pydantic import BaseModel, ConfigDict
 
 from planner.data.collect import TransitionRecord
-from planner.errors import PlannerError
+from planner.errors import SchemaError
 from planner.types import FactGoal, State, arities_of, parse_atom
 from planner.world.signature import ROOT_TYPE, DomainSignature, OperatorSignature
 
@@ -42,10 +42,6 @@ Lifted = tuple[str, tuple[str, ...]]
 MAX_EXAMPLES = 5
 """Most unexplained inapplicable instances :class:`LearnedSchema` lists."""
 
-
-class SchemaError(PlannerError, ValueError):
-    """Records that do not make one vocabulary (a predicate or action used with two arities,
-    several domains, no applicable transition), or a goal outside a learned schema."""
 
 
 class NotStrips(BaseModel):
