@@ -74,10 +74,28 @@ def beam_search(
         # Best estimate first; a seeded shuffle before the stable sort breaks ties.
         rng.shuffle(children)
         children.sort(key=lambda n: n.estimate, reverse=True)
-        layer = children[: budget.beam_width]
+        layer = _keep(children, budget.beam_width)
         if layer[0].estimate > best.estimate:
             best = layer[0]
     return ex.result(_path_to(best, came_from), simulations=0, stopped_by=stopped_by)
+
+
+TIE_WIDTH = 4
+"""A layer keeps children tied with the last one kept, up to this many times the beam width:
+where the value cannot tell them apart (a flat value such as the goal fraction before any goal
+fact holds), cutting between them would be arbitrary and loses the short routes."""
+
+
+def _keep(children: list[Node], width: int) -> list[Node]:
+    """The best ``width`` of ``children`` (sorted best first), and those tied with the last of
+    them, at most ``TIE_WIDTH * width`` in all."""
+    if len(children) <= width:
+        return children
+    cut = children[width - 1].estimate
+    end = width
+    while end < min(len(children), TIE_WIDTH * width) and children[end].estimate == cut:
+        end += 1
+    return children[:end]
 
 
 def _path_to(node: Node, came_from: dict[State, tuple[Node, Edge]]) -> list[Edge]:

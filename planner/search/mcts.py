@@ -7,14 +7,27 @@ value policy's estimate), and backs the discounted return up the path:
 ``G = reward + discount * G``. With the built-in environments' rewards (1.0 for the step that
 reaches the goal), reaching the goal after ``k`` steps is worth ``discount ** (k - 1)``.
 
-The returned plan is the best goal-reaching path any simulation found; once one is found,
-later simulations stop one step short of its length, so they spend the budget on looking for a
-shorter one. When no simulation reached the goal, the plan follows the most visited edges.
+A descent that meets a dead end (every successor already on its path) steps back and selects
+again at the parent, so each simulation expands a new node while one is reachable: where
+actions undo each other and the value is flat (the goal fraction before any goal fact holds),
+four simulations in five used to end in such dead ends, and the search spent its budget
+revisiting what it knew. When no node is left to expand the search stops (``"exhausted"``).
+
+The returned plan is the best goal-reaching route known: the best path a simulation walked to
+a goal, or a shorter one through the explored graph (simulations reach states by whatever
+route their descent took, and the expanded nodes with their transpositions often hold a
+shorter route to the same goal). Once a goal is found, later simulations look only for a
+shorter route: they stop one step short of the best route's length, and a node at that depth
+is a dead end. When no simulation reached the goal, the plan is the fewest-step route to the
+known state rated highest by ``discount ** steps * estimate``; where the value is flat (the
+root rated highest), it is the single most visited first action, so the agent moves one step
+and searches on from there with the tree it has, instead of walking a long, aimless path.
 """
 
 from __future__ import annotations
 
 import random
+from collections import deque
 
 from planner.protocols import RolloutPolicy, SelectionPolicy
 from planner.search.expand import Expander, path_return
@@ -65,7 +78,11 @@ def mcts(
             break
         # A path as long as the best plan found cannot beat it: search below that depth only.
         depth_limit = budget.max_depth if best is None else len(best) - 1
-        path = _descend(root, depth_limit, select, rng)
+        found = _descend(root, depth_limit, select, rng, shorten=best is not None)
+        if found is None:
+            stopped_by = "exhausted"  # nothing left to expand within the depth limit
+            break
+        path = found
         leaf = path[-1].child if path else root
         value = _evaluate(ex, leaf, path, depth_limit, rollout, rng)
         _backup(root, path, value, problem.discount)
@@ -74,23 +91,133 @@ def mcts(
             ret = path_return(path, problem.discount)
             if best is None or ret > best_return:
                 best, best_return = path, ret
+        if best is not None and (leaf.terminal or done % SHORTCUT_EVERY == 0):
+            best, best_return = _shorter(root, best, best_return, problem.discount, budget.max_depth)
 
-    plan = best if best is not None else _most_visited_path(root, budget.max_depth)
+    if best is not None:
+        best, best_return = _shorter(root, best, best_return, problem.discount, budget.max_depth)
+        plan = best
+    else:
+        plan = _toward_best_estimate(root, budget.max_depth, problem.discount) or _most_visited_path(root, 1)
     return ex.result(plan, simulations=done, stopped_by=stopped_by)
 
 
-def _descend(root: Node, depth_limit: int, select: SelectionPolicy, rng: random.Random) -> list[Edge]:
-    """Follow ``select`` from the root through expanded nodes, never revisiting a state."""
+SHORTCUT_EVERY = 16
+"""Simulations between searches of the explored graph for a shorter route to a goal (also
+run after each simulation that reaches a goal, and once at the end)."""
+
+
+def _shorter(root: Node, best: list[Edge], best_return: float, discount: float,
+             max_depth: int) -> tuple[list[Edge], float]:
+    """``best`` and its return, or the explored graph's fewest-step route to a goal when that
+    route returns more."""
+    came = _breadth_first(root, max_depth)
+    goal = next((e.child.state for e in _edges(came) if e.child.terminal), None)
+    if goal is None:
+        return best, best_return
+    route = _route(came, goal)
+    ret = path_return(route, discount)
+    return (route, ret) if ret > best_return + 1e-12 else (best, best_return)
+
+
+def _toward_best_estimate(root: Node, max_depth: int, discount: float) -> list[Edge]:
+    """The fewest-step route to the known state whose estimate, discounted by the steps to it
+    (``discount ** steps * estimate``), is highest (ties: the nearer one); empty when that is
+    the root."""
+    came = _breadth_first(root, max_depth)
+    steps = {root.state: 0}
+    best, best_score = root.state, root.estimate
+    for edge in _edges(came):  # breadth-first order: a nearer state keeps a tie
+        parent = came[edge.child.state][0]  # type: ignore[index]
+        steps[edge.child.state] = steps[parent] + 1
+        score = discount ** steps[edge.child.state] * edge.child.estimate
+        if score > best_score:
+            best, best_score = edge.child.state, score
+    return _route(came, best)
+
+
+def _edges(came: _Links) -> list[Edge]:
+    """The edges of first reach, in breadth-first order."""
+    return [link[1] for link in came.values() if link is not None]
+
+
+_Links = dict[State, "tuple[State, Edge] | None"]
+
+
+def _breadth_first(root: Node, max_depth: int) -> _Links:
+    """Breadth-first over expanded edges from the root, at most ``max_depth`` steps: each
+    state reached → (parent state, edge) of its first reach (``None`` for the root), in the
+    order reached, stopping below the first goal."""
+    came: _Links = {root.state: None}
+    depth = {root.state: 0}
+    queue = deque([root])
+    while queue:
+        node = queue.popleft()
+        if depth[node.state] >= max_depth:
+            continue
+        for edge in node.edges:
+            child = edge.child
+            if child.state in came:
+                continue
+            came[child.state] = (node.state, edge)
+            depth[child.state] = depth[node.state] + 1
+            if not child.terminal:
+                queue.append(child)
+    return came
+
+
+def _route(came: _Links, state: State) -> list[Edge]:
+    """The edges from the root to ``state`` along ``came``."""
+    path: list[Edge] = []
+    link = came[state]
+    while link is not None:
+        parent, edge = link
+        path.append(edge)
+        link = came[parent]
+    return path[::-1]
+
+
+MAX_BACKTRACKS = 64
+"""Most dead ends one descent steps back from before it ends where it stands."""
+
+
+def _descend(root: Node, depth_limit: int, select: SelectionPolicy, rng: random.Random, *,
+             shorten: bool = False) -> list[Edge] | None:
+    """Follow ``select`` from the root through expanded nodes, never revisiting a state, to a
+    node a simulation can use: one not expanded yet, a goal, or one at ``depth_limit``.
+
+    Where every successor of a node lies on the path (or was found such a dead end already
+    in this descent), the descent steps back and selects again at the parent: where actions
+    undo each other (walking a line, pick-up and put-down) most descents would otherwise end
+    in such a dead end without expanding anything. Returns ``None`` when no such node is left
+    (the explored graph within ``depth_limit`` is exhausted)."""
     node = root
     path: list[Edge] = []
-    on_path = {root.state}
-    while node.expanded and not node.terminal and len(path) < depth_limit:
-        options = [e for e in node.edges if e.child.state not in on_path]
+    on_path = {root}  # nodes (one per state) compare by identity: cheaper than hashing states
+    dead: dict[Node, int] = {}  # node -> fewest steps from the root at which it was a dead end
+    backtracks = 0
+    while not node.terminal and (node.expanded or (shorten and len(path) >= depth_limit)):
+        if len(path) >= depth_limit:
+            if not shorten:
+                break
+            options: list[Edge] = []  # nothing below can give a shorter plan
+        else:
+            below = len(path) + 1
+            options = [e for e in node.edges if e.child not in on_path and dead.get(e.child, below + 1) > below]
         if not options:
-            break
+            if not path:
+                return None
+            if backtracks >= MAX_BACKTRACKS:
+                return path  # a long search for a frontier: this simulation ends here
+            backtracks += 1
+            dead[node] = min(len(path), dead.get(node, len(path)))
+            on_path.discard(node)
+            path.pop()
+            node = path[-1].child if path else root
+            continue
         edge = select(node, options, rng)
         path.append(edge)
-        on_path.add(edge.child.state)
+        on_path.add(edge.child)
         node = edge.child
     return path
 
