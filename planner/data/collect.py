@@ -102,7 +102,7 @@ def _pick_action(env: PDDLEnvironment, state: State, rng: random.Random) -> Acti
     applicable = env.applicable_actions(state)
     if roll < 0.5 and applicable:
         return rng.choice(applicable)
-    inapplicable = [a for a in actions if not env.operator(a).preconditions <= state.facts]
+    inapplicable = [a for a in actions if not env.operator(a).applicable(state.facts)]
     if roll < 0.75:
         near = [a for a in inapplicable if len(env.operator(a).preconditions - state.facts) == 1]
         if near:
@@ -175,7 +175,7 @@ def collect_from_env(
         for action in goal_directed_plan(env, state):
             if rng.random() < 0.5:  # an inapplicable probe before the real step
                 probe = _pick_action(env, state, rng)
-                if not env.operator(probe).preconditions <= state.facts:
+                if not env.operator(probe).applicable(state.facts):
                     rec, state = _record(env, state=state, action=probe, episode=episode, step=step,
                                          source="plan", split=split, problem=problem)
                     emit(rec)

@@ -22,8 +22,9 @@ Behaviours (each episode has one; it is the record's ``source``):
 
 Facts and actions are PDDL's Lisp forms, ``"(on a b)"`` and ``"(stack a b)"``; the objects of
 an episode are the arguments met in its start state, its goal and its start state's candidate
-actions. Seeds of different splits must be disjoint, so held-out episodes start from states
-no training episode was generated from.
+actions, and those the environment declares in an ``objects`` attribute
+(:func:`~planner.env.base.episode_objects`). Seeds of different splits must be disjoint, so
+held-out episodes start from states no training episode was generated from.
 """
 
 from __future__ import annotations
@@ -37,11 +38,12 @@ from typing import Literal, TypeVar, get_args
 from pydantic import BaseModel, ConfigDict
 
 from planner.data.collect import Source, Split, TransitionRecord
+from planner.env.base import episode_objects
 from planner.errors import ConfigError, EnvironmentStepError, PlannerError
 from planner.io import JsonlLog
 from planner.logs import get_logger
 from planner.protocols import Environment
-from planner.types import Action, FactGoal, State, objects_of, parse_atom
+from planner.types import Action, FactGoal, State, parse_atom
 
 log = get_logger(__name__)
 
@@ -95,15 +97,23 @@ def local_view(state: State, action: Action) -> ViewKey:
 
 
 class _Memory:
-    """What exploration has seen so far: tries and successes per local view."""
+    """What exploration has seen so far: tries and successes per local view, and tries and
+    episode ends per exact (state, action)."""
 
     def __init__(self) -> None:
         self.tried: Counter[ViewKey] = Counter()
         self.applied: Counter[ViewKey] = Counter()
+        self.tried_here: Counter[tuple[State, Action]] = Counter()
+        self.ended: set[tuple[State, Action]] = set()
 
     def note(self, key: ViewKey, applicable: bool) -> None:
         self.tried[key] += 1
         self.applied[key] += applicable
+
+    def note_exact(self, state: State, action: Action, *, ended: bool) -> None:
+        self.tried_here[state, action] += 1
+        if ended:
+            self.ended.add((state, action))
 
 
 def _choose(behaviour: str, state: State, options: Sequence[Action], memory: _Memory, step: int,
@@ -120,7 +130,11 @@ def _choose(behaviour: str, state: State, options: Sequence[Action], memory: _Me
         proven = [a for a in options if memory.applied[keys[a]] > 0]
         if proven:
             return min(proven, key=lambda a: (memory.tried[keys[a]], rng.random()))
-    return min(options, key=lambda a: (_novelty_rank(memory, keys[a]), memory.tried[keys[a]], rng.random()))
+    # Views first (a STRIPS world's news); then, where views do not tell states apart (actions
+    # without arguments, such as a grid walker's moves), the exact (state, action): one that
+    # ended an episode last (a hole, a crash), then the fewest tries, so walks reach farther.
+    return min(options, key=lambda a: (_novelty_rank(memory, keys[a]), (state, a) in memory.ended,
+                                       memory.tried_here[state, a], memory.tried[keys[a]], rng.random()))
 
 
 def _novelty_rank(memory: _Memory, key: ViewKey) -> int:
@@ -173,7 +187,7 @@ class _Episode:
                               "collect_from_env needs symbolic states (facts)")
         goal = env.goal
         self.goal = sorted(goal.facts) if isinstance(goal, FactGoal) else []
-        self.objects = objects_of([*self.state.facts, *self.goal], self.candidates())
+        self.objects = episode_objects(env, [*self.state.facts, *self.goal], self.candidates())
         self.step_no = 0
         self.over = False
 
@@ -219,8 +233,10 @@ def _explore(ep: _Episode, behaviour: str, *, max_steps: int, memory: _Memory, r
         options = [a for a in actions if a not in refused] or actions
         action = _choose(behaviour, ep.state, options, memory, ep.step_no, rng)
         key = local_view(ep.state, action)
+        before = ep.state
         applied = ep.act(action)
         memory.note(key, applied)
+        memory.note_exact(before, action, ended=ep.over)
         refused = set() if applied else refused | {action}
 
 

@@ -10,16 +10,16 @@ the planner never asks the real environment which actions apply at imagined stat
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from planner.errors import EnvironmentCheckError
+from planner.errors import ConfigError, EnvironmentCheckError
 from planner.protocols import Environment as Environment
 from planner.protocols import Goal
 from planner.protocols import Simulator as Simulator
-from planner.types import Action, State
+from planner.types import Action, State, objects_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,3 +136,21 @@ def check_env(env: Any, *, seed: int = 0, max_steps: int = 5) -> None:
             break
     if problems:
         raise EnvironmentCheckError(problems)
+
+
+def episode_objects(env: Any, facts: Iterable[str], actions: Iterable[Action] = ()) -> list[str]:
+    """The objects of an episode of ``env``, sorted: those named in ``facts`` (its start state
+    and goal) and ``actions`` (its start state's candidates), and every name in the
+    environment's optional ``objects`` attribute, for environments whose later states name
+    objects the start does not (a grid's cells). Learning (collection) and binding a learned
+    model both use it, so the model's placeholders and the runtime's agree.
+
+    Raises :class:`ConfigError` when ``objects`` is not a collection of names.
+    """
+    found = set(objects_of(facts, actions))
+    declared = getattr(env, "objects", None)
+    if declared is not None:
+        if isinstance(declared, str) or not all(isinstance(o, str) and o for o in declared):
+            raise ConfigError(f"{type(env).__name__}.objects must be a collection of names, got {declared!r:.120}")
+        found.update(declared)
+    return sorted(found)

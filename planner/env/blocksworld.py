@@ -11,6 +11,7 @@ import random
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from planner.errors import ConfigError
 from planner.io import FileWriteError, atomic_write_text
@@ -154,3 +155,75 @@ def _check_replaceable(path: Path, text: str) -> None:
     if not same:
         raise FileWriteError(f"cannot write {path}: it exists with other content; refusing to replace it "
                              "(move it away or choose another folder)", path=str(path))
+
+
+START_SHAPES = (("towers", 0.6), ("one-tower", 0.25), ("table", 0.15))
+"""How :func:`make_mixed` draws start states: the shuffled towers of :func:`random_towers`,
+all blocks in one tower, or all blocks on the table (with these probabilities). Random towers
+alone almost never stack every block into one tower (for 8 blocks, 1 start in 40,320), and a
+world model that never saw such a start cannot answer on it."""
+
+
+def mixed_problem(seed: int, *, min_blocks: int = 3, max_blocks: int = 8) -> tuple[int, str]:
+    """``(blocks, PDDL text)`` of the Blocksworld problem of ``seed`` in a family of
+    ``min_blocks..max_blocks`` blocks: the size cycles with the seed, the start shape is drawn
+    from :data:`START_SHAPES`, the goal is a random tower arrangement (its ``on``/``ontable``
+    facts) that does not already hold. Raises :class:`ConfigError` for sizes outside
+    ``MIN_BLOCKS..MAX_BLOCKS`` or ``min_blocks > max_blocks``."""
+    for name, value in (("min_blocks", min_blocks), ("max_blocks", max_blocks)):
+        if isinstance(value, bool) or not isinstance(value, int) or not MIN_BLOCKS <= value <= MAX_BLOCKS:
+            raise ConfigError(f"{name} must be a whole number in {MIN_BLOCKS}..{MAX_BLOCKS}, got {value!r}")
+    if min_blocks > max_blocks:
+        raise ConfigError(f"min_blocks ({min_blocks}) must not exceed max_blocks ({max_blocks})")
+    n = min_blocks + seed % (max_blocks - min_blocks + 1)
+    rng = random.Random(f"blocksworld-mixed-{n}-{seed}")
+    blocks = [f"b{i + 1}" for i in range(n)]
+    shape = _draw_shape(rng.random())
+    if shape == "one-tower":
+        towers = [rng.sample(blocks, n)]
+    elif shape == "table":
+        towers = [[b] for b in blocks]
+    else:
+        towers = random_towers(blocks, rng)
+    init = tower_facts(towers)
+    while True:
+        goal = [f for f in tower_facts(random_towers(blocks, rng), hand_empty=False) if not f.startswith("(clear")]
+        if not set(goal) <= set(init):
+            break
+    text = "\n".join([
+        f"(define (problem bw-mixed-{n}-{seed})", "  (:domain blocksworld)", "  (:objects " + " ".join(blocks) + ")",
+        "  (:init " + " ".join(init) + ")", "  (:goal (and " + " ".join(goal) + ")))", ""])
+    return n, text
+
+
+def _draw_shape(draw: float) -> str:
+    """The start shape of :data:`START_SHAPES` that a uniform ``draw`` in [0, 1) falls on."""
+    for shape, share in START_SHAPES:
+        if draw < share:
+            return shape
+        draw -= share
+    return START_SHAPES[-1][0]
+
+
+def make_mixed(*, seed: int = 0, min_blocks: int = 3, max_blocks: int = 8, max_steps: int | None = None) -> Any:
+    """The environment of :func:`mixed_problem` (``seed``'s problem), played through
+    :class:`~planner.env.pddl.PDDLEnvironment` from a private temporary folder removed when the
+    environment is garbage-collected. The training family of the shipped model:
+    ``planner learn --env planner/env/blocksworld.py:make_mixed``."""
+    import shutil
+    import tempfile
+    import weakref
+
+    from planner.env.pddl import PDDLEnvironment
+
+    _, text = mixed_problem(seed, min_blocks=min_blocks, max_blocks=max_blocks)
+    folder = Path(tempfile.mkdtemp(prefix="planner-blocksworld-"))
+    try:
+        atomic_write_text(folder / "domain.pddl", DOMAIN_PDDL)
+        atomic_write_text(folder / "problem.pddl", text)
+        env = PDDLEnvironment(folder / "domain.pddl", folder / "problem.pddl", max_steps=max_steps)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    weakref.finalize(env, shutil.rmtree, folder, True)
+    return env

@@ -105,14 +105,17 @@ class GymEnvironment:
         max_steps: truncate the episode after this many real steps (``None``: only the
             environment's own limit).
         seed: the reset seed used when ``reset()`` gets none (``None``: a fresh random one).
+        objects: every object the facts and actions may name, when not all of them appear in
+            the start state, the goal or the actions (a grid's rows and columns): learning and
+            binding a model use them (see :func:`planner.env.base.episode_objects`).
 
     Raises :class:`ConfigError` for an action space that is not ``Discrete``, action names of
-    the wrong number or repeated, or a bad ``max_steps``.
+    the wrong number or repeated, a bad ``max_steps``, or objects that are not distinct names.
     """
 
     def __init__(self, env_or_id: Any, *, facts: FactsFn, goal: Goal | Callable[[State], bool],
                  action_names: Sequence[str] | None = None, max_steps: int | None = None,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, objects: Sequence[str] | None = None) -> None:
         gymnasium = import_gymnasium()
         self.env = gymnasium.make(env_or_id) if isinstance(env_or_id, str) else env_or_id
         space = getattr(self.env, "action_space", None)
@@ -124,6 +127,12 @@ class GymEnvironment:
             raise ConfigError(f"max_steps must be a whole number >= 1 or None, got {max_steps!r}")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise ConfigError(f"seed must be a whole number or None, got {seed!r}")
+        if objects is not None:
+            objects = tuple(objects)
+            if not all(isinstance(o, str) and o and not any(c.isspace() or c in "()" for c in o) for o in objects) \
+                    or len(set(objects)) != len(objects):
+                raise ConfigError(f"objects must be distinct names without spaces or parentheses, got {objects!r:.120}")
+            self.objects: tuple[str, ...] = objects
         self.facts_of = facts
         self._goal = as_goal(goal)
         self.max_steps = max_steps
@@ -227,9 +236,9 @@ class GymSimulator(GymEnvironment):
 
     def __init__(self, env_or_id: Any, *, facts: FactsFn, goal: Goal | Callable[[State], bool],
                  action_names: Sequence[str] | None = None, max_steps: int | None = None,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, objects: Sequence[str] | None = None) -> None:
         super().__init__(env_or_id, facts=facts, goal=goal, action_names=action_names, max_steps=max_steps,
-                         seed=seed)
+                         seed=seed, objects=objects)
         self._scratch: Any = None
         self._scratch_path: tuple[int, ...] | None = None
         self._paths: dict[State, tuple[int, ...]] = {}
@@ -353,5 +362,6 @@ def make_frozenlake(*, seed: int = 0, map_name: str = "4x4", size: int | None = 
     goal = FactGoal(frozenset({f"(at r{goal_row} c{desc[goal_row].index('G')})"}))
     env = gymnasium.make("FrozenLake-v1", desc=desc, is_slippery=is_slippery)
     cls = GymEnvironment if is_slippery else GymSimulator
+    objects = [*(f"r{r}" for r in range(len(desc))), *(f"c{c}" for c in range(len(desc[0])))]
     return cls(env, facts=GridFacts(len(desc[0])), goal=goal, action_names=FROZENLAKE_ACTIONS,
-               max_steps=max_steps, seed=seed)
+               max_steps=max_steps, seed=seed, objects=objects)

@@ -1,4 +1,14 @@
-"""Any STRIPS PDDL domain as a real environment, through pyperplan.
+"""Any PDDL domain as a real environment: STRIPS (typed or not) through pyperplan, and domains
+beyond STRIPS (negative and disjunctive preconditions, equality, quantifiers, conditional
+effects) through :mod:`planner.env.adl` (the ``pddl`` extra).
+
+Which grounder a domain gets is decided from its text (:func:`planner.env.adl.needs_rich_grounder`):
+a domain whose actions use a construct beyond STRIPS needs the rich one; one that only declares
+such ``:requirements`` gets it when the extra is installed and pyperplan otherwise (the same
+ground actions). Everything below works for both: a task grounded beyond STRIPS has
+:attr:`GroundTask.features` set, :class:`~planner.env.adl.AdlOperator` s as operators, a
+delete relaxation as ``pyperplan_task`` (for heuristics) and the STRIPS part of its domain as
+``domain``.
 
 Facts and actions use PDDL's Lisp notation: ``"(on a b)"``, ``"(unstack a d)"``. The candidate
 actions are all type-correct groundings of the domain's operators, at every state; which of
@@ -64,7 +74,7 @@ def normalize_action(text: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class GroundTask:
-    """A grounded STRIPS task.
+    """A grounded PDDL task.
 
     Attributes:
         name: the problem's name.
@@ -73,10 +83,17 @@ class GroundTask:
         predicates: predicate name → arity.
         init: the initial state (all facts, static ones included).
         goal: the goal facts.
-        operators: ground action name → pyperplan operator.
+        operators: ground action name → pyperplan operator (beyond STRIPS: an
+            :class:`~planner.env.adl.AdlOperator`; both have ``applicable(facts)`` and
+            ``apply(facts)``).
         relevant_facts: every ground fact the task can reach or mention.
-        pyperplan_task: pyperplan's grounded task.
-        domain: pyperplan's parsed (lifted) domain: schemas with their preconditions and effects.
+        pyperplan_task: pyperplan's grounded task (beyond STRIPS: its delete relaxation, for
+            heuristics only; see :func:`~planner.env.adl.relaxed_task`).
+        domain: pyperplan's parsed (lifted) domain: schemas with their preconditions and effects
+            (beyond STRIPS: the STRIPS part of each operator, see
+            :func:`~planner.env.adl.strips_projection`).
+        features: the requirements beyond STRIPS that made the task need the rich grounder
+            (``":conditional-effects"``, …); empty for a task grounded by pyperplan.
     """
 
     name: str
@@ -89,6 +106,13 @@ class GroundTask:
     relevant_facts: frozenset[str]
     pyperplan_task: Task
     domain: Domain
+    features: tuple[str, ...] = ()
+
+    @property
+    def is_strips(self) -> bool:
+        """True when pyperplan grounded the task (its operators, ``pyperplan_task`` and
+        ``domain`` are exact); False beyond STRIPS."""
+        return not self.features
 
 
 def quote(text: object, limit: int = MAX_QUOTE) -> str:
@@ -122,10 +146,22 @@ def _quiet_pyperplan() -> Iterator[None]:
 
 
 def parse_domain(domain_text: str, *, source: str = "<domain>") -> Domain:
-    """pyperplan's parsed (lifted) domain of PDDL text.
+    """pyperplan's parsed (lifted) domain of PDDL text; for a domain beyond STRIPS, the STRIPS
+    part of it (:func:`planner.env.adl.parse_rich_domain`).
 
     Raises :class:`DomainError` naming ``source`` and the parser's complaint.
     """
+    from planner.env import adl
+
+    features = adl.needs_rich_grounder(domain_text)
+    if features:
+        projection: Domain = adl.parse_rich_domain(domain_text, features=features, source=source)
+        return projection
+    return _parse_pyperplan_domain(domain_text, source=source)
+
+
+def _parse_pyperplan_domain(domain_text: str, *, source: str) -> Domain:
+    """pyperplan's parsed domain; :class:`DomainError` naming ``source`` for bad text."""
     parser = Parser(None)
     parser.domInput = domain_text
     try:
@@ -151,15 +187,24 @@ def _check_type_hierarchy(domain: Domain, *, source: str) -> None:
 
 
 def ground_task(domain_text: str, problem_text: str, *, source: str = "<text>",
-                problem_source: str | None = None) -> GroundTask:
-    """Parse, check and ground a STRIPS domain and problem given as PDDL text.
+                problem_source: str | None = None, domain_source: str | None = None) -> GroundTask:
+    """Parse, check and ground a domain and problem given as PDDL text: STRIPS through
+    pyperplan, a domain beyond STRIPS through :func:`planner.env.adl.ground_rich_task`.
 
     Raises :class:`DomainError` naming ``source`` and the parser's complaint; for a problem
     that does not fit its domain (an atom with an undeclared predicate, a wrong number of
     arguments or an undeclared object) or whose grounding would be too large (see
-    :func:`check_grounding_size`), naming ``problem_source`` (default ``source``).
+    :func:`check_grounding_size`), naming ``problem_source`` (default ``source``). Beyond
+    STRIPS, errors in the domain name ``domain_source`` (default ``source``), and a missing
+    ``pddl`` extra raises :class:`ConfigError` naming the requirement that needs it.
     """
-    domain = parse_domain(domain_text, source=source)
+    from planner.env import adl
+
+    features = adl.needs_rich_grounder(domain_text)
+    if features:
+        return adl.ground_rich_task(domain_text, problem_text, features=features, source=domain_source or source,
+                                    problem_source=problem_source or source)
+    domain = _parse_pyperplan_domain(domain_text, source=source)
     where = problem_source or source
     problem = _parse_problem(domain, problem_text, source=where)
     check_grounding_size(domain, problem, source=where)
@@ -281,7 +326,8 @@ class GroundingSize:
 
     Attributes:
         actions: ground actions (Σ over operators of the product of the numbers of objects of
-            the parameters' types).
+            the parameters' types; a parameter under a static unary precondition, such as
+            ``(ball ?b)`` in an untyped domain, counts only the objects it holds of).
         atoms: ground atoms of their preconditions and effects.
         static_checks: initial-state facts scanned to prune parameters by static
             preconditions.
@@ -299,10 +345,19 @@ def grounding_size(domain: Domain, problem: Problem) -> GroundingSize:
     statics = {p.name for p in domain.predicates.values()} - {
         atom.name for action in domain.actions.values() for atom in action.effect.addlist | action.effect.dellist}
     n_init = len(problem.initial_state)
+    holders: dict[str, set[str]] = {}  # static unary predicate → the objects it holds of initially
+    for atom in problem.initial_state:
+        if atom.name in statics and len(atom.signature) == 1:
+            holders.setdefault(atom.name, set()).add(atom.signature[0][0])
     actions = atoms = checks = 0
     for action in domain.actions.values():
         sizes = {name: min(len(objects), sum(counts.get(id(t), 0) for t in types)) for name, types in action.signature}
-        ground = math.prod(sizes.values())
+        narrowed = dict(sizes)  # a static unary precondition such as (ball ?b) narrows ?b to its holders
+        for atom in action.precondition:
+            var = atom.signature[0][0] if atom.name in statics and len(atom.signature) == 1 else None
+            if var in narrowed:
+                narrowed[var] = min(narrowed[var], len(holders.get(atom.name, ())))
+        ground = math.prod(narrowed.values())
         actions += ground
         atoms += ground * (len(action.precondition) + len(action.effect.addlist) + len(action.effect.dellist))
         for atom in action.precondition:
@@ -334,7 +389,8 @@ def domain_schemas(domain_text: str, *, source: str = "<domain>") -> tuple[str, 
 
 
 class PDDLEnvironment:
-    """A STRIPS PDDL problem as a real, steppable environment.
+    """A PDDL problem as a real, steppable environment (STRIPS, typed or not, and beyond: see
+    the module's description).
 
     Args:
         domain: path of the domain file.
@@ -358,7 +414,7 @@ class PDDLEnvironment:
         self.problem_text = read_pddl_file(problem, "problem")
         self.task = ground_task(
             self.domain_text, self.problem_text, source=f"{self.domain_path} / {self.problem_path}",
-            problem_source=str(self.problem_path),
+            problem_source=str(self.problem_path), domain_source=str(self.domain_path),
         )
         self.strict = strict
         self.max_steps = max_steps
@@ -416,9 +472,9 @@ class PDDLEnvironment:
     def simulate(self, state: State, action: Action) -> Prediction:
         """Exact outcome of ``action`` at ``state``; never changes the environment."""
         op = self.operator(action)
-        if not op.preconditions <= state.facts:
+        if not op.applicable(state.facts):
             return Prediction(applicable=False, next_state=state, reward=0.0, done=False)
-        nxt = State((state.facts - op.del_effects) | op.add_effects)
+        nxt = State(op.apply(state.facts))
         done = self.task.goal.satisfied(nxt)
         return Prediction(
             applicable=True, next_state=nxt, reward=GOAL_REWARD if done else 0.0, done=done
@@ -426,7 +482,10 @@ class PDDLEnvironment:
 
     # -- helpers --------------------------------------------------------------------------
     def operator(self, action: Action | str) -> Operator:
-        """The ground operator of ``action``; :class:`UnknownActionError` when there is none."""
+        """The ground operator of ``action`` (beyond STRIPS an
+        :class:`~planner.env.adl.AdlOperator`, whose ``preconditions`` are only the atoms its
+        precondition requires: decide with ``applicable``); :class:`UnknownActionError` when
+        there is none."""
         name = action.name if isinstance(action, Action) else action
         op = self.task.operators.get(name) or self.task.operators.get(normalize_action(name))
         if op is None:
@@ -444,7 +503,8 @@ class PDDLEnvironment:
     def applicable_actions(self, state: State) -> list[Action]:
         """The candidate actions whose preconditions hold at ``state`` (the simulator's
         answer, for data collection and tests; the planner asks its world model instead)."""
-        return [a for a in self._actions if self.task.operators[a.name].preconditions <= state.facts]
+        operators = self.task.operators
+        return [a for a in self._actions if operators[a.name].applicable(state.facts)]
 
     def random_walk(self, state: State, steps: int, rng: random.Random) -> list[State]:
         """``state`` and the states of ``steps`` random applicable actions after it."""
@@ -455,15 +515,20 @@ class PDDLEnvironment:
         return states
 
     def why_inapplicable(self, state: State, action: Action) -> str:
-        missing = sorted(self.operator(action).preconditions - state.facts)
+        """Why ``action``'s precondition fails at ``state``, on one line."""
+        op = self.operator(action)
+        if not self.task.is_strips:
+            return "precondition not satisfied: " + "; ".join(op.precondition.unmet(state.facts))
+        missing = sorted(op.preconditions - state.facts)
         return "precondition not satisfied: missing " + ", ".join(missing)
 
     def distance_heuristic(self, name: str = "ff") -> Callable[[State], float]:
         """A domain-knowledge estimate of the number of steps to the goal.
 
         ``name`` is one of ``"ff"``, ``"add"``, ``"max"``, ``"lmcut"`` (pyperplan's relaxation
-        heuristics over this task). It reads only the state it is given, so it is safe to call
-        on imagined states; it never consults the real environment.
+        heuristics over this task; beyond STRIPS over its delete relaxation, which drops negated
+        atoms and disjunctions and splits conditional effects). It reads only the state it is
+        given, so it is safe to call on imagined states; it never consults the real environment.
         """
         from pyperplan.heuristics.lm_cut import LmCutHeuristic
         from pyperplan.heuristics.relaxation import (
@@ -486,11 +551,19 @@ class PDDLEnvironment:
         return distance
 
     def optimal_plan(self) -> list[Action] | None:
-        """An optimal plan from the initial state (A* with LM-cut); ``None`` if unsolvable."""
+        """An optimal plan from the initial state (A* with LM-cut; beyond STRIPS A* with hmax,
+        :func:`planner.env.adl.shortest_plan`); ``None`` if unsolvable."""
+        if not self.task.is_strips:
+            from planner.env.adl import shortest_plan
+
+            names = shortest_plan(self.task)
+            return None if names is None else [Action(name) for name in names]
         from pyperplan.heuristics.lm_cut import LmCutHeuristic
         from pyperplan.search.a_star import astar_search
 
         task = self.task.pyperplan_task
+        if not task.initial_state <= task.facts:  # static facts: pyperplan's heuristics know none of them
+            task = Task(task.name, task.facts, task.initial_state & task.facts, task.goals, task.operators)
         logging.getLogger().disabled, was_disabled = True, logging.getLogger().disabled
         try:
             solution = astar_search(task, LmCutHeuristic(task))

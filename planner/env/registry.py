@@ -11,7 +11,10 @@ Built-in ids:
 
 - ``blocksworld-v0``: a generated Blocksworld problem (keyword ``blocks``, default 5; the seed
   picks the problem), played through :class:`~planner.env.pddl.PDDLEnvironment`.
-- ``pddl-v0``: any STRIPS PDDL problem (keywords ``domain`` and ``problem``, file paths).
+- ``pddl-v0``: any PDDL problem, STRIPS or beyond (keywords ``domain`` and ``problem``, file
+  paths; or ``problems``, a folder or a glob pattern, of which the seed picks one file).
+- ``gripper-v0``, ``logistics-v0``, ``briefcase-v0``: generated problems of IPC domain
+  families (see :mod:`planner.env.ipc`; the seed picks the problem, keywords set the size).
 - ``frozenlake-v0``: Gymnasium's FrozenLake-v1 (needs the ``gym`` extra); see
   :func:`planner.env.gym.make_frozenlake`.
 
@@ -290,20 +293,63 @@ def make_blocksworld(*, seed: int = 0, blocks: int = 5, max_steps: int | None = 
     return env
 
 
-def make_pddl(*, seed: int = 0, domain: str | Path, problem: str | Path, strict: bool = False,
+def make_pddl(*, seed: int = 0, domain: str | Path, problem: str | Path | None = None,
+              problems: str | Path | None = None, strict: bool = False,
               max_steps: int | None = None) -> Environment:
-    """The STRIPS PDDL problem in the files ``domain`` and ``problem`` (``seed`` is ignored:
-    PDDL problems are deterministic). ``strict``: raise on inapplicable actions;
-    ``max_steps``: truncate after this many real steps."""
+    """The PDDL problem in the files ``domain`` and ``problem`` (STRIPS or beyond, see
+    :class:`~planner.env.pddl.PDDLEnvironment`).
+
+    Instead of ``problem``, ``problems`` names a folder (its ``*.pddl`` files but the domain)
+    or a glob pattern (``"probs/p*.pddl"``); the files are sorted by name and ``seed`` picks
+    one (``seed % count``). Otherwise ``seed`` is ignored: PDDL problems are deterministic.
+    ``strict``: raise on inapplicable actions; ``max_steps``: truncate after this many real
+    steps. Raises :class:`ConfigError` unless exactly one of ``problem`` and ``problems`` is
+    given, or when ``problems`` matches no file.
+    """
     from planner.env.pddl import PDDLEnvironment
 
-    return PDDLEnvironment(domain, problem, strict=strict, max_steps=max_steps)
+    if (problem is None) == (problems is None):
+        raise ConfigError("pddl-v0 needs exactly one of problem=PATH and problems=DIR|GLOB, got "
+                          + ("both" if problem is not None else "neither"))
+    if problems is not None:
+        files = problem_files(problems, domain=domain)
+        return PDDLEnvironment(domain, files[seed % len(files)], strict=strict, max_steps=max_steps)
+    return PDDLEnvironment(domain, Path(str(problem)), strict=strict, max_steps=max_steps)
+
+
+def problem_files(pattern: str | Path, *, domain: str | Path | None = None) -> list[Path]:
+    """The problem files a folder holds (``*.pddl``) or a glob pattern matches, sorted by
+    path, ``domain`` left out; :class:`ConfigError` naming ``pattern`` when there is none."""
+    root = Path(pattern)
+    if root.is_dir():
+        found = sorted(root.glob("*.pddl"))
+    else:
+        anchor = Path(root.anchor) if root.is_absolute() else Path()
+        relative = str(root.relative_to(anchor)) if root.is_absolute() else str(root)
+        found = sorted(anchor.glob(relative)) if relative not in ("", ".") else []
+    skip = Path(domain).resolve() if domain is not None else None
+    files = [f for f in found if f.is_file() and f.resolve() != skip]
+    if not files:
+        raise ConfigError(f"problems={str(pattern)!r} names no problem file (a folder of .pddl files or a glob "
+                          "pattern such as probs/p*.pddl)")
+    return files
 
 
 def _register_builtins() -> None:
     register("blocksworld-v0", make_blocksworld,
              description="generated Blocksworld problem (blocks=5; the seed picks the problem)")
-    register("pddl-v0", make_pddl, description="a STRIPS PDDL problem (domain=PATH, problem=PATH)")
+    register("pddl-v0", make_pddl,
+             description="a PDDL problem (domain=PATH, problem=PATH or problems=DIR|GLOB: the seed picks one)")
+    from planner.env.ipc.briefcase import make_briefcase
+    from planner.env.ipc.gripper import make_gripper
+    from planner.env.ipc.logistics import make_logistics
+
+    register("gripper-v0", make_gripper,
+             description="IPC-1998 Gripper, STRIPS (balls=4; seed 0 is the IPC problem, others are drawn)")
+    register("logistics-v0", make_logistics,
+             description="IPC-2000 Logistics, typed (cities=2, locations=2, packages=2, airplanes=1; seed picks)")
+    register("briefcase-v0", make_briefcase,
+             description="briefcase world, ADL: forall/when effects (locations=3, portables=2; needs the 'pddl' extra)")
     register("frozenlake-v0", _frozenlake_factory(),
              description="Gymnasium FrozenLake-v1, not slippery (needs gymnasium: the 'gym' extra)")
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from planner.errors import ModelLoadError, PlannerError
 from planner.logs import get_logger
-from planner.types import arities_of, objects_of
+from planner.types import arities_of
 from planner.world.base import WorldModel
 from planner.world.gguf_io import ModelInfo, read_model_info
 from planner.world.signature import DomainSignature, domain_signature, signature_differences
@@ -231,8 +231,8 @@ def bind_environment_model(path: str | Path, env: Any, *, reset_seed: int = 0, *
     states (a learned model: ``planner learn``).
 
     The problem is read from ``env.reset(seed=reset_seed)``: objects are those named in the
-    start state's facts, the goal's and the candidate actions
-    (:func:`planner.types.objects_of`); the goal is ``env.goal`` when a
+    start state's facts, the goal's and the candidate actions, and those the environment
+    declares (:func:`planner.env.base.episode_objects`); the goal is ``env.goal`` when a
     :class:`~planner.types.FactGoal` (else an empty one: the model never judges ``done``). The
     environment's signature is unknown, so a signature recorded in the model is not compared.
     ``kwargs`` go to :class:`~planner.world.llama.LlamaWorldModel` (``on_invalid`` defaults to
@@ -242,6 +242,7 @@ def bind_environment_model(path: str | Path, env: Any, *, reset_seed: int = 0, *
     :class:`~planner.errors.VocabularyError` naming every predicate and action (name/arity) the
     model does not know and an object count above its placeholders.
     """
+    from planner.env.base import episode_objects
     from planner.errors import VocabularyError
     from planner.types import FactGoal
     from planner.world.llama import LlamaWorldModel, _check_codec
@@ -255,7 +256,7 @@ def bind_environment_model(path: str | Path, env: Any, *, reset_seed: int = 0, *
     goal = env.goal if isinstance(env.goal, FactGoal) else FactGoal(frozenset())
     actions = list(env.candidate_actions(state))
     facts = sorted({*state.facts, *goal.facts})
-    objects = objects_of(facts, actions)
+    objects = episode_objects(env, facts, actions)
     problems = environment_vocabulary_problems(info, facts=facts, actions=[a.name for a in actions],
                                                objects=objects)
     if problems:
