@@ -7,6 +7,8 @@ learned plans' length over the exact model's, divergences and median seconds.
 
     python benchmarks/learned_planning.py --env examples/automation_cell.py:make_cells \\
         --model runs/cell/model-q8_0.gguf --seeds 2000-2049
+    python benchmarks/learned_planning.py --env frozenlake-v0 --env-arg size=5 \\
+        --model runs/frozenlake/model-q8_0.gguf --seeds 2000-2049
 """
 
 from __future__ import annotations
@@ -37,15 +39,17 @@ def main() -> None:
     parser.add_argument("--env", required=True)
     parser.add_argument("--model", required=True)
     parser.add_argument("--seeds", default="2000-2049", help="A-B, ends inclusive")
+    parser.add_argument("--env-arg", action="append", default=[], help="key=value for the environment (repeat)")
     args = parser.parse_args()
+    env_args = [a for item in args.env_arg for a in ("--env-arg", item)]
     lo, _, hi = args.seeds.partition("-")
     seeds = range(int(lo), int(hi or lo) + 1)
     learned_solved = exact_solved = divergences = 0
     lengths: list[float] = []
     times: list[float] = []
     for seed in seeds:
-        learned, seconds = solve(args.env, seed, ["--model", args.model])
-        exact, _ = solve(args.env, seed, ["--oracle"])
+        learned, seconds = solve(args.env, seed, [*env_args, "--model", args.model])
+        exact, _ = solve(args.env, seed, [*env_args, "--oracle"])
         times.append(seconds)
         if exact and exact["solved"]:
             exact_solved += 1
@@ -55,7 +59,7 @@ def main() -> None:
             if exact and exact["solved"] and exact["steps"]:
                 lengths.append(learned["steps"] / exact["steps"])
     n = len(seeds)
-    print(f"{args.env} with {args.model}, seeds {args.seeds}")
+    print(f"{args.env} {' '.join(args.env_arg)} with {args.model}, seeds {args.seeds}")
     print("| model | solved | steps / exact model's | divergences | median s per solve |")
     print("|---|---|---|---|---|")
     ratio = f"{statistics.mean(lengths):.3f}" if lengths else "n/a"

@@ -68,16 +68,12 @@ def build_model(config: PlannerConfig, env: Environment) -> WorldModel:
     simulator (``simulate``); a GGUF model needs a PDDL environment today.
     """
     m = config.model
-    model: WorldModel
     check_model_fits(m.kind, env, path=m.path)
-    if m.kind == "oracle":
-        model = OracleWorldModel(env)  # type: ignore[arg-type]  # a Simulator, checked above
-    else:
-        from planner.world.factory import load_gguf_world_model
+    if m.kind != "oracle":
+        from planner.data.planning_eval import gguf_model
 
-        extra = {} if isinstance(env, PDDLEnvironment) else {"reset_seed": config.search.seed}
-        model = load_gguf_world_model(env, path=m.path, n_ctx=m.n_ctx, n_threads=m.n_threads,
-                                      n_gpu_layers=m.n_gpu_layers, **extra)
+        return gguf_model(config, env)
+    model: WorldModel = OracleWorldModel(env)  # type: ignore[arg-type]  # a Simulator, checked above
     if m.cache_size > 0:
         model = CachedWorldModel(model, maxsize=m.cache_size)
     return model
@@ -251,7 +247,8 @@ def _value(choice: Enum | None) -> str | None:
     return None if choice is None else str(choice.value)
 
 
-ENV_HELP = ("Environment instead of PDDL files: a registered id (blocksworld-v0, pddl-v0, frozenlake-v0) "
+ENV_HELP = ("Environment instead of PDDL files: a registered id (blocksworld-v0, gripper-v0, "
+            "logistics-v0, briefcase-v0, pddl-v0, frozenlake-v0) "
             "or PATH.py:FACTORY (FACTORY(seed, **kwargs) returns the environment).")
 ENV_ARG_HELP = "key=value passed to the environment's factory (value read as JSON when it parses); repeatable."
 
@@ -546,27 +543,60 @@ def train(
               f"Q8_0 agrees with F32 on {report['agreement']:.2%} of {report['checked']} predictions")
 
 
+LEARN_SEEDS = "train=0-99,val=1000-1019,test=2000-2049"
+"""``planner learn``'s environment seeds per split when ``--seeds`` is not given."""
+
+
 @app.command()
 def learn(
-    env_name: Annotated[str, typer.Option("--env", help=ENV_HELP)],
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the data, the model and its card.")],
+    env_name: Annotated[str | None, typer.Option("--env", help=ENV_HELP + " With --improve: default the "
+                                                 "environment of DIR's recorded planner learn command.")] = None,
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out", help="Folder for the data, the model and its card (a new learn; not with --improve).")] = None,
     env_args: Annotated[list[str] | None, typer.Option("--env-arg", help=ENV_ARG_HELP)] = None,
     minutes: Annotated[float, typer.Option(help="Time budget of the whole pipeline (minutes).")] = 10.0,
-    seeds: Annotated[str, typer.Option(help="Environment seeds per split (disjoint).")
-                     ] = "train=0-99,val=1000-1019,test=2000-2049",
-    seed: Annotated[int, typer.Option(help="Seed of exploration, weights and batches.")] = 0,
-    steps: Annotated[int | None, typer.Option(help="Training steps (default: from --minutes).")] = None,
-    episodes_per_seed: Annotated[int, typer.Option(help="Exploration episodes per seed.")] = 3,
-    max_steps: Annotated[int, typer.Option(help="Most tries per exploration episode.")] = 60,
+    seeds: Annotated[str | None, typer.Option(
+        help=f"Environment seeds per split (disjoint); default {LEARN_SEEDS}.")] = None,
+    seed: Annotated[int | None, typer.Option(
+        help="Seed of exploration, weights and batches (default 0; with --improve: the training run's).")] = None,
+    steps: Annotated[int | None, typer.Option(
+        help="Training steps (with --improve: steps added; default: from --minutes).")] = None,
+    episodes_per_seed: Annotated[int | None, typer.Option(help="Exploration episodes per seed (default 3).")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Most tries per exploration episode (default 60).")] = None,
+    improve_dir: Annotated[Path | None, typer.Option(
+        "--improve", help="Improve the model in DIR (a folder written by planner learn --out DIR): fold the real "
+                          "steps of --logs into DIR/data/train.jsonl (diverged steps weighted), continue training "
+                          "from DIR/checkpoint.pt, measure fidelity and planning success before and after on the "
+                          "same held-out seeds. The model before is kept as DIR/model-q8_0.before.gguf.")] = None,
+    logs: Annotated[list[Path] | None, typer.Option(
+        "--logs", help="With --improve: an episode log written by planner solve --log (repeatable). A corrupt log, "
+                       "or one using words outside the model's vocabulary, is refused before anything changes.")
+    ] = None,
 ) -> None:
     """Learn a world model of an environment from interaction alone: collect, infer the
-    vocabulary, train, quantize to Q8_0, measure fidelity on held-out seeds, write
-    DIR/model-q8_0.gguf and DIR/README.md (needs the `train` extra: torch)."""
+    vocabulary, train, quantize to Q8_0, measure fidelity and planning success on held-out
+    seeds, write DIR/model-q8_0.gguf and DIR/README.md (needs the `train` extra: torch).
+    With --improve DIR --logs LOG: continue that model's training with recorded real steps."""
     import shlex
 
     from planner.env.registry import make
     from planner.learn import learn as run_learn
 
+    if improve_dir is not None:
+        _learn_improve(improve_dir, logs or [], env_name, env_args, minutes=minutes, steps=steps, seed=seed,
+                       new_run={"--out": out_dir, "--seeds": seeds, "--episodes-per-seed": episodes_per_seed,
+                                "--max-steps": max_steps})
+        return
+    if logs:
+        raise ConfigError(f"--logs {logs[0]} needs --improve DIR (the folder of a planner learn run to improve)")
+    if env_name is None:
+        raise ConfigError("missing --env NAME|PATH.py:FACTORY (the environment to learn), or --improve DIR")
+    if out_dir is None:
+        raise ConfigError("missing --out DIR (the folder for the data, the model and its card)")
+    seeds = LEARN_SEEDS if seeds is None else seeds
+    seed = 0 if seed is None else seed
+    episodes_per_seed = 3 if episodes_per_seed is None else episodes_per_seed
+    max_steps = 60 if max_steps is None else max_steps
     kwargs = parse_env_args(env_args)
     ranges = _parse_seed_ranges(seeds)
     make(env_name, seed=next(iter(ranges.values()))[0], **kwargs)  # a bad name or argument: exit 2 now
@@ -579,14 +609,107 @@ def learn(
                        progress=lambda line: err.print(line, markup=False), steps=steps,
                        episodes_per_seed=episodes_per_seed, max_steps=max_steps, command=shlex.join(argv))
     out.print(report.fidelity.table())
+    out.print(f"planning on held-out seeds {report.planning.seeds_text()}: {report.planning.line()}")
     out.print(f"model {report.model} ({report.params:,} parameters, {report.steps} steps in "
               f"{report.train_seconds:.0f} s); card {report.card}; total {report.total_seconds:.0f} s")
+
+
+def _option_values(argv: list[str], flag: str) -> list[str]:
+    """The values of ``flag`` in a command line (``--flag VALUE`` or ``--flag=VALUE``), in order."""
+    found = []
+    for i, item in enumerate(argv):
+        if item == flag and i + 1 < len(argv):
+            found.append(argv[i + 1])
+        elif item.startswith(flag + "="):
+            found.append(item[len(flag) + 1:])
+    return found
+
+
+def _learn_improve(improve_dir: Path, logs: list[Path], env_name: str | None, env_args: list[str] | None, *,
+                   minutes: float, steps: int | None, seed: int | None, new_run: dict[str, Any]) -> None:
+    """``planner learn --improve DIR --logs LOG…``: the environment is ``--env`` when given,
+    else the one DIR's recorded ``planner learn`` command names (``learn.json``, else the
+    card's "Reproduce" block); the held-out seeds are the run's test split."""
+    import shlex
+
+    from planner.env.registry import make
+    from planner.learn import improve, improve_inputs, read_learn_record, recorded_command
+
+    for flag, value in new_run.items():
+        if value is not None:
+            raise ConfigError(f"{flag} is for a new learn; --improve {improve_dir} keeps that run's folder, data and "
+                              "held-out seeds")
+    if not logs:
+        raise ConfigError("--improve DIR needs --logs LOG (an episode log written by planner solve --log; repeatable)")
+    improve_inputs(improve_dir)  # a folder planner learn did not write: exit 2 now
+    for log in logs:
+        if not log.is_file():
+            raise ConfigError(f"--logs {log}: " + ("not a file" if log.exists() else "no such episode log"))
+    recorded = recorded_command(improve_dir)
+    given_env = env_name is not None
+    if env_name is None:
+        if env_args:
+            raise ConfigError(f"--env-arg {env_args[0]} needs --env NAME|PATH.py:FACTORY")
+        names = _option_values(recorded, "--env")
+        if not names:
+            raise ConfigError(f"--improve {improve_dir}: no recorded planner learn command names the environment "
+                              "(learn.json, README.md); give --env NAME|PATH.py:FACTORY")
+        env_name, env_args = names[-1], _option_values(recorded, "--env-arg")
+    record = read_learn_record(improve_dir)
+    test = record.split("test") if record is not None else None
+    if test is None:
+        test = _parse_seed_ranges((_option_values(recorded, "--seeds") or [LEARN_SEEDS])[-1]).get("test")
+        if test is None:
+            raise ConfigError(f"--improve {improve_dir}: its recorded --seeds name no test split")
+    kwargs = parse_env_args(env_args)
+    name = env_name
+    make(name, seed=test[0], **kwargs)  # a bad name or argument: exit 2 now
+    argv = ["planner", "learn", "--improve", str(improve_dir), *[a for log in logs for a in ("--logs", str(log))],
+            "--minutes", f"{minutes:g}", *(["--steps", str(steps)] if steps is not None else []),
+            *(["--seed", str(seed)] if seed is not None else []),
+            *(["--env", name, *[a for item in env_args or [] for a in ("--env-arg", item)]] if given_env else [])]
+    report = improve(lambda s: make(name, seed=s, **kwargs), model_dir=improve_dir, logs=logs, minutes=minutes,
+                     steps=steps, test_seeds=test, seed=seed, progress=lambda line: err.print(line, markup=False),
+                     command=shlex.join(argv))
+    out.print(f"{'model':<8} {'steps':>7} {'next EM':>9} {'precond':>9} {'solved':>9} {'mean plan length':>17}")
+    for label, m in (("before", report.before), ("after", report.after)):
+        o = m.fidelity.overall
+        solved = f"{m.planning.solved}/{m.planning.total}"
+        length = "n/a" if math.isnan(m.planning.mean_plan_length) else f"{m.planning.mean_plan_length:.1f}"
+        out.print(f"{label:<8} {m.steps:>7} {o['next_state_exact_match']:>9.2%} {o['precondition_accuracy']:>9.2%} "
+                  f"{solved:>9} {length:>17}")
+    f = report.folded
+    out.print(f"folded {f.steps} real steps ({f.divergences} diverged, written {f.weight}x each); training records "
+              f"{report.records_before} -> {report.records_after}")
+    out.print(f"model {report.model} (the model before: {report.kept}); card {report.card}; total "
+              f"{report.total_seconds:.0f} s")
 
 
 @app.command("eval-model")
 def eval_model(
     model: Annotated[Path, typer.Argument(help="GGUF world model.")],
-    data: Annotated[Path, typer.Option("--data", help="Transition log (JSONL) to score against.")],
+    data: Annotated[Path | None, typer.Option(
+        "--data", help="Transition log (JSONL) to score against (or give --env).")] = None,
+    env_name: Annotated[str | None, typer.Option(
+        "--env", help="Score against fresh episodes of this environment instead of a log (NAME or "
+                      "PATH.py:FACTORY): collect from --seeds, then play one planning episode per seed.")] = None,
+    env_args: Annotated[list[str] | None, typer.Option("--env-arg", help=ENV_ARG_HELP)] = None,
+    seeds: Annotated[str | None, typer.Option(
+        help="With --env: environment seeds A-B (ends inclusive; default 2000-2049, planner learn's held-out "
+             "test seeds).")] = None,
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out", help="With --env: keep the collected transitions in DIR/test.jsonl (replaced; default: a "
+                      "temporary folder).")] = None,
+    episodes_per_seed: Annotated[int | None, typer.Option(
+        help="With --env: exploration episodes per seed (default 3).")] = None,
+    max_steps: Annotated[int | None, typer.Option(
+        help="With --env: most tries per exploration episode (default 60).")] = None,
+    solve: Annotated[bool | None, typer.Option(
+        "--solve/--no-solve", help="With --env: also play one planning episode per seed, as planner solve "
+                                   "--env ENV --seed S --model MODEL does (default: yes).")] = None,
+    config: Annotated[Path | None, typer.Option(
+        "--config", help="With --env: TOML configuration of the planning episodes (default: planner solve's, "
+                         "with a time limit per search).")] = None,
     limit: Annotated[int | None, typer.Option(help="Use only the first N transitions.")] = None,
     max_episodes: Annotated[int | None, typer.Option(help="Episodes for multi-step consistency.")] = None,
     threads: Annotated[int | None, typer.Option(help="llama.cpp CPU threads.")] = None,
@@ -594,34 +717,130 @@ def eval_model(
                                          "errors instead of reading them as 'not applicable'.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object as the last line.")] = False,
 ) -> None:
-    """Fidelity of a world model on recorded transitions: precondition, effect, next state,
-    done, and multi-step consistency, per number of objects.
+    """Fidelity of a world model on recorded transitions (--data LOG) or on fresh episodes of an
+    environment (--env): precondition, effect, next state, done, and multi-step consistency,
+    per number of objects; with --env also planning success (solved seeds, plan lengths).
 
     By default the model is scored as the planner uses it: an answer that still fails
     validation after its retries is read as "not applicable" (and counted in the report)."""
-    from planner.data.fidelity import evaluate, read_records
-    from planner.world.llama import ProblemBinder
-
-    if not data.is_file():
-        raise ConfigError(f"data file not found: {data}")
+    if (data is None) == (env_name is None):
+        raise ConfigError("give either --data LOG (recorded transitions) or --env NAME|PATH.py:FACTORY (fresh "
+                          "episodes), not " + ("both" if data is not None else "neither"))
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be at least 1, got {limit}")
     if max_episodes is not None and max_episodes < 0:
         raise ConfigError(f"--max-episodes must be 0 or more, got {max_episodes}")
-    records = read_records(data, limit=limit)
-    if not records:
-        raise ConfigError(f"no transitions in {data}")
-    bind = ProblemBinder(model, n_threads=threads, mode="prefix", on_invalid="raise" if strict else "reject")
+    if data is not None:
+        env_only = {"--env-arg": env_args, "--seeds": seeds, "--out": out_dir, "--episodes-per-seed": episodes_per_seed,
+                    "--max-steps": max_steps, "--solve/--no-solve": solve, "--config": config}
+        given = next((flag for flag, value in env_only.items() if value is not None), None)
+        if given is not None:
+            raise ConfigError(f"{given} needs --env (it is about fresh episodes, not the log --data {data})")
+        if not data.is_file():
+            raise ConfigError(f"data file not found: {data}")
+        records = _read_transitions(data, limit=limit)
+        if not records:
+            raise ConfigError(f"no transitions in {data}")
+        report = _fidelity_of(model, records, threads=threads, strict=strict, max_episodes=max_episodes)
+        if as_json:
+            print(json.dumps(_finite({"model": str(model), "data": str(data), **report.to_dict()})))
+        else:
+            out.print(f"{model} on {data}")
+            out.print(report.table())
+        return
+    assert env_name is not None
+    _eval_model_env(model, env_name, env_args, seeds=seeds or "2000-2049", out_dir=out_dir,
+                    episodes_per_seed=3 if episodes_per_seed is None else episodes_per_seed,
+                    max_steps=60 if max_steps is None else max_steps, solve=solve is not False, config=config,
+                    limit=limit, max_episodes=max_episodes, threads=threads, strict=strict, as_json=as_json)
 
-    with err.status(f"evaluating on {len(records)} transitions…"):
-        report = evaluate(records, bind, max_episodes=max_episodes)
-    if bind.model is not None:
-        report.invalid_rejected = bind.model.stats.invalid
+
+def _read_transitions(path: Path, *, limit: int | None = None) -> list[Any]:
+    """The transition records of ``path`` (see :func:`planner.data.collect.read_records`)."""
+    from planner.data.collect import read_records as read
+
+    return read(path, limit=limit)
+
+
+def _fidelity_of(model: Path, records: list[Any], *, threads: int | None, strict: bool,
+                 max_episodes: int | None) -> Any:
+    """The fidelity report of ``model`` on ``records``, as the planner uses the model (or
+    ``strict``)."""
+    from planner.data.fidelity import evaluate
+    from planner.world.llama import ProblemBinder
+
+    bind = ProblemBinder(model, n_threads=threads, mode="prefix", on_invalid="raise" if strict else "reject")
+    try:
+        with err.status(f"evaluating on {len(records)} transitions…"):
+            report = evaluate(records, bind, max_episodes=max_episodes)
+        if bind.model is not None:
+            report.invalid_rejected = bind.model.stats.invalid
+    finally:
+        if bind.model is not None:
+            bind.model.close()
+    return report
+
+
+def _eval_model_env(model: Path, env_name: str, env_args: list[str] | None, *, seeds: str, out_dir: Path | None,
+                    episodes_per_seed: int, max_steps: int, solve: bool, config: Path | None, limit: int | None,
+                    max_episodes: int | None, threads: int | None, strict: bool, as_json: bool) -> None:
+    """``planner eval-model --env``: collect fresh transitions from the seeds (into a temporary
+    folder, or ``--out``), score the model on them, then plan once per seed."""
+    import tempfile
+
+    from planner.data.explore import collect_from_env
+    from planner.data.planning_eval import DEFAULT_CONFIG, evaluate_planning
+    from planner.env.registry import make
+
+    span = _parse_seed_ranges(f"test={seeds}")["test"]
+    kwargs = parse_env_args(env_args)
+    if not model.is_file():
+        raise ConfigError(f"model file not found: {model}")
+    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out {out_dir} is not a folder")
+    plan_config = (load_config(config) if config is not None else DEFAULT_CONFIG).updated(
+        model=dict(n_threads=threads))
+    make(env_name, seed=span[0], **kwargs)  # a bad name or argument: exit 2 now
+
+    def make_one(s: int) -> Environment:
+        return make(env_name, seed=s, **kwargs)
+
+    with tempfile.TemporaryDirectory(prefix="planner-eval-") as scratch:
+        folder = out_dir if out_dir is not None else Path(scratch)
+        log_path = folder / "test.jsonl"
+        log_path.unlink(missing_ok=True)
+        with err.status(f"collecting from {env_name} seeds {seeds}…"):
+            stats = collect_from_env(make_one, out_dir=folder, seeds={"test": span},
+                                     episodes_per_seed=episodes_per_seed, max_steps=max_steps,
+                                     domain=Path(env_name.split(":")[0]).stem)
+        records = _read_transitions(log_path, limit=limit)
+        if not records:
+            raise ConfigError(f"no transitions collected from {env_name} seeds {seeds} "
+                              f"(--episodes-per-seed {episodes_per_seed})")
+        report = _fidelity_of(model, records, threads=threads, strict=strict, max_episodes=max_episodes)
+    planning = None
+    if solve:
+        done: list[int] = []
+        with err.status(f"planning on {len(span)} seeds…") as status:
+            def progress(episode: Any) -> None:
+                done.append(episode.seed)
+                status.update(f"planning: {len(done)}/{len(span)} seeds played")
+
+            planning = evaluate_planning(make_one, model, seeds=span, config=plan_config, build=build_model,
+                                         progress=progress)
+    kept = str(log_path) if out_dir is not None else None
     if as_json:
-        print(json.dumps(_finite({"model": str(model), "data": str(data), **report.to_dict()})))
-    else:
-        out.print(f"{model} on {data}")
-        out.print(report.table())
+        print(json.dumps(_finite({"model": str(model), "data": kept, "env": env_name, "seeds": seeds,
+                                  "collected": stats["test"].transitions, **report.to_dict(),
+                                  "planning": planning.to_dict() if planning is not None else None})))
+        return
+    where = f" -> {log_path}" if kept else ""
+    out.print(f"{model} on {env_name} seeds {seeds}: {stats['test'].transitions} fresh transitions from "
+              f"{stats['test'].episodes} exploration episodes{where}")
+    out.print(report.table())
+    if planning is not None:
+        out.print(f"planning: {planning.line()}")
+        out.print(planning.table())
 
 
 MAX_SEED = 2**32 - 1

@@ -16,7 +16,8 @@ class ConfigError(PlannerError, ValueError):
 
 
 class DomainError(PlannerError, ValueError):
-    """A PDDL domain or problem file is missing, unreadable or not valid STRIPS PDDL."""
+    """A PDDL domain or problem file is missing, unreadable or not valid PDDL (or uses a feature
+    the planner does not ground: numeric fluents, derived predicates, durative actions)."""
 
 
 class UnknownActionError(PlannerError, ValueError):

@@ -14,27 +14,52 @@ only):
 4. **train** — :func:`~planner.training.train.train`, then
    :func:`~planner.training.export.finish_model` (Q8_0, compared with the float model);
 5. **fidelity** — :func:`~planner.data.fidelity.evaluate` of the Q8_0 model on the test split;
-6. **card** — ``out_dir/README.md`` written atomically: environment, data, model, training
-   time, fidelity table and the command that reproduces it.
+6. **planning** — :func:`~planner.data.planning_eval.evaluate_planning`: one bounded
+   ``planner solve`` episode per held-out test seed (the first :data:`PLANNING_SEEDS`);
+7. **card** — ``out_dir/README.md`` written atomically: environment, data, model, training
+   time, fidelity table, planning success and the command that reproduces it; and
+   ``out_dir/learn.json``, the same facts for programs (:class:`LearnRecord`).
 
-Training needs PyTorch (the ``train`` extra); without it :func:`learn` raises a one-line
-:class:`~planner.errors.ConfigError` before doing anything.
+:func:`improve` continues such a run with real experience: the steps of the agent's episode
+logs (divergences weighted, :mod:`planner.data.experience`) are added to
+``data/train.jsonl``, training resumes from ``checkpoint.pt`` for a number of steps chosen
+from the time budget, and fidelity and planning success are measured before and after on the
+same held-out data and seeds; the card gets an "Improvement" section (replacing an earlier
+one; ``learn.json`` keeps every run's numbers). The model before is kept:
+``model-q8_0.gguf`` is copied to ``model-q8_0.before.gguf`` (likewise
+``model-f32.before.gguf`` and ``checkpoint.before.pt``) before anything is changed; the new
+files replace the old ones atomically, and ``data/train.jsonl`` is replaced (atomically) only
+once the new model is written — a failure or an interrupt before that puts the checkpoint
+and the models back as they were, so the same logs can simply be given again.
+
+Training needs PyTorch (the ``train`` extra); without it :func:`learn` and :func:`improve`
+raise a one-line :class:`~planner.errors.ConfigError` before doing anything.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import re
+import shlex
+import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from planner.config import PlannerConfig
 from planner.data.collect import TransitionRecord, read_records
+from planner.data.experience import FoldedExperience, environment_objects, fold_logs
 from planner.data.explore import ExploreStats, collect_from_env
 from planner.data.fidelity import FidelityReport, evaluate
+from planner.data.planning_eval import DEFAULT_CONFIG, PlanningReport, evaluate_planning
 from planner.data.schema import LearnedSchema, infer_schema
 from planner.errors import ConfigError
-from planner.io import atomic_write_text
+from planner.io import JsonlLog, atomic_output, atomic_write_text
 from planner.protocols import Environment
 from planner.world.gguf_io import LlamaShape
 
@@ -54,6 +79,14 @@ FIDELITY_LIMIT = 3000
 """Most test transitions scored for the card."""
 CONTEXT_MARGIN = 1.25
 """Context = the longest sequence met × this margin (rounded up to a multiple of 32 tokens)."""
+PLANNING_SEEDS = 20
+"""Most held-out test seeds played for planning success (the first ones of the test split);
+each episode is bounded by :data:`~planner.data.planning_eval.DEFAULT_CONFIG` (about 12 s of
+search at most)."""
+RECORD_FILE = "learn.json"
+"""What :func:`learn` records for programs, next to the card (see :class:`LearnRecord`)."""
+BEFORE = ".before"
+"""Inserted before the suffix of the files :func:`improve` keeps (``model-q8_0.before.gguf``)."""
 
 Progress = Callable[[str], None]
 """Receives one line per stage (and per training quarter)."""
@@ -84,6 +117,8 @@ class LearnReport:
         fidelity: the Q8_0 model's fidelity on the test split.
         signature_recorded: whether a domain signature was written into the GGUF.
         command: the command that reproduces the run.
+        planning: planning success of the Q8_0 model on the first :data:`PLANNING_SEEDS`
+            held-out test seeds.
     """
 
     out_dir: Path
@@ -102,6 +137,7 @@ class LearnReport:
     fidelity: FidelityReport
     signature_recorded: bool
     command: str
+    planning: PlanningReport
 
 
 def _require_torch() -> None:
@@ -112,12 +148,17 @@ def _require_torch() -> None:
         raise LearnError(f"planner learn needs PyTorch: pip install -e '.[train]' ({exc})") from None
 
 
-def _check_request(seeds: Mapping[str, range], minutes: float, steps: int | None) -> None:
-    """:class:`LearnError` naming a bad budget or a missing split."""
+def _check_budget(minutes: float, steps: int | None) -> None:
+    """:class:`LearnError` naming a bad budget."""
     if not (minutes == minutes and 0 < minutes <= 24 * 60):
         raise LearnError(f"minutes must lie in (0, 1440], got {minutes!r}")
     if steps is not None and steps < 1:
         raise LearnError(f"steps must be at least 1, got {steps}")
+
+
+def _check_request(seeds: Mapping[str, range], minutes: float, steps: int | None) -> None:
+    """:class:`LearnError` naming a bad budget or a missing split."""
+    _check_budget(minutes, steps)
     missing = [s for s in ("train", "test") if s not in seeds or not len(seeds[s])]
     if missing:
         raise LearnError(f"seeds must give the splits train and test (val optional), missing {missing}")
@@ -205,6 +246,7 @@ def learn(
     max_steps: int = 60,
     threads: int = 2,
     command: str = "",
+    planning_config: PlannerConfig = DEFAULT_CONFIG,
 ) -> LearnReport:
     """Learn a world model of ``make_env``'s environments; see the module's description.
 
@@ -221,6 +263,7 @@ def learn(
         episodes_per_seed, max_steps: exploration episodes per seed and tries per episode.
         threads: CPU threads for training.
         command: the command line that reproduces the run, quoted on the card.
+        planning_config: the search and agent limits of the planning episodes.
 
     Raises :class:`LearnError` (before any work) without PyTorch or for a bad request, and what
     collection, schema inference and training raise.
@@ -244,16 +287,20 @@ def learn(
                    f"{len(schema.operators)} STRIPS operators")
     plan = _plan_training(train_records, schema, started=started, minutes=minutes, steps=steps, seed=seed,
                           threads=threads, progress=progress)
-    summary = _train(plan, out=out, data_dir=data_dir, schema=schema, signature=signature, domain=domain_name,
-                     progress=progress)
+    summary = _train(plan, out=out, data_dir=data_dir, predicates=schema.predicates, actions=schema.actions,
+                     signature=signature, domain=domain_name, progress=progress)
     report = _finish(out, data_dir, progress)
     fidelity = _fidelity(out / "model-q8_0.gguf", data_dir / "test.jsonl", progress)
+    planning = _planning(make_env, out / "model-q8_0.gguf", list(seeds["test"])[:PLANNING_SEEDS], planning_config,
+                         progress)
     result = LearnReport(
         out_dir=out, model=out / "model-q8_0.gguf", card=out / "README.md", data=dict(stats.items()), schema=schema,
         shape=plan.config.shape, max_objects=plan.config.max_objects, steps=plan.config.steps, rate=plan.rate,
         params=int(summary["params"]), train_seconds=float(summary["train_seconds"]),
         total_seconds=time.perf_counter() - started, q8_agreement=float(report["agreement"]), fidelity=fidelity,
-        signature_recorded=signature is not None, command=command)
+        signature_recorded=signature is not None, command=command, planning=planning)
+    _write_record(out, LearnRecord(command=command, domain=domain_name, seed=seed,
+                                   seeds={k: [v.start, v.stop, v.step] for k, v in seeds.items()}))
     atomic_write_text(result.card, model_card(result, domain_name=domain_name))
     _say(progress, f"wrote {result.model} and {result.card}")
     return result
@@ -287,22 +334,26 @@ def _plan_training(records: Sequence[TransitionRecord], schema: LearnedSchema, *
     return _Plan(config, rate)
 
 
-def _train(plan: _Plan, *, out: Path, data_dir: Path, schema: LearnedSchema, signature: dict[str, Any] | None,
-           domain: str, progress: Progress | None) -> dict[str, Any]:
+def _train(plan: _Plan, *, out: Path, data_dir: Path, predicates: Mapping[str, int], actions: Mapping[str, int],
+           signature: dict[str, Any] | None, domain: str, progress: Progress | None, resume: bool = False,
+           first: int = 0, train_file: Path | None = None) -> dict[str, Any]:
+    """Train ``plan.config.steps`` steps in all (from ``first``, the checkpoint's step, when
+    ``resume``) on ``train_file`` (default ``data_dir/train.jsonl``), saying the loss at each
+    quarter of the steps run."""
     from planner.training.train import train
 
     total = plan.config.steps
-    marks = {max(1, total * q // 4) for q in range(1, 5)}
+    marks = {first + max(1, (total - first) * q // 4) for q in range(1, 5)}
 
     def tick(step: int, info: Mapping[str, float]) -> None:
         if step in marks:
             _say(progress, f"  training step {step}/{total}: loss {info['loss']:.4f}")
 
     val = data_dir / "val.jsonl"
-    _say(progress, f"training {total} steps")
-    return train(train_path=data_dir / "train.jsonl", val_path=val if val.is_file() else None, out_dir=out,
-                 predicates=schema.predicates, actions=schema.actions, domain=domain, signature=signature,
-                 config=plan.config, resume=False, progress=tick)
+    _say(progress, f"training {total} steps" if not resume else f"training from step {first} to {total}")
+    return train(train_path=train_file or data_dir / "train.jsonl", val_path=val if val.is_file() else None,
+                 out_dir=out, predicates=predicates, actions=actions, domain=domain, signature=signature,
+                 config=plan.config, resume=resume, progress=tick)
 
 
 def _finish(out: Path, data_dir: Path, progress: Progress | None) -> dict[str, Any]:
@@ -330,6 +381,36 @@ def _fidelity(model: Path, test_path: Path, progress: Progress | None) -> Fideli
     return report
 
 
+def _planning(make_env: Callable[[int], Environment], model: Path, seeds: Sequence[int], config: PlannerConfig,
+              progress: Progress | None) -> PlanningReport:
+    """Planning success of ``model``: one episode per seed of ``seeds``."""
+    _say(progress, f"planning: one episode on each of {len(seeds)} held-out test seeds")
+    report = evaluate_planning(make_env, model, seeds=seeds, config=config)
+    _say(progress, "  " + report.line())
+    return report
+
+
+def _limits(config: Mapping[str, Any]) -> str:
+    """``beam search, at most 100 real steps and 20 replans, 5 s per search``."""
+    search, agent = config.get("search", {}), config.get("agent", {})
+    limit = search.get("time_limit_s")
+    per_search = f", {limit:g} s per search" if limit else ""
+    return (f"{search.get('algorithm', '?')} search, at most {agent.get('max_steps', '?')} real steps and "
+            f"{agent.get('max_replans', '?')} replans{per_search}")
+
+
+def planning_text(report: PlanningReport, *, what: str = "held-out seeds") -> str:
+    """``Solved 2/3 held-out seeds (66.7%), mean plan length 6.5 real steps …`` for a card."""
+    length = ("n/a (none solved)" if math.isnan(report.mean_plan_length)
+              else f"{report.mean_plan_length:.1f} real steps (solved episodes)")
+    mean_steps = "n/a" if math.isnan(report.mean_steps) else f"{report.mean_steps:.1f}"
+    errors = f"; {report.errors} ended by an error" if report.errors else ""
+    return (f"Solved {report.solved}/{report.total} {what} ({report.seeds_text()}"
+            f"{f', {report.solve_rate:.1%}' if report.total else ''}), mean plan length {length}, mean real steps "
+            f"{mean_steps}, {report.model_calls:,} model calls{errors}: one `planner solve` episode per seed "
+            f"({_limits(report.config)}).")
+
+
 def model_card(report: LearnReport, *, domain_name: str) -> str:
     """The Markdown model card of ``report``."""
     rows = "\n".join(f"| {split} | {st.seeds} | {st.episodes} | {st.transitions} | {st.applicable} |"
@@ -355,5 +436,379 @@ def model_card(report: LearnReport, *, domain_name: str) -> str:
         "## Fidelity on held-out test seeds", "",
         f"Next-state exact match {overall.get('next_state_exact_match', float('nan')):.4%}, precondition accuracy "
         f"{overall.get('precondition_accuracy', float('nan')):.4%}.", "", "```", report.fidelity.table(), "```", "",
+        "## Planning on held-out test seeds", "", planning_text(report.planning), "",
     ]
     return "\n".join(lines)
+
+
+# -- what a run records for programs ---------------------------------------------------------------
+class LearnRecord(BaseModel):
+    """``out_dir/learn.json``: what :func:`learn` ran, for :func:`improve` and other programs.
+
+    Attributes:
+        command: the command line that reproduces the run (empty when called from Python).
+        domain: the domain name in the records and the GGUF.
+        seed: the seed of exploration, weights and batches.
+        seeds: split → ``[start, stop, step]`` of its environment seeds (a Python ``range``).
+        improvements: one entry per :func:`improve` run, oldest first (the card's numbers).
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    command: str = ""
+    domain: str = "env"
+    seed: int = 0
+    seeds: dict[str, list[int]] = {}
+    improvements: list[dict[str, Any]] = []
+
+    def split(self, name: str) -> range | None:
+        """The seeds of split ``name`` (``None``: not recorded)."""
+        spec = self.seeds.get(name)
+        if not spec or len(spec) != 3 or spec[2] == 0:
+            return None
+        return range(*spec)
+
+
+def _write_record(out: Path, record: LearnRecord) -> None:
+    atomic_write_text(out / RECORD_FILE, json.dumps(record.model_dump(mode="json"), indent=2) + "\n")
+
+
+def read_learn_record(out_dir: str | Path) -> LearnRecord | None:
+    """``out_dir/learn.json`` (``None`` when there is none: a folder of an older ``planner
+    learn``). :class:`LearnError` naming the file when it is not a record."""
+    path = Path(out_dir) / RECORD_FILE
+    if not path.is_file():
+        return None
+    try:
+        return LearnRecord.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError, ValidationError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise LearnError(f"{path} is not a planner learn record: {reason}") from None
+
+
+_REPRODUCE = re.compile(r"^## Reproduce\s*\n\s*```\s*\n(?P<command>[^\n]*)\n```", re.MULTILINE)
+
+
+def recorded_command(out_dir: str | Path) -> list[str]:
+    """The command line that made ``out_dir`` (split as a shell would): from ``learn.json``,
+    else from the card's "Reproduce" block; empty when neither records one."""
+    record = read_learn_record(out_dir)
+    text = record.command if record is not None else ""
+    card = Path(out_dir) / "README.md"
+    if not text and card.is_file():
+        found = _REPRODUCE.search(card.read_text(encoding="utf-8", errors="replace"))
+        text = found.group("command").strip() if found else ""
+        text = "" if text.startswith("(") else text  # "(called from Python)"
+    try:
+        return shlex.split(text)
+    except ValueError:
+        return []
+
+
+# -- improving a learned model with real experience ------------------------------------------------
+@dataclass(frozen=True)
+class Measurement:
+    """One model measured on held-out data and seeds.
+
+    Attributes:
+        model: the GGUF file measured.
+        steps: its training steps.
+        fidelity: fidelity on the test split's transitions.
+        planning: planning success on the held-out test seeds.
+        seconds: wall time of both measurements (seconds).
+    """
+
+    model: Path
+    steps: int
+    fidelity: FidelityReport
+    planning: PlanningReport
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ImproveReport:
+    """What :func:`improve` did.
+
+    Attributes:
+        out_dir: the folder of the learned model.
+        model: the new model (``out_dir/model-q8_0.gguf``).
+        kept: the model before, kept (``out_dir/model-q8_0.before.gguf``).
+        card: the model card, with its "Improvement" section.
+        logs: the episode logs folded in.
+        folded: what the logs gave (steps, divergences, weight, steps already known).
+        records_before, records_after: training records before and after folding in.
+        rate: measured training steps per second.
+        train_seconds: training time of this run (seconds).
+        before, after: the old and the new model on the same held-out data and seeds.
+        total_seconds: the whole run's wall time (seconds).
+        command: the command that reproduces the run.
+    """
+
+    out_dir: Path
+    model: Path
+    kept: Path
+    card: Path
+    logs: tuple[Path, ...]
+    folded: FoldedExperience
+    records_before: int
+    records_after: int
+    rate: float
+    train_seconds: float
+    before: Measurement
+    after: Measurement
+    total_seconds: float
+    command: str
+
+
+def before_path(path: Path) -> Path:
+    """``model-q8_0.gguf`` → ``model-q8_0.before.gguf``: where :func:`improve` keeps a file."""
+    return path.with_name(path.stem + BEFORE + path.suffix)
+
+
+def _copy(src: Path, dst: Path) -> None:
+    """Copy ``src`` to ``dst`` atomically."""
+    with atomic_output(dst) as tmp:
+        shutil.copyfile(src, tmp)
+
+
+def _measure(make_env: Callable[[int], Environment], model: Path, *, steps: int, test_path: Path,
+             seeds: Sequence[int], config: PlannerConfig, progress: Progress | None, label: str) -> Measurement:
+    started = time.perf_counter()
+    _say(progress, f"measuring the model {label} ({model.name})")
+    fidelity = _fidelity(model, test_path, progress)
+    planning = _planning(make_env, model, seeds, config, progress)
+    return Measurement(model=model, steps=steps, fidelity=fidelity, planning=planning,
+                       seconds=time.perf_counter() - started)
+
+
+def _checkpoint_step(path: Path) -> int:
+    """Training steps the checkpoint ``path`` holds (:class:`CheckpointError` naming it)."""
+    import torch
+
+    from planner.training.errors import CheckpointError
+
+    try:
+        return int(torch.load(path, weights_only=False, map_location="cpu")["step"])
+    except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"cannot read the training step of {path}: {reason}") from None
+
+
+def improve_inputs(out: Path) -> dict[str, Path]:
+    """The files of a ``planner learn`` folder :func:`improve` needs (key → path);
+    :class:`LearnError` naming the folder and what is missing."""
+    need = {"model": out / "model-q8_0.gguf", "f32": out / "model-f32.gguf", "checkpoint": out / "checkpoint.pt",
+            "summary": out / "train-summary.json", "train": out / "data" / "train.jsonl",
+            "test": out / "data" / "test.jsonl"}
+    if not out.is_dir():
+        raise LearnError(f"--improve {out}: no such folder (a folder written by planner learn --out)")
+    missing = [str(p.relative_to(out)) for p in need.values() if not p.is_file()]
+    if missing:
+        raise LearnError(f"--improve {out} is not a folder written by planner learn: missing {', '.join(missing)}")
+    return need
+
+
+def _train_summary(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        data["shape"] = LlamaShape(**data["shape"])
+        return dict(data)
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError, KeyError, TypeError) as exc:
+        raise LearnError(f"{path} is not a training summary: {type(exc).__name__}: {exc}") from None
+
+
+def improve(
+    make_env: Callable[[int], Environment],
+    *,
+    model_dir: str | Path,
+    logs: Sequence[str | Path],
+    minutes: float = 10.0,
+    steps: int | None = None,
+    test_seeds: range | None = None,
+    seed: int | None = None,
+    threads: int = 2,
+    progress: Progress | None = None,
+    command: str = "",
+    planning_config: PlannerConfig = DEFAULT_CONFIG,
+) -> ImproveReport:
+    """Fold the real steps of episode logs into a learned model's data and continue training;
+    see the module's description.
+
+    Args:
+        make_env: builds the environment of a seed (planning episodes, and the objects the
+            model was bound to in a logged episode).
+        model_dir: a folder written by :func:`learn` (``data/``, ``checkpoint.pt``,
+            ``train-summary.json``, ``model-f32.gguf``, ``model-q8_0.gguf``, ``README.md``).
+        logs: episode logs of :class:`~planner.agent.Agent` (``planner solve --log``).
+        minutes: the whole run's time budget (minutes); sets the training steps, after the
+            measurement of the old model (the new one's is assumed to take as long).
+        steps: training steps to add (``None``: chosen from ``minutes``).
+        test_seeds: the held-out seeds to plan on (``None``: the test split recorded in
+            ``learn.json``); the first :data:`PLANNING_SEEDS` are played, before and after.
+        seed: seed of the new batches (``None``: the training run's).
+        threads: CPU threads for training.
+        progress: receives one line per stage.
+        command: the command line of this run, quoted on the card.
+        planning_config: the search and agent limits of the planning episodes.
+
+    Raises :class:`LearnError` (before any work) without PyTorch, for a bad budget or a folder
+    that was not written by :func:`learn`; :class:`~planner.data.experience.ExperienceError`
+    for logs without steps or with words outside the model's vocabulary and
+    :class:`~planner.io.CorruptLogError` for a malformed log (both before anything is
+    written); and what training raises.
+    """
+    from planner.training.data import check_fits, encode_records
+    from planner.training.train import TrainConfig
+    from planner.world.codec import domain_vocabulary
+    from planner.world.gguf_io import read_model_info
+
+    started = time.perf_counter()
+    _require_torch()
+    _check_budget(minutes, steps)
+    out = Path(model_dir)
+    files = improve_inputs(out)
+    if not logs:
+        raise LearnError("improving a model needs at least one episode log (planner solve --log LOG)")
+    record = read_learn_record(out)
+    if test_seeds is None:
+        test_seeds = record.split("test") if record is not None else None
+        if test_seeds is None:
+            raise LearnError(f"{out} records no held-out test seeds ({RECORD_FILE} missing); give them")
+    planning_seeds = list(test_seeds)[:PLANNING_SEEDS]
+    info = read_model_info(files["model"])
+    summary = _train_summary(files["summary"])
+    shape: LlamaShape = summary["shape"]
+    domain = info.domain or (record.domain if record is not None else "env")
+    existing = read_records(files["train"])
+    known = {(r.episode, r.step) for r in existing if r.episode.startswith("log:")}
+    folded = fold_logs(logs, domain=domain, predicates=info.predicates, actions=info.actions,
+                       max_objects=info.max_objects, known=known, objects_for=environment_objects(make_env))
+    _say(progress, f"logs: {_count(folded.steps, 'new real step')} from {_count(folded.episodes, 'episode')} "
+                   f"({folded.divergences} diverged, written {folded.weight}x each; {folded.known} folded in before)")
+    if not folded.records:
+        raise LearnError(f"nothing new in the logs: their {folded.known} real steps are in {files['train']} "
+                         "already")
+    vocab = domain_vocabulary(info.predicates, info.actions, info.max_objects)
+    check_fits(encode_records(folded.records, vocab, info.predicates, info.actions, info.max_objects),
+               shape.context)
+    first = _checkpoint_step(files["checkpoint"])
+
+    before = _measure(make_env, files["model"], steps=first, test_path=files["test"], seeds=planning_seeds,
+                      config=planning_config, progress=progress, label="before")
+    kept = before_path(files["model"])
+    for key in ("model", "f32", "checkpoint"):
+        _copy(files[key], before_path(files[key]))
+    records = [*existing, *folded.records]
+    examples = encode_records(records[-2000:], vocab, info.predicates, info.actions, info.max_objects)
+    batch = int(summary.get("batch_size", BATCH_SIZE))
+    rate = measure_rate(examples, vocab, shape, batch_size=batch, threads=threads)
+    left = minutes * 60 - (time.perf_counter() - started) - before.seconds
+    extra = steps if steps is not None else max(MIN_STEPS, int(rate * left * TRAIN_SHARE))
+    _say(progress, f"{rate:.1f} steps/s measured -> {extra} more steps")
+    config = TrainConfig(steps=first + extra, batch_size=batch,
+                         seed=int(summary.get("seed", 0)) if seed is None else seed, threads=threads, shape=shape,
+                         max_objects=info.max_objects, warmup=min(200, max(1, first // 10)),
+                         checkpoint_every=max(1, extra // 4), eval_every=extra)
+    trained_at = time.perf_counter()
+    try:
+        # The data are committed (train.jsonl replaced atomically) only once the new model is
+        # written; a failure or an interrupt before that puts the model files back as they were.
+        with atomic_output(files["train"]) as combined:
+            shutil.copyfile(files["train"], combined)
+            with JsonlLog(combined, fsync=False) as sink:
+                for rec in folded.records:
+                    sink.write(rec)
+            _say(progress, f"training data: {len(existing)} -> {len(records)} records")
+            _train(_Plan(config, rate), out=out, data_dir=files["train"].parent, predicates=info.predicates,
+                   actions=info.actions, signature=info.signature, domain=domain, progress=progress, resume=True,
+                   first=first, train_file=combined)
+            train_seconds = time.perf_counter() - trained_at
+            _finish(out, files["train"].parent, progress)
+    except BaseException:
+        for key in ("checkpoint", "f32", "model"):
+            _copy(before_path(files[key]), files[key])
+        raise
+    after = _measure(make_env, files["model"], steps=first + extra, test_path=files["test"], seeds=planning_seeds,
+                     config=planning_config, progress=progress, label="after")
+    result = ImproveReport(
+        out_dir=out, model=files["model"], kept=kept, card=out / "README.md", logs=tuple(Path(p) for p in logs),
+        folded=folded, records_before=len(existing), records_after=len(records), rate=rate,
+        train_seconds=train_seconds,
+        before=before, after=after, total_seconds=time.perf_counter() - started, command=command)
+    card = result.card.read_text(encoding="utf-8") if result.card.is_file() else f"# {domain}\n"
+    atomic_write_text(result.card, with_section(card, "Improvement", improvement_section(result)))
+    entry = {"command": command, "logs": [str(p) for p in logs], "steps": [first, first + extra],
+             "records": [len(existing), len(records)], "new_steps": folded.steps,
+             "divergences": folded.divergences, "weight": folded.weight,
+             **{k: _row(m) for k, m in (("before", before), ("after", after))}}
+    base = record or LearnRecord(command=shlex.join(recorded_command(out)), domain=domain,
+                                 seed=int(summary.get("seed", 0)),
+                                 seeds={"test": [test_seeds.start, test_seeds.stop, test_seeds.step]})
+    _write_record(out, base.model_copy(update={"improvements": [*base.improvements, entry]}))
+    _say(progress, f"wrote {result.model} (kept the model before as {kept.name}) and {result.card}")
+    return result
+
+
+def _row(m: Measurement) -> dict[str, Any]:
+    """A measurement's headline numbers (JSON-ready; NaN as ``None``)."""
+    def num(x: float) -> float | None:
+        return None if math.isnan(x) else round(x, 6)
+
+    o = m.fidelity.overall
+    return {"model": m.model.name, "steps": m.steps,
+            "next_state_exact_match": num(o.get("next_state_exact_match", float("nan"))),
+            "precondition_accuracy": num(o.get("precondition_accuracy", float("nan"))),
+            "solved": m.planning.solved, "seeds": m.planning.total,
+            "mean_plan_length": num(m.planning.mean_plan_length)}
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 episode``, ``2 episodes``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _pct(x: float) -> str:
+    return "n/a" if math.isnan(x) else f"{x:.2%}"
+
+
+def improvement_section(report: ImproveReport) -> str:
+    """The body of the card's "Improvement" section: the experience folded in, a row for the
+    model before and after, and the command."""
+    f = report.folded
+    logs = ", ".join(f"`{p.name}`" for p in report.logs)
+    rows = []
+    for label, m in (("before", report.before), ("after", report.after)):
+        o = m.fidelity.overall
+        length = "n/a" if math.isnan(m.planning.mean_plan_length) else f"{m.planning.mean_plan_length:.1f}"
+        name = report.kept.name if label == "before" else report.model.name
+        rows.append(f"| {label} (`{name}`) | {m.steps} | {_pct(o.get('next_state_exact_match', math.nan))} | "
+                    f"{_pct(o.get('precondition_accuracy', math.nan))} | {m.planning.solved}/{m.planning.total} | "
+                    f"{length} |")
+    transitions = int(report.before.fidelity.overall.get("transitions", 0))
+    skipped = f" ({f.known} steps folded in before were skipped)" if f.known else ""
+    return "\n".join([
+        f"Folded in the real steps of {logs}: {_count(f.steps, 'new step')} from {_count(f.episodes, 'episode')}, "
+        f"{f.divergences} of them diverged from the model's prediction and written {f.weight}x each{skipped}. "
+        f"Training records {report.records_before:,} -> {report.records_after:,}; training "
+        f"went on from step {report.before.steps} to {report.after.steps} ({report.train_seconds:.1f} s, "
+        f"{report.rate:.1f} steps/s measured). The model before is kept as `{report.kept.name}` (with "
+        f"`{before_path(Path('model-f32.gguf')).name}` and `{before_path(Path('checkpoint.pt')).name}`).", "",
+        f"Both models on the same held-out test transitions ({transitions:,}) and seeds "
+        f"({report.after.planning.seeds_text()}); planning: one `planner solve` episode per seed "
+        f"({_limits(report.after.planning.config)}):", "",
+        "| model | training steps | next-state EM | precondition | solved | mean plan length |",
+        "|---|---|---|---|---|---|", *rows, "",
+        "```", report.command or "(called from Python)", "```", "",
+    ])
+
+
+def with_section(card: str, title: str, body: str) -> str:
+    """``card`` with its ``## title`` section (up to the next ``## `` heading) replaced by
+    ``body``, or ``body`` appended as that section."""
+    lines = card.rstrip("\n").split("\n")
+    head = f"## {title}"
+    if head in lines:
+        start = lines.index(head)
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        lines = lines[:start] + lines[end:]
+    return "\n".join([*lines, "", head, "", body.rstrip("\n"), ""]).replace("\n\n\n", "\n\n")

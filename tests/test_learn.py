@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -41,6 +42,24 @@ def test_learn_writes_the_model_and_its_card(learned):
     assert "planner learn --env blocksworld-v0 --env-arg blocks=3" in card and "--steps 40" in card
     assert "| train | 6 |" in card and "| test | 3 |" in card
     assert all((learned / "data" / f"{s}.jsonl").is_file() for s in ("train", "val", "test"))
+    # planning success on the held-out seeds, with the same limits named
+    assert "## Planning on held-out test seeds" in card
+    assert re.search(r"Solved [0-3]/3 held-out seeds \(200-202, [\d.]+%\), mean plan length", card)
+    assert "one `planner solve` episode per seed (beam search, at most 100 real steps" in card
+    record = json.loads((learned / "learn.json").read_text())
+    assert record["seeds"]["test"] == [200, 203, 1] and record["command"].startswith("planner learn --env")
+
+
+def test_learn_report_carries_planning_success(tmp_path):
+    pytest.importorskip("torch")
+    from planner.learn import PLANNING_SEEDS, learn
+
+    report = learn(lambda s: make("blocksworld-v0", seed=s, blocks=3), out_dir=tmp_path,
+                   seeds={"train": range(0, 3), "test": range(200, 202)}, steps=8, episodes_per_seed=1, max_steps=15)
+    assert PLANNING_SEEDS >= 2 and report.planning.total == 2
+    assert [e.seed for e in report.planning.episodes] == [200, 201]
+    assert 0 <= report.planning.solved <= 2 and report.planning.model_calls > 0
+    assert f"Solved {report.planning.solved}/2 held-out seeds" in report.card.read_text()
 
 
 def test_learned_model_binds_and_plans_from_the_command_line(learned, capsys):

@@ -314,21 +314,25 @@ def _action_names(n: int, names: Sequence[str] | None) -> tuple[Action, ...]:
 # -- FrozenLake -------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class GridFacts:
-    """Facts of a grid position observation ``row * columns + column``: ``("(at r2 c3)",)``.
+    """Facts of a grid position observation ``row * columns + column``: ``("(at r2 c3)",)``,
+    followed by the fixed facts ``extra`` (e.g. ``"(hole r1 c1)"``: the map, when it varies
+    between episodes and a learned model must see it).
 
     Attributes:
         columns: the grid's width (cells).
+        extra: facts true in every state.
     """
 
     columns: int
+    extra: tuple[str, ...] = ()
 
     def __call__(self, observation: Any) -> tuple[str, ...]:
         row, column = divmod(int(observation), self.columns)
-        return (f"(at r{row} c{column})",)
+        return (f"(at r{row} c{column})", *self.extra)
 
 
 def make_frozenlake(*, seed: int = 0, map_name: str = "4x4", size: int | None = None, is_slippery: bool = False,
-                    max_steps: int | None = None) -> GymEnvironment:
+                    max_steps: int | None = None, holes: bool | None = None) -> GymEnvironment:
     """Gymnasium's FrozenLake-v1: walk from S to G on a grid without falling through a hole (H).
 
     Facts: ``(at rR cC)`` (row ``R``, column ``C``, from 0 at the top left); the goal is
@@ -342,6 +346,9 @@ def make_frozenlake(*, seed: int = 0, map_name: str = "4x4", size: int | None = 
         is_slippery: Gymnasium's slippery ice (moves go astray); then no exact ``simulate``.
         max_steps: truncate after this many real steps (Gymnasium's own limit: 100 on 4x4,
             200 on 8x8).
+        holes: add a fact ``(hole rR cC)`` per hole to every state, so the map is part of the
+            state (``None``: yes for random maps, where a learned model must see the map to
+            generalise to maps it never saw; no for the fixed maps).
 
     Returns a :class:`GymSimulator` when not slippery, else a :class:`GymEnvironment`.
     """
@@ -358,10 +365,15 @@ def make_frozenlake(*, seed: int = 0, map_name: str = "4x4", size: int | None = 
         raise ConfigError(f"map_name must be one of {', '.join(sorted(MAPS))}, got {map_name!r}")
     if not isinstance(is_slippery, bool):
         raise ConfigError(f"is_slippery must be true or false, got {is_slippery!r}")
+    if holes is not None and not isinstance(holes, bool):
+        raise ConfigError(f"holes must be true or false, got {holes!r}")
+    show = size is not None if holes is None else holes
+    extra = tuple(f"(hole r{r} c{c})" for r, line in enumerate(desc) for c, cell in enumerate(line)
+                  if cell == "H") if show else ()
     goal_row = next(r for r, line in enumerate(desc) if "G" in line)
     goal = FactGoal(frozenset({f"(at r{goal_row} c{desc[goal_row].index('G')})"}))
     env = gymnasium.make("FrozenLake-v1", desc=desc, is_slippery=is_slippery)
     cls = GymEnvironment if is_slippery else GymSimulator
     objects = [*(f"r{r}" for r in range(len(desc))), *(f"c{c}" for c in range(len(desc[0])))]
-    return cls(env, facts=GridFacts(len(desc[0])), goal=goal, action_names=FROZENLAKE_ACTIONS,
+    return cls(env, facts=GridFacts(len(desc[0]), extra), goal=goal, action_names=FROZENLAKE_ACTIONS,
                max_steps=max_steps, seed=seed, objects=objects)
