@@ -110,7 +110,7 @@ def test_llama_cpp_tokenizes_exactly_as_the_codec(tiny_gguf, tiny_env):
 
 
 def test_random_model_is_retried_then_raises_with_raw_text(tiny_gguf, tiny_env):
-    model = _model(tiny_gguf, tiny_env, retries=2)
+    model = _model(tiny_gguf, tiny_env, retries=2, consistent=False)  # the raw model answers invalid
     action = tiny_env.candidate_actions(tiny_env.state)[0]
     with pytest.raises(WorldModelError) as info:
         for a in tiny_env.candidate_actions(tiny_env.state):
@@ -123,7 +123,7 @@ def test_random_model_is_retried_then_raises_with_raw_text(tiny_gguf, tiny_env):
 
 def _answers(model, state, actions):
     prefix, suffixes, max_new = model._prompt(state, actions)
-    answers = model._decode(prefix, suffixes, max_new, temperature=0.0)
+    answers = model._decode(prefix, suffixes, max_new, frozenset(model.codec.state_words(state)), temperature=0.0)
     return [" ".join(model._id_word[t] for t in ans.tokens) for ans in answers]
 
 
@@ -230,7 +230,7 @@ def test_confidence_is_a_probability(tmp_path, tiny_env):
     path = build_tiny_gguf(tmp_path / "flat.gguf", scale=0.0)
     model = _model(path, tiny_env)
     answers = model._decode(*model._prompt(tiny_env.state, tiny_env.candidate_actions(tiny_env.state)[:1]),
-                            temperature=0.0)
+                            frozenset(model.codec.state_words(tiny_env.state)), temperature=0.0)
     import math
 
     assert 0.0 < math.exp(answers[0].logprob) <= 1.0

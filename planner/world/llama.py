@@ -88,17 +88,28 @@ class _AnswerIds:
 
 class _FactDeltaRules:
     """One answer's structure: ``ok`` or ``fail`` (which ends it: early rejection); after
-    ``ok`` the forced ``add``, facts added, ``del``, facts removed (no fact twice in a list),
-    then ``done`` or ``cont``. Near ``max_new`` tokens only the closing word is allowed."""
+    ``ok`` the forced ``add``, facts added, ``del``, facts removed, then ``done`` or ``cont``.
 
-    __slots__ = ("chosen", "ids", "last", "n", "phase")
+    With ``absent`` and ``held`` the facts that do not hold and those that hold (and
+    ``must_change``), the answer is kept consistent with its state: only absent facts may be
+    added and only held facts removed, none twice, and the list of removals closes only once
+    the answer changes something (an applicable action changes the state). Without (every
+    fact in both, ``must_change`` false) only the structure is kept. Near ``max_new`` tokens
+    only the closing word is allowed.
+    """
 
-    def __init__(self, ids: _AnswerIds, max_new: int) -> None:
+    __slots__ = ("absent", "changed", "chosen", "held", "ids", "last", "n", "phase")
+
+    def __init__(self, ids: _AnswerIds, max_new: int, absent: np.ndarray, held: np.ndarray,
+                 must_change: bool) -> None:
         self.ids = ids
+        self.absent = absent  # fact ids that do not hold: what may be added
+        self.held = held  # fact ids that hold: what may be removed
         self.last = max_new - 2  # once the answer has this many tokens, close the list
         self.n = 0  # tokens in the answer so far
         self.phase = 0  # 0 verdict, 1 adding, 2 deleting
         self.chosen: set[int] = set()
+        self.changed = not must_change  # True: the list of removals may close at once
 
     def allowed(self) -> np.ndarray:
         ids = self.ids
@@ -107,9 +118,11 @@ class _FactDeltaRules:
         closing = ids.close_added if self.phase == 1 else ids.close_removed
         if self.n >= self.last:
             return closing
-        facts = ids.facts
+        facts = self.absent if self.phase == 1 else self.held
         if self.chosen:
             facts = facts[~np.isin(facts, list(self.chosen))]
+        if self.phase == 2 and not self.changed and len(facts):
+            return facts  # nothing added: something must be removed
         return np.concatenate([facts, closing])
 
     def push(self, token: int) -> tuple[int, ...] | None:
@@ -128,6 +141,7 @@ class _FactDeltaRules:
         if self.phase == 2 and token in ids.ends:
             return None
         self.chosen.add(token)
+        self.changed = True
         return ()
 
 
@@ -186,6 +200,10 @@ class LlamaWorldModel:
         on_invalid: after the last retry, ``"raise"`` a :class:`WorldModelError`, or
             ``"reject"``: treat the action as not applicable (confidence 0), count it in
             ``stats.invalid`` and log it — so one bad answer cannot end a search.
+        consistent: decode only answers consistent with the state (added facts absent,
+            removed facts present, an applicable action changing something), so an answer can
+            be wrong but hardly ever invalid; ``False`` decodes the raw model, to measure how
+            often it answers invalid by itself.
 
     Raises :class:`~planner.errors.ConfigError` for an argument out of range,
     :class:`~planner.errors.ModelLoadError` for a file that is not a fact-delta model, and
@@ -210,7 +228,11 @@ class LlamaWorldModel:
         retry_temperature: float = 0.8,
         seed: int = 0,
         on_invalid: Literal["raise", "reject"] = "raise",
+        consistent: bool = True,
     ) -> None:
+        if not isinstance(consistent, bool):
+            raise ConfigError(f"consistent must be True or False, got {consistent!r}")
+        self.consistent = consistent
         _check_arguments(mode=mode, max_siblings=max_siblings, retries=retries, retry_temperature=retry_temperature,
                          seed=seed, on_invalid=on_invalid, n_ctx=n_ctx)
         self._path = Path(path)
@@ -339,8 +361,8 @@ class LlamaWorldModel:
             start = time.perf_counter()
             try:
                 prefix, suffixes, max_new = self._prompt(state, actions)
-                answers = self._decode(prefix, suffixes, max_new, temperature=0.0)
                 state_words = frozenset(self.codec.state_words(state))
+                answers = self._decode(prefix, suffixes, max_new, state_words, temperature=0.0)
                 preds = [self._finish(state, state_words, prefix, suf, ans, max_new)
                          for suf, ans in zip(suffixes, answers)]
             finally:
@@ -381,17 +403,22 @@ class LlamaWorldModel:
         return 2 * len(state.facts) + 6
 
     # -- answers -------------------------------------------------------------------------------
-    def _decode(self, prefix: list[int], suffixes: list[list[int]], max_new: int, *,
+    def _decode(self, prefix: list[int], suffixes: list[list[int]], max_new: int, state_words: frozenset[str], *,
                 temperature: float) -> list[Answer]:
-        return self.decoder.decode(prefix, suffixes, rules=partial(_FactDeltaRules, self._answer_ids, max_new),
-                                   max_new=max_new, temperature=temperature)
+        facts = self._answer_ids.facts
+        if self.consistent:
+            holds = np.isin(facts, [self.word_ids[w] for w in state_words if w in self.word_ids])
+            rules = partial(_FactDeltaRules, self._answer_ids, max_new, facts[~holds], facts[holds], True)
+        else:
+            rules = partial(_FactDeltaRules, self._answer_ids, max_new, facts, facts, False)
+        return self.decoder.decode(prefix, suffixes, rules=rules, max_new=max_new, temperature=temperature)
 
     def _finish(self, state: State, state_words: frozenset[str], prefix: list[int], suffix: list[int],
                 first: Answer, max_new: int) -> Prediction:
         """Parse ``first``; on a validation failure, sample again (bounded), then raise or reject."""
 
         def attempt(n: int) -> Prediction:
-            answer = first if n == 1 else self._decode(prefix, [suffix], max_new,
+            answer = first if n == 1 else self._decode(prefix, [suffix], max_new, state_words,
                                                        temperature=self.retry_temperature)[0]
             return self.codec.parse([self._id_word[t] for t in answer.tokens], state,
                                     confidence=math.exp(answer.logprob), state_words=state_words)
