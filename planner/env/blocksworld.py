@@ -210,20 +210,7 @@ def make_mixed(*, seed: int = 0, min_blocks: int = 3, max_blocks: int = 8, max_s
     :class:`~planner.env.pddl.PDDLEnvironment` from a private temporary folder removed when the
     environment is garbage-collected. The training family of the shipped model:
     ``planner learn --env planner/env/blocksworld.py:make_mixed``."""
-    import shutil
-    import tempfile
-    import weakref
-
-    from planner.env.pddl import PDDLEnvironment
+    from planner.env.pddl import environment_from_text
 
     _, text = mixed_problem(seed, min_blocks=min_blocks, max_blocks=max_blocks)
-    folder = Path(tempfile.mkdtemp(prefix="planner-blocksworld-"))
-    try:
-        atomic_write_text(folder / "domain.pddl", DOMAIN_PDDL)
-        atomic_write_text(folder / "problem.pddl", text)
-        env = PDDLEnvironment(folder / "domain.pddl", folder / "problem.pddl", max_steps=max_steps)
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    weakref.finalize(env, shutil.rmtree, folder, True)
-    return env
+    return environment_from_text(DOMAIN_PDDL, text, name="blocksworld", max_steps=max_steps)

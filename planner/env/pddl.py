@@ -572,3 +572,27 @@ class PDDLEnvironment:
         if solution is None:
             return None
         return [Action(op.name) for op in solution]
+
+
+def environment_from_text(domain_text: str, problem_text: str, *, name: str = "pddl",
+                          max_steps: int | None = None) -> PDDLEnvironment:
+    """A :class:`PDDLEnvironment` of PDDL texts (generated problems): both are written to a
+    private temporary folder (``<name>.pddl`` and ``problem.pddl``) that is removed when the
+    environment is garbage-collected. ``max_steps``: truncate after this many real steps."""
+    import shutil
+    import tempfile
+    import weakref
+
+    from planner.io import atomic_write_text
+
+    folder = Path(tempfile.mkdtemp(prefix=f"planner-{name}-"))
+    try:
+        domain, problem = folder / f"{name}.pddl", folder / "problem.pddl"
+        atomic_write_text(domain, domain_text)
+        atomic_write_text(problem, problem_text)
+        env = PDDLEnvironment(domain, problem, max_steps=max_steps)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    weakref.finalize(env, shutil.rmtree, folder, True)
+    return env

@@ -30,11 +30,8 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import inspect
-import shutil
 import sys
-import tempfile
 import traceback
-import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -279,18 +276,11 @@ def make_blocksworld(*, seed: int = 0, blocks: int = 5, max_steps: int | None = 
     The PDDL files live in a private temporary folder removed when the environment is
     garbage-collected. ``max_steps``: truncate the episode after this many real steps.
     """
-    from planner.env.blocksworld import write_problem
-    from planner.env.pddl import PDDLEnvironment
+    from planner.env.blocksworld import DOMAIN_PDDL, generate_problem
+    from planner.env.pddl import environment_from_text
 
-    folder = tempfile.mkdtemp(prefix="planner-blocksworld-")
-    try:
-        domain, problem = write_problem(folder, blocks, seed=seed)
-        env = PDDLEnvironment(domain, problem, max_steps=max_steps)
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    weakref.finalize(env, shutil.rmtree, folder, True)
-    return env
+    return environment_from_text(DOMAIN_PDDL, generate_problem(blocks, seed=seed), name="blocksworld",
+                                 max_steps=max_steps)
 
 
 def make_pddl(*, seed: int = 0, domain: str | Path, problem: str | Path | None = None,

@@ -19,9 +19,6 @@ compare a planner's plans with.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-import weakref
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -60,22 +57,11 @@ def check_size(name: str, value: object, low: int, high: int) -> int:
 
 def build_env(family: str, problem_text: str, *, max_steps: int | None = None) -> PDDLEnvironment:
     """A :class:`~planner.env.pddl.PDDLEnvironment` of ``family``'s domain and the problem
-    ``problem_text``, both written to a private temporary folder that is removed when the
-    environment is garbage-collected. ``max_steps``: truncate after this many real steps."""
-    from planner.env.pddl import PDDLEnvironment
+    ``problem_text`` (see :func:`~planner.env.pddl.environment_from_text`). ``max_steps``:
+    truncate after this many real steps."""
+    from planner.env.pddl import environment_from_text
 
-    folder = Path(tempfile.mkdtemp(prefix=f"planner-{family}-"))
-    try:
-        domain = folder / f"{family}.pddl"
-        problem = folder / "problem.pddl"
-        domain.write_text(domain_text(family), encoding="utf-8")
-        problem.write_text(problem_text, encoding="utf-8")
-        env = PDDLEnvironment(domain, problem, max_steps=max_steps)
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    weakref.finalize(env, shutil.rmtree, folder, True)
-    return env
+    return environment_from_text(domain_text(family), problem_text, name=family, max_steps=max_steps)
 
 
 def optimal_plan_length(env: PDDLEnvironment) -> int:
