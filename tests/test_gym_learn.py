@@ -23,7 +23,7 @@ from planner.world.factory import bind_environment_model
 
 SIZE = 4
 TEST_SEEDS = range(5000, 5010)
-STEPS = 600
+STEPS = 1000
 
 
 def make_lake(seed: int) -> planner.Environment:

@@ -220,7 +220,24 @@ class _Episode:
         self.state = result.state
         self.step_no += 1
         self.over = bool(result.terminated or result.truncated)
+        if result.truncated and not result.terminated and result.info.get("env_terminated") is True:
+            self._dead_end()
         return rec.applicable
+
+    def _dead_end(self) -> None:
+        """Record that nothing applies in a state where the environment itself ended the
+        episode away from the goal (a Gymnasium termination, ``info["env_terminated"]``: a
+        hole in the ice): one refusal per candidate action, so a learned model treats the state
+        as the dead end it is, instead of imagining walks on from it (no episode ever shows a
+        step out of such a state)."""
+        for action in self.candidates():
+            self.sink(TransitionRecord(
+                problem=self.problem, domain=self.domain, objects=self.objects, goal=self.goal,
+                state=sorted(self.state.facts), action=action.name, applicable=False,
+                next_state=sorted(self.state.facts), reward=0.0, done=False,
+                episode=self.episode, step=self.step_no, source=self.source, split=self.split))
+            self.stats["transitions"] += 1
+            self.step_no += 1
 
 
 def _explore(ep: _Episode, behaviour: str, *, max_steps: int, memory: _Memory, rng: random.Random) -> None:

@@ -50,10 +50,13 @@ class Answer:
         tokens: chosen and forced token ids, in order.
         logprob: natural-log probability of the chosen tokens (forced ones excluded) under
             the model's unconstrained distribution.
+        first: the natural-log probability of every token allowed at the first step (the
+            answer's alternatives there, e.g. a verdict), under the same distribution.
     """
 
     tokens: list[int] = field(default_factory=list)
     logprob: float = 0.0
+    first: dict[int, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -186,7 +189,10 @@ class Decoder:
         else:
             tok = int(allowed[int(np.argmax(sub))])
         top = float(logits.max())
-        answer.logprob += float(logits[tok]) - (top + math.log(float(np.exp(logits - top).sum())))
+        log_z = top + math.log(float(np.exp(logits - top).sum()))
+        if not answer.tokens:
+            answer.first = {int(t): float(logits[t]) - log_z for t in allowed}
+        answer.logprob += float(logits[tok]) - log_z
         answer.tokens.append(tok)
         forced = sib.rules.push(tok)
         if forced is None:

@@ -413,6 +413,26 @@ class LlamaWorldModel:
             rules = partial(_FactDeltaRules, self._answer_ids, max_new, facts, facts, False)
         return self.decoder.decode(prefix, suffixes, rules=rules, max_new=max_new, temperature=temperature)
 
+    def _likelier_failure(self, pred: Prediction, answer: Answer, state: State) -> Prediction:
+        """``pred``, or "not applicable" when the model finds the answer ``fail`` likelier than
+        the whole applicable answer it wrote.
+
+        The answer is the most likely one among those consistent with the state, but only
+        greedily: where the model believes an action applies with an effect that cannot be
+        written for this state (it would remove a fact that does not hold), the consistent
+        answer it is held to is one it finds very unlikely. Comparing the two complete answers'
+        probabilities — ``fail`` against ``ok`` and its delta — keeps the likelier, so such
+        an action reads as not applicable instead of as an invented transition (the error a
+        search is drawn to). ``confidence`` is then fail's share of the two.
+        """
+        if not (self.consistent and pred.applicable):
+            return pred
+        fail = answer.first.get(self.word_ids[FAIL])
+        if fail is None or fail <= answer.logprob:
+            return pred
+        share = 1.0 / (1.0 + math.exp(answer.logprob - fail))
+        return Prediction(applicable=False, next_state=state, confidence=share, raw=pred.raw)
+
     def _finish(self, state: State, state_words: frozenset[str], prefix: list[int], suffix: list[int],
                 first: Answer, max_new: int) -> Prediction:
         """Parse ``first``; on a validation failure, sample again (bounded), then raise or reject."""
@@ -420,8 +440,9 @@ class LlamaWorldModel:
         def attempt(n: int) -> Prediction:
             answer = first if n == 1 else self._decode(prefix, [suffix], max_new, state_words,
                                                        temperature=self.retry_temperature)[0]
-            return self.codec.parse([self._id_word[t] for t in answer.tokens], state,
+            pred = self.codec.parse([self._id_word[t] for t in answer.tokens], state,
                                     confidence=math.exp(answer.logprob), state_words=state_words)
+            return self._likelier_failure(pred, answer, state)
 
         try:
             return retry_invalid(attempt, retries=self.retries, stats=self.stats)
