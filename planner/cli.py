@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import signal
 import sys
 from enum import Enum
@@ -792,7 +793,12 @@ def _eval_model_env(model: Path, env_name: str, env_args: list[str] | None, *, s
     from planner.data.planning_eval import DEFAULT_CONFIG, evaluate_planning
     from planner.env.registry import make
 
-    span = _parse_seed_ranges(f"test={seeds}")["test"]
+    if not re.fullmatch(r"\s*\d+\s*(-\s*\d+\s*)?", seeds):
+        raise ConfigError(f"--seeds must be A-B (ends inclusive), e.g. 2000-2049, got {seeds!r}")
+    try:
+        span = _parse_seed_ranges(f"test={seeds}")["test"]
+    except ConfigError as exc:
+        raise ConfigError(str(exc).replace("'test=", "'")) from None
     kwargs = parse_env_args(env_args)
     if not model.is_file():
         raise ConfigError(f"model file not found: {model}")

@@ -331,7 +331,7 @@ class GridFacts:
         return (f"(at r{row} c{column})", *self.extra)
 
 
-def make_frozenlake(*, seed: int = 0, map_name: str = "4x4", size: int | None = None, is_slippery: bool = False,
+def make_frozenlake(*, seed: int = 0, map_name: str | None = None, size: int | None = None, is_slippery: bool = False,
                     max_steps: int | None = None, holes: bool | None = None) -> GymEnvironment:
     """Gymnasium's FrozenLake-v1: walk from S to G on a grid without falling through a hole (H).
 
@@ -341,7 +341,7 @@ def make_frozenlake(*, seed: int = 0, map_name: str = "4x4", size: int | None = 
 
     Args:
         seed: the reset seed; with ``size``, it also picks the random map.
-        map_name: Gymnasium's fixed map, ``"4x4"`` or ``"8x8"`` (when ``size`` is ``None``).
+        map_name: Gymnasium's fixed map, ``"4x4"`` (the default) or ``"8x8"``; not with ``size``.
         size: side of a random map (2..64 cells) generated from ``seed`` by Gymnasium.
         is_slippery: Gymnasium's slippery ice (moves go astray); then no exact ``simulate``.
         max_steps: truncate after this many real steps (Gymnasium's own limit: 100 on 4x4,
@@ -355,6 +355,9 @@ def make_frozenlake(*, seed: int = 0, map_name: str = "4x4", size: int | None = 
     gymnasium = import_gymnasium()
     from gymnasium.envs.toy_text.frozen_lake import MAPS, generate_random_map
 
+    if size is not None and map_name is not None:
+        raise ConfigError(f"give map_name or size, not both (got map_name={map_name!r}, size={size!r})")
+    map_name = "4x4" if map_name is None else map_name
     if size is not None:
         if isinstance(size, bool) or not isinstance(size, int) or not 2 <= size <= MAX_FROZENLAKE_SIZE:
             raise ConfigError(f"size must be a whole number in 2..{MAX_FROZENLAKE_SIZE}, got {size!r}")

@@ -126,7 +126,10 @@ def read_pddl_file(path: str | Path, what: str) -> str:
     """The text of a PDDL file; :class:`DomainError` naming ``what`` and the path if unreadable."""
     p = Path(path)
     try:
-        return p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8")
+        if not text.strip():
+            raise DomainError(f"{what} file {p} is empty")
+        return text
     except FileNotFoundError:
         raise DomainError(f"{what} file not found: {p}") from None
     except (OSError, UnicodeDecodeError) as exc:
