@@ -385,8 +385,20 @@ def test_numeric_fluents_are_refused_by_name():
     domain = """(define (domain n) (:requirements :adl :numeric-fluents) (:predicates (p ?x)) (:functions (fuel))
       (:action act :parameters (?x) :precondition (not (p ?x)) :effect (and (p ?x) (decrease (fuel) 1))))"""
     problem = "(define (problem q) (:domain n) (:objects o) (:init (= (fuel) 3)) (:goal (p o)))"
-    with pytest.raises(DomainError, match=r"invalid PDDL domain in d\.pddl: .*fuel.* is not supported"):
+    with pytest.raises(DomainError, match=r"invalid PDDL domain in d\.pddl line 1: numeric fluents \(:functions\) "
+                                          r"are not supported"):
         ground_task(domain, problem, source="d.pddl")
+
+
+@needs_reader
+@pytest.mark.parametrize("construct, named", [
+    ("(:derived (q ?x) (p ?x))", "derived predicates"), ("(:durative-action d)", "durative actions"),
+    ("(:types a - (either b c))", "either types")])
+def test_unsupported_constructs_are_named_with_their_line(construct, named):
+    domain = ("(define (domain n) (:requirements :adl)\n  " + construct +
+              "\n  (:predicates (p ?x)) (:action act :parameters (?x) :precondition (not (p ?x)) :effect (p ?x)))")
+    with pytest.raises(DomainError, match=rf"d\.pddl line 2: {named}.* are not supported"):
+        ground_task(domain, "(define (problem q) (:domain n) (:objects o) (:init) (:goal (p o)))", source="d.pddl")
 
 
 @needs_reader

@@ -449,12 +449,34 @@ def _check_atom(where: str, atom: list[Any], domain: _DomainText, objects: Mappi
                           "which is neither in :objects nor a domain constant")
 
 
+UNSUPPORTED = (
+    ("(:functions", "numeric fluents (:functions)"), ("(increase", "numeric effects (increase)"),
+    ("(decrease", "numeric effects (decrease)"), ("(assign", "numeric effects (assign)"),
+    ("(:derived", "derived predicates (:derived)"), ("(:durative-action", "durative actions"),
+    ("(either", "either types"),
+)
+"""Constructs the planner does not ground, found in a domain's text, and how errors name them."""
+
+
+def _check_supported(domain_text: str, *, source: str) -> None:
+    """:class:`DomainError` naming the first construct of :data:`UNSUPPORTED` in the domain
+    (comments ignored) and its line, before the parser's less telling error."""
+    for number, line in enumerate(domain_text.splitlines(), start=1):
+        code = re.sub(r"\s+", " ", line.split(";", 1)[0].lower()).replace("( ", "(")
+        for token, what in UNSUPPORTED:
+            if re.search(re.escape(token) + r"(?![\w-])", code):
+                raise DomainError(f"invalid PDDL domain in {source} line {number}: {what} are not supported")
+
+
 def _read(domain_text: str, problem_text: str | None, *, feature: str, source: str, problem_source: str) -> Any:
     """unified-planning's problem of the texts; :class:`DomainError` naming the file at fault."""
     reader = _reader_class(feature, source)
+    _check_supported(domain_text, source=source)
     try:
         return _quiet_parse(reader, domain_text, problem_text)
-    except Exception as exc:  # pyparsing errors, SyntaxError, UP's own exceptions, RecursionError
+    except RecursionError:
+        raise DomainError(f"invalid PDDL in {source} / {problem_source}: parentheses nested too deep") from None
+    except Exception as exc:  # pyparsing errors, SyntaxError, UP's own exceptions
         failure, where = exc, (problem_source if problem_text is not None else source)
     if problem_text is not None:
         try:
