@@ -14,7 +14,7 @@ import random
 from planner.search.expand import Expander
 from planner.search.problem import Budget, SearchProblem
 from planner.search.result import SearchResult
-from planner.search.tree import Edge, Node, SearchTree
+from planner.search.tree import Links, Node, SearchTree, route_to
 from planner.types import State
 
 
@@ -46,7 +46,7 @@ def beam_search(
     if root.terminal:
         return ex.result([], simulations=0, stopped_by="goal")
 
-    came_from: dict[State, tuple[Node, Edge]] = {}  # child state -> (parent, edge) of its first reach
+    came_from: Links = {}  # child state -> (parent, edge) of its first reach
     layer = [root]
     best = root
     stopped_by = "depth"
@@ -63,7 +63,7 @@ def beam_search(
                     continue
                 came_from[child.state] = (node, edge)
                 if child.terminal:
-                    return ex.result(_path_to(child, came_from), simulations=0, stopped_by="goal")
+                    return ex.result(route_to(child.state, came_from), simulations=0, stopped_by="goal")
                 children.append(child)
         if hit is not None:
             stopped_by = hit
@@ -77,7 +77,7 @@ def beam_search(
         layer = _keep(children, budget.beam_width)
         if layer[0].estimate > best.estimate:
             best = layer[0]
-    return ex.result(_path_to(best, came_from), simulations=0, stopped_by=stopped_by)
+    return ex.result(route_to(best.state, came_from), simulations=0, stopped_by=stopped_by)
 
 
 TIE_WIDTH = 4
@@ -96,12 +96,3 @@ def _keep(children: list[Node], width: int) -> list[Node]:
     while end < min(len(children), TIE_WIDTH * width) and children[end].estimate == cut:
         end += 1
     return children[:end]
-
-
-def _path_to(node: Node, came_from: dict[State, tuple[Node, Edge]]) -> list[Edge]:
-    """The edges by which the search first reached ``node``, from the root."""
-    path: list[Edge] = []
-    while node.state in came_from:
-        node, edge = came_from[node.state]
-        path.append(edge)
-    return path[::-1]

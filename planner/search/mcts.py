@@ -34,7 +34,7 @@ from planner.search.expand import Expander, path_return
 from planner.search.policies import uct
 from planner.search.problem import Budget, SearchProblem
 from planner.search.result import SearchResult
-from planner.search.tree import Edge, Node, SearchTree
+from planner.search.tree import Edge, Links, Node, SearchTree, route_to
 from planner.types import State
 
 
@@ -111,11 +111,11 @@ def _shorter(root: Node, best: list[Edge], best_return: float, discount: float,
              max_depth: int) -> tuple[list[Edge], float]:
     """``best`` and its return, or the explored graph's fewest-step route to a goal when that
     route returns more."""
-    came = _breadth_first(root, max_depth)
-    goal = next((e.child.state for e in _edges(came) if e.child.terminal), None)
+    came, _ = _breadth_first(root, max_depth)
+    goal = next((state for state, (_, edge) in came.items() if edge.child.terminal), None)
     if goal is None:
         return best, best_return
-    route = _route(came, goal)
+    route = route_to(goal, came)
     ret = path_return(route, discount)
     return (route, ret) if ret > best_return + 1e-12 else (best, best_return)
 
@@ -124,31 +124,20 @@ def _toward_best_estimate(root: Node, max_depth: int, discount: float) -> list[E
     """The fewest-step route to the known state whose estimate, discounted by the steps to it
     (``discount ** steps * estimate``), is highest (ties: the nearer one); empty when that is
     the root."""
-    came = _breadth_first(root, max_depth)
-    steps = {root.state: 0}
+    came, steps = _breadth_first(root, max_depth)
     best, best_score = root.state, root.estimate
-    for edge in _edges(came):  # breadth-first order: a nearer state keeps a tie
-        parent = came[edge.child.state][0]  # type: ignore[index]
-        steps[edge.child.state] = steps[parent] + 1
-        score = discount ** steps[edge.child.state] * edge.child.estimate
+    for state, (_, edge) in came.items():  # breadth-first order: a nearer state keeps a tie
+        score = discount ** steps[state] * edge.child.estimate
         if score > best_score:
-            best, best_score = edge.child.state, score
-    return _route(came, best)
+            best, best_score = state, score
+    return route_to(best, came)
 
 
-def _edges(came: _Links) -> list[Edge]:
-    """The edges of first reach, in breadth-first order."""
-    return [link[1] for link in came.values() if link is not None]
-
-
-_Links = dict[State, "tuple[State, Edge] | None"]
-
-
-def _breadth_first(root: Node, max_depth: int) -> _Links:
-    """Breadth-first over expanded edges from the root, at most ``max_depth`` steps: each
-    state reached → (parent state, edge) of its first reach (``None`` for the root), in the
-    order reached, stopping below the first goal."""
-    came: _Links = {root.state: None}
+def _breadth_first(root: Node, max_depth: int) -> tuple[Links, dict[State, int]]:
+    """Breadth-first over expanded edges from the root, at most ``max_depth`` steps, not
+    beyond a goal: how each state was first reached (in the order reached) and its steps from
+    the root."""
+    came: Links = {}
     depth = {root.state: 0}
     queue = deque([root])
     while queue:
@@ -157,24 +146,13 @@ def _breadth_first(root: Node, max_depth: int) -> _Links:
             continue
         for edge in node.edges:
             child = edge.child
-            if child.state in came:
+            if child.state in depth:
                 continue
-            came[child.state] = (node.state, edge)
+            came[child.state] = (node, edge)
             depth[child.state] = depth[node.state] + 1
             if not child.terminal:
                 queue.append(child)
-    return came
-
-
-def _route(came: _Links, state: State) -> list[Edge]:
-    """The edges from the root to ``state`` along ``came``."""
-    path: list[Edge] = []
-    link = came[state]
-    while link is not None:
-        parent, edge = link
-        path.append(edge)
-        link = came[parent]
-    return path[::-1]
+    return came, depth
 
 
 MAX_BACKTRACKS = 64

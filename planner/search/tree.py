@@ -193,6 +193,21 @@ class SearchTree:
         atomic_write_text(path, "\n".join(lines) + "\n")
 
 
+Links = dict[State, "tuple[Node, Edge]"]
+"""How a search first reached each state: state → (parent node, edge from it); the root has
+no entry."""
+
+
+def route_to(state: State, came_from: Links) -> list[Edge]:
+    """The edges by which a search first reached ``state`` (along ``came_from``), from the root."""
+    path: list[Edge] = []
+    while state in came_from:
+        parent, edge = came_from[state]
+        path.append(edge)
+        state = parent.state
+    return path[::-1]
+
+
 def _copy_node(node: Node) -> Node:
     copy = Node(node.state, terminal=node.terminal, estimate=node.estimate)
     copy.expanded = node.expanded
