@@ -208,21 +208,25 @@ class _Episode:
     def act(self, action: Action) -> bool:
         """Step ``action`` for real and record it; return whether it applied."""
         result = self._call("step", action, lambda: self.env.step(action))
-        rec = TransitionRecord(
-            problem=self.problem, domain=self.domain, objects=self.objects, goal=self.goal,
-            state=sorted(self.state.facts), action=action.name, applicable=result.applicable,
-            next_state=sorted(result.state.facts), reward=result.reward, done=result.terminated,
-            episode=self.episode, step=self.step_no, source=self.source, split=self.split)
-        self.sink(rec)
-        self.stats["transitions"] += 1
-        self.stats["applicable"] += rec.applicable
-        self.stats["done"] += rec.done
+        self._record(action, applicable=result.applicable, next_state=result.state, reward=result.reward,
+                     done=result.terminated)
+        self.stats["applicable"] += result.applicable
+        self.stats["done"] += result.terminated
         self.state = result.state
-        self.step_no += 1
         self.over = bool(result.terminated or result.truncated)
         if result.truncated and not result.terminated and result.info.get("env_terminated") is True:
             self._dead_end()
-        return rec.applicable
+        return result.applicable
+
+    def _record(self, action: Action, *, applicable: bool, next_state: State, reward: float, done: bool) -> None:
+        """Write one transition from the current state, as the episode's next step."""
+        self.sink(TransitionRecord(
+            problem=self.problem, domain=self.domain, objects=self.objects, goal=self.goal,
+            state=sorted(self.state.facts), action=action.name, applicable=applicable,
+            next_state=sorted(next_state.facts), reward=reward, done=done,
+            episode=self.episode, step=self.step_no, source=self.source, split=self.split))
+        self.stats["transitions"] += 1
+        self.step_no += 1
 
     def _dead_end(self) -> None:
         """Record that nothing applies in a state where the environment itself ended the
@@ -231,13 +235,7 @@ class _Episode:
         as the dead end it is, instead of imagining walks on from it (no episode ever shows a
         step out of such a state)."""
         for action in self.candidates():
-            self.sink(TransitionRecord(
-                problem=self.problem, domain=self.domain, objects=self.objects, goal=self.goal,
-                state=sorted(self.state.facts), action=action.name, applicable=False,
-                next_state=sorted(self.state.facts), reward=0.0, done=False,
-                episode=self.episode, step=self.step_no, source=self.source, split=self.split))
-            self.stats["transitions"] += 1
-            self.step_no += 1
+            self._record(action, applicable=False, next_state=self.state, reward=0.0, done=False)
 
 
 def _explore(ep: _Episode, behaviour: str, *, max_steps: int, memory: _Memory, rng: random.Random) -> None:
