@@ -101,25 +101,30 @@ def generate_problem(
         raise ConfigError(f"block names must be PDDL names (a letter, then letters, digits, - or _), got {bad[:5]}")
     rng = random.Random(f"blocksworld-{n_blocks}-{seed}")
     init = tower_facts(random_towers(blocks, rng))
-    goal = [f for f in tower_facts(random_towers(blocks, rng), hand_empty=False)
-            if not f.startswith("(clear")]
-    attempts = 1
-    while len(goal) == 0 or set(goal) <= set(init):
-        if attempts >= _GOAL_ATTEMPTS:  # pragma: no cover - probability below 2**-10000
-            raise ConfigError(f"found no goal differing from the start for {n_blocks} blocks, seed {seed}")
-        attempts += 1
-        goal = [f for f in tower_facts(random_towers(blocks, rng), hand_empty=False)
-                if not f.startswith("(clear")]
-    name = f"bw-{n_blocks}-{seed}"
-    lines = [
+    return _problem_text(f"bw-{n_blocks}-{seed}", blocks, init, _random_goal(blocks, init, rng, seed=seed))
+
+
+def _random_goal(blocks: Sequence[str], init: Sequence[str], rng: random.Random, *, seed: int) -> list[str]:
+    """The ``on`` and ``ontable`` facts of random tower arrangements of ``blocks`` drawn from
+    ``rng`` until one does not already hold in ``init``."""
+    for _ in range(_GOAL_ATTEMPTS):
+        goal = [f for f in tower_facts(random_towers(blocks, rng), hand_empty=False) if not f.startswith("(clear")]
+        if goal and not set(goal) <= set(init):
+            return goal
+    # Unreachable in practice: the probability is below 2**-10000.
+    raise ConfigError(f"found no goal differing from the start for {len(blocks)} blocks, seed {seed}")
+
+
+def _problem_text(name: str, blocks: Sequence[str], init: Sequence[str], goal: Sequence[str]) -> str:
+    """PDDL text of the Blocksworld problem ``name`` (objects, initial facts, goal facts)."""
+    return "\n".join([
         f"(define (problem {name})",
         "  (:domain blocksworld)",
         "  (:objects " + " ".join(blocks) + ")",
         "  (:init " + " ".join(init) + ")",
         "  (:goal (and " + " ".join(goal) + ")))",
         "",
-    ]
-    return "\n".join(lines)
+    ])
 
 
 def write_problem(directory: str | Path, n_blocks: int, *, seed: int) -> tuple[Path, Path]:
@@ -186,14 +191,7 @@ def mixed_problem(seed: int, *, min_blocks: int = 3, max_blocks: int = 8) -> tup
     else:
         towers = random_towers(blocks, rng)
     init = tower_facts(towers)
-    while True:
-        goal = [f for f in tower_facts(random_towers(blocks, rng), hand_empty=False) if not f.startswith("(clear")]
-        if not set(goal) <= set(init):
-            break
-    text = "\n".join([
-        f"(define (problem bw-mixed-{n}-{seed})", "  (:domain blocksworld)", "  (:objects " + " ".join(blocks) + ")",
-        "  (:init " + " ".join(init) + ")", "  (:goal (and " + " ".join(goal) + ")))", ""])
-    return n, text
+    return n, _problem_text(f"bw-mixed-{n}-{seed}", blocks, init, _random_goal(blocks, init, rng, seed=seed))
 
 
 def _draw_shape(draw: float) -> str:
