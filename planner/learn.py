@@ -312,6 +312,12 @@ class _Plan:
     rate: float
 
 
+def _budget_steps(rate: float, seconds_left: float) -> int:
+    """Training steps for what is left of a budget (seconds) at ``rate`` steps per second:
+    :data:`TRAIN_SHARE` of it, at least :data:`MIN_STEPS`."""
+    return max(MIN_STEPS, int(rate * seconds_left * TRAIN_SHARE))
+
+
 def _plan_training(records: Sequence[TransitionRecord], schema: LearnedSchema, *, started: float, minutes: float,
                    steps: int | None, seed: int, threads: int, progress: Progress | None) -> _Plan:
     """Model size from the data, steps from what is left of the budget at the measured rate."""
@@ -325,7 +331,7 @@ def _plan_training(records: Sequence[TransitionRecord], schema: LearnedSchema, *
     examples = encode_records(records[:2000], vocab, schema.predicates, schema.actions, max_objects)
     rate = measure_rate(examples, vocab, shape, batch_size=BATCH_SIZE, threads=threads)
     left = minutes * 60 - (time.perf_counter() - started)
-    chosen = steps if steps is not None else max(MIN_STEPS, int(rate * left * TRAIN_SHARE))
+    chosen = steps if steps is not None else _budget_steps(rate, left)
     _say(progress, f"model: width {shape.dim}, {shape.n_layers} blocks, context {shape.context}, {max_objects} "
                    f"objects, vocabulary {len(vocab)}; {rate:.1f} steps/s measured -> {chosen} steps")
     config = TrainConfig(steps=chosen, batch_size=BATCH_SIZE, seed=seed, threads=threads, shape=shape,
@@ -703,7 +709,7 @@ def improve(
     batch = int(summary.get("batch_size", BATCH_SIZE))
     rate = measure_rate(examples, vocab, shape, batch_size=batch, threads=threads)
     left = minutes * 60 - (time.perf_counter() - started) - before.seconds
-    extra = steps if steps is not None else max(MIN_STEPS, int(rate * left * TRAIN_SHARE))
+    extra = steps if steps is not None else _budget_steps(rate, left)
     _say(progress, f"{rate:.1f} steps/s measured -> {extra} more steps")
     config = TrainConfig(steps=first + extra, batch_size=batch,
                          seed=int(summary.get("seed", 0)) if seed is None else seed, threads=threads, shape=shape,
