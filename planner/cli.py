@@ -793,12 +793,7 @@ def _eval_model_env(model: Path, env_name: str, env_args: list[str] | None, *, s
     from planner.data.planning_eval import DEFAULT_CONFIG, evaluate_planning
     from planner.env.registry import make
 
-    if not re.fullmatch(r"\s*\d+\s*(-\s*\d+\s*)?", seeds):
-        raise ConfigError(f"--seeds must be A-B (ends inclusive), e.g. 2000-2049, got {seeds!r}")
-    try:
-        span = _parse_seed_ranges(f"test={seeds}")["test"]
-    except ConfigError as exc:
-        raise ConfigError(str(exc).replace("'test=", "'")) from None
+    span = _parse_seed_span(seeds)
     kwargs = parse_env_args(env_args)
     if not model.is_file():
         raise ConfigError(f"model file not found: {model}")
@@ -858,24 +853,37 @@ def _parse_seed_ranges(text: str) -> dict[str, range]:
     0..2**32-1, at most 1,000,000 a split, each split once."""
     out: dict[str, range] = {}
     for item in text.split(","):
-        split, sep, span = item.partition("=")
-        lo, _, hi = span.partition("-")
-        try:
-            first, last = int(lo), int(hi or lo)
-        except ValueError:
-            raise ConfigError(f"--seeds must look like train=0-99,test=1000-1049, got {item!r}") from None
+        split, _, span = item.partition("=")
+        seeds = _seed_range(span, item, form="look like train=0-99,test=1000-1049")
         name = split.strip()
-        if not sep:
-            raise ConfigError(f"--seeds must look like train=0-99,test=1000-1049, got {item!r}")
         if name in out:
             raise ConfigError(f"--seeds names split {name!r} twice")
-        if not 0 <= first <= last <= MAX_SEED:
-            raise ConfigError(f"--seeds {item!r}: a range runs from a lower to a higher seed within 0..{MAX_SEED}")
-        if last - first + 1 > MAX_SEEDS_PER_SPLIT:
-            raise ConfigError(
-                f"--seeds {item!r}: {last - first + 1:,} seeds, more than {MAX_SEEDS_PER_SPLIT:,} a split")
-        out[name] = range(first, last + 1)
+        out[name] = seeds
     return out
+
+
+def _parse_seed_span(text: str) -> range:
+    """``"2000-2049"`` (or one seed) → range (ends inclusive), bounded as a split of
+    :func:`_parse_seed_ranges`."""
+    form = "be A-B (ends inclusive), e.g. 2000-2049"
+    if not re.fullmatch(r"\s*\d+\s*(-\s*\d+\s*)?", text):
+        raise ConfigError(f"--seeds must {form}, got {text!r}")
+    return _seed_range(text, text, form=form)
+
+
+def _seed_range(span: str, item: str, *, form: str) -> range:
+    """``"A-B"`` → ``range(A, B + 1)``: seeds in 0..2**32-1, at most 1,000,000; errors quote
+    ``item`` (what the user wrote) and say the ``form`` expected."""
+    lo, _, hi = span.partition("-")
+    try:
+        first, last = int(lo), int(hi or lo)
+    except ValueError:
+        raise ConfigError(f"--seeds must {form}, got {item!r}") from None
+    if not 0 <= first <= last <= MAX_SEED:
+        raise ConfigError(f"--seeds {item!r}: a range runs from a lower to a higher seed within 0..{MAX_SEED}")
+    if last - first + 1 > MAX_SEEDS_PER_SPLIT:
+        raise ConfigError(f"--seeds {item!r}: {last - first + 1:,} seeds, more than {MAX_SEEDS_PER_SPLIT:,} a split")
+    return range(first, last + 1)
 
 
 def _collect_env(out_dir: Path, env_name: str, env_args: list[str] | None, *, seeds: str, episodes_per_seed: int,
@@ -961,7 +969,7 @@ def synth(
     if model is not None and not model.is_file():
         raise ConfigError(f"--model {model}: no such file")
     _check_output("--out", out_path)
-    span = _parse_seed_ranges(f"synth={seeds}")["synth"]
+    span = _parse_seed_span(seeds)
     kwargs = parse_env_args(env_args)
     check_model_fits("oracle" if oracle else "gguf", make(env_name, seed=span[0], **kwargs), path=model)  # exit 2 now
 
