@@ -279,3 +279,34 @@ def test_parser_round_trips_true_answers(n, seed, walk):
         pred = codec.parse(codec.answer_words(truth, state), state)
         assert pred.same_outcome(truth)
         facts = nxt.facts
+
+
+def test_consistent_decoding_writes_only_valid_answers(tiny_gguf, tiny_env):
+    """A random model answers invalid by itself (the test above); held to the state, every
+    answer it writes is valid: added facts do not hold, removed facts do, something changes."""
+    raw = _model(tiny_gguf, tiny_env, consistent=False, on_invalid="reject")
+    held = _model(tiny_gguf, tiny_env, on_invalid="raise")  # raises on any invalid answer
+    rng = random.Random(5)
+    for state in tiny_env.random_walk(tiny_env.state, 4, rng):
+        actions = list(tiny_env.candidate_actions(state))
+        raw.predict_many(state, actions)
+        for pred in held.predict_many(state, actions):
+            if pred.applicable:
+                assert pred.next_state != state
+    assert raw.stats.invalid > 0 and held.stats.invalid == 0
+    raw.close()
+    held.close()
+
+
+def test_fail_wins_when_likelier_than_the_whole_applicable_answer(tmp_path, tiny_env):
+    # All-zero weights: every token is equally likely, so "fail" (one token) is likelier than
+    # any applicable answer (at least two chosen tokens). Greedy decoding alone picks "ok"
+    # (the first of equal logits); the rule turns it into "not applicable".
+    path = build_tiny_gguf(tmp_path / "flat.gguf", scale=0.0)
+    state, actions = tiny_env.state, list(tiny_env.candidate_actions(tiny_env.state))
+    model = _model(path, tiny_env)
+    assert all(raw.split()[0] == "ok" for raw in _answers(model, state, actions))
+    preds = model.predict_many(state, actions)
+    assert not any(p.applicable for p in preds)
+    assert all(0.5 < p.confidence <= 1.0 for p in preds)  # fail's share of the two answers
+    model.close()
