@@ -13,6 +13,7 @@ from planner.env.base import StepResult, check_env
 from planner.env.blocksworld import DOMAIN_PDDL, generate_problem
 from planner.env.pddl import PDDLEnvironment, domain_schemas, ground_task, normalize_action, parse_domain
 from planner.errors import (
+    ConfigError,
     DomainError,
     EnvironmentCheckError,
     InapplicableActionError,
@@ -326,3 +327,28 @@ def test_write_problem_never_replaces_other_content(tmp_path):
     with pytest.raises(FileWriteError, match=re.escape(f"cannot write {domain}")):
         write_problem(tmp_path, 4, seed=0)
     assert domain.read_text() == "(define (domain mine))" and not (tmp_path / "bw-4-0.pddl").exists()
+
+
+def test_mixed_family_cycles_sizes_and_starts_from_single_towers_and_the_table():
+    from planner.env.blocksworld import make_mixed, mixed_problem
+
+    shapes = {"one-tower": 0, "table": 0}
+    for seed in range(60):
+        n, text = mixed_problem(seed)
+        assert n == 3 + seed % 6
+        init = text.split("(:init")[1].split("(:goal")[0]
+        ontable = init.count("(ontable")
+        shapes["one-tower"] += ontable == 1
+        shapes["table"] += ontable == n
+    assert shapes["one-tower"] >= 5 and shapes["table"] >= 3
+    env = make_mixed(seed=4, min_blocks=5, max_blocks=5)
+    assert len(env.task.objects) == 5 and not env.goal.satisfied(env.state)
+    with pytest.raises(ConfigError, match="min_blocks"):
+        mixed_problem(0, min_blocks=6, max_blocks=5)
+
+
+def test_an_empty_pddl_file_is_named(tmp_path):
+    (tmp_path / "d.pddl").write_text(DOMAIN_PDDL)
+    (tmp_path / "p.pddl").write_text("  \n")
+    with pytest.raises(DomainError, match=r"problem file .*p\.pddl is empty"):
+        PDDLEnvironment(tmp_path / "d.pddl", tmp_path / "p.pddl")

@@ -149,6 +149,8 @@ def test_slippery_frozenlake_has_no_simulator():
     ({"map_name": "5x5"}, "map_name must be one of 4x4, 8x8"),
     ({"is_slippery": "no"}, "is_slippery must be true or false"),
     ({"max_steps": 0}, "max_steps must be a whole number >= 1"),
+    ({"holes": "maybe"}, "holes must be true or false"),
+    ({"map_name": "8x8", "size": 4}, "give map_name or size, not both"),
 ])
 def test_frozenlake_bad_arguments(kwargs, match):
     with pytest.raises(ConfigError, match=match):
@@ -237,3 +239,30 @@ def test_environment_raising_in_step_ends_the_episode_with_a_log(tmp_path):
     assert [r["event"] for r in records[-2:]] == ["error", "end"]
     end = records[-1]["data"]
     assert end["stopped_by"] == "error" and end["solved"] is False and "motor fault" in end["error"]
+
+
+def test_random_maps_show_their_holes_and_every_cell_is_an_object():
+    env = planner.make("frozenlake-v0", seed=3, size=5)
+    state, _ = env.reset(seed=3)
+    desc = ["".join(c.decode() for c in row) for row in env.env.unwrapped.desc]
+    holes = {f"(hole r{r} c{c})" for r, row in enumerate(desc) for c, cell in enumerate(row) if cell == "H"}
+    assert holes and state.facts == {"(at r0 c0)", *holes}
+    assert sorted(env.objects) == sorted([*(f"r{i}" for i in range(5)), *(f"c{i}" for i in range(5))])
+    assert not any(f.startswith("(hole") for f in planner.make("frozenlake-v0").reset()[0].facts)  # fixed map
+
+
+def test_exploration_names_every_cell_and_records_holes_as_dead_ends(tmp_path):
+    from planner.data.collect import read_records
+    from planner.data.explore import collect_from_env
+
+    collect_from_env(lambda s: planner.make("frozenlake-v0", seed=s), out_dir=tmp_path, seeds={"train": range(6)},
+                     episodes_per_seed=2, max_steps=30, domain="lake", seed=0)
+    records = read_records(tmp_path / "train.jsonl")
+    assert {tuple(r.objects) for r in records} == {("c0", "c1", "c2", "c3", "r0", "r1", "r2", "r3")}
+    holes = {"(at r1 c1)", "(at r1 c3)", "(at r2 c3)", "(at r3 c0)"}  # the fixed 4x4 map
+    fell = [r for r in records if r.applicable and set(r.next_state) & holes]
+    assert fell  # some walks end in a hole
+    for r in fell:  # after each fall: every action refused from the hole
+        after = [x for x in records if x.episode == r.episode and x.step > r.step]
+        assert sorted(x.action for x in after) == ["(down)", "(left)", "(right)", "(up)"]
+        assert all(not x.applicable and x.state == x.next_state == r.next_state for x in after)
