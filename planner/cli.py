@@ -564,6 +564,9 @@ def learn(
         help="Training steps (with --improve: steps added; default: from --minutes).")] = None,
     episodes_per_seed: Annotated[int | None, typer.Option(help="Exploration episodes per seed (default 3).")] = None,
     max_steps: Annotated[int | None, typer.Option(help="Most tries per exploration episode (default 60).")] = None,
+    rounds: Annotated[int | None, typer.Option(
+        help="Training rounds (default 3): between two, the model so far plays episodes on training seeds and "
+             "their real steps (divergences weighted) join the data; 1: exploration data only.")] = None,
     improve_dir: Annotated[Path | None, typer.Option(
         "--improve", help="Improve the model in DIR (a folder written by planner learn --out DIR): fold the real "
                           "steps of --logs into DIR/data/train.jsonl (diverged steps weighted), continue training "
@@ -581,12 +584,13 @@ def learn(
     import shlex
 
     from planner.env.registry import make
+    from planner.learn import ROUNDS
     from planner.learn import learn as run_learn
 
     if improve_dir is not None:
         _learn_improve(improve_dir, logs or [], env_name, env_args, minutes=minutes, steps=steps, seed=seed,
                        new_run={"--out": out_dir, "--seeds": seeds, "--episodes-per-seed": episodes_per_seed,
-                                "--max-steps": max_steps})
+                                "--max-steps": max_steps, "--rounds": rounds})
         return
     if logs:
         raise ConfigError(f"--logs {logs[0]} needs --improve DIR (the folder of a planner learn run to improve)")
@@ -598,17 +602,19 @@ def learn(
     seed = 0 if seed is None else seed
     episodes_per_seed = 3 if episodes_per_seed is None else episodes_per_seed
     max_steps = 60 if max_steps is None else max_steps
+    rounds = ROUNDS if rounds is None else rounds
     kwargs = parse_env_args(env_args)
     ranges = _parse_seed_ranges(seeds)
     make(env_name, seed=next(iter(ranges.values()))[0], **kwargs)  # a bad name or argument: exit 2 now
     argv = ["planner", "learn", "--env", env_name, *[a for item in env_args or [] for a in ("--env-arg", item)],
             "--out", str(out_dir), "--minutes", f"{minutes:g}", "--seeds", seeds, "--seed", str(seed),
             *(["--steps", str(steps)] if steps is not None else []),
-            "--episodes-per-seed", str(episodes_per_seed), "--max-steps", str(max_steps)]
+            "--episodes-per-seed", str(episodes_per_seed), "--max-steps", str(max_steps), "--rounds", str(rounds)]
     report = run_learn(lambda s: make(env_name, seed=s, **kwargs), out_dir=out_dir, seeds=ranges, minutes=minutes,
                        seed=seed, domain_name=Path(env_name.split(":")[0]).stem,
                        progress=lambda line: err.print(line, markup=False), steps=steps,
-                       episodes_per_seed=episodes_per_seed, max_steps=max_steps, command=shlex.join(argv))
+                       episodes_per_seed=episodes_per_seed, max_steps=max_steps, command=shlex.join(argv),
+                       rounds=rounds)
     out.print(report.fidelity.table())
     out.print(f"planning on held-out seeds {report.planning.seeds_text()}: {report.planning.line()}")
     out.print(f"model {report.model} ({report.params:,} parameters, {report.steps} steps in "

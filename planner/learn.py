@@ -11,8 +11,13 @@ only):
 3. **size** — placeholders = the most objects of one problem, context = the longest sequence
    with a margin, width from the vocabulary and depth from the data (:func:`choose_shape`);
    steps from the time budget, at the rate measured on a short warm-up (:func:`measure_rate`);
-4. **train** — :func:`~planner.training.train.train`, then
-   :func:`~planner.training.export.finish_model` (Q8_0, compared with the float model);
+4. **train** — :func:`~planner.training.train.train` in ``rounds`` rounds along one
+   learning-rate schedule; between two rounds, **goal-directed collection**: the model so far
+   is exported (:func:`~planner.training.export.finish_model`) and plays bounded
+   ``planner solve`` episodes on training seeds (:func:`goal_round`), and their real steps —
+   above all those where the model was wrong, which is where a search exploits its errors —
+   are appended to ``data/train.jsonl`` (:mod:`planner.data.experience`); after the last
+   round, :func:`~planner.training.export.finish_model` (Q8_0, compared with the float model);
 5. **fidelity** — :func:`~planner.data.fidelity.evaluate` of the Q8_0 model on the test split;
 6. **planning** — :func:`~planner.data.planning_eval.evaluate_planning`: one bounded
    ``planner solve`` episode per held-out test seed (the first :data:`PLANNING_SEEDS`);
@@ -38,13 +43,14 @@ raise a one-line :class:`~planner.errors.ConfigError` before doing anything.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
 import shlex
 import shutil
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,7 +59,12 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from planner.config import PlannerConfig
 from planner.data.collect import TransitionRecord, read_records
-from planner.data.experience import FoldedExperience, environment_objects, fold_logs
+from planner.data.experience import (
+    ExperienceError,
+    FoldedExperience,
+    environment_objects,
+    fold_logs,
+)
 from planner.data.explore import ExploreStats, collect_from_env
 from planner.data.fidelity import FidelityReport, evaluate
 from planner.data.planning_eval import DEFAULT_CONFIG, PlanningReport, evaluate_planning
@@ -66,7 +77,7 @@ from planner.world.gguf_io import LlamaShape
 DEFAULT_SEEDS: Mapping[str, range] = {"train": range(0, 100), "val": range(1000, 1020), "test": range(2000, 2050)}
 """Environment seeds per split when none are given (disjoint)."""
 
-TRAIN_SHARE = 0.75
+TRAIN_SHARE = 0.85
 """Share of the time budget left for training after collection (the rest: warm-up, export,
 quantization, fidelity and the card)."""
 MIN_STEPS = 20
@@ -83,6 +94,26 @@ PLANNING_SEEDS = 20
 """Most held-out test seeds played for planning success (the first ones of the test split);
 each episode is bounded by :data:`~planner.data.planning_eval.DEFAULT_CONFIG` (about 12 s of
 search at most)."""
+ROUNDS = 3
+"""Training rounds of :func:`learn` by default (``1``: train on the exploration data only)."""
+FIRST_ROUND_SHARE = 0.5
+"""Share of the training steps run before the first goal-directed collection (the later rounds
+share the rest equally)."""
+GOAL_SHARE = 0.1
+"""Share of the time budget one goal-directed collection round may take (exporting the model
+so far and playing episodes); reserved before the training steps are chosen."""
+GOAL_EPISODES = 60
+"""Most episodes of one goal-directed collection round."""
+GOAL_WEIGHT = 2
+"""Times a diverged step of a goal-directed episode is written into the training data: fewer
+than :data:`~planner.data.experience.DIVERGENCE_WEIGHT` (what :func:`improve` uses), because
+these rounds come back more than once and the divergences of a model still in training are
+many and alike (measured on the automation cell: 4× made the model refuse actions that do
+apply, 99.63% next-state exact match against 99.97% at 2×)."""
+GOAL_REPLANS = 20
+"""Most replans of a goal-directed episode (``planner solve``'s default): each replan follows a
+divergence, the most useful data there is, so these episodes are not cut short after
+:data:`~planner.data.planning_eval.MAX_REPLANS` as the held-out ones are."""
 RECORD_FILE = "learn.json"
 """What :func:`learn` records for programs, next to the card (see :class:`LearnRecord`)."""
 BEFORE = ".before"
@@ -119,6 +150,7 @@ class LearnReport:
         command: the command that reproduces the run.
         planning: planning success of the Q8_0 model on the first :data:`PLANNING_SEEDS`
             held-out test seeds.
+        goal_rounds: the goal-directed collections between training rounds, in order.
     """
 
     out_dir: Path
@@ -138,6 +170,48 @@ class LearnReport:
     signature_recorded: bool
     command: str
     planning: PlanningReport
+    goal_rounds: tuple[GoalRound, ...] = ()
+
+
+@dataclass(frozen=True)
+class GoalRound:
+    """One goal-directed collection between two training rounds of :func:`learn`.
+
+    Attributes:
+        after_step: training steps of the model that played.
+        planning: its episodes, on training seeds (bounded as the held-out ones are, but with
+            up to :data:`GOAL_REPLANS` replans).
+        log: the episode log they were written to (``data/goal-<round>.jsonl``).
+        steps: real steps folded into the training data.
+        divergences: steps where the real environment differed from the model's prediction.
+        records: training records appended (each divergence written :data:`GOAL_WEIGHT` times).
+        seconds: the round's wall time, the export of the model included (seconds).
+        skipped: why nothing was folded in (``None`` when the steps were).
+    """
+
+    after_step: int
+    planning: PlanningReport
+    log: Path
+    steps: int
+    divergences: int
+    records: int
+    seconds: float
+    skipped: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The round's numbers (JSON-ready): ``learn.json``'s ``goal_rounds`` entries."""
+        p = self.planning
+        return {"after_step": self.after_step, "log": str(self.log), "seeds": p.seeds_text(), "episodes": p.total,
+                "solved": p.solved, "steps": self.steps, "divergences": self.divergences, "records": self.records,
+                "seconds": round(self.seconds, 1), "skipped": self.skipped}
+
+    def line(self) -> str:
+        """``after 2177 steps: solved 31/40 training seeds, 812 real steps (96 diverged) -> 1100 records, 58 s``."""
+        p = self.planning
+        folded = (f"{_count(self.steps, 'real step')} ({self.divergences} diverged) -> "
+                  f"{_count(self.records, 'record')}" if self.skipped is None else f"nothing folded: {self.skipped}")
+        return (f"after {self.after_step} steps: solved {p.solved}/{p.total} training seeds, {folded}, "
+                f"{self.seconds:.0f} s")
 
 
 def _require_torch() -> None:
@@ -247,6 +321,7 @@ def learn(
     threads: int = 2,
     command: str = "",
     planning_config: PlannerConfig = DEFAULT_CONFIG,
+    rounds: int = ROUNDS,
 ) -> LearnReport:
     """Learn a world model of ``make_env``'s environments; see the module's description.
 
@@ -263,7 +338,10 @@ def learn(
         episodes_per_seed, max_steps: exploration episodes per seed and tries per episode.
         threads: CPU threads for training.
         command: the command line that reproduces the run, quoted on the card.
-        planning_config: the search and agent limits of the planning episodes.
+        planning_config: the search and agent limits of the planning episodes (held-out and
+            goal-directed).
+        rounds: training rounds; between two, a goal-directed collection of at most
+            :data:`GOAL_SHARE` of the budget (``1``: none).
 
     Raises :class:`LearnError` (before any work) without PyTorch or for a bad request, and what
     collection, schema inference and training raise.
@@ -271,10 +349,14 @@ def learn(
     started = time.perf_counter()
     _require_torch()
     _check_request(seeds, minutes, steps)
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or not 1 <= rounds <= 10:
+        raise LearnError(f"rounds must be a whole number in 1..10, got {rounds!r}")
     out = Path(out_dir)
     data_dir = out / "data"
     for split in seeds:
         (data_dir / f"{split}.jsonl").unlink(missing_ok=True)
+    for old in data_dir.glob("goal-*.jsonl"):
+        old.unlink()
     _say(progress, f"collecting: {', '.join(f'{k} seeds {v.start}-{v.stop - 1}' for k, v in seeds.items())}")
     stats = collect_from_env(make_env, out_dir=data_dir, seeds=dict(seeds),  # type: ignore[arg-type]
                              episodes_per_seed=episodes_per_seed, max_steps=max_steps, domain=domain_name, seed=seed)
@@ -285,10 +367,22 @@ def learn(
     signature = _signature(schema, make_env(next(iter(seeds["train"]))))
     _say(progress, f"vocabulary: {len(schema.predicates)} predicates, {len(schema.actions)} actions, "
                    f"{len(schema.operators)} STRIPS operators")
+    goal_seconds = GOAL_SHARE * minutes * 60
     plan = _plan_training(train_records, schema, started=started, minutes=minutes, steps=steps, seed=seed,
-                          threads=threads, progress=progress)
-    summary = _train(plan, out=out, data_dir=data_dir, predicates=schema.predicates, actions=schema.actions,
-                     signature=signature, domain=domain_name, progress=progress)
+                          threads=threads, progress=progress, reserve=(rounds - 1) * goal_seconds)
+    goal_seeds = itertools.cycle(seeds["train"])
+    goals: list[GoalRound] = []
+    done = 0
+    for k, until in enumerate(round_ends(plan.config.steps, rounds)):
+        if k:
+            goals.append(goal_round(make_env, out=out, data_dir=data_dir, seeds=goal_seeds, seconds=goal_seconds,
+                                    episodes=min(GOAL_EPISODES, len(seeds["train"])),
+                                    index=k, after_step=done, schema=schema, max_objects=plan.config.max_objects,
+                                    domain=domain_name, config=planning_config, progress=progress))
+        summary = _train(plan, out=out, data_dir=data_dir, predicates=schema.predicates, actions=schema.actions,
+                         signature=signature, domain=domain_name, progress=progress, resume=k > 0, first=done,
+                         until=until)
+        done = until
     report = _finish(out, data_dir, progress)
     fidelity = _fidelity(out / "model-q8_0.gguf", data_dir / "test.jsonl", progress)
     planning = _planning(make_env, out / "model-q8_0.gguf", list(seeds["test"])[:PLANNING_SEEDS], planning_config,
@@ -298,9 +392,10 @@ def learn(
         shape=plan.config.shape, max_objects=plan.config.max_objects, steps=plan.config.steps, rate=plan.rate,
         params=int(summary["params"]), train_seconds=float(summary["train_seconds"]),
         total_seconds=time.perf_counter() - started, q8_agreement=float(report["agreement"]), fidelity=fidelity,
-        signature_recorded=signature is not None, command=command, planning=planning)
+        signature_recorded=signature is not None, command=command, planning=planning, goal_rounds=tuple(goals))
     _write_record(out, LearnRecord(command=command, domain=domain_name, seed=seed,
-                                   seeds={k: [v.start, v.stop, v.step] for k, v in seeds.items()}))
+                                   seeds={k: [v.start, v.stop, v.step] for k, v in seeds.items()},
+                                   goal_rounds=[g.to_dict() for g in goals]))
     atomic_write_text(result.card, model_card(result, domain_name=domain_name))
     _say(progress, f"wrote {result.model} and {result.card}")
     return result
@@ -318,9 +413,64 @@ def _budget_steps(rate: float, seconds_left: float) -> int:
     return max(MIN_STEPS, int(rate * seconds_left * TRAIN_SHARE))
 
 
+def round_ends(total: int, rounds: int) -> list[int]:
+    """The training step each of ``rounds`` rounds ends at, for ``total`` steps in all: the first
+    after :data:`FIRST_ROUND_SHARE` of them (at least one step), the others evenly after it,
+    the last at ``total``."""
+    if rounds <= 1:
+        return [total]
+    first = min(total, max(1, int(total * FIRST_ROUND_SHARE)))
+    return [first + (total - first) * k // (rounds - 1) for k in range(rounds)]
+
+
+def goal_round(make_env: Callable[[int], Environment], *, out: Path, data_dir: Path, seeds: Iterator[int],
+               seconds: float, episodes: int, index: int, after_step: int, schema: LearnedSchema, max_objects: int,
+               domain: str, config: PlannerConfig, progress: Progress | None) -> GoalRound:
+    """Goal-directed collection with the model trained so far: export it, play bounded
+    ``planner solve`` episodes on the training seeds ``seeds`` yields (until ``seconds`` have
+    passed or ``episodes`` were played; an episode under way is finished), and append their
+    real steps to ``data_dir/train.jsonl`` (divergences weighted). The episodes go to
+    ``data_dir/goal-<index>.jsonl`` (replaced). :func:`learn` goes on through the training
+    seeds from round to round and plays at most as many episodes as there are seeds, so a
+    round plays each seed at most once."""
+    started = time.perf_counter()
+    _say(progress, f"goal-directed collection {index}: exporting the model after {after_step} steps")
+    _finish(out, data_dir, progress)
+    log = data_dir / f"goal-{index}.jsonl"
+    log.unlink(missing_ok=True)
+    deadline = started + seconds
+
+    def timed() -> Iterator[int]:
+        for _ in range(episodes):
+            if time.perf_counter() >= deadline:
+                return
+            yield next(seeds)
+
+    planning = evaluate_planning(make_env, out / "model-q8_0.gguf", seeds=timed(),
+                                 config=config.updated(agent={"max_replans": GOAL_REPLANS}), log_path=log)
+    steps = divergences = records = 0
+    skipped: str | None = None
+    try:
+        folded = fold_logs([log], domain=domain, predicates=dict(schema.predicates), actions=dict(schema.actions),
+                           max_objects=max_objects, objects_for=environment_objects(make_env), weight=GOAL_WEIGHT)
+    except ExperienceError as exc:
+        skipped = str(exc).splitlines()[0]
+    else:
+        with JsonlLog(data_dir / "train.jsonl") as sink:
+            for rec in folded.records:
+                sink.write(rec)
+        steps, divergences, records = folded.steps, folded.divergences, len(folded.records)
+    result = GoalRound(after_step=after_step, planning=planning, log=log, steps=steps, divergences=divergences,
+                       records=records, seconds=time.perf_counter() - started, skipped=skipped)
+    _say(progress, "  " + result.line())
+    return result
+
+
 def _plan_training(records: Sequence[TransitionRecord], schema: LearnedSchema, *, started: float, minutes: float,
-                   steps: int | None, seed: int, threads: int, progress: Progress | None) -> _Plan:
-    """Model size from the data, steps from what is left of the budget at the measured rate."""
+                   steps: int | None, seed: int, threads: int, progress: Progress | None,
+                   reserve: float = 0.0) -> _Plan:
+    """Model size from the data, steps from what is left of the budget at the measured rate
+    once ``reserve`` seconds (goal-directed collection) are set aside."""
     from planner.training.data import encode_records
     from planner.training.train import TrainConfig
     from planner.world.codec import domain_vocabulary
@@ -330,7 +480,7 @@ def _plan_training(records: Sequence[TransitionRecord], schema: LearnedSchema, *
     shape = choose_shape(len(vocab), choose_context(records), len(records))
     examples = encode_records(records[:2000], vocab, schema.predicates, schema.actions, max_objects)
     rate = measure_rate(examples, vocab, shape, batch_size=BATCH_SIZE, threads=threads)
-    left = minutes * 60 - (time.perf_counter() - started)
+    left = minutes * 60 - (time.perf_counter() - started) - reserve
     chosen = steps if steps is not None else _budget_steps(rate, left)
     _say(progress, f"model: width {shape.dim}, {shape.n_layers} blocks, context {shape.context}, {max_objects} "
                    f"objects, vocabulary {len(vocab)}; {rate:.1f} steps/s measured -> {chosen} steps")
@@ -342,13 +492,13 @@ def _plan_training(records: Sequence[TransitionRecord], schema: LearnedSchema, *
 
 def _train(plan: _Plan, *, out: Path, data_dir: Path, predicates: Mapping[str, int], actions: Mapping[str, int],
            signature: dict[str, Any] | None, domain: str, progress: Progress | None, resume: bool = False,
-           first: int = 0, train_file: Path | None = None) -> dict[str, Any]:
-    """Train ``plan.config.steps`` steps in all (from ``first``, the checkpoint's step, when
-    ``resume``) on ``train_file`` (default ``data_dir/train.jsonl``), saying the loss at each
-    quarter of the steps run."""
+           first: int = 0, train_file: Path | None = None, until: int | None = None) -> dict[str, Any]:
+    """Train up to step ``until`` (default ``plan.config.steps``, whose schedule is followed
+    either way; from ``first``, the checkpoint's step, when ``resume``) on ``train_file``
+    (default ``data_dir/train.jsonl``), saying the loss at each quarter of the steps run."""
     from planner.training.train import train
 
-    total = plan.config.steps
+    total = plan.config.steps if until is None else until
     marks = {first + max(1, (total - first) * q // 4) for q in range(1, 5)}
 
     def tick(step: int, info: Mapping[str, float]) -> None:
@@ -359,7 +509,7 @@ def _train(plan: _Plan, *, out: Path, data_dir: Path, predicates: Mapping[str, i
     _say(progress, f"training {total} steps" if not resume else f"training from step {first} to {total}")
     return train(train_path=train_file or data_dir / "train.jsonl", val_path=val if val.is_file() else None,
                  out_dir=out, predicates=predicates, actions=actions, domain=domain, signature=signature,
-                 config=plan.config, resume=resume, progress=tick)
+                 config=plan.config, resume=resume, progress=tick, stop_at=until)
 
 
 def _finish(out: Path, data_dir: Path, progress: Progress | None) -> dict[str, Any]:
@@ -444,6 +594,17 @@ def model_card(report: LearnReport, *, domain_name: str) -> str:
         f"{overall.get('precondition_accuracy', float('nan')):.4%}.", "", "```", report.fidelity.table(), "```", "",
         "## Planning on held-out test seeds", "", planning_text(report.planning), "",
     ]
+    if report.goal_rounds:
+        lines += ["## Goal-directed experience", "",
+                  "Between training rounds the model trained so far played `planner solve` episodes on training "
+                  "seeds; their real steps (divergences weighted "
+                  f"{GOAL_WEIGHT}x) were added to the training data:", "",
+                  "| after step | episodes | solved | real steps | diverged | records added | seconds |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [f"| {g.after_step} | {g.planning.total} | {g.planning.solved} | {g.steps} | {g.divergences} | "
+                  f"{g.records} | {g.seconds:.0f} |" for g in report.goal_rounds]
+        lines += [f"\nNothing folded after step {g.after_step}: {g.skipped}" for g in report.goal_rounds if g.skipped]
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -456,6 +617,7 @@ class LearnRecord(BaseModel):
         domain: the domain name in the records and the GGUF.
         seed: the seed of exploration, weights and batches.
         seeds: split → ``[start, stop, step]`` of its environment seeds (a Python ``range``).
+        goal_rounds: one entry per goal-directed collection between training rounds.
         improvements: one entry per :func:`improve` run, oldest first (the card's numbers).
     """
 
@@ -465,6 +627,7 @@ class LearnRecord(BaseModel):
     domain: str = "env"
     seed: int = 0
     seeds: dict[str, list[int]] = {}
+    goal_rounds: list[dict[str, Any]] = []
     improvements: list[dict[str, Any]] = []
 
     def split(self, name: str) -> range | None:

@@ -222,6 +222,8 @@ def test_a_failed_improvement_leaves_the_folder_as_it_was(learned, tmp_path, mon
     (copy / "model-q8_0.before.gguf").unlink(missing_ok=True)
     names = ("model-q8_0.gguf", "model-f32.gguf", "checkpoint.pt", "data/train.jsonl")
     before = {name: (copy / name).read_bytes() for name in names}
+    listed = sorted(p.name for p in (copy / "data").iterdir())
+    assert {"test.jsonl", "train.jsonl", "val.jsonl"} <= set(listed)
 
     def broken(*args, **kwargs):
         raise OSError("no space left on device")
@@ -234,5 +236,5 @@ def test_a_failed_improvement_leaves_the_folder_as_it_was(learned, tmp_path, mon
         learn_module.improve(lambda s: make("blocksworld-v0", seed=s, blocks=3), model_dir=copy, logs=[log],
                              steps=2, test_seeds=range(200, 201))
     assert {name: (copy / name).read_bytes() for name in names} == before
-    assert sorted(p.name for p in (copy / "data").iterdir()) == ["test.jsonl", "train.jsonl", "val.jsonl"]
+    assert sorted(p.name for p in (copy / "data").iterdir()) == listed
     assert (copy / "model-q8_0.before.gguf").read_bytes() == before["model-q8_0.gguf"]

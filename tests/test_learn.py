@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from planner.cli import main
 from planner.env.registry import make
@@ -132,3 +134,100 @@ def test_learn_request_errors_name_the_value(tmp_path, kwargs, match):
 
     with pytest.raises(ConfigError, match=match):
         learn(lambda s: make("blocksworld-v0", seed=s, blocks=3), out_dir=tmp_path, **kwargs)
+
+
+# -- rounds: goal-directed collection between training rounds -----------------------------------
+@settings(max_examples=200, deadline=None)
+@given(total=st.integers(1, 100_000), rounds=st.integers(1, 10))
+def test_round_ends_split_the_steps_in_order(total, rounds):
+    from planner.learn import FIRST_ROUND_SHARE, round_ends
+
+    ends = round_ends(total, rounds)
+    assert len(ends) == rounds and ends[-1] == total
+    assert ends == sorted(ends) and ends[0] >= 1
+    if rounds > 1:
+        assert ends[0] == max(1, int(total * FIRST_ROUND_SHARE))
+
+
+def test_training_stopped_and_resumed_equals_training_straight_through(tmp_path):
+    """``stop_at`` keeps the schedule of ``config.steps``: 4 steps then 4 more (new process
+    state, resumed from the checkpoint) give the weights 8 steps in one go give."""
+    pytest.importorskip("torch")
+    from planner.learn import learn
+    from planner.training.train import TrainConfig, train
+    from planner.world.gguf_io import LlamaShape, read_model_info
+
+    data = tmp_path / "data"
+    report = learn(lambda s: make("blocksworld-v0", seed=s, blocks=3), out_dir=data, rounds=1,
+                   seeds={"train": range(0, 3), "test": range(200, 201)}, steps=1, episodes_per_seed=1, max_steps=15)
+    config = TrainConfig(steps=8, batch_size=8, warmup=2, shape=LlamaShape(dim=32, n_layers=1, n_heads=2,
+                                                                           ffn_dim=64, context=report.shape.context),
+                         max_objects=report.max_objects, checkpoint_every=100, eval_every=100)
+    common = {"train_path": data / "data" / "train.jsonl", "val_path": None, "predicates": report.schema.predicates,
+              "actions": report.schema.actions, "domain": "bw", "config": config}
+    straight = train(out_dir=tmp_path / "a", resume=False, **common)
+    first = train(out_dir=tmp_path / "b", resume=False, stop_at=4, **common)
+    assert first["steps"] == 4 and first["schedule_steps"] == 8
+    second = train(out_dir=tmp_path / "b", resume=True, **common)
+    assert straight["steps"] == second["steps"] == 8
+    a = (tmp_path / "a" / "model-f32.gguf").read_bytes()
+    b = (tmp_path / "b" / "model-f32.gguf").read_bytes()
+    assert read_model_info(tmp_path / "b" / "model-f32.gguf").training["steps"] == 8
+    assert len(a) == len(b)
+    assert a == b or _same_weights(tmp_path / "a" / "model-f32.gguf", tmp_path / "b" / "model-f32.gguf")
+
+
+def _same_weights(a: Path, b: Path) -> bool:
+    """The tensors of two GGUF files are equal (their metadata, training seconds among it, may differ)."""
+    import numpy as np
+    from gguf import GGUFReader
+
+    ta = {t.name: np.array(t.data) for t in GGUFReader(a).tensors}
+    tb = {t.name: np.array(t.data) for t in GGUFReader(b).tensors}
+    return ta.keys() == tb.keys() and all(np.array_equal(ta[k], tb[k]) for k in ta)
+
+
+def test_learn_in_two_rounds_folds_goal_directed_episodes_into_the_data(tmp_path):
+    pytest.importorskip("torch")
+    from planner.data.collect import read_records
+    from planner.learn import GOAL_WEIGHT, learn, read_learn_record, round_ends
+
+    report = learn(lambda s: make("blocksworld-v0", seed=s, blocks=3), out_dir=tmp_path, rounds=2,
+                   seeds={"train": range(0, 3), "test": range(200, 202)}, steps=10, episodes_per_seed=1, max_steps=15)
+    (goal,) = report.goal_rounds
+    first = round_ends(10, 2)[0]
+    assert 1 <= first < 10 and goal.after_step == first and goal.skipped is None
+    assert goal.log == tmp_path / "data" / "goal-1.jsonl" and goal.log.is_file()
+    assert 1 <= goal.planning.total <= 3 and {e.seed for e in goal.planning.episodes} <= {0, 1, 2}
+    assert goal.steps == sum(e.steps for e in goal.planning.episodes) > 0
+    assert goal.records == goal.steps + (GOAL_WEIGHT - 1) * goal.divergences  # each divergence GOAL_WEIGHT times
+    records = read_records(tmp_path / "data" / "train.jsonl")
+    from_goals = [r for r in records if r.episode.startswith("log:")]
+    assert len(from_goals) == goal.records and {r.split for r in from_goals} == {"train"}
+    assert report.data["train"].transitions == len(records) - goal.records
+    assert report.steps == 10 and _checkpoint_step(tmp_path / "checkpoint.pt") == 10
+    card = report.card.read_text()
+    assert "## Goal-directed experience" in card and f"| {first} | {goal.planning.total} |" in card
+    (entry,) = read_learn_record(tmp_path).goal_rounds
+    assert entry["after_step"] == first and entry["records"] == goal.records
+    # A new run in the same folder with one round leaves no goal log of the old one behind.
+    learn(lambda s: make("blocksworld-v0", seed=s, blocks=3), out_dir=tmp_path, rounds=1,
+          seeds={"train": range(0, 3), "test": range(200, 201)}, steps=2, episodes_per_seed=1, max_steps=15)
+    assert not list((tmp_path / "data").glob("goal-*.jsonl"))
+    assert "Goal-directed" not in report.card.read_text()
+
+
+def _checkpoint_step(path: Path) -> int:
+    from planner.learn import _checkpoint_step as step
+
+    return step(path)
+
+
+@pytest.mark.parametrize("rounds", [0, 11, 1.5, True])
+def test_learn_names_bad_rounds(tmp_path, rounds):
+    pytest.importorskip("torch")
+    from planner.learn import learn
+
+    with pytest.raises(ConfigError, match=f"rounds must be a whole number in 1..10, got {rounds!r}"):
+        learn(lambda s: make("blocksworld-v0", seed=s, blocks=3), out_dir=tmp_path, rounds=rounds)
+    assert not (tmp_path / "data").exists()

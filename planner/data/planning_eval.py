@@ -239,6 +239,7 @@ def evaluate_planning(
     config: PlannerConfig = DEFAULT_CONFIG,
     build: ModelBuilder | None = None,
     progress: Callable[[PlanningEpisode], None] | None = None,
+    log_path: str | Path | None = None,
 ) -> PlanningReport:
     """Play one episode per seed with the GGUF world model ``model`` and report planning success.
 
@@ -251,8 +252,11 @@ def evaluate_planning(
             ``model``); see the module's description for what bounds an episode.
         build: builds the model for an environment (default :func:`gguf_model`).
         progress: receives each episode as it ends.
+        log_path: an episode log every episode is appended to (``planner solve --log``'s
+            format; ``None``: none).
 
-    An episode that raises a planner error (the model cannot serve this seed's problem, the
+    ``seeds`` is read lazily, one seed per episode: a generator may stop when a time budget is
+    spent. An episode that raises a planner error (the model cannot serve this seed's problem, the
     environment fails) is counted as not solved, with the error recorded; an interrupt
     propagates.
     """
@@ -268,7 +272,7 @@ def evaluate_planning(
         try:
             env = build_environment(make_env, seed)
             world = build(cfg, env)
-            result = Agent(env, world, config=cfg).run(seed=seed)
+            result = Agent(env, world, config=cfg, log_path=log_path).run(seed=seed)
         except PlannerError as exc:
             partial = getattr(exc, "episode_result", None)
             result = partial if isinstance(partial, EpisodeResult) else None

@@ -17,6 +17,9 @@ Built-in ids:
   families (see :mod:`planner.env.ipc`; the seed picks the problem, keywords set the size).
 - ``frozenlake-v0``: Gymnasium's FrozenLake-v1 (needs the ``gym`` extra); see
   :func:`planner.env.gym.make_frozenlake`.
+- ``household-v0``: a household game generated offline from the ``alfworld`` package's scenes,
+  played by TextWorld's PDDL engine (needs the ``household`` extra); see
+  :mod:`planner.env.household`.
 
 Errors: an unknown id, a bad keyword argument, a missing file or factory raise
 :class:`ConfigError`; a factory or module that raises, or a factory whose result breaks the
@@ -342,6 +345,9 @@ def _register_builtins() -> None:
              description="briefcase world, ADL: forall/when effects (locations=3, portables=2; needs the 'pddl' extra)")
     register("frozenlake-v0", _frozenlake_factory(),
              description="Gymnasium FrozenLake-v1, not slippery (needs gymnasium: the 'gym' extra)")
+    register("household-v0", _household_factory,
+             description="ALFWorld-style household game generated offline (split=train|val|test by scene, "
+                         "task=TYPE, engine=textworld|planner; needs the 'household' extra)")
 
 
 def _frozenlake_factory() -> EnvFactory:
@@ -350,6 +356,15 @@ def _frozenlake_factory() -> EnvFactory:
     from planner.env import gym as gym_module
 
     return gym_module.make_frozenlake
+
+
+
+def _household_factory(*, seed: int = 0, split: str = "train", task: str | None = None, engine: str = "textworld",
+                       max_steps: int | None = None) -> Environment:
+    """:func:`planner.env.household.make_household`, imported when called."""
+    from planner.env.household import make_household
+
+    return make_household(seed=seed, split=split, task=task, engine=engine, max_steps=max_steps)
 
 
 _register_builtins()

@@ -160,8 +160,13 @@ def train(
     config: TrainConfig = TrainConfig(),
     resume: bool = True,
     progress: Callable[[int, dict[str, float]], None] | None = None,
+    stop_at: int | None = None,
 ) -> dict[str, Any]:
     """Train and write ``out_dir/model-f32.gguf``; returns a summary (also in the GGUF).
+
+    ``stop_at`` ends the run after that many steps in all (checkpoint and GGUF written) while the
+    learning-rate schedule stays that of ``config.steps``: a later ``resume`` with new data goes
+    on along the same schedule (``planner learn``'s rounds).
 
     ``signature`` (:func:`planner.world.signature.domain_signature`'s JSON) is recorded in the
     GGUF, so the model is chosen for every domain with that signature."""
@@ -183,8 +188,9 @@ def train(
         start_step, elapsed_before = _load_checkpoint(ckpt_path, model, opt)
     started = time.perf_counter()
     history: list[dict[str, float]] = []
+    end = config.steps if stop_at is None else max(0, min(stop_at, config.steps))
     model.train()
-    for step in range(start_step, config.steps):
+    for step in range(start_step, end):
         rng = np.random.default_rng([config.seed, step])
         tokens, targets = make_batch(examples, vocab, rng, config.batch_size)
         for group in opt.param_groups:
@@ -197,10 +203,10 @@ def train(
         opt.step()
         info = {"loss": loss.item(), "lr": lr_at(step, config)}
         done_steps = step + 1
-        if val_examples and (done_steps % config.eval_every == 0 or done_steps == config.steps):
+        if val_examples and (done_steps % config.eval_every == 0 or done_steps == end):
             info["val_token_acc"] = evaluate_tokens(model, val_examples, vocab, seed=config.seed)
             history.append({"step": done_steps, **info})
-        if done_steps % config.checkpoint_every == 0 or done_steps == config.steps:
+        if done_steps % config.checkpoint_every == 0 or done_steps == end:
             _save_checkpoint(ckpt_path, model, opt, done_steps, {
                 "train_seconds": elapsed_before + time.perf_counter() - started})
         if progress is not None:
@@ -210,7 +216,8 @@ def train(
         "domain": domain,
         "train_records": n_records,
         "train_problems": n_problems,
-        "steps": config.steps,
+        "steps": max(end, start_step),
+        "schedule_steps": config.steps,
         "batch_size": config.batch_size,
         "seed": config.seed,
         "train_seconds": round(train_seconds, 1),
