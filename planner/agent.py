@@ -17,6 +17,7 @@ when the environment raises; and ``end`` on every exit path — including an int
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -101,6 +102,9 @@ class EpisodeResult:
         episode_id: the id of the episode in the log.
         resumed_steps: steps replayed from a log before this run continued the episode.
         error: the error that ended the episode, for ``stopped_by == "error"``.
+        verified: planned actions matching ``agent.verify`` the model confirmed, then executed.
+        refused: planned actions matching ``agent.verify`` not executed: the model, asked
+            again, did not predict the imagined outcome with enough confidence.
     """
 
     solved: bool
@@ -122,6 +126,8 @@ class EpisodeResult:
     episode_id: str = ""
     resumed_steps: int = 0
     error: str | None = None
+    verified: int = 0
+    refused: int = 0
 
     @property
     def actions(self) -> tuple[Action, ...]:
@@ -142,7 +148,7 @@ class EpisodeEvent(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    event: Literal["start", "plan", "act", "step", "resume", "end", "error"]
+    event: Literal["start", "plan", "act", "step", "resume", "end", "error", "verify"]
     episode: str
     time: float
     data: dict[str, Any]
@@ -185,6 +191,8 @@ class _Episode:
     imagined: tuple[State, ...] = ()
     cursor: int = 0
     tried: set[tuple[State, Action]] = field(default_factory=set)
+    refused: set[tuple[State, Action]] = field(default_factory=set)
+    verified_count: int = 0
 
     def emit(self, event: str, **data: Any) -> None:
         """Append a record; after the log fails once it is not written again (the failure
@@ -245,6 +253,8 @@ class Agent:
         if isinstance(max_probes, bool) or not isinstance(max_probes, int) or max_probes < 0:
             raise ConfigError(f"max_probes must be a whole number >= 0, got {max_probes!r}")
         self.max_probes = max_probes
+        self._verify = tuple(re.compile(p) for p in self.config.agent.verify)
+        self._refused: set[tuple[State, Action]] = set()
 
     def plan(self, state: State, *, tree: SearchTree | None = None) -> SearchResult:
         """Search from ``state`` with the configured algorithm (``tree``: an earlier search's tree
@@ -268,6 +278,8 @@ class Agent:
         bad = next((a for a in actions if not isinstance(a, Action)), None)
         if bad is not None:
             raise EnvironmentStepError(f"environment candidate_actions() must return Actions, got {bad!r:.120}")
+        if self._refused:
+            actions = tuple(a for a in actions if (state, a) not in self._refused)
         return actions
 
     # -- one episode ----------------------------------------------------------------------------
@@ -280,6 +292,7 @@ class Agent:
         the world model — each after the ``end`` record is written.
         """
         sink_path = Path(resume) if resume is not None else self.log_path
+        self._refused = set()
         sink = JsonlLog(sink_path) if sink_path is not None else None
         try:
             if resume is not None:
@@ -335,6 +348,10 @@ class Agent:
                         break
                     need_plan = True
                     continue
+            if self._verify and not self._verified(ep, ep.plan[ep.cursor], ep.imagined[ep.cursor + 1]):
+                ep.tree = None  # its edges still lead through the refused action
+                need_plan = after_divergence = True
+                continue
             record = self._act(ep, ep.plan[ep.cursor], ep.imagined[ep.cursor + 1])
             if record.terminated or self.env.goal.satisfied(ep.state):
                 break
@@ -364,6 +381,27 @@ class Agent:
                 stopped_by=st.stopped_by, replan=replan)
         log.debug("planned", length=len(ep.plan), nodes=st.nodes, model_calls=st.model_calls,
                   ms=round(st.wall_seconds * 1e3, 1))
+
+    def _verified(self, ep: _Episode, action: Action, imagined: State) -> bool:
+        """Whether a planned action may be executed: ``True`` unless it matches
+        ``agent.verify`` and the model, asked again, does not predict that it applies with the
+        imagined outcome at confidence ``agent.verify_confidence`` or more; a refused action
+        is never planned again at this state. Writes a ``verify`` record either way."""
+        if not any(p.search(action.name) for p in self._verify):
+            return True
+        pred = self.model.predict(ep.state, action)
+        threshold = self.config.agent.verify_confidence
+        allowed = pred.applicable and pred.next_state == imagined and pred.confidence >= threshold
+        ep.emit("verify", index=len(ep.steps), action=action.name, confidence=pred.confidence,
+                applicable=pred.applicable, as_imagined=pred.next_state == imagined, threshold=threshold,
+                allowed=allowed)
+        if allowed:
+            ep.verified_count += 1
+        else:
+            ep.refused.add((ep.state, action))
+            self._refused.add((ep.state, action))
+            log.info("refused", action=action.name, confidence=round(pred.confidence, 4))
+        return allowed
 
     def _act(self, ep: _Episode, action: Action, imagined: State, *, probe: bool = False) -> StepRecord:
         """One real step: ``act`` record, the step, the comparison, ``step`` record."""
@@ -408,9 +446,11 @@ class Agent:
     def _probe(self, ep: _Episode) -> StepRecord | None:
         """Get out of a state with no plan by trying, for real, the actions the model judges
         most likely applicable (untried ones first), until one changes the state or the
-        probe budget is spent. Returns the step that changed the state, or ``None``."""
+        probe budget is spent. Returns the step that changed the state, or ``None``. Actions
+        that ``agent.verify`` names are never probed: trying them blindly is what it forbids."""
         state = ep.state
-        actions = [a for a in self._actions(state) if (state, a) not in ep.tried]
+        actions = [a for a in self._actions(state) if (state, a) not in ep.tried
+                   and not any(p.search(a.name) for p in self._verify)]
         if not actions or ep.probes >= self.max_probes:
             return None
         preds = self.model.predict_many(state, actions)
@@ -435,13 +475,15 @@ class Agent:
             stopped_by="goal" if solved and stopped_by not in ("interrupted", "error") else stopped_by,
             last_search=ep.last, invalid_answers=self.model.stats.invalid - ep.invalid_before,
             probes=ep.probes, episode_id=ep.id, resumed_steps=ep.resumed_steps, error=error,
+            verified=ep.verified_count, refused=len(ep.refused),
             **ep.totals,  # type: ignore[arg-type]
         )
         try:
             ep.emit("end", solved=solved, steps=len(ep.steps), searches=ep.searches, replans=ep.replans,
                     divergences=ep.divergences, probes=ep.probes, wall_seconds=result.wall_seconds,
                     stopped_by=result.stopped_by, plan=[a.name for a in result.actions],
-                    invalid_answers=result.invalid_answers, error=error, **ep.totals)
+                    invalid_answers=result.invalid_answers, error=error, verified=result.verified,
+                    refused=result.refused, **ep.totals)
         except FileWriteError as exc:
             if stopped_by in ("interrupted", "error"):  # the first failure is the one to report
                 log.warning("end_record_lost", path=str(exc), stopped_by=stopped_by)

@@ -16,6 +16,7 @@ import math
 import re
 import signal
 import sys
+from collections.abc import Callable, Mapping
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, cast
@@ -120,6 +121,8 @@ def summary_dict(env: Environment, result: EpisodeResult, config: PlannerConfig,
         "wall_seconds": round(result.wall_seconds, 4),
         "stopped_by": result.stopped_by,
         "probes": result.probes,
+        "verified": result.verified,
+        "refused": result.refused,
         "episode": result.episode_id,
         "resumed_steps": result.resumed_steps,
         "error": result.error,
@@ -139,7 +142,9 @@ def print_summary(result: EpisodeResult, summary: dict[str, Any]) -> None:
         out.print(f"  {mark}{rec.index + 1:>3}. {rec.action.name}{note}")
     out.print(
         f"searches {result.searches} · replans {result.replans} · divergences "
-        f"{result.divergences} · probes {result.probes} · model calls {result.model_calls} (cache hits "
+        f"{result.divergences} · probes {result.probes}"
+        + (f" · verified {result.verified} · refused {result.refused}" if result.verified or result.refused else "")
+        + f" · model calls {result.model_calls} (cache hits "
         f"{result.cache_hits}) · model {result.model_seconds:.2f} s · search "
         f"{result.search_seconds:.2f} s · total {result.wall_seconds:.2f} s"
     )
@@ -317,6 +322,13 @@ def solve(
     mode: Annotated[ModeName | None, typer.Option(
         help="plan: run the whole plan with checks; receding: first action, then replan.")] = None,
     max_steps: Annotated[int | None, typer.Option(help="Most real steps.")] = None,
+    verify: Annotated[list[str] | None, typer.Option(
+        "--verify", help="A regular expression naming irreversible actions (repeatable): a planned action that "
+                         "matches is executed only when the model, asked again, predicts its imagined outcome "
+                         "with confidence of at least --verify-confidence; else it is refused and planned "
+                         "around.")] = None,
+    verify_confidence: Annotated[float | None, typer.Option(
+        help="Least confidence (0..1) of a verified action's prediction (default 0.9).")] = None,
     oracle: Annotated[bool, typer.Option("--oracle", help="Use the exact model.")] = False,
     model: Annotated[Path | None, typer.Option("--model", help="GGUF world model.")] = None,
     threads: Annotated[int | None, typer.Option(help="llama.cpp CPU threads.")] = None,
@@ -348,7 +360,8 @@ def solve(
         search=dict(algorithm=_value(search), simulations=simulations, beam_width=beam_width,
                     max_expansions=max_expansions, max_depth=max_depth,
                     time_limit_s=time_limit, heuristic=_value(heuristic), seed=seed),
-        agent=dict(mode=_value(mode), max_steps=max_steps),
+        agent=dict(mode=_value(mode), max_steps=max_steps, verify=tuple(verify) if verify else None,
+                   verify_confidence=verify_confidence),
         model=dict(kind=kind, path=model, n_threads=threads, n_gpu_layers=gpu_layers),
     )
     env, label = select_env(domain, problem, env_name, env_args, seed=0 if seed is None else seed)
@@ -610,7 +623,7 @@ def learn(
             "--out", str(out_dir), "--minutes", f"{minutes:g}", "--seeds", seeds, "--seed", str(seed),
             *(["--steps", str(steps)] if steps is not None else []),
             "--episodes-per-seed", str(episodes_per_seed), "--max-steps", str(max_steps), "--rounds", str(rounds)]
-    report = run_learn(lambda s: make(env_name, seed=s, **kwargs), out_dir=out_dir, seeds=ranges, minutes=minutes,
+    report = run_learn(_split_aware(env_name, kwargs, ranges), out_dir=out_dir, seeds=ranges, minutes=minutes,
                        seed=seed, domain_name=Path(env_name.split(":")[0]).stem,
                        progress=lambda line: err.print(line, markup=False), steps=steps,
                        episodes_per_seed=episodes_per_seed, max_steps=max_steps, command=shlex.join(argv),
@@ -619,6 +632,24 @@ def learn(
     out.print(f"planning on held-out seeds {report.planning.seeds_text()}: {report.planning.line()}")
     out.print(f"model {report.model} ({report.params:,} parameters, {report.steps} steps in "
               f"{report.train_seconds:.0f} s); card {report.card}; total {report.total_seconds:.0f} s")
+
+
+def _split_aware(env_name: str, kwargs: dict[str, Any], ranges: Mapping[str, range]) -> Callable[[int], Any]:
+    """``seed -> environment`` for ``planner learn``: when the environment's factory takes a
+    ``split`` keyword argument and ``--env-arg split=…`` does not set it, each seed is built
+    with the name of the split whose range holds it (``train``, ``val``, ``test``; a seed in
+    none of them: ``train``), so held-out seeds play held-out variations (``household-v0``'s
+    scenes)."""
+    from planner.env.registry import accepts, make
+
+    if "split" in kwargs or not accepts(env_name, "split"):
+        return lambda s: make(env_name, seed=s, **kwargs)
+
+    def build(seed: int) -> Any:
+        split = next((name for name, seeds in ranges.items() if seed in seeds), "train")
+        return make(env_name, seed=seed, split=split, **kwargs)
+
+    return build
 
 
 def _option_values(argv: list[str], flag: str) -> list[str]:

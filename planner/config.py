@@ -18,6 +18,7 @@ Example ``planner.toml``::
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -112,8 +113,16 @@ class AgentConfig(_Frozen):
         max_probes: most real probe steps per episode when no plan is found from a real state
             (the actions the model judges most likely applicable are tried for real); 0 stops
             the episode with ``no_plan`` instead.
+        verify: regular expressions (Python ``re.search``) naming irreversible actions
+            (``"^\\(slice "``, ``"heat"``): before the agent executes a planned action that
+            matches one, it asks the model again and executes it only when the model predicts
+            it applies, with the imagined outcome, at confidence ``verify_confidence`` or more;
+            otherwise the action is refused at that state and the agent plans around it.
+            Probes out of a state with no plan never try such actions.
+        verify_confidence: the least confidence (0..1) of a verified action's prediction.
 
-    Bounds: ``max_steps`` 1..100,000; ``max_replans`` 0..10,000; ``max_probes`` 0..10,000.
+    Bounds: ``max_steps`` 1..100,000; ``max_replans`` 0..10,000; ``max_probes`` 0..10,000;
+    ``verify`` at most 64 patterns, each a valid regular expression.
     """
 
     mode: Literal["plan", "receding"] = "plan"
@@ -121,6 +130,24 @@ class AgentConfig(_Frozen):
     max_replans: int = Field(20, ge=0, le=MAX_REPLANS)
     reuse_tree: bool = True
     max_probes: int = Field(8, ge=0, le=MAX_REPLANS)
+    verify: tuple[str, ...] = Field((), max_length=64)
+    verify_confidence: float = Field(0.9, ge=0.0, le=1.0)
+
+    @field_validator("verify", mode="before")
+    @classmethod
+    def _patterns_compile(cls, patterns: Any) -> Any:
+        if isinstance(patterns, list):  # TOML and JSON give lists
+            patterns = tuple(patterns)
+        if not isinstance(patterns, tuple):
+            return patterns  # the type check names it
+        for pattern in patterns:
+            if not isinstance(pattern, str):
+                raise ValueError(f"verify patterns must be strings, got {pattern!r}")
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"verify pattern {pattern!r} is not a regular expression: {exc}") from None
+        return patterns
 
 
 class ModelConfig(_Frozen):

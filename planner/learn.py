@@ -77,7 +77,7 @@ from planner.world.gguf_io import LlamaShape
 DEFAULT_SEEDS: Mapping[str, range] = {"train": range(0, 100), "val": range(1000, 1020), "test": range(2000, 2050)}
 """Environment seeds per split when none are given (disjoint)."""
 
-TRAIN_SHARE = 0.85
+TRAIN_SHARE = 0.92
 """Share of the time budget left for training after collection (the rest: warm-up, export,
 quantization, fidelity and the card)."""
 MIN_STEPS = 20
@@ -104,7 +104,7 @@ GOAL_SHARE = 0.1
 so far and playing episodes); reserved before the training steps are chosen."""
 GOAL_EPISODES = 60
 """Most episodes of one goal-directed collection round."""
-GOAL_WEIGHT = 2
+GOAL_WEIGHT = 4
 """Times a diverged step of a goal-directed episode is written into the training data: fewer
 than :data:`~planner.data.experience.DIVERGENCE_WEIGHT` (what :func:`improve` uses), because
 these rounds come back more than once and the divergences of a model still in training are

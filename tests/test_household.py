@@ -121,6 +121,20 @@ def test_without_the_extra_the_error_names_it(monkeypatch):
         alfred.require_alfworld()
 
 
+def test_the_compact_state_names_receptacles_and_items_only():
+    env = make_household(seed=2, split="test", task="pick_clean_then_place_in_recep", engine="planner")
+    state, _ = env.reset()
+    objects = set(env.objects)
+    assert objects == {*env.game.receptacles, *env.game.items}
+    for fact in state.facts:
+        assert set(fact.strip("()").split()[1:]) <= objects, fact
+    assert not any(f.startswith("(at ") for f in state.facts)  # the agent starts at no receptacle
+    assert any(f.startswith("(sink ") for f in state.facts) and any(f.startswith("(fits ") for f in state.facts)
+    assert env.expand(state) == env.planning.task.init
+    goal_atoms = env.goal.condition.atoms() if hasattr(env.goal, "condition") else env.goal.facts
+    assert all(a.startswith(("(in ", "(isclean ")) for a in goal_atoms)
+
+
 def test_commands_are_lisp_forms_of_the_grammar_templates():
     env = make_household(seed=2, split="train", task="pick_heat_then_place_in_recep", engine="planner")
     names = [a.name for a in env.candidate_actions(env.reset()[0])]
@@ -148,7 +162,8 @@ def test_the_engine_and_the_exact_model_agree_step_by_step():
         game = generate_game(scene(number), task, 1)
         real = HouseholdEnvironment(game)
         state, info = real.reset()
-        assert state == real.planning.task.init
+        assert state == real.compact(real.planning.task.init)
+        assert real.expand(state) == real.planning.task.init
         assert "Your task is to: " + game.task in info["observation"]
         for _ in range(25):
             action = rng.choice(list(real.candidate_actions(state)))
@@ -158,6 +173,7 @@ def test_the_engine_and_the_exact_model_agree_step_by_step():
             assert result.state == predicted.next_state and result.terminated == predicted.done, (task, action)
             assert result.info["observation"] and (result.applicable or result.info["observation"] ==
                                                    "Nothing happens.")
+            assert real.compact(real.expand(result.state)) == result.state  # one for one
             checked += 1
             refused += not result.applicable
             state = result.state

@@ -122,6 +122,18 @@ def make(name_or_path: str, *, seed: int = 0, **kwargs: Any) -> Environment:
     return _build(factory, name_or_path, seed=seed, kwargs=kwargs)
 
 
+def accepts(name_or_path: str, keyword: str) -> bool:
+    """Whether the factory of a registered id or ``PATH.py:FACTORY`` takes the keyword
+    argument ``keyword`` (``"split"``: environments whose held-out variations are chosen by
+    name, as ``household-v0``'s scenes are). Errors as :func:`make`'s."""
+    factory = load_factory(name_or_path) if is_path_form(name_or_path) else _lookup(name_or_path).factory
+    try:
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
+    return keyword in parameters
+
+
 def is_path_form(text: str) -> bool:
     """True when ``text`` names a file (``PATH.py:FACTORY``, or a bare ``PATH.py``) rather than an id."""
     return PATH_SEPARATOR in text or text.endswith(".py")

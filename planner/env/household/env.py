@@ -8,11 +8,18 @@
   changes nothing ("Nothing happens.") and is reported with ``applicable=False``.
   ``engine="planner"`` steps the planner's own grounding instead (no text; for fast data
   collection, and to check the two engines agree);
-- **state**: the game's facts, in Lisp form (``(inreceptacle mug_1 cabinet_1)``), the fixed
-  ones (types, what holds what, properties) with the changing ones (where the agent, items
-  and receptacles stand, open, held, hot, cool, clean, sliced, switched on); the engine's
-  bookkeeping fact ``checked`` is left out. The text the engine answered is in
-  ``info["observation"]`` of ``reset`` and of every step, and in :attr:`observation`;
+- **state**: the game's facts in a compact form over its receptacles and items only (no
+  agent, location or type objects, which a learned model would have to spend placeholders
+  on): what changes — ``(at R)`` (the agent stands at receptacle ``R``; no ``at`` fact at the
+  start), ``(in O R)``, ``(holding O)``, ``(opened R)``, ``(isclean O)``, ``(ishot O)``,
+  ``(iscool O)``, ``(issliced O)``, ``(ison O)``, ``(istoggled O)`` — and what the game fixes:
+  ``(fits O R)`` (R's type can hold O's), ``(openable R)``, ``(microwave R)``, ``(fridge R)``,
+  ``(sink R)``, and of items ``pickupable``, ``heatable``, ``coolable``, ``cleanable``,
+  ``sliceable``, ``toggleable``, ``knife``. It is the engine's state, one for one: the
+  engine's facts map to it and back (:meth:`HouseholdEnvironment.compact`,
+  :meth:`HouseholdEnvironment.expand`; the engine's bookkeeping ``checked`` aside). The text
+  the engine answered is in ``info["observation"]`` of ``reset`` and of every step, and in
+  :attr:`HouseholdEnvironment.observation`;
 - **actions**: the grammar's command templates as Lisp forms — ``(go cabinet_1)``,
   ``(open cabinet_1)``, ``(take mug_1 countertop_1)``, ``(move mug_1 cabinet_1)``,
   ``(heat mug_1 microwave_1)``, ``(use desklamp_1)``, … (:meth:`command` gives the text,
@@ -21,7 +28,7 @@
   be an applicability oracle). A command that would change nothing (going where the agent
   already is) is not applicable, as the engine answers it;
 - **goal**: the task's goal as the domain writes it (an existential goal grounded over the
-  game's objects), reward 1.0 on the step that reaches it;
+  game's objects), in the compact facts; reward 1.0 on the step that reaches it;
 - ``simulate``: the exact outcome by the planner's own grounding of the planning copy of the
   domain (:func:`~planner.env.household.alfred.planning_domain`), so the exact model can stand
   in for a learned one.
@@ -37,7 +44,7 @@ from typing import Any
 
 from planner.env.base import StepResult
 from planner.env.household.alfred import EXTRA_HINT, grammar_text, planning_domain
-from planner.env.household.generate import Game
+from planner.env.household.generate import Game, planning_environment
 from planner.errors import ConfigError, EnvironmentStepError, UnknownActionError
 from planner.types import Action, Prediction, State
 
@@ -85,6 +92,16 @@ def _fact(name: str, args: Sequence[str]) -> str:
     return f"({' '.join([name.lower(), *(a.lower() for a in args)])})"
 
 
+RENAMED = {"inreceptacle": "in", "opened": "opened", "isclean": "isclean", "ishot": "ishot", "iscool": "iscool",
+           "issliced": "issliced", "ison": "ison", "istoggled": "istoggled"}
+"""Changing facts of the domain kept under a compact name (the arguments stay)."""
+DERIVED = ("objectatlocation", "holdsany")
+"""Changing facts of the domain the compact state leaves out: they follow from the others."""
+ITEM_PROPERTIES = ("pickupable", "heatable", "coolable", "cleanable", "sliceable", "toggleable")
+APPLIANCES = {"microwavetype": "microwave", "fridgetype": "fridge", "sinkbasintype": "sink"}
+KNIVES = ("knifetype", "butterknifetype")
+
+
 class HouseholdEnvironment:
     """A household game (see the module's description).
 
@@ -98,14 +115,12 @@ class HouseholdEnvironment:
     """
 
     def __init__(self, game: Game, *, engine: str = "textworld", max_steps: int | None = None) -> None:
-        from planner.env.pddl import environment_from_text
-
         if engine not in ENGINES:
             raise ConfigError(f"unknown household engine {engine!r}; known: {', '.join(ENGINES)}")
         self.game = game
         self.engine = engine
         self.max_steps = max_steps
-        self.planning = environment_from_text(planning_domain(), game.problem, name="household")
+        self.planning = planning_environment(game.problem)
         self._by_command: dict[str, list[str]] = {}
         self._text: dict[str, str] = {}
         for op in self.planning.task.operators:
@@ -113,20 +128,22 @@ class HouseholdEnvironment:
             self._by_command.setdefault(lisp, []).append(op)
             self._text[lisp] = text
         self._actions = tuple(Action(c) for c in sorted(self._by_command))
-        self.objects = tuple(sorted({a for c in self._by_command for a in c.strip("()").split()[1:]}
-                                    | {a for f in self.planning.task.init.facts for a in f.strip("()").split()[1:]}))
+        self._static_full, self._static = self._statics(self.planning.task.init.facts)
+        self.objects = tuple(sorted({*game.receptacles, *game.items}))
+        self._goal = _compact_goal(self.planning.goal, self._atom)
         self._tw: Any = None
         if engine == "textworld":
             self._tw = _textworld_env(game)
-        self._state = self.planning.task.init
+        self._state = self.compact(self.planning.task.init)
         self.observation = ""
         self._steps = 0
 
     # -- the Environment protocol ---------------------------------------------------------
     @property
     def goal(self) -> Any:
-        """The task's goal (:class:`~planner.types.FactGoal` or a grounded formula goal)."""
-        return self.planning.goal
+        """The task's goal over compact facts (:class:`~planner.types.FactGoal`, or a grounded
+        formula goal when it has alternatives)."""
+        return self._goal
 
     def reset(self, *, seed: int | None = None) -> tuple[State, dict[str, Any]]:
         """Start the game again (games are deterministic; ``seed`` is accepted and ignored)."""
@@ -136,7 +153,7 @@ class HouseholdEnvironment:
             self._state = self._engine_state(game_state)
             self.observation = str(game_state.feedback)
         else:
-            self._state = self.planning.task.init
+            self._state = self.compact(self.planning.task.init)
             self.observation = ""
         info = {"observation": self.observation, "task": self.game.task, "task_type": self.game.task_type,
                 "scene": self.game.scene}
@@ -175,12 +192,14 @@ class HouseholdEnvironment:
         names = self._by_command.get(action.name)
         if names is None:
             raise UnknownActionError(f"unknown household command {action.name!r}: not a command of this game")
+        full = self.expand(state).facts
         for name in names:
             op = self.planning.task.operators[name]
-            if op.applicable(state.facts):
-                nxt = State(op.apply(state.facts))
-                if nxt == state:  # "go to" where the agent stands: the engine refuses it
+            if op.applicable(full):
+                after = op.apply(full)
+                if after == full:  # "go to" where the agent stands: the engine refuses it
                     continue
+                nxt = self.compact(State(after))
                 done = self.goal.satisfied(nxt)
                 return Prediction(applicable=True, next_state=nxt, reward=GOAL_REWARD if done else 0.0, done=done)
         return Prediction(applicable=False, next_state=state, reward=0.0, done=False)
@@ -196,8 +215,14 @@ class HouseholdEnvironment:
 
     def distance_heuristic(self, name: str = "ff") -> Any:
         """A PDDL distance heuristic (``"ff"``, ``"add"``, ``"max"``, ``"lmcut"``) of the
-        planning copy, over this environment's states: what ``--heuristic auto`` uses."""
-        return self.planning.distance_heuristic(name)
+        planning copy, over this environment's (compact) states: what ``--heuristic auto``
+        uses."""
+        distance = self.planning.distance_heuristic(name)
+
+        def over_compact(state: State) -> float:
+            return float(distance(self.expand(state)))
+
+        return over_compact
 
     def optimal_plan(self) -> list[Action] | None:
         """A shortest plan, as commands (``None`` when there is none)."""
@@ -209,8 +234,107 @@ class HouseholdEnvironment:
             facts = game_state["facts"]
         except KeyError as exc:
             raise EnvironmentStepError(f"TextWorld's engine gave no facts: {exc}") from None
-        return State(frozenset(_fact(p.name, [v.name for v in p.arguments]) for p in facts
-                               if p.name.lower() not in BOOKKEEPING and not p.name.lower().startswith("not_")))
+        return self.compact(State(frozenset(
+            _fact(p.name, [v.name for v in p.arguments]) for p in facts
+            if p.name.lower() not in BOOKKEEPING and not p.name.lower().startswith("not_"))))
+
+    # -- the compact state ----------------------------------------------------------------
+    def _statics(self, init: frozenset[str]) -> tuple[frozenset[str], frozenset[str]]:
+        """The domain's fixed facts of the game, and their compact form."""
+        changing = set(RENAMED) | set(DERIVED) | {"atlocation", "holds"}
+        full = frozenset(f for f in init if f[1:].split()[0].rstrip(")") not in changing)
+        rtype: dict[str, str] = {}
+        otype: dict[str, str] = {}
+        self._location: dict[str, str] = {}  # receptacle -> its location
+        contain: set[tuple[str, str]] = set()
+        compact: set[str] = set()
+        for f in full:
+            name, *args = f.strip("()").split()
+            if name == "receptacletype":
+                rtype[args[0]] = args[1]
+            elif name == "objecttype":
+                otype[args[0]] = args[1]
+            elif name == "receptacleatlocation":
+                self._location[args[0]] = args[1]
+            elif name == "cancontain":
+                contain.add((args[0], args[1]))
+            elif name in ITEM_PROPERTIES or name == "openable":
+                compact.add(f)
+        for r, t in rtype.items():
+            if t in APPLIANCES:
+                compact.add(f"({APPLIANCES[t]} {r})")
+        for o, t in otype.items():
+            if t in KNIVES:
+                compact.add(f"(knife {o})")
+            for r, rt in rtype.items():
+                if (rt, t) in contain:
+                    compact.add(f"(fits {o} {r})")
+        self._receptacle_at = {loc: r for r, loc in self._location.items()}
+        return full, frozenset(compact)
+
+    def _atom(self, fact: str) -> str | None:
+        """The compact form of one changing fact of the domain (``None``: left out)."""
+        name, *args = fact.strip("()").split()
+        if name in RENAMED:
+            return _fact(RENAMED[name], args)
+        if name == "atlocation":
+            where = self._receptacle_at.get(args[1])
+            return None if where is None else f"(at {where})"
+        if name == "holds":
+            return f"(holding {args[1]})"
+        return None
+
+    def compact(self, state: State) -> State:
+        """The compact state of a state in the domain's facts (see the module's description)."""
+        facts = set(self._static)
+        for f in state.facts:
+            if f in self._static_full:
+                continue
+            atom = self._atom(f)
+            if atom is not None:
+                facts.add(atom)
+        return State(frozenset(facts))
+
+    def expand(self, state: State) -> State:
+        """The state in the domain's facts of a compact state (the inverse of :meth:`compact`)."""
+        facts = set(self._static_full)
+        at = None
+        for f in state.facts:
+            name, *args = f.strip("()").split()
+            if name == "at":
+                at = self._location.get(args[0])
+                if at is None:
+                    raise UnknownActionError(f"no receptacle {args[0]!r} in this game (fact {f})")
+            elif name == "in":
+                facts.add(f"(inreceptacle {args[0]} {args[1]})")
+                facts.add(f"(objectatlocation {args[0]} {self._location.get(args[1], '?')})")
+            elif name == "holding":
+                facts.add(f"(holds agent1 {args[0]})")
+                facts.add("(holdsany agent1)")
+            elif name in RENAMED.values():
+                facts.add(f)
+        facts.add(f"(atlocation agent1 {at or 'loc_start'})")
+        return State(frozenset(facts))
+
+
+def _compact_goal(goal: Any, atom: Any) -> Any:
+    """``goal`` (a fact or formula goal over the domain's facts) over compact facts."""
+    from planner.env.adl import Condition, FormulaGoal
+    from planner.types import FactGoal
+
+    def facts(found: frozenset[str]) -> frozenset[str]:
+        mapped = {atom(f) for f in found}
+        if None in mapped:
+            raise ConfigError(f"the household goal {goal} names a fact the compact state leaves out")
+        return frozenset(m for m in mapped if m is not None)
+
+    def condition(c: Condition) -> Condition:
+        return Condition(positive=facts(c.positive), negative=facts(c.negative),
+                         alternatives=tuple(tuple(condition(o) for o in options) for options in c.alternatives))
+
+    if isinstance(goal, FormulaGoal):
+        return FormulaGoal(facts=facts(goal.facts), condition=condition(goal.condition))
+    return FactGoal(facts(goal.facts))
 
 
 def _textworld_env(game: Game) -> Any:

@@ -28,11 +28,13 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
 
 from planner.env.household.alfred import DOMAIN_CONSTANTS, Scene, Tables, tables
 from planner.errors import ConfigError
 
-__all__ = ["MAX_PLAN", "TASK_TYPES", "Game", "feasible_tasks", "generate_game"]
+__all__ = ["MAX_PLAN", "TASK_TYPES", "Game", "feasible_tasks", "generate_game", "planning_environment"]
 
 TASK_TYPES = (
     "pick_and_place_simple",
@@ -130,14 +132,22 @@ def _targets(t: Tables, scene: Scene, task: str) -> list[tuple[str, str]]:
     return pairs
 
 
+@lru_cache(maxsize=32)
+def planning_environment(problem: str) -> Any:
+    """The planner's grounding of ``problem`` with the planning copy of the domain (a
+    :class:`~planner.env.pddl.PDDLEnvironment`; read only: its task, goal, heuristics and
+    optimal plan). Cached: the generator's check and the environment share one grounding."""
+    from planner.env.household.alfred import planning_domain
+    from planner.env.pddl import environment_from_text
+
+    return environment_from_text(planning_domain(), problem, name="household")
+
+
 def generate_game(scene: Scene, task_type: str, seed: int) -> Game:
     """A small solvable game of ``task_type`` in ``scene``; see the module's description.
 
     Raises :class:`ConfigError` naming a task type the scene cannot set, and when no game was
     found in :data:`MAX_TRIES` draws."""
-    from planner.env.household.alfred import planning_domain
-    from planner.env.pddl import environment_from_text
-
     if task_type not in TASK_TYPES:
         raise ConfigError(f"unknown household task type {task_type!r}; known: {', '.join(TASK_TYPES)}")
     t = tables()
@@ -150,7 +160,7 @@ def generate_game(scene: Scene, task_type: str, seed: int) -> Game:
         game = _draw(t, scene, task_type, rng.choice(pairs), rng)
         if game is None:
             continue
-        env = environment_from_text(planning_domain(), game.problem, name="household")
+        env = planning_environment(game.problem)
         if env.goal.satisfied(env.task.init):
             continue
         plan = env.optimal_plan()

@@ -1,0 +1,97 @@
+"""Household games: generation and engine costs, and the agent's plans against the built-in expert.
+
+For each seed of each split, builds ``household-v0`` (the game generated from a scene of the
+split, played by TextWorld's PDDL engine), asks the engine's built-in expert for its plan (its
+``policy_commands`` at the start: Fast Downward replanning), plays one episode with the agent
+and a world model (the exact model by default, or ``--model GGUF``), and prints per split:
+games solved, the agent's plan length over the expert's, over the optimal plan's, divergences,
+and the median times to generate a game, load it in the engine, and take one engine step.
+
+    python benchmarks/household.py --seeds 0-19
+    python benchmarks/household.py --seeds 0-19 --model planner/models/household-q8_0.gguf
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections import defaultdict
+
+import textworld
+
+from planner.agent import Agent
+from planner.env.household import SPLITS, HouseholdEnvironment, make_household
+from planner.env.household.env import _textworld_env
+from planner.world.oracle import OracleWorldModel
+
+
+def expert_length(env: HouseholdEnvironment) -> int:
+    """Steps of the engine's own expert plan from the start."""
+    tw = _textworld_env(env.game)
+    tw.request_infos = textworld.EnvInfos(facts=True, won=True, feedback=True, policy_commands=True)
+    state = tw.reset()
+    return len(state["policy_commands"])
+
+
+def mean(values: list[float]) -> str:
+    return f"{statistics.mean(values):.3f}" if values else "n/a"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", default="0-19", help="A-B, ends inclusive, per split")
+    parser.add_argument("--splits", default=",".join(SPLITS))
+    parser.add_argument("--model", default=None, help="a GGUF world model (default: the exact model)")
+    args = parser.parse_args()
+    lo, _, hi = args.seeds.partition("-")
+    seeds = range(int(lo), int(hi or lo) + 1)
+    rows: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for split in args.splits.split(","):
+        r = rows[split]
+        for seed in seeds:
+            started = time.perf_counter()
+            planning = make_household(seed=seed, split=split, engine="planner")
+            r["generate"].append(time.perf_counter() - started)
+            started = time.perf_counter()
+            env = HouseholdEnvironment(planning.game)
+            env.reset()
+            r["load"].append(time.perf_counter() - started)
+            expert = expert_length(env)
+            if args.model:
+                from planner.world.factory import bind_environment_model
+
+                model = bind_environment_model(args.model, env, reset_seed=seed)
+            else:
+                model = OracleWorldModel(env)
+            step_times: list[float] = []
+
+            def timed(record: object, times: list[float] = step_times) -> None:
+                times.append(time.perf_counter())
+
+            started = time.perf_counter()
+            result = Agent(env, model, on_step=timed).run(seed=seed)
+            r["episode"].append(time.perf_counter() - started)
+            r["solved"].append(float(result.solved))
+            r["divergences"].append(result.divergences)
+            if result.solved:
+                r["vs_expert"].append(len(result.steps) / expert)
+                r["vs_optimal"].append(len(result.steps) / env.game.optimal)
+            started = time.perf_counter()
+            env.reset()
+            for action in env.optimal_plan() or []:
+                env.step(action)
+            r["engine_step"].append((time.perf_counter() - started) / max(1, env.game.optimal))
+    print(f"household-v0, seeds {args.seeds} per split, model: {args.model or 'exact'}")
+    print("| split | solved | plan / expert | plan / optimal | divergences | generate s | engine load s "
+          "| engine step ms |")
+    print("|---|---|---|---|---|---|---|---|")
+    for split, r in rows.items():
+        n = len(r["solved"])
+        print(f"| {split} | {int(sum(r['solved']))}/{n} | {mean(r['vs_expert'])} | {mean(r['vs_optimal'])} | "
+              f"{int(sum(r['divergences']))} | {statistics.median(r['generate']):.2f} | "
+              f"{statistics.median(r['load']):.2f} | {1e3 * statistics.median(r['engine_step']):.1f} |")
+
+
+if __name__ == "__main__":
+    main()
