@@ -65,6 +65,8 @@ class StepRecord:
         terminated, truncated: as the environment reported them.
         diverged: the real state differs from the imagined one (or the action did not apply).
         probe: the step was a probe out of a state with no plan, not a step of a plan.
+        observation: the text the environment answered (its ``info["observation"]``, as text
+            worlds give it), else ``None``.
     """
 
     index: int
@@ -78,6 +80,7 @@ class StepRecord:
     truncated: bool
     diverged: bool
     probe: bool = False
+    observation: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,17 +420,20 @@ class Agent:
                 f"environment raised at step {index} on action {action}: {type(exc).__name__}: {exc}"
             ) from exc
         diverged = (not result.applicable) or result.state != imagined
+        observation = result.info.get("observation") if result.info else None
+        observation = observation if isinstance(observation, str) else None
         record = StepRecord(
             index=index, action=action, state=ep.state, imagined=imagined, real=result.state,
             applicable=result.applicable, reward=result.reward, terminated=result.terminated,
-            truncated=result.truncated, diverged=diverged, probe=probe,
+            truncated=result.truncated, diverged=diverged, probe=probe, observation=observation,
         )
         ep.steps.append(record)
         ep.emit("step", index=index, action=action.name, state=ep.state.canonical(),
                 imagined=imagined.canonical(), real=result.state.canonical(),
                 applicable=result.applicable, reward=result.reward, terminated=result.terminated,
                 truncated=result.truncated, diverged=diverged, probe=probe,
-                reason=_jsonable(result.info.get("reason")))
+                reason=_jsonable(result.info.get("reason")),
+                **({"observation": observation} if observation is not None else {}))
         self._observe(ep, record)
         if self.on_step is not None:
             self.on_step(record)

@@ -42,6 +42,7 @@ from planner.errors import (
 )
 from planner.io import CorruptLogError, FileWriteError
 from planner.training.errors import CheckpointError, TrainingDataError
+from planner.types import State
 from planner.world.base import WorldModel
 from planner.world.cache import CachedWorldModel
 from planner.world.oracle import OracleWorldModel
@@ -99,6 +100,20 @@ def env_label(env: Environment, fallback: str) -> str:
     task = getattr(env, "task", None)
     name = getattr(task, "name", None)
     return name if isinstance(name, str) and name else fallback
+
+
+FULL_STATE_FACTS = 12
+"""States of at most this many facts are shown whole in the imagined plan; larger ones as changes."""
+
+
+def imagined_text(before: State, after: State) -> str:
+    """An imagined state for the console: whole when small, else what changed (``+(holding a)
+    -(ontable a)``)."""
+    if before.text is not None or after.text is not None or len(after.facts) <= FULL_STATE_FACTS:
+        return str(after)
+    added = sorted(after.facts - before.facts)
+    removed = sorted(before.facts - after.facts)
+    return " ".join([*(f"+{f}" for f in added), *(f"-{f}" for f in removed)]) or "(no change)"
 
 
 def summary_dict(env: Environment, result: EpisodeResult, config: PlannerConfig,
@@ -164,6 +179,8 @@ def run_episode(
         if show_imagined:
             mark = "[green]as imagined[/]" if not rec.diverged else "[red]DIVERGED, replanning[/]"
             err.print(f"  real step {rec.index + 1}: {rec.action.name} -> {mark}")
+            if rec.observation:
+                err.print(f"      {rec.observation}", markup=False)
         if not as_json:
             status.update(f"step {rec.index + 1} · {rec.action.name}"
                           + (" · diverged, replanning" if rec.diverged else ""))
@@ -174,8 +191,9 @@ def run_episode(
         verdict = "reaches the goal" if first.plan.reaches_goal else "does not reach the goal"
         out.print(f"imagined plan ({len(first.plan)} actions, {verdict}, "
                   f"{first.stats.model_calls} model calls, {first.stats.wall_seconds:.2f} s):")
-        for i, (action, state) in enumerate(zip(first.plan.actions, first.plan.states[1:]), 1):
-            out.print(f"  {i:>3}. {action.name:<22} imagined: {state}")
+        for i, (action, before, state) in enumerate(
+                zip(first.plan.actions, first.plan.states, first.plan.states[1:]), 1):
+            out.print(f"  {i:>3}. {action.name:<22} imagined: {imagined_text(before, state)}", markup=False)
         out.print("executing in the real environment (every step checked):")
     try:
         with err.status("planning…") as status:
@@ -427,10 +445,16 @@ def _demo_env(env_name: str, env_args: list[str] | None, *, blocks: int | None, 
     check_model_fits(kind, env, path=model)
     cfg = PlannerConfig().updated(search=dict(algorithm=search, seed=seed), model=dict(kind=kind, path=model))
     if not as_json:
-        start, _ = env.reset(seed=seed)
+        start, info = env.reset(seed=seed)
         out.print(f"environment {env_name} (seed {seed})")
-        out.print(f"  start: {start}")
-        out.print(f"  goal:  {env.goal}")
+        task = info.get("task") if isinstance(info, dict) else None
+        if isinstance(task, str):
+            out.print(f"  task:  {task}", markup=False)
+        observation = info.get("observation") if isinstance(info, dict) else None
+        if isinstance(observation, str) and observation:
+            out.print("  " + observation.strip().replace("\n", "\n  "), markup=False)
+        out.print(f"  start: {start}", markup=False)
+        out.print(f"  goal:  {env.goal}", markup=False)
     out_dir.mkdir(parents=True, exist_ok=True)
     result = run_episode(env, cfg, log=out_dir / "episode.jsonl", tree=None, as_json=as_json,
                          model_name=model_name, show_imagined=not as_json, label=env_name)

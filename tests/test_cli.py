@@ -423,3 +423,15 @@ def test_learn_request_errors_are_one_line(capsys, tmp_path, args, match):
 def test_a_non_pddl_environment_may_plan_with_a_named_model_only(capsys, tmp_path):
     code, _, err = run(capsys, "solve", "--env", f"{CELL}:make_cell")
     assert code == 2 and "--model DIR/model-q8_0.gguf" in err
+
+
+def test_small_states_are_shown_whole_and_large_ones_as_changes():
+    from planner.cli import FULL_STATE_FACTS, imagined_text
+    from planner.types import State
+
+    small_before, small_after = State.from_facts(["(a)"]), State.from_facts(["(b)"])
+    assert imagined_text(small_before, small_after) == "(b)"
+    big = [f"(f{i})" for i in range(FULL_STATE_FACTS)]
+    before, after = State.from_facts([*big, "(x)"]), State.from_facts([*big, "(y)"])
+    assert imagined_text(before, after) == "+(y) -(x)"
+    assert imagined_text(before, before) == "(no change)"

@@ -229,3 +229,18 @@ def test_the_game_file_loads_in_textworld_and_its_walkthrough_wins(tmp_path):
     for command in data["walkthrough"]:
         state, _score, done = env.step(command)
     assert done and state["won"]
+
+
+@needs_textworld
+def test_demo_shows_the_task_the_imagined_changes_and_the_real_text(capsys, tmp_path):
+    from planner.io import read_jsonl
+
+    code = main(["demo", "--env", "household-v0", "--env-arg", "split=test", "--seed", "3", "--oracle",
+                 "--out", str(tmp_path)])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "task:  put" in captured.out and "Your task is to: put" in captured.out
+    assert "imagined: +(at " in captured.out  # a large state is shown as its changes
+    assert "You arrive at" in captured.err  # the engine's answer after a real step
+    steps = [r["data"] for r in read_jsonl(tmp_path / "episode.jsonl") if r["event"] == "step"]
+    assert steps and all(s["observation"] for s in steps)

@@ -80,3 +80,4 @@ def test_solve_verifies_from_the_command_line(bw_files, capsys):
     assert code == 0 and summary["solved"] and summary["verified"] >= 1 and summary["refused"] == 0
     matching = [a for a in summary["plan"] if "stack" in a or "put-down" in a]
     assert summary["verified"] == len(matching)
+
