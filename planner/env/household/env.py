@@ -12,7 +12,7 @@
   agent, location or type objects, which a learned model would have to spend placeholders
   on): what changes — ``(at R)`` (the agent stands at receptacle ``R``; no ``at`` fact at the
   start), ``(in O R)``, ``(holding O)``, ``(opened R)``, ``(isclean O)``, ``(ishot O)``,
-  ``(iscool O)``, ``(issliced O)``, ``(ison O)``, ``(istoggled O)`` — and what the game fixes:
+  ``(iscool O)``, ``(issliced O)``, ``(istoggled O)`` — and what the game fixes:
   ``(fits O R)`` (R's type can hold O's), ``(openable R)``, ``(microwave R)``, ``(fridge R)``,
   ``(sink R)``, and of items ``pickupable``, ``heatable``, ``coolable``, ``cleanable``,
   ``sliceable``, ``toggleable``, ``knife``. It is the engine's state, one for one: the
@@ -93,10 +93,12 @@ def _fact(name: str, args: Sequence[str]) -> str:
 
 
 RENAMED = {"inreceptacle": "in", "opened": "opened", "isclean": "isclean", "ishot": "ishot", "iscool": "iscool",
-           "issliced": "issliced", "ison": "ison", "istoggled": "istoggled"}
+           "issliced": "issliced", "istoggled": "istoggled"}
 """Changing facts of the domain kept under a compact name (the arguments stay)."""
-DERIVED = ("objectatlocation", "holdsany")
-"""Changing facts of the domain the compact state leaves out: they follow from the others."""
+DERIVED = ("objectatlocation", "holdsany", "ison")
+"""Changing facts of the domain the compact state leaves out: the first two follow from the
+others; ``ison`` is never read (no precondition or goal names it) and the engine's translator
+drops it, so the engine's state never has it."""
 ITEM_PROPERTIES = ("pickupable", "heatable", "coolable", "cleanable", "sliceable", "toggleable")
 APPLIANCES = {"microwavetype": "microwave", "fridgetype": "fridge", "sinkbasintype": "sink"}
 KNIVES = ("knifetype", "butterknifetype")
