@@ -170,8 +170,16 @@ def generate_game(scene: Scene, task_type: str, seed: int) -> Game:
     raise ConfigError(f"no solvable {task_type} game in FloorPlan{scene.number} after {MAX_TRIES} draws (seed {seed})")
 
 
-def _name(kind: str, index: int) -> str:
-    return f"{kind.lower()}_{index}"
+def _numbered(kinds: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """Names for instances of ``kinds`` (``["Mug", "Cup", "Mug"]`` → ``mug_1``, ``cup_1``,
+    ``mug_2``) and each name's kind."""
+    names: list[str] = []
+    kind_of: dict[str, str] = {}
+    for kind in kinds:
+        name = f"{kind.lower()}_{sum(1 for v in kind_of.values() if v == kind) + 1}"
+        names.append(name)
+        kind_of[name] = kind
+    return names, kind_of
 
 
 def _draw(t: Tables, scene: Scene, task: str, pair: tuple[str, str], rng: random.Random) -> Game | None:
@@ -196,12 +204,7 @@ def _draw(t: Tables, scene: Scene, task: str, pair: tuple[str, str], rng: random
         kinds.append(k)
     if recep and scene.receptacles.get(recep, 1) > 1 and len(kinds) < 7 and rng.random() < 0.5:
         kinds.append(recep)  # a second receptacle of the goal's type
-    names: list[str] = []
-    kind_of: dict[str, str] = {}
-    for k in kinds:
-        name = _name(k, sum(1 for v in kind_of.values() if v == k) + 1)
-        names.append(name)
-        kind_of[name] = k
+    names, kind_of = _numbered(kinds)
     # -- items: targets, then distractors
     n_targets = 2 if task == "pick_two_obj_and_place" else 1
     item_kinds = [obj] * n_targets
@@ -212,12 +215,7 @@ def _draw(t: Tables, scene: Scene, task: str, pair: tuple[str, str], rng: random
         if len(names) + len(item_kinds) + (1 if toggle else 0) >= total:
             break
         item_kinds.append(o)
-    items: list[str] = []
-    item_kind: dict[str, str] = {}
-    for k in item_kinds:
-        name = _name(k, sum(1 for v in item_kind.values() if v == k) + 1)
-        items.append(name)
-        item_kind[name] = k
+    items, item_kind = _numbered(item_kinds)
     # -- placement
     place: dict[str, str] = {}
     for item in items:
