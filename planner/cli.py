@@ -10,6 +10,7 @@ interrupted or ended by an error after it started.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -191,9 +192,13 @@ def run_episode(
         verdict = "reaches the goal" if first.plan.reaches_goal else "does not reach the goal"
         out.print(f"imagined plan ({len(first.plan)} actions, {verdict}, "
                   f"{first.stats.model_calls} model calls, {first.stats.wall_seconds:.2f} s):")
+        render = getattr(env, "render_text", None)
         for i, (action, before, state) in enumerate(
                 zip(first.plan.actions, first.plan.states, first.plan.states[1:]), 1):
             out.print(f"  {i:>3}. {action.name:<22} imagined: {imagined_text(before, state)}", markup=False)
+            if callable(render):
+                with contextlib.suppress(PlannerError):  # a game without its text engine
+                    out.print(f"         {render(before, action, state)}", markup=False)
         out.print("executing in the real environment (every step checked):")
     try:
         with err.status("planning…") as status:

@@ -203,6 +203,31 @@ def test_the_exact_model_predicts_every_step_of_the_optimal_plan(number, task):
 
 
 @needs_textworld
+def test_text_rendered_from_the_facts_is_the_engines_text():
+    """The grammar renders a next state's facts into exactly the text the engine answers —
+    along winning plans and random commands, refusals included — so a predicted state's text
+    is the predicted observation."""
+    rng = random.Random(3)
+    compared = 0
+    for number, task in ((1, "pick_heat_then_place_in_recep"), (7, "pick_cool_then_place_in_recep"),
+                         (301, "look_at_obj_in_light"), (401, "pick_clean_then_place_in_recep"),
+                         (201, "pick_two_obj_and_place")):
+        env = HouseholdEnvironment(generate_game(scene(number), task, 4))
+        state, _ = env.reset()
+        actions = [*env.optimal_plan(), *(rng.choice(list(env.candidate_actions(state))) for _ in range(30))]
+        for action in actions:
+            result = env.step(action)
+            assert env.render_text(state, action, result.state) == result.info["observation"], action
+            compared += 1
+            state = result.state if not result.terminated else env.reset()[0]
+    assert compared > 150
+    planner_engine = make_household(seed=0, engine="planner")
+    start = planner_engine.reset()[0]
+    with pytest.raises(ConfigError, match="rendering text needs TextWorld's engine"):
+        planner_engine.render_text(start, planner_engine.candidate_actions(start)[0], start)
+
+
+@needs_textworld
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), split=st.sampled_from(SPLITS))
 def test_the_optimal_plan_wins_in_the_engine(seed, split):
@@ -261,6 +286,7 @@ def test_demo_shows_the_task_the_imagined_changes_and_the_real_text(capsys, tmp_
     assert code == 0
     assert "task:  put" in captured.out and "Your task is to: put" in captured.out
     assert "imagined: +(at " in captured.out  # a large state is shown as its changes
+    assert "You arrive at" in captured.out  # the imagined plan's text, rendered from imagined facts
     assert "You arrive at" in captured.err  # the engine's answer after a real step
     steps = [r["data"] for r in read_jsonl(tmp_path / "episode.jsonl") if r["event"] == "step"]
     assert steps and all(s["observation"] for s in steps)

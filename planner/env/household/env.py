@@ -215,6 +215,36 @@ class HouseholdEnvironment:
             raise UnknownActionError(f"unknown household command {name!r}: not a command of this game")
         return self._text[name]
 
+    def render_text(self, before: State, action: Action, after: State) -> str:
+        """The text the engine answers when ``action`` leads from ``before`` to ``after``,
+        rendered from the facts of ``after`` through the game's grammar, as the engine renders
+        its own (so a predicted next state gives the predicted text). ``"Nothing happens."``
+        when ``action`` does not apply at ``before``. Needs ``engine="textworld"``."""
+        from textworld.logic import Placeholder, Proposition, Variable
+
+        if self._tw is None:
+            raise ConfigError("rendering text needs TextWorld's engine (engine='textworld')")
+        names = self._by_command.get(action.name)
+        if names is None:
+            raise UnknownActionError(f"unknown household command {action.name!r}: not a command of this game")
+        facts = self.expand(before).facts
+        name = next((n for n in names if self.planning.task.operators[n].applicable(facts)), None)
+        if name is None or self.expand(after).facts == facts:
+            return "Nothing happens."
+        pddl_state, logic = self._tw._pddl_state, self._tw._logic
+        types = pddl_state.name2type
+        schema, *args = name.strip("()").split()
+        propositions = [Proposition(pred, [Variable(a, types[a]) for a in rest])
+                        for pred, *rest in (f.strip("()").split() for f in self.expand(after).facts)]
+        parameters = pddl_state._actions[schema].parameters
+        mapping = {Placeholder(p.name.strip("?"), p.type_name): Variable(a, p.type_name)
+                   for p, a in zip(parameters, args, strict=True)}
+        infos = self._tw._entity_infos
+        context = {"state": _logic_state(pddl_state, logic, propositions), "facts": propositions,
+                   "variables": {ph.name: infos[var.name] for ph, var in mapping.items()}, "mapping": mapping,
+                   "entity_infos": infos}
+        return str(logic.grammar.derive(logic.actions[schema].feedback_rule, context))
+
     def distance_heuristic(self, name: str = "ff") -> Any:
         """A PDDL distance heuristic (``"ff"``, ``"add"``, ``"max"``, ``"lmcut"``) of the
         planning copy, over this environment's (compact) states: what ``--heuristic auto``
@@ -337,6 +367,23 @@ def _compact_goal(goal: Any, atom: Any) -> Any:
     if isinstance(goal, FormulaGoal):
         return FormulaGoal(facts=facts(goal.facts), condition=condition(goal.condition))
     return FactGoal(facts(goal.facts))
+
+
+def _logic_state(like: Any, logic: Any, propositions: Sequence[Any]) -> Any:
+    """A state of TextWorld's logic holding exactly ``propositions``, of the engine's own state
+    class (``PddlState``, built as its constructor starts, without a planning task: the grammar
+    only queries its facts). Written for TextWorld 1.7, which the ``household`` extra pins."""
+    from collections import Counter, defaultdict
+
+    cls: Any = type(like)
+    state = object.__new__(cls)
+    state._facts = defaultdict(set)
+    state._vars_by_name = {}
+    state._vars_by_type = defaultdict(set)
+    state._var_counts = Counter()
+    state._logic = logic
+    state.add_facts(propositions)
+    return state
 
 
 def _textworld_env(game: Game) -> Any:
