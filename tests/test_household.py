@@ -26,7 +26,7 @@ from planner.env.household import (
 from planner.env.household.alfred import INFO_ACTIONS, ROOMS, planning_domain, scene
 from planner.env.registry import make
 from planner.errors import ConfigError, UnknownActionError
-from planner.types import Action
+from planner.types import Action, State
 from planner.world.oracle import OracleWorldModel
 
 needs_textworld = pytest.mark.skipif(
@@ -133,6 +133,20 @@ def test_the_compact_state_names_receptacles_and_items_only():
     assert env.expand(state) == env.planning.task.init
     goal_atoms = env.goal.condition.atoms() if hasattr(env.goal, "condition") else env.goal.facts
     assert all(a.startswith(("(in ", "(isclean ")) for a in goal_atoms)
+
+
+def test_an_impossible_imagined_fact_is_named_or_left_out_by_the_heuristic():
+    """A learned model may imagine the agent "at" an item; expanding such a state names the
+    fact, and the heuristic over imagined states skips it instead of ending the episode."""
+    env = make_household(seed=2, split="test", engine="planner")
+    state, _ = env.reset()
+    item = env.game.items[0]
+    odd = State(state.facts | {f"(at {item})"})
+    with pytest.raises(ConfigError, match=rf"the household fact \(at {item}\) names '{item}', which is no "
+                                          "receptacle"):
+        env.expand(odd)
+    h = env.distance_heuristic("ff")
+    assert h(odd) == h(state)
 
 
 def test_commands_are_lisp_forms_of_the_grammar_templates():

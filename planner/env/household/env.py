@@ -252,7 +252,7 @@ class HouseholdEnvironment:
         distance = self.planning.distance_heuristic(name)
 
         def over_compact(state: State) -> float:
-            return float(distance(self.expand(state)))
+            return float(distance(self.expand(state, strict=False)))
 
         return over_compact
 
@@ -327,19 +327,26 @@ class HouseholdEnvironment:
                 facts.add(atom)
         return State(frozenset(facts))
 
-    def expand(self, state: State) -> State:
-        """The state in the domain's facts of a compact state (the inverse of :meth:`compact`)."""
+    def expand(self, state: State, *, strict: bool = True) -> State:
+        """The state in the domain's facts of a compact state (the inverse of :meth:`compact`).
+
+        A fact no game state can hold — ``(at X)`` or ``(in O X)`` for an ``X`` that is no
+        receptacle, as a learned model may imagine — raises :class:`ConfigError` naming it, or
+        with ``strict=False`` is left out (for heuristics over imagined states)."""
         facts = set(self._static_full)
         at = None
         for f in state.facts:
             name, *args = f.strip("()").split()
+            if name in ("at", "in") and args and args[-1] not in self._location:
+                if strict:
+                    raise ConfigError(f"the household fact {f} names {args[-1]!r}, which is no receptacle of this "
+                                      f"game (receptacles: {', '.join(sorted(self._location))})")
+                continue
             if name == "at":
-                at = self._location.get(args[0])
-                if at is None:
-                    raise UnknownActionError(f"no receptacle {args[0]!r} in this game (fact {f})")
+                at = self._location[args[0]]
             elif name == "in":
                 facts.add(f"(inreceptacle {args[0]} {args[1]})")
-                facts.add(f"(objectatlocation {args[0]} {self._location.get(args[1], '?')})")
+                facts.add(f"(objectatlocation {args[0]} {self._location[args[1]]})")
             elif name == "holding":
                 facts.add(f"(holds agent1 {args[0]})")
                 facts.add("(holdsany agent1)")
