@@ -194,8 +194,7 @@ class _Episode:
     imagined: tuple[State, ...] = ()
     cursor: int = 0
     tried: set[tuple[State, Action]] = field(default_factory=set)
-    refused: set[tuple[State, Action]] = field(default_factory=set)
-    verified_count: int = 0
+    verified: int = 0
 
     def emit(self, event: str, **data: Any) -> None:
         """Append a record; after the log fails once it is not written again (the failure
@@ -257,7 +256,7 @@ class Agent:
             raise ConfigError(f"max_probes must be a whole number >= 0, got {max_probes!r}")
         self.max_probes = max_probes
         self._verify = tuple(re.compile(p) for p in self.config.agent.verify)
-        self._refused: set[tuple[State, Action]] = set()
+        self._refused: set[tuple[State, Action]] = set()  # (state, action) pairs refused this episode
 
     def plan(self, state: State, *, tree: SearchTree | None = None) -> SearchResult:
         """Search from ``state`` with the configured algorithm (``tree``: an earlier search's tree
@@ -390,7 +389,7 @@ class Agent:
         ``agent.verify`` and the model, asked again, does not predict that it applies with the
         imagined outcome at confidence ``agent.verify_confidence`` or more; a refused action
         is never planned again at this state. Writes a ``verify`` record either way."""
-        if not any(p.search(action.name) for p in self._verify):
+        if not self._irreversible(action):
             return True
         pred = self.model.predict(ep.state, action)
         threshold = self.config.agent.verify_confidence
@@ -399,12 +398,15 @@ class Agent:
                 applicable=pred.applicable, as_imagined=pred.next_state == imagined, threshold=threshold,
                 allowed=allowed)
         if allowed:
-            ep.verified_count += 1
+            ep.verified += 1
         else:
-            ep.refused.add((ep.state, action))
             self._refused.add((ep.state, action))
             log.info("refused", action=action.name, confidence=round(pred.confidence, 4))
         return allowed
+
+    def _irreversible(self, action: Action) -> bool:
+        """Whether ``action`` matches one of the ``agent.verify`` patterns."""
+        return any(p.search(action.name) for p in self._verify)
 
     def _act(self, ep: _Episode, action: Action, imagined: State, *, probe: bool = False) -> StepRecord:
         """One real step: ``act`` record, the step, the comparison, ``step`` record."""
@@ -455,8 +457,7 @@ class Agent:
         probe budget is spent. Returns the step that changed the state, or ``None``. Actions
         that ``agent.verify`` names are never probed: trying them blindly is what it forbids."""
         state = ep.state
-        actions = [a for a in self._actions(state) if (state, a) not in ep.tried
-                   and not any(p.search(a.name) for p in self._verify)]
+        actions = [a for a in self._actions(state) if (state, a) not in ep.tried and not self._irreversible(a)]
         if not actions or ep.probes >= self.max_probes:
             return None
         preds = self.model.predict_many(state, actions)
@@ -481,7 +482,7 @@ class Agent:
             stopped_by="goal" if solved and stopped_by not in ("interrupted", "error") else stopped_by,
             last_search=ep.last, invalid_answers=self.model.stats.invalid - ep.invalid_before,
             probes=ep.probes, episode_id=ep.id, resumed_steps=ep.resumed_steps, error=error,
-            verified=ep.verified_count, refused=len(ep.refused),
+            verified=ep.verified, refused=len(self._refused),
             **ep.totals,  # type: ignore[arg-type]
         )
         try:

@@ -60,6 +60,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from planner.config import PlannerConfig
 from planner.data.collect import TransitionRecord, read_records
 from planner.data.experience import (
+    DIVERGENCE_WEIGHT,
     ExperienceError,
     FoldedExperience,
     environment_objects,
@@ -104,12 +105,6 @@ GOAL_SHARE = 0.1
 so far and playing episodes); reserved before the training steps are chosen."""
 GOAL_EPISODES = 60
 """Most episodes of one goal-directed collection round."""
-GOAL_WEIGHT = 4
-"""Times a diverged step of a goal-directed episode is written into the training data: fewer
-than :data:`~planner.data.experience.DIVERGENCE_WEIGHT` (what :func:`improve` uses), because
-these rounds come back more than once and the divergences of a model still in training are
-many and alike (measured on the automation cell: 4× made the model refuse actions that do
-apply, 99.63% next-state exact match against 99.97% at 2×)."""
 GOAL_REPLANS = 20
 """Most replans of a goal-directed episode (``planner solve``'s default): each replan follows a
 divergence, the most useful data there is, so these episodes are not cut short after
@@ -184,7 +179,8 @@ class GoalRound:
         log: the episode log they were written to (``data/goal-<round>.jsonl``).
         steps: real steps folded into the training data.
         divergences: steps where the real environment differed from the model's prediction.
-        records: training records appended (each divergence written :data:`GOAL_WEIGHT` times).
+        records: training records appended (each divergence written
+            :data:`~planner.data.experience.DIVERGENCE_WEIGHT` times).
         seconds: the round's wall time, the export of the model included (seconds).
         skipped: why nothing was folded in (``None`` when the steps were).
     """
@@ -452,7 +448,7 @@ def goal_round(make_env: Callable[[int], Environment], *, out: Path, data_dir: P
     skipped: str | None = None
     try:
         folded = fold_logs([log], domain=domain, predicates=dict(schema.predicates), actions=dict(schema.actions),
-                           max_objects=max_objects, objects_for=environment_objects(make_env), weight=GOAL_WEIGHT)
+                           max_objects=max_objects, objects_for=environment_objects(make_env))
     except ExperienceError as exc:
         skipped = str(exc).splitlines()[0]
     else:
@@ -598,7 +594,7 @@ def model_card(report: LearnReport, *, domain_name: str) -> str:
         lines += ["## Goal-directed experience", "",
                   "Between training rounds the model trained so far played `planner solve` episodes on training "
                   "seeds; their real steps (divergences weighted "
-                  f"{GOAL_WEIGHT}x) were added to the training data:", "",
+                  f"{DIVERGENCE_WEIGHT}x, as `--improve` does) were added to the training data:", "",
                   "| after step | episodes | solved | real steps | diverged | records added | seconds |",
                   "|---|---|---|---|---|---|---|"]
         lines += [f"| {g.after_step} | {g.planning.total} | {g.planning.solved} | {g.steps} | {g.divergences} | "

@@ -190,7 +190,8 @@ def _same_weights(a: Path, b: Path) -> bool:
 def test_learn_in_two_rounds_folds_goal_directed_episodes_into_the_data(tmp_path):
     pytest.importorskip("torch")
     from planner.data.collect import read_records
-    from planner.learn import GOAL_WEIGHT, learn, read_learn_record, round_ends
+    from planner.data.experience import DIVERGENCE_WEIGHT
+    from planner.learn import learn, read_learn_record, round_ends
 
     report = learn(lambda s: make("blocksworld-v0", seed=s, blocks=3), out_dir=tmp_path, rounds=2,
                    seeds={"train": range(0, 3), "test": range(200, 202)}, steps=10, episodes_per_seed=1, max_steps=15)
@@ -200,7 +201,7 @@ def test_learn_in_two_rounds_folds_goal_directed_episodes_into_the_data(tmp_path
     assert goal.log == tmp_path / "data" / "goal-1.jsonl" and goal.log.is_file()
     assert 1 <= goal.planning.total <= 3 and {e.seed for e in goal.planning.episodes} <= {0, 1, 2}
     assert goal.steps == sum(e.steps for e in goal.planning.episodes) > 0
-    assert goal.records == goal.steps + (GOAL_WEIGHT - 1) * goal.divergences  # each divergence GOAL_WEIGHT times
+    assert goal.records == goal.steps + (DIVERGENCE_WEIGHT - 1) * goal.divergences  # divergences weighted
     records = read_records(tmp_path / "data" / "train.jsonl")
     from_goals = [r for r in records if r.episode.startswith("log:")]
     assert len(from_goals) == goal.records and {r.split for r in from_goals} == {"train"}

@@ -191,20 +191,29 @@ class HouseholdEnvironment:
     # -- the Simulator protocol -----------------------------------------------------------
     def simulate(self, state: State, action: Action) -> Prediction:
         """The exact outcome of ``action`` at ``state`` by the planner's grounding."""
+        full = self.expand(state).facts
+        applied = self._applied(action, full)
+        if applied is None:
+            return Prediction(applicable=False, next_state=state, reward=0.0, done=False)
+        nxt = self.compact(State(applied[1]))
+        done = self.goal.satisfied(nxt)
+        return Prediction(applicable=True, next_state=nxt, reward=GOAL_REWARD if done else 0.0, done=done)
+
+    def _applied(self, action: Action, full: frozenset[str]) -> tuple[str, frozenset[str]] | None:
+        """The ground operator the engine applies for the command ``action`` at the domain's
+        facts ``full``, and the facts after it; ``None`` when none applies or it would change
+        nothing ("go to" where the agent stands: the engine refuses it).
+        :class:`UnknownActionError` for a command of no game."""
         names = self._by_command.get(action.name)
         if names is None:
             raise UnknownActionError(f"unknown household command {action.name!r}: not a command of this game")
-        full = self.expand(state).facts
         for name in names:
             op = self.planning.task.operators[name]
             if op.applicable(full):
                 after = op.apply(full)
-                if after == full:  # "go to" where the agent stands: the engine refuses it
-                    continue
-                nxt = self.compact(State(after))
-                done = self.goal.satisfied(nxt)
-                return Prediction(applicable=True, next_state=nxt, reward=GOAL_REWARD if done else 0.0, done=done)
-        return Prediction(applicable=False, next_state=state, reward=0.0, done=False)
+                if after != full:
+                    return name, after
+        return None
 
     # -- helpers --------------------------------------------------------------------------
     def command(self, action: Action | str) -> str:
@@ -224,16 +233,12 @@ class HouseholdEnvironment:
 
         if self._tw is None:
             raise ConfigError("rendering text needs TextWorld's engine (engine='textworld')")
-        names = self._by_command.get(action.name)
-        if names is None:
-            raise UnknownActionError(f"unknown household command {action.name!r}: not a command of this game")
-        facts = self.expand(before).facts
-        name = next((n for n in names if self.planning.task.operators[n].applicable(facts)), None)
-        if name is None or self.expand(after).facts == facts:
+        applied = self._applied(action, self.expand(before).facts)
+        if applied is None or after == before:
             return "Nothing happens."
         pddl_state, logic = self._tw._pddl_state, self._tw._logic
         types = pddl_state.name2type
-        schema, *args = name.strip("()").split()
+        schema, *args = applied[0].strip("()").split()
         propositions = [Proposition(pred, [Variable(a, types[a]) for a in rest])
                         for pred, *rest in (f.strip("()").split() for f in self.expand(after).facts)]
         parameters = pddl_state._actions[schema].parameters
