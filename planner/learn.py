@@ -51,9 +51,9 @@ import shlex
 import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -74,6 +74,9 @@ from planner.errors import ConfigError
 from planner.io import JsonlLog, atomic_output, atomic_write_text
 from planner.protocols import Environment
 from planner.world.gguf_io import LlamaShape
+
+if TYPE_CHECKING:
+    from planner.training.train import TrainConfig
 
 DEFAULT_SEEDS: Mapping[str, range] = {"train": range(0, 100), "val": range(1000, 1020), "test": range(2000, 2050)}
 """Environment seeds per split when none are given (disjoint)."""
@@ -256,28 +259,26 @@ def choose_context(records: Sequence[TransitionRecord]) -> int:
     return max(64, -(-need // 32) * 32)
 
 
-def measure_rate(examples: Sequence[Any], vocab: Any, shape: LlamaShape, *, batch_size: int, threads: int,
+def measure_rate(examples: Sequence[Any], vocab: Any, config: TrainConfig, schemas: Mapping[str, int], *,
                  steps: int = WARMUP_STEPS) -> float:
-    """Training steps per second of a fresh model of ``shape`` on ``examples`` (encoded
-    records), timed over ``steps`` optimizer steps after one untimed step."""
+    """Training steps per second of a fresh model of ``config`` (shape, word tables, batch size,
+    threads) on ``examples`` (encoded records), timed over ``steps`` optimizer steps after one
+    untimed step."""
     import numpy as np
     import torch
-    from torch.nn import functional as F
 
-    from planner.training.model import TinyLlama
-    from planner.training.train import make_batch
+    from planner.training.train import make_batch, new_model
 
-    torch.set_num_threads(threads)
-    model = TinyLlama(shape, len(vocab))
+    torch.set_num_threads(config.threads)
+    model = new_model(config, vocab, schemas)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     started = 0.0
     pool = list(examples)  # once: copying tens of thousands of records per step made the rate look slow
     for k in range(steps + 1):
         if k == 1:
             started = time.perf_counter()
-        tokens, targets = make_batch(pool, vocab, np.random.default_rng([7, k]), batch_size)
-        logits = model(tokens)
-        loss = F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.view(-1), ignore_index=-100)
+        tokens, targets = make_batch(pool, vocab, np.random.default_rng([7, k]), config.batch_size)
+        loss = model.answer_loss(tokens, targets)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -475,14 +476,14 @@ def _plan_training(records: Sequence[TransitionRecord], schema: LearnedSchema, *
     vocab = domain_vocabulary(schema.predicates, schema.actions, max_objects)
     shape = choose_shape(len(vocab), choose_context(records), len(records))
     examples = encode_records(records[:2000], vocab, schema.predicates, schema.actions, max_objects)
-    rate = measure_rate(examples, vocab, shape, batch_size=BATCH_SIZE, threads=threads)
+    probe = TrainConfig(steps=1, batch_size=BATCH_SIZE, threads=threads, shape=shape, max_objects=max_objects)
+    rate = measure_rate(examples, vocab, probe, {**schema.predicates, **schema.actions})
     left = minutes * 60 - (time.perf_counter() - started) - reserve
     chosen = steps if steps is not None else _budget_steps(rate, left)
     _say(progress, f"model: width {shape.dim}, {shape.n_layers} blocks, context {shape.context}, {max_objects} "
                    f"objects, vocabulary {len(vocab)}; {rate:.1f} steps/s measured -> {chosen} steps")
-    config = TrainConfig(steps=chosen, batch_size=BATCH_SIZE, seed=seed, threads=threads, shape=shape,
-                         max_objects=max_objects, warmup=min(200, max(1, chosen // 10)),
-                         checkpoint_every=max(1, chosen // 4), eval_every=chosen)
+    config = replace(probe, steps=chosen, seed=seed, warmup=min(200, max(1, chosen // 10)),
+                     checkpoint_every=max(1, chosen // 4), eval_every=chosen)
     return _Plan(config, rate)
 
 
@@ -865,15 +866,16 @@ def improve(
         _copy(files[key], before_path(files[key]))
     records = [*existing, *folded.records]
     examples = encode_records(records[-2000:], vocab, info.predicates, info.actions, info.max_objects)
-    batch = int(summary.get("batch_size", BATCH_SIZE))
-    rate = measure_rate(examples, vocab, shape, batch_size=batch, threads=threads)
+    # A model trained before word tables could be factored has free ones: its checkpoint
+    # resumes only into the same kind.
+    probe = TrainConfig(steps=1, batch_size=int(summary.get("batch_size", BATCH_SIZE)), threads=threads,
+                        shape=shape, max_objects=info.max_objects, embeddings=str(summary.get("embeddings", "free")))
+    rate = measure_rate(examples, vocab, probe, {**info.predicates, **info.actions})
     left = minutes * 60 - (time.perf_counter() - started) - before.seconds
     extra = steps if steps is not None else _budget_steps(rate, left)
     _say(progress, f"{rate:.1f} steps/s measured -> {extra} more steps")
-    config = TrainConfig(steps=first + extra, batch_size=batch,
-                         seed=int(summary.get("seed", 0)) if seed is None else seed, threads=threads, shape=shape,
-                         max_objects=info.max_objects, warmup=min(200, max(1, first // 10)),
-                         checkpoint_every=max(1, extra // 4), eval_every=extra)
+    config = replace(probe, steps=first + extra, seed=int(summary.get("seed", 0)) if seed is None else seed,
+                     warmup=min(200, max(1, first // 10)), checkpoint_every=max(1, extra // 4), eval_every=extra)
     trained_at = time.perf_counter()
     try:
         # The data are committed (train.jsonl replaced atomically) only once the new model is

@@ -196,3 +196,44 @@ def test_training_prompts_are_the_runtime_prompts():
     assert tokens[0] == vocab.bos_id
     assert vocab.decode(tokens[1:answer_start]) == prompt
     assert vocab.decode(tokens[answer_start:])[:-1] == answer[:-1]
+
+
+def test_relabelled_goals_are_goal_facts_in_runtime_order_with_exact_done():
+    """Hindsight goals use the predicates of the records' goals, as many facts as the problem's
+    goal (one the action added among them where it added one), are listed in the order the
+    runtime lists facts (``x10`` sorts before ``x2``), and ``done`` says whether they all hold
+    after the action."""
+    import numpy as np
+
+    from planner.training.data import encode_records, goal_predicates_of, sample_sequence
+    from planner.world.codec import FactDeltaCodec, domain_vocabulary
+
+    objects = [f"o{k:02d}" for k in range(12)]
+    predicates = {"in": 2, "hot": 1, "holding": 1}
+    actions = {"take": 2}
+    fixed = ["(in o01 o00)", "(in o02 o00)", "(in o03 o11)", "(in o04 o11)", "(hot o05)", "(hot o10)"]
+    record = _record(objects=objects, goal=["(in o09 o11)", "(hot o09)"], state=[*fixed, "(in o09 o10)"],
+                     action="(take o09 o10)", next_state=[*fixed, "(holding o09)"])
+    moved = _record(objects=objects, goal=record.goal, state=record.next_state, action="(take o09 o11)",
+                    next_state=[*fixed, "(in o09 o11)"])
+    assert goal_predicates_of([record]) == ("hot", "in")
+    vocab = domain_vocabulary(predicates, actions, 12)
+    codec = FactDeltaCodec(objects=tuple(objects), predicates=predicates, actions=actions, max_objects=12)
+    words = {ex_record.action: (ex, ex_record) for ex, ex_record in
+             zip(encode_records([record, moved], vocab, predicates, actions, 12), [record, moved])}
+    done_seen, added_seen, problem_goal = set(), 0, sorted(codec.fact_word(f) for f in record.goal)
+    for draw in range(300):
+        for ex, rec in words.values():
+            tokens, start = sample_sequence(ex, vocab, np.random.default_rng(draw))
+            text = vocab.decode(tokens[1:])
+            goal = text[1:text.index("state")]
+            assert goal == sorted(goal)
+            after = {codec.fact_word(f) for f in rec.next_state}
+            done = text[-1] == "done"
+            assert done == (set(goal) <= after)
+            if goal != problem_goal:
+                assert len(goal) == 2 and all(w.startswith(("in(", "hot(")) for w in goal)
+            done_seen.add(done)
+            added_seen += rec.action == "(take o09 o11)" and done and codec.fact_word("(in o09 o11)") in goal
+    assert done_seen == {True, False}
+    assert added_seen > 30  # the fact the action added is in most "done" relabellings of that step

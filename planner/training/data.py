@@ -1,10 +1,18 @@
 """Turning transition logs into token sequences for the fact-delta codec.
 
 Each record becomes (goal words, state words, action word, answer words), encoded once; the
-goal is re-chosen per sample ("hindsight" relabelling), because real goals are reached rarely:
-60% the problem's goal, 20% the arrangement the next state shows (``done``), 10% that
-arrangement with one fact changed, 10% the arrangement before the action. ``done`` is always
-recomputed from the chosen goal, so labels stay exact.
+goal is re-chosen per sample ("hindsight" relabelling), because real goals are reached rarely.
+Relabelled goals are made of *goal facts*: facts of the predicates the records' goals use, as
+many as the problem's goal has (all of them where there are fewer):
+
+- 60% the problem's goal;
+- 20% goal facts of the next state, one the action added among them where it added any
+  (``done``);
+- 10% those with one fact swapped for a goal fact the next state lacks (not ``done``);
+- 10% goal facts of the state before the action (``done`` unless the action removed one).
+
+``done`` is always recomputed from the chosen goal, so labels stay exact, and goals are written
+in the order the runtime writes them.
 """
 
 from __future__ import annotations
@@ -16,27 +24,26 @@ from pathlib import Path
 import numpy as np
 
 from planner.data.collect import TransitionRecord, read_records
-from planner.errors import PlannerError
+from planner.errors import CodecError, PlannerError
 from planner.training.errors import TrainingDataError
 from planner.types import Action, Prediction, State
-from planner.world.codec import DONE, MARKERS, FactDeltaCodec, prompt_prefix, prompt_suffix
+from planner.world.codec import DONE, MARKERS, FactDeltaCodec, parse_atom, prompt_prefix, prompt_suffix
 from planner.world.vocab import Vocabulary, ground_words
 
 __all__ = [
-    "GOAL_PREDICATES_DEFAULT", "Encoded", "TrainingDataError", "check_fits", "encode_records", "load_records",
+    "Encoded", "TrainingDataError", "check_fits", "encode_records", "load_records",
     "longest_sequence", "sample_sequence",
 ]
-
-GOAL_PREDICATES_DEFAULT = ("on", "ontable")
-
 
 @dataclass(frozen=True)
 class Encoded:
     """One transition, encoded.
 
-    ``goal``/``state``/``next_state`` are token ids of fact words (sorted); ``tower_*`` the ids
-    of facts usable as relabelled goals; ``answer`` the answer ids with ``cont`` at the end
-    (``done`` is decided per sample).
+    ``goal``/``state``/``next_state`` are token ids of fact words (in the runtime's order);
+    ``goal_next``/``goal_now`` the ids of the goal facts (usable in relabelled goals) of the next
+    and the current state; ``fact_pool`` every goal fact over the problem's objects; ``answer``
+    the answer ids with ``cont`` at the end (``done`` is decided per sample); ``rank`` maps a
+    token id to its word's place in the runtime's order (shared by all examples).
     """
 
     goal: np.ndarray
@@ -45,9 +52,10 @@ class Encoded:
     answer: np.ndarray
     applicable: bool
     next_state: np.ndarray
-    tower_next: np.ndarray
-    tower_now: np.ndarray
+    goal_next: np.ndarray
+    goal_now: np.ndarray
     fact_pool: np.ndarray
+    rank: np.ndarray
 
 
 def load_records(path: str | Path, *, limit: int | None = None) -> list[TransitionRecord]:
@@ -56,14 +64,39 @@ def load_records(path: str | Path, *, limit: int | None = None) -> list[Transiti
     return read_records(path, limit=limit)
 
 
+def goal_predicates_of(records: Iterable[TransitionRecord]) -> tuple[str, ...]:
+    """The predicates the records' goals use (sorted; malformed goal facts are left out)."""
+    found: set[str] = set()
+    for r in records:
+        for fact in r.goal:
+            try:
+                found.add(parse_atom(fact)[0])
+            except CodecError:
+                continue
+    return tuple(sorted(found))
+
+
+def word_ranks(vocab: Vocabulary) -> np.ndarray:
+    """Token id → its word's place in sorted word order (the order prompts list facts in)."""
+    rank = np.zeros(len(vocab), dtype=np.int64)
+    for place, word in enumerate(sorted(vocab.words)):
+        rank[vocab.word_ids[word]] = place
+    return rank
+
+
 def encode_records(records: Iterable[TransitionRecord], vocab: Vocabulary, predicates: Mapping[str, int],
                    actions: Mapping[str, int], max_objects: int,
-                   goal_predicates: tuple[str, ...] = GOAL_PREDICATES_DEFAULT) -> list[Encoded]:
-    """Encode each record once for the fact-delta codec with ``vocab``.
+                   goal_predicates: tuple[str, ...] | None = None) -> list[Encoded]:
+    """Encode each record once for the fact-delta codec with ``vocab``. Relabelled goals use
+    the facts of ``goal_predicates`` (default: :func:`goal_predicates_of` the records).
 
     Raises :class:`TrainingDataError` naming the record (its position from 0 and problem) and
     the reason when a record cannot be written in the vocabulary.
     """
+    records = list(records)
+    if goal_predicates is None:
+        goal_predicates = goal_predicates_of(records)
+    rank = word_ranks(vocab)
     codecs: dict[tuple[str, ...], FactDeltaCodec] = {}
     out: list[Encoded] = []
     for index, r in enumerate(records):
@@ -73,7 +106,7 @@ def encode_records(records: Iterable[TransitionRecord], vocab: Vocabulary, predi
             if codec is None:
                 codec = codecs[objs] = FactDeltaCodec(objects=objs, predicates=predicates, actions=actions,
                                                       max_objects=max_objects)
-            out.append(_encode(r, codec, vocab, predicates, goal_predicates))
+            out.append(_encode(r, codec, vocab, predicates, goal_predicates, rank))
         except (PlannerError, ValueError, KeyError) as exc:
             reason = f"unknown name {exc}" if isinstance(exc, KeyError) else str(exc)
             raise TrainingDataError(f"record {index} (problem {r.problem!r}) cannot be encoded: {reason}") from None
@@ -92,13 +125,13 @@ def _word_ids(words: Iterable[str], vocab: Vocabulary) -> np.ndarray:
 
 
 def _encode(r: TransitionRecord, codec: FactDeltaCodec, vocab: Vocabulary, predicates: Mapping[str, int],
-            goal_predicates: tuple[str, ...]) -> Encoded:
+            goal_predicates: tuple[str, ...], rank: np.ndarray) -> Encoded:
     """One record, encoded (see :class:`Encoded`)."""
     state, nxt = r.state_obj(), r.next_state_obj()
     answer = codec.answer_words(Prediction(applicable=r.applicable, next_state=nxt, done=False), state)
     pool_words = ground_words({p: predicates[p] for p in goal_predicates if p in predicates}, len(r.objects))
 
-    def towers(s: State) -> np.ndarray:
+    def goal_facts(s: State) -> np.ndarray:
         return _word_ids((w for w in codec.state_words(s) if w.split("(")[0] in goal_predicates), vocab)
 
     return Encoded(
@@ -108,16 +141,17 @@ def _encode(r: TransitionRecord, codec: FactDeltaCodec, vocab: Vocabulary, predi
         answer=_word_ids(answer, vocab),
         applicable=r.applicable,
         next_state=_word_ids(codec.state_words(nxt), vocab),
-        tower_next=towers(nxt),
-        tower_now=towers(state),
+        goal_next=goal_facts(nxt),
+        goal_now=goal_facts(state),
         fact_pool=_word_ids(pool_words, vocab),
+        rank=rank,
     )
 
 
 def longest_sequence(ex: Encoded) -> int:
     """Tokens in the longest training sequence :func:`sample_sequence` can make of ``ex``: six
     markers, the longest goal it may choose, the state and the answer."""
-    goal = max(len(ex.goal), len(ex.tower_next), len(ex.tower_now))
+    goal = max(len(ex.goal), len(ex.goal_next), len(ex.goal_now))
     return 6 + goal + len(ex.state) + len(ex.answer)
 
 
@@ -137,16 +171,18 @@ def sample_sequence(ex: Encoded, vocab: Vocabulary, rng: np.random.Generator, *,
     ids = vocab.word_ids
     goal = ex.goal
     if relabel:
+        size = max(1, len(ex.goal))
         roll = rng.random()
-        if roll < 0.2 and len(ex.tower_next):
-            goal = ex.tower_next
-        elif roll < 0.3 and len(ex.tower_next):
-            keep = np.delete(ex.tower_next, rng.integers(len(ex.tower_next)))
-            candidates = np.setdiff1d(ex.fact_pool, ex.next_state)
-            extra = candidates[rng.integers(len(candidates))] if len(candidates) else None
-            goal = np.sort(np.append(keep, extra)) if extra is not None else keep
-        elif roll < 0.4 and len(ex.tower_now):
-            goal = ex.tower_now
+        if roll < 0.3 and len(ex.goal_next):
+            goal = _subset(ex.goal_next, size, np.setdiff1d(ex.goal_next, ex.goal_now), rng)
+            if roll >= 0.2:
+                keep = np.delete(goal, rng.integers(len(goal)))
+                candidates = np.setdiff1d(ex.fact_pool, ex.next_state)
+                if len(candidates):
+                    goal = np.append(keep, candidates[rng.integers(len(candidates))])
+        elif roll < 0.4 and len(ex.goal_now):
+            goal = _subset(ex.goal_now, size, ex.goal_now[:0], rng)
+        goal = goal[np.argsort(ex.rank[goal], kind="stable")]
     answer = list(ex.answer)
     if ex.applicable:
         done = bool(np.isin(goal, ex.next_state).all())
@@ -155,3 +191,15 @@ def sample_sequence(ex: Encoded, vocab: Vocabulary, rng: np.random.Generator, *,
     prompt = [vocab.bos_id, *prompt_prefix(goal.tolist(), ex.state.tolist(), markers),
               *prompt_suffix(ex.action, markers)]
     return prompt + answer, len(prompt)
+
+
+def _subset(pool: np.ndarray, size: int, prefer: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``size`` ids of ``pool`` (all of it when it has no more), one of ``prefer`` among them
+    when ``prefer`` is not empty."""
+    if len(pool) <= size:
+        return pool
+    if not len(prefer):
+        return pool[rng.choice(len(pool), size, replace=False)]
+    first = prefer[rng.integers(len(prefer))]
+    rest = pool[pool != first]
+    return np.append(rest[rng.choice(len(rest), size - 1, replace=False)], first)

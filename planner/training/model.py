@@ -2,11 +2,21 @@
 
 Laid out so its weights map one to one onto llama.cpp's ``llama`` GGUF tensors: RoPE rotates
 adjacent pairs of each head's dimensions, which is llama.cpp's "normal" rotary mode.
+
+*Factored* word tables (the default for training): the fact-delta codec writes one token per
+ground fact, ``in(x3,x5)``, so a domain's vocabulary holds thousands of words that are few
+parts combined. With factoring, the input embedding and output row of a ground word are the sum
+of its name's row and one row per argument (placeholder ``xK`` in position ``i``): what the
+model learns about ``in(x3,x5)`` serves ``in(x4,x7)`` too, and a word never seen in training
+still has a meaningful row. The sums are materialised into ordinary matrices on export, so the
+GGUF file and llama.cpp see a plain Llama model.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -14,7 +24,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from planner.training.errors import TrainingDataError
+from planner.world.codec import parse_word
 from planner.world.gguf_io import LlamaShape
+from planner.world.vocab import MAX_ARITY, Vocabulary
+
+EMBEDDINGS = ("factored", "free")
+"""Word tables: ``factored`` (ground words as sums of name and argument rows) or ``free`` (one
+independent row per piece)."""
 
 
 class RMSNorm(nn.Module):
@@ -68,16 +84,112 @@ class Block(nn.Module):
         return x + self.down(F.silu(self.gate(h)) * self.up(h))
 
 
-class TinyLlama(nn.Module):
-    """Decoder-only transformer. ``forward(tokens)`` → logits (batch, time, vocab)."""
+@dataclass(frozen=True)
+class Factoring:
+    """How each piece's row is assembled from parts (all arrays have one entry per piece).
 
-    def __init__(self, shape: LlamaShape, n_vocab: int) -> None:
+    Attributes:
+        free: the piece's own row (``-1``: none). Marker words and the begin/end tokens have one
+            each; every piece the codec never writes whole (bytes, word prefixes) shares row 0.
+        name: the name row of a ground word (``-1``: not a ground word).
+        args: ``(pieces, MAX_ARITY)``: the placeholder index (``x1`` → 0) of each argument
+            position (``-1``: no argument there).
+        n_free, n_names, n_objects: rows of each table.
+    """
+
+    free: np.ndarray
+    name: np.ndarray
+    args: np.ndarray
+    n_free: int
+    n_names: int
+    n_objects: int
+
+    @classmethod
+    def of(cls, vocab: Vocabulary, schemas: Mapping[str, int], max_objects: int) -> Factoring:
+        """The factoring of ``vocab``, whose ground words are the groundings of ``schemas``
+        (name → arity, predicates and actions together) over ``max_objects`` placeholders."""
+        n = len(vocab)
+        free = np.zeros(n, dtype=np.int64)
+        name = np.full(n, -1, dtype=np.int64)
+        args = np.full((n, MAX_ARITY), -1, dtype=np.int64)
+        names = {k: i for i, k in enumerate(sorted(schemas))}
+        own = 1
+        free[vocab.bos_id], free[vocab.eos_id] = own, own + 1
+        own += 2
+        for word in vocab.words:
+            piece = vocab.word_ids[word]
+            base, parts = parse_word(word)
+            ground = base in names and len(parts) == schemas[base] and all(_placeholder(a) for a in parts)
+            if not ground:
+                free[piece] = own
+                own += 1
+                continue
+            free[piece] = -1
+            name[piece] = names[base]
+            for pos, arg in enumerate(parts):
+                args[piece, pos] = int(arg[1:]) - 1
+        return cls(free=free, name=name, args=args, n_free=own, n_names=max(1, len(names)),
+                   n_objects=max(1, max_objects))
+
+
+def _placeholder(text: str) -> bool:
+    return len(text) > 1 and text[0] == "x" and text[1:].isdigit() and int(text[1:]) >= 1
+
+
+class FactoredTable(nn.Module):
+    """A ``(pieces, dim)`` matrix whose rows are sums of shared parts (see :class:`Factoring`)."""
+
+    free_index: torch.Tensor
+    free_mask: torch.Tensor
+    name_index: torch.Tensor
+    name_mask: torch.Tensor
+    arg_index: torch.Tensor
+    arg_mask: torch.Tensor
+
+    def __init__(self, factoring: Factoring, dim: int) -> None:
+        super().__init__()
+        f = factoring
+        self.free = nn.Parameter(torch.randn(f.n_free, dim) * 0.02)
+        self.names = nn.Parameter(torch.randn(f.n_names, dim) * 0.02)
+        self.args = nn.Parameter(torch.randn(MAX_ARITY, f.n_objects, dim) * 0.02)
+        for key, index in (("free", f.free), ("name", f.name)):
+            self.register_buffer(f"{key}_index", torch.from_numpy(np.maximum(index, 0)), persistent=False)
+            self.register_buffer(f"{key}_mask", torch.from_numpy((index >= 0).astype(np.float32))[:, None],
+                                 persistent=False)
+        self.register_buffer("arg_index", torch.from_numpy(np.maximum(f.args, 0)), persistent=False)
+        self.register_buffer("arg_mask", torch.from_numpy((f.args >= 0).astype(np.float32))[:, :, None],
+                             persistent=False)
+
+    def weight(self) -> torch.Tensor:
+        w = self.free[self.free_index] * self.free_mask + self.names[self.name_index] * self.name_mask
+        for pos in range(MAX_ARITY):
+            w = w + self.args[pos][self.arg_index[:, pos]] * self.arg_mask[:, pos]
+        return w
+
+
+class TinyLlama(nn.Module):
+    """Decoder-only transformer. ``forward(tokens)`` → logits (batch, time, vocab).
+
+    ``factoring`` (optional) makes the input embedding and the output matrix
+    factored tables (:class:`FactoredTable`) instead of free ones."""
+
+    def __init__(self, shape: LlamaShape, n_vocab: int, factoring: Factoring | None = None) -> None:
         super().__init__()
         self.shape = shape
-        self.embed = nn.Embedding(n_vocab, shape.dim)
+        self.factored = factoring is not None
+        self.embed: nn.Module
+        self.output: nn.Module
+        if factoring is not None:
+            if len(factoring.free) != n_vocab:
+                raise TrainingDataError(f"the factoring covers {len(factoring.free)} pieces, the vocabulary "
+                                        f"has {n_vocab}")
+            self.embed = FactoredTable(factoring, shape.dim)
+            self.output = FactoredTable(factoring, shape.dim)
+        else:
+            self.embed = nn.Embedding(n_vocab, shape.dim)
+            self.output = nn.Linear(shape.dim, n_vocab, bias=False)
         self.blocks = nn.ModuleList(Block(shape) for _ in range(shape.n_layers))
         self.norm = RMSNorm(shape.dim, shape.norm_eps)
-        self.output = nn.Linear(shape.dim, n_vocab, bias=False)
         cos, sin = rope_tables(shape.dim // shape.n_heads, shape.context, shape.rope_base)
         self.register_buffer("cos", cos, persistent=False)
         self.register_buffer("sin", sin, persistent=False)
@@ -92,15 +204,37 @@ class TinyLlama(nn.Module):
         if isinstance(module, (nn.Linear, nn.Embedding)):
             nn.init.normal_(module.weight, std=0.02)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+    def embedding_matrix(self) -> torch.Tensor:
+        """The input embedding, ``(pieces, dim)``."""
+        return self.embed.weight() if self.factored else self.embed.weight  # type: ignore[operator, return-value]
+
+    def output_matrix(self) -> torch.Tensor:
+        """The output projection, ``(pieces, dim)``."""
+        return self.output.weight() if self.factored else self.output.weight  # type: ignore[operator, return-value]
+
+    def hidden(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The final normalised hidden states, ``(batch, time, dim)``."""
         t = tokens.shape[1]
         if t > self.shape.context:
             raise TrainingDataError(f"a sequence of {t} tokens exceeds the model's context of {self.shape.context}")
-        x = self.embed(tokens)
+        x = F.embedding(tokens, self.embedding_matrix())
         cos, sin = self.cos[:t], self.sin[:t]  # type: ignore[index]
         for block in self.blocks:
             x = block(x, cos, sin, None)
-        return self.output(self.norm(x))
+        return self.norm(x)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.hidden(tokens) @ self.output_matrix().T
+
+    def answer_logits(self, tokens: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Logits ``(n, vocab)`` at the ``n`` positions whose target is not ``-100`` only: the
+        output projection is the costliest matrix of a small model with a large vocabulary, and
+        training needs it at the answers alone."""
+        return self.hidden(tokens)[targets != -100] @ self.output_matrix().T
+
+    def answer_loss(self, tokens: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy over the answer positions (targets other than ``-100``)."""
+        return F.cross_entropy(self.answer_logits(tokens, targets), targets[targets != -100])
 
     def n_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -110,9 +244,9 @@ class TinyLlama(nn.Module):
         def arr(t: torch.Tensor) -> np.ndarray:
             return t.detach().to(torch.float32).cpu().numpy()
 
-        out = {"token_embd.weight": arr(self.embed.weight),
+        out = {"token_embd.weight": arr(self.embedding_matrix()),
                "output_norm.weight": arr(self.norm.weight),
-               "output.weight": arr(self.output.weight)}
+               "output.weight": arr(self.output_matrix())}
         for i, module in enumerate(self.blocks):
             b: Block = module  # type: ignore[assignment]
             out |= {

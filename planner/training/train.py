@@ -17,13 +17,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from planner.errors import ConfigError
 from planner.io import atomic_output, atomic_write_text
 from planner.training.data import Encoded, check_fits, encode_records, load_records, sample_sequence
 from planner.training.errors import CheckpointError, TrainingDataError
-from planner.training.model import TinyLlama
+from planner.training.model import EMBEDDINGS, Factoring, TinyLlama
 from planner.world.codec import CODEC_NAME, CODEC_VERSION, domain_vocabulary
 from planner.world.gguf_io import LlamaShape, write_world_model
 from planner.world.vocab import Vocabulary
@@ -46,6 +45,8 @@ class TrainConfig:
         eval_every: steps between validation measurements.
         shape: the transformer's shape.
         max_objects: placeholder objects the model knows (problems may have up to this many).
+        embeddings: ``"factored"`` (a ground word's rows are sums of its name's and its
+            arguments' rows, see :mod:`planner.training.model`) or ``"free"`` (a row per word).
 
     Raises :class:`~planner.errors.ConfigError` naming a value out of range.
     """
@@ -62,8 +63,12 @@ class TrainConfig:
     eval_every: int = 500
     shape: LlamaShape = field(default_factory=LlamaShape)
     max_objects: int = 8
+    embeddings: str = "factored"
 
     def __post_init__(self) -> None:
+        if self.embeddings not in EMBEDDINGS:
+            raise ConfigError(f"TrainConfig.embeddings must be one of {', '.join(EMBEDDINGS)}, "
+                              f"got {self.embeddings!r}")
         for name in ("steps", "warmup"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)}")
@@ -105,6 +110,13 @@ def make_batch(examples: list[Encoded], vocab: Vocabulary, rng: np.random.Genera
         # position t predicts token t+1: the answer tokens seq[start:] are targets at t = start-1…
         targets[row, start - 1:len(seq) - 1] = seq[start:]
     return torch.from_numpy(tokens), torch.from_numpy(targets)
+
+
+def new_model(config: TrainConfig, vocab: Vocabulary, schemas: Mapping[str, int]) -> TinyLlama:
+    """A freshly initialised model of ``config``'s shape and word tables for ``vocab``, whose
+    ground words are the groundings of ``schemas`` (predicates and actions, name → arity)."""
+    factoring = (Factoring.of(vocab, schemas, config.max_objects) if config.embeddings == "factored" else None)
+    return TinyLlama(config.shape, len(vocab), factoring)
 
 
 def _save_checkpoint(path: Path, model: TinyLlama, opt: torch.optim.Optimizer, step: int,
@@ -178,7 +190,7 @@ def train(
     n_records, n_problems, examples = _load_examples(train_path, vocab, predicates, actions, config)
     val_examples = (_load_examples(val_path, vocab, predicates, actions, config, limit=4000, required=False)[2]
                     if val_path else [])
-    model = TinyLlama(config.shape, len(vocab))
+    model = new_model(config, vocab, {**predicates, **actions})
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.95),
                             weight_decay=config.weight_decay)
     ckpt_path = out / "checkpoint.pt"
@@ -195,8 +207,7 @@ def train(
         tokens, targets = make_batch(examples, vocab, rng, config.batch_size)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, config)
-        logits = model(tokens)
-        loss = F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.view(-1), ignore_index=-100)
+        loss = model.answer_loss(tokens, targets)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -219,6 +230,7 @@ def train(
         "steps": max(end, start_step),
         "schedule_steps": config.steps,
         "batch_size": config.batch_size,
+        "embeddings": config.embeddings,
         "seed": config.seed,
         "train_seconds": round(train_seconds, 1),
         "params": model.n_params(),
@@ -241,8 +253,7 @@ def evaluate_tokens(model: TinyLlama, examples: list[Encoded], vocab: Vocabulary
     model.eval()
     rng = np.random.default_rng([seed, 10**9])
     tokens, targets = make_batch(examples, vocab, rng, min(n, len(examples)), relabel=False)
-    pred = model(tokens).argmax(-1)
-    mask = targets != -100
-    acc = float((pred[mask] == targets[mask]).float().mean())
+    pred = model.answer_logits(tokens, targets).argmax(-1)
+    acc = float((pred == targets[targets != -100]).float().mean())
     model.train(was)
     return acc
