@@ -20,6 +20,8 @@ Built-in ids:
 - ``household-v0``: a household game generated offline from the ``alfworld`` package's scenes,
   played by TextWorld's PDDL engine (needs the ``household`` extra); see
   :mod:`planner.env.household`.
+- ``lab-v0``: a variation of a discrete ScienceWorld task (needs the ``lab`` extra and
+  ``java``); see :mod:`planner.env.lab`.
 
 Errors: an unknown id, a bad keyword argument, a missing file or factory raise
 :class:`ConfigError`; a factory or module that raises, or a factory whose result breaks the
@@ -360,6 +362,9 @@ def _register_builtins() -> None:
     register("household-v0", _household_factory,
              description="ALFWorld-style household game generated offline (split=train|val|test by scene, "
                          "task=TYPE, engine=textworld|planner; needs the 'household' extra)")
+    register("lab-v0", _lab_factory,
+             description="ScienceWorld laboratory task (split=train|val|test by variation, task=NAME; needs the "
+                         "'lab' extra and java)")
 
 
 def _frozenlake_factory() -> EnvFactory:
@@ -377,6 +382,14 @@ def _household_factory(*, seed: int = 0, split: str = "train", task: str | None 
     from planner.env.household import make_household
 
     return make_household(seed=seed, split=split, task=task, engine=engine, max_steps=max_steps)
+
+
+def _lab_factory(*, seed: int = 0, split: str = "train", task: str | None = None,
+                 max_steps: int | None = None) -> Environment:
+    """:func:`planner.env.lab.make_lab`, imported when called."""
+    from planner.env.lab import make_lab
+
+    return make_lab(seed=seed, split=split, task=task, max_steps=max_steps)
 
 
 _register_builtins()
