@@ -68,8 +68,8 @@ def configure_logging(verbose: int) -> None:
 def build_model(config: PlannerConfig, env: Environment) -> WorldModel:
     """The world model named by ``config.model``, behind a transition cache if configured.
 
-    Raises :class:`ConfigError` when the environment cannot serve it: the exact model needs a
-    simulator (``simulate``); a GGUF model needs a PDDL environment today.
+    Raises :class:`ConfigError` when the environment cannot serve it (see
+    :func:`check_model_fits`).
     """
     m = config.model
     check_model_fits(m.kind, env, path=m.path)
@@ -86,11 +86,13 @@ def build_model(config: PlannerConfig, env: Environment) -> WorldModel:
 def check_model_fits(kind: str, env: Environment, *, path: Path | None = None) -> None:
     """:class:`ConfigError` (one line) when a model of ``kind`` cannot plan in ``env``: the
     exact model needs ``simulate``; a GGUF model (``path``: the file named, ``None``: the
-    shipped default) needs a PDDL environment unless the file is named (a learned model)."""
+    shipped default) needs a PDDL environment or one with a shipped model (its
+    ``world_model_domain``) unless the file is named (a learned model)."""
     if kind == "oracle" and not isinstance(env, Simulator):
         raise ConfigError(f"--oracle needs an environment with simulate(state, action); "
                           f"{type(env).__name__} has none")
-    if kind != "oracle" and path is None and not isinstance(env, PDDLEnvironment):
+    if (kind != "oracle" and path is None and not isinstance(env, PDDLEnvironment)
+            and not isinstance(getattr(env, "world_model_domain", None), str)):
         raise ConfigError(f"a GGUF world model needs a PDDL environment today, got {type(env).__name__}; "
                           "name a learned one with --model DIR/model-q8_0.gguf (planner learn --env … --out DIR), "
                           "or use --oracle with an environment that has simulate()")

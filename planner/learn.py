@@ -361,6 +361,10 @@ def learn(
         _say(progress, f"  {split}: {st.transitions} transitions ({st.applicable} applicable) from {st.seeds} seeds")
     train_records = read_records(data_dir / "train.jsonl")
     schema = infer_schema(train_records)
+    shared = sorted(set(schema.predicates) & set(schema.actions))
+    if shared:
+        raise LearnError(f"the environment names {shared} both as predicates (in its facts) and as actions: a "
+                         "fact-delta model writes facts and actions in one vocabulary, so rename one of them")
     signature = _signature(schema, make_env(next(iter(seeds["train"]))))
     _say(progress, f"vocabulary: {len(schema.predicates)} predicates, {len(schema.actions)} actions, "
                    f"{len(schema.operators)} STRIPS operators")

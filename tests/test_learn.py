@@ -232,3 +232,41 @@ def test_learn_names_bad_rounds(tmp_path, rounds):
     with pytest.raises(ConfigError, match=f"rounds must be a whole number in 1..10, got {rounds!r}"):
         learn(lambda s: make("blocksworld-v0", seed=s, blocks=3), out_dir=tmp_path, rounds=rounds)
     assert not (tmp_path / "data").exists()
+
+
+class DoorEnv:
+    """A door whose fact ``(open d)`` shares its name with the action ``(open d)``."""
+
+    goal = FactGoal(frozenset({"(open d)"}))
+
+    def __init__(self) -> None:
+        self.state = State.from_facts(["(closed d)"])
+
+    def reset(self, *, seed=None):
+        self.state = State.from_facts(["(closed d)"])
+        return self.state, {}
+
+    def candidate_actions(self, state):
+        return [Action("(open d)"), Action("(close d)")]
+
+    def step(self, action):
+        from types import MappingProxyType
+
+        from planner.env.base import StepResult
+
+        opening = action.name == "(open d)"
+        ok = ("(closed d)" in self.state.facts) == opening
+        if ok:
+            self.state = State.from_facts(["(open d)"] if opening else ["(closed d)"])
+        done = ok and opening
+        return StepResult(self.state, 1.0 if done else 0.0, done, False, MappingProxyType({}), ok)
+
+
+def test_learn_refuses_a_name_used_for_a_fact_and_an_action_before_training(tmp_path):
+    pytest.importorskip("torch")
+    from planner.learn import LearnError, learn
+
+    with pytest.raises(LearnError, match=r"names \['open'\] both as predicates .* and as actions"):
+        learn(lambda s: DoorEnv(), out_dir=tmp_path, seeds={"train": range(0, 2), "test": range(9, 10)}, steps=1,
+              episodes_per_seed=1, max_steps=4)
+    assert not (tmp_path / "checkpoint.pt").exists()

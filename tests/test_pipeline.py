@@ -224,7 +224,7 @@ def test_relabelled_goals_are_goal_facts_in_runtime_order_with_exact_done():
     done_seen, added_seen, problem_goal = set(), 0, sorted(codec.fact_word(f) for f in record.goal)
     for draw in range(300):
         for ex, rec in words.values():
-            tokens, start = sample_sequence(ex, vocab, np.random.default_rng(draw))
+            tokens, _ = sample_sequence(ex, vocab, np.random.default_rng(draw))
             text = vocab.decode(tokens[1:])
             goal = text[1:text.index("state")]
             assert goal == sorted(goal)

@@ -169,10 +169,11 @@ def default_model_path(domain: str) -> Path:
 
 
 def load_gguf_world_model(env: Any, *, path: str | Path | None = None, **kwargs: Any) -> WorldModel:
-    """The GGUF world model at ``path`` (``None``: the shipped model for the domain's signature)
-    for ``env``: a :class:`~planner.env.pddl.PDDLEnvironment` (signature and vocabulary checked
-    against its domain), or any environment with symbolic states when ``path`` is given (see
-    :func:`bind_environment_model`; ``reset_seed`` is its keyword); other ``kwargs`` go to
+    """The GGUF world model at ``path`` for ``env``: a :class:`~planner.env.pddl.PDDLEnvironment`
+    (signature and vocabulary checked against its domain; ``path=None``: the shipped model for
+    the domain's signature), or any environment with symbolic states (see
+    :func:`bind_environment_model`; ``reset_seed`` is its keyword; ``path=None``: the shipped
+    model whose recorded domain is the environment's ``world_model_domain``); other ``kwargs`` go to
     :class:`~planner.world.llama.LlamaWorldModel` (``n_ctx``, ``n_threads``, ``n_gpu_layers``,
     …; ``on_invalid`` defaults to ``"reject"``, as the planner uses a model).
 
@@ -184,8 +185,11 @@ def load_gguf_world_model(env: Any, *, path: str | Path | None = None, **kwargs:
 
     if not isinstance(env, PDDLEnvironment):
         if path is None:
-            raise ModelLoadError(f"no shipped world model for {type(env).__name__}, an environment without a PDDL "
-                                 "domain: name a learned one (planner learn writes DIR/model-q8_0.gguf)")
+            domain = getattr(env, "world_model_domain", None)
+            if not isinstance(domain, str):
+                raise ModelLoadError(f"no shipped world model for {type(env).__name__}, an environment without a "
+                                     "PDDL domain: name a learned one (planner learn writes DIR/model-q8_0.gguf)")
+            path = default_model_path(domain)
         return bind_environment_model(path, env, **kwargs)
     kwargs.pop("reset_seed", None)
     task = env.task

@@ -26,8 +26,9 @@ TYPE_NORMAL, TYPE_UNKNOWN, TYPE_CONTROL, TYPE_BYTE = 1, 2, 3, 6
 MAX_ARITY = 4
 """Most arguments of a predicate or action schema. The codec writes one word per grounding,
 ``max_objects ** arity`` of them per schema: arity 4 over 8 objects is already 4,096 words."""
-MAX_OBJECTS = 64
-"""Most placeholder objects (``x1 … x64``) a vocabulary may ground over."""
+MAX_OBJECTS = 160
+"""Most placeholder objects (``x1 … x160``) a vocabulary may ground over (a laboratory world
+names over a hundred objects; :data:`MAX_GROUND_WORDS` bounds the words they make)."""
 MAX_GROUND_WORDS = 200_000
 """Most ground words (``Σ max_objects ** arity`` over predicates and actions) in a
 vocabulary: each becomes a token and an embedding row, and the codec builds a table of them

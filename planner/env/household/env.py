@@ -116,6 +116,10 @@ class HouseholdEnvironment:
     installed, and an unknown engine.
     """
 
+    world_model_domain = "household-v0"
+    """The domain the shipped household world model records: ``planner solve --env household-v0``
+    uses that model when no ``--model`` is named."""
+
     def __init__(self, game: Game, *, engine: str = "textworld", max_steps: int | None = None) -> None:
         if engine not in ENGINES:
             raise ConfigError(f"unknown household engine {engine!r}; known: {', '.join(ENGINES)}")

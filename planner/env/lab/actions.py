@@ -118,7 +118,7 @@ class Facts:
         while obj in self.parent and obj not in seen:
             seen.add(obj)
             obj = self.parent[obj]
-            if self.has("closable", obj) and not self.has("open", obj):
+            if self.has("closable", obj) and not self.has("opened", obj):
                 return True
         return False
 

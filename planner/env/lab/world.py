@@ -17,10 +17,10 @@ goal names (wherever they are), all discrete (no temperatures, no time, no score
 
 - ``(at R)``: the agent is in room ``R``;
 - ``(door D R)``: door ``D`` leads from the agent's room to room ``R`` (doors are named by the
-  two rooms they join, sorted: ``door_hallway_kitchen``); ``(open D)`` when it is open;
+  two rooms they join, sorted: ``door_hallway_kitchen``); ``(opened D)`` when it is open;
 - ``(in X Y)``: ``X`` is directly inside ``Y`` (a room, a container, or ``inventory``);
 - ``(container X)``: ``X`` can hold things; ``(closable X)``: it opens and closes, and
-  ``(open X)`` when it is open;
+  ``(opened X)`` when it is open;
 - ``(fixed X)``: ``X`` cannot be picked up or moved;
 - ``(living X)``, ``(plant X)``: ``X`` is a living thing, a plant (only for tasks about them);
 - ``(focused X)``: the agent has focused on ``X`` (ScienceWorld's way of naming an answer).
@@ -230,7 +230,7 @@ def facts_of(world: World, namer: Namer, *, doors: Iterable[tuple[str, bool]], f
         door = door_name(name[room.uuid], name[room_by_text[other]])
         facts.add(f"(door {door} {name[room_by_text[other]]})")
         if is_open:
-            facts.add(f"(open {door})")
+            facts.add(f"(opened {door})")
 
     described: set[str] = set()
 
@@ -248,7 +248,7 @@ def facts_of(world: World, namer: Namer, *, doors: Iterable[tuple[str, bool]], f
             if obj.closable:
                 facts.add(f"(closable {me})")
                 if obj.is_open:
-                    facts.add(f"(open {me})")
+                    facts.add(f"(opened {me})")
             if not obj.movable:
                 facts.add(f"(fixed {me})")
             if kinds and obj.living:
