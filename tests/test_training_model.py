@@ -61,6 +61,30 @@ def test_answer_logits_are_the_full_logits_at_the_answer_positions():
 
 
 @pytest.mark.parametrize("embeddings", ["factored", "free"])
+def test_the_answer_loss_is_the_cross_entropy_over_every_piece(embeddings):
+    """Factored tables compute the loss over distinct rows (word prefixes share one): the same
+    value as the softmax over every piece, and the same accuracy."""
+    torch = pytest.importorskip("torch")
+    from torch.nn import functional as F
+
+    vocab, model = _model(embeddings, seed=1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(5.0)
+    tokens = torch.randint(3, len(vocab), (4, 10))
+    targets = torch.full((4, 10), -100)
+    words = [vocab.word_ids[w] for w in ("ok", "fail", "in(x1,x2)", "holding(x5)", "del", "take(x4,x3)")]
+    for k, (row, col) in enumerate([(0, 3), (1, 5), (1, 6), (2, 2), (3, 8), (3, 9)]):
+        targets[row, col] = words[k]
+    with torch.no_grad():
+        full = model.answer_logits(tokens, targets)
+        wanted = targets[targets != -100]
+        expected = F.cross_entropy(full, wanted)
+        assert float(model.answer_loss(tokens, targets)) == pytest.approx(float(expected), rel=1e-5)
+    assert model.answer_accuracy(tokens, targets) == float((full.argmax(-1) == wanted).float().mean())
+
+
+@pytest.mark.parametrize("embeddings", ["factored", "free"])
 def test_llama_cpp_computes_the_exported_models_logits(tmp_path, embeddings):
     """The GGUF written from the training model gives llama.cpp the same next-token logits
     PyTorch computes (float32 export; factored tables are materialised on export), up to the

@@ -141,6 +141,9 @@ class FactoredTable(nn.Module):
 
     free_index: torch.Tensor
     free_mask: torch.Tensor
+    distinct_index: torch.Tensor
+    log_count: torch.Tensor
+    ground_pieces: torch.Tensor
     name_index: torch.Tensor
     name_mask: torch.Tensor
     arg_index: torch.Tensor
@@ -160,11 +163,33 @@ class FactoredTable(nn.Module):
         self.register_buffer("arg_mask", torch.from_numpy((f.args >= 0).astype(np.float32))[:, :, None],
                              persistent=False)
 
+        # The distinct rows: every free row once (row 0 stands for all the pieces never written
+        # whole), then one row per ground word; how many pieces each stands for, as a log.
+        ground = np.flatnonzero(f.free < 0)
+        distinct = np.where(f.free >= 0, f.free, 0)
+        distinct[ground] = f.n_free + np.arange(len(ground))
+        count = np.bincount(distinct, minlength=f.n_free + len(ground)).astype(np.float32)
+        self.register_buffer("distinct_index", torch.from_numpy(distinct), persistent=False)
+        self.register_buffer("log_count", torch.from_numpy(np.log(np.maximum(count, 1.0))), persistent=False)
+        self.register_buffer("ground_pieces", torch.from_numpy(ground), persistent=False)
+
     def weight(self) -> torch.Tensor:
+        """The full matrix, one row per piece."""
         w = self.free[self.free_index] * self.free_mask + self.names[self.name_index] * self.name_mask
         for pos in range(MAX_ARITY):
             w = w + self.args[pos][self.arg_index[:, pos]] * self.arg_mask[:, pos]
         return w
+
+    def distinct_weight(self) -> torch.Tensor:
+        """Each distinct row once (see :attr:`distinct_index`): the free rows, then the ground
+        words'. Pieces that share a row share their logit, so a softmax over the pieces is one
+        over these rows with :attr:`log_count` added — at a fraction of the cost when most
+        pieces are word prefixes no answer ever writes."""
+        g = self.ground_pieces
+        w = self.names[self.name_index[g]]
+        for pos in range(MAX_ARITY):
+            w = w + self.args[pos][self.arg_index[g, pos]] * self.arg_mask[g, pos]
+        return torch.cat([self.free, w])
 
 
 class TinyLlama(nn.Module):
@@ -232,9 +257,28 @@ class TinyLlama(nn.Module):
         training needs it at the answers alone."""
         return self.hidden(tokens)[targets != -100] @ self.output_matrix().T
 
+    def _answer_scores(self, tokens: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, targets) at the answer positions, over the distinct output rows when the
+        tables are factored (logits without the rows' multiplicities), else over the pieces."""
+        mask = targets != -100
+        hidden = self.hidden(tokens)[mask]
+        if not self.factored:
+            return hidden @ self.output_matrix().T, targets[mask]
+        table: FactoredTable = self.output  # type: ignore[assignment]
+        return hidden @ table.distinct_weight().T, table.distinct_index[targets[mask]]
+
     def answer_loss(self, tokens: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Mean cross-entropy over the answer positions (targets other than ``-100``)."""
-        return F.cross_entropy(self.answer_logits(tokens, targets), targets[targets != -100])
+        """Mean cross-entropy over the answer positions (targets other than ``-100``), under the
+        softmax over every piece."""
+        logits, wanted = self._answer_scores(tokens, targets)
+        if self.factored:
+            logits = logits + self.output.log_count  # type: ignore[operator]
+        return F.cross_entropy(logits, wanted)
+
+    def answer_accuracy(self, tokens: torch.Tensor, targets: torch.Tensor) -> float:
+        """The fraction of answer positions whose most likely piece is the target."""
+        logits, wanted = self._answer_scores(tokens, targets)
+        return float((logits.argmax(-1) == wanted).float().mean())
 
     def n_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -253,7 +253,6 @@ def evaluate_tokens(model: TinyLlama, examples: list[Encoded], vocab: Vocabulary
     model.eval()
     rng = np.random.default_rng([seed, 10**9])
     tokens, targets = make_batch(examples, vocab, rng, min(n, len(examples)), relabel=False)
-    pred = model.answer_logits(tokens, targets).argmax(-1)
-    acc = float((pred == targets[targets != -100]).float().mean())
+    acc = model.answer_accuracy(tokens, targets)
     model.train(was)
     return acc
