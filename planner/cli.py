@@ -1174,6 +1174,26 @@ def import_logs(
     out.print(f"read {len(records)} transitions from {len(files)} file(s) -> {out_path}")
 
 
+@app.command()
+def view(
+    log: Annotated[Path, typer.Argument(help="Episode log (JSONL) written by planner solve --log.")],
+    out_path: Annotated[Path, typer.Option("-o", "--out", help="HTML file to write (replaced atomically).")],
+    tree: Annotated[Path | None, typer.Option(
+        "--tree", help="Search tree (GraphML) written by planner solve --tree, to browse in the page.")] = None,
+    episode: Annotated[str | None, typer.Option(
+        "--episode", help="Episode id to show (default: the last episode of the log).")] = None,
+) -> None:
+    """Write one self-contained HTML page (no network needed) showing an episode: goal and problem,
+    the plans with their imagined states, the real steps with divergences, replans and refusals
+    marked, the outcome and, with --tree, the search tree to browse."""
+    from planner.view import write_episode_html
+
+    _check_output("--out", out_path)
+    _distinct_from_inputs("--out", out_path, [log] + ([tree] if tree is not None else []))
+    report = write_episode_html(log, out_path, tree=tree, episode=episode)
+    out.print(f"wrote {report.line()}")
+
+
 INPUT_ERRORS: tuple[type[Exception], ...] = (
     ConfigError, DomainError, ModelLoadError, UnknownActionError, ResumeError, CorruptLogError,
     FileWriteError, EnvironmentCheckError, TrainingDataError, CheckpointError, ContextOverflowError, FormatError,
