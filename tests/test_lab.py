@@ -253,3 +253,16 @@ def test_a_failing_simulator_call_is_a_clear_error_and_an_interrupt_stays_one():
 
     with pytest.raises(KeyboardInterrupt), simulator_call("step"):
         bridge_interrupted()
+
+
+@needs_lab
+def test_seed_task_names_the_task_a_seed_plays():
+    from planner.env.lab import seed_task
+
+    env = make_lab(seed=7, split="test")
+    try:
+        assert env.task.name == seed_task(7, "test")
+    finally:
+        env.close()
+    with pytest.raises(ConfigError, match="unknown laboratory split 'dev'"):
+        seed_task(7, "dev")

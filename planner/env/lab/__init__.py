@@ -25,7 +25,7 @@ from planner.env.lab.tasks import SPLITS, TASKS, LabTask, supported_task
 from planner.errors import ConfigError
 
 __all__ = ["GOAL_REWARD", "KINDS", "SPLITS", "TASKS", "FocusGoal", "LabEnvironment", "LabTask", "make_lab",
-           "variations"]
+           "seed_task", "variations"]
 
 _VARIATIONS: dict[tuple[str, str], tuple[int, ...]] = {}
 
@@ -48,6 +48,14 @@ def variations(name: str, split: str, *, simulator: Any = None) -> tuple[int, ..
             if simulator is None:
                 stop_simulator(sim)
     return _VARIATIONS[key]
+
+
+def seed_task(seed: int, split: str = "train") -> str:
+    """The task :func:`make_lab` plays for ``seed`` in ``split`` when no ``task`` is named
+    (no simulator needed: the seed's first draw)."""
+    if split not in SPLITS:
+        raise ConfigError(f"unknown laboratory split {split!r}; known: {', '.join(SPLITS)}")
+    return str(random.Random(f"lab-v0/{split}/{seed}").choice(sorted(TASKS)))
 
 
 def make_lab(*, seed: int = 0, split: str = "train", task: str | None = None,
