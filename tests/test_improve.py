@@ -66,6 +66,18 @@ def test_fold_logs_weights_divergences_and_skips_known_steps(tmp_path):
     assert (again.steps, again.known, len(again.records)) == (1, 3, 1)
 
 
+def test_a_goal_that_is_no_conjunction_of_facts_folds_as_no_goal(tmp_path):
+    """A disjunctive goal (a household task's "in any countertop") is logged as its text; its
+    steps fold with an empty goal, as collection records them, instead of refusing the log."""
+    goal = "(or (and (on a b) (clear a)) (and (on b a) (clear b)))"
+    log = write_log(tmp_path / "ep.jsonl", GOOD_STEPS, goal=goal)
+    folded = fold_logs([log], domain="bw", predicates=BW_PREDICATES, actions=BW_ACTIONS, max_objects=3)
+    assert folded.steps == 2 and all(r.goal == [] for r in folded.records)
+    conjunction = fold_logs([write_log(tmp_path / "and.jsonl", GOOD_STEPS, goal="(on a b) (clear a)")],
+                            domain="bw", predicates=BW_PREDICATES, actions=BW_ACTIONS, max_objects=3)
+    assert conjunction.records[0].goal == ["(clear a)", "(on a b)"]
+
+
 def test_fold_logs_names_every_unknown_word(tmp_path):
     steps = [{"state": START + " (glowing a)", "action": "(zap a)", "real": START, "applicable": True,
               "diverged": True}]

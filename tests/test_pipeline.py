@@ -237,3 +237,27 @@ def test_relabelled_goals_are_goal_facts_in_runtime_order_with_exact_done():
             added_seen += rec.action == "(take o09 o11)" and done and codec.fact_word("(in o09 o11)") in goal
     assert done_seen == {True, False}
     assert added_seen > 30  # the fact the action added is in most "done" relabellings of that step
+
+
+def test_an_empty_goal_is_never_trained_as_reached():
+    """Records of an environment whose goal is no conjunction of facts have an empty goal; the
+    model is bound with an empty one at run time, so ``done`` is trained as never reached there
+    (not as vacuously true), while relabelled goals still teach it."""
+    import numpy as np
+
+    from planner.training.data import encode_records, sample_sequence
+    from planner.world.codec import domain_vocabulary
+
+    predicates = {"on": 2, "ontable": 1, "clear": 1, "handempty": 0, "holding": 1}
+    actions = {"pick-up": 1, "put-down": 1, "stack": 2, "unstack": 2}
+    vocab = domain_vocabulary(predicates, actions, 4)
+    [example] = encode_records([_record(goal=[])], vocab, predicates, actions, 4, goal_predicates=("holding",))
+    endings = set()
+    for draw in range(60):
+        tokens, _ = sample_sequence(example, vocab, np.random.default_rng(draw))
+        words = vocab.decode(tokens[1:])
+        goal = words[1:words.index("state")]
+        endings.add((bool(goal), words[-1]))
+        if not goal:
+            assert words[-1] == "cont"
+    assert (True, "done") in endings and (False, "cont") in endings

@@ -109,6 +109,21 @@ def _facts(text: str) -> State:
     return _state_from_canonical(text, like=State())
 
 
+def _goal_facts(text: str) -> frozenset[str]:
+    """The facts of a logged goal that is a conjunction of facts; empty for any other goal (a
+    disjunction such as ``(or (and …) …)``, or a goal object's own text), as collection records
+    a goal that is no :class:`~planner.types.FactGoal`."""
+    if "(" not in text:
+        return frozenset()
+    facts = _facts(text).facts
+    try:
+        for fact in facts:
+            parse_atom(fact)
+    except (ConfigError, ValueError):
+        return frozenset()
+    return facts
+
+
 def read_episode_log(path: str | Path) -> list[LoggedEpisode]:
     """The episodes of the episode log ``path`` that have a ``start`` record and real steps.
 
@@ -138,7 +153,7 @@ def read_episode_log(path: str | Path) -> list[LoggedEpisode]:
         mine = steps.get(episode)
         if not mine:
             continue
-        goal = _facts(start.goal).facts if "(" in start.goal else frozenset()
+        goal = _goal_facts(start.goal)
         episodes.append(LoggedEpisode(log=p, episode=episode, seed=start.seed, start=_facts(start.state),
                                       goal=tuple(sorted(goal)), steps=tuple(mine[i] for i in sorted(mine))))
     return episodes

@@ -11,8 +11,9 @@ many as the problem's goal has (all of them where there are fewer):
 - 10% those with one fact swapped for a goal fact the next state lacks (not ``done``);
 - 10% goal facts of the state before the action (``done`` unless the action removed one).
 
-``done`` is always recomputed from the chosen goal, so labels stay exact, and goals are written
-in the order the runtime writes them.
+``done`` is always recomputed from the chosen goal, so labels stay exact (an empty goal, which
+an environment whose goal is no conjunction of facts leaves, is never reached), and goals are
+written in the order the runtime writes them.
 """
 
 from __future__ import annotations
@@ -185,7 +186,9 @@ def sample_sequence(ex: Encoded, vocab: Vocabulary, rng: np.random.Generator, *,
         goal = goal[np.argsort(ex.rank[goal], kind="stable")]
     answer = list(ex.answer)
     if ex.applicable:
-        done = bool(np.isin(goal, ex.next_state).all())
+        # An empty goal (the environment's goal was no conjunction of facts) is never judged
+        # reached: the model is bound with one where it cannot be told the real goal.
+        done = bool(len(goal)) and bool(np.isin(goal, ex.next_state).all())
         answer[-1] = ids[DONE] if done else answer[-1]
     markers = {m: ids[m] for m in MARKERS}
     prompt = [vocab.bos_id, *prompt_prefix(goal.tolist(), ex.state.tolist(), markers),
