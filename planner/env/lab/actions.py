@@ -8,7 +8,8 @@ is one of ScienceWorld's command templates:
 action                        ScienceWorld command
 ============================  ======================================
 ``(go R)``                    ``go to R``
-``(open X)``, ``(close X)``   ``open X``, ``close X`` (doors too)
+``(open X)``, ``(close X)``   ``open X``, ``close X``
+``(open R)``, ``(close R)``   ``open door to R`` (a room ``R`` the agent's room has a door to)
 ``(take X)``                  ``pick up X``
 ``(drop X)``                  ``put down X``
 ``(move X Y)``                ``move X to Y``
@@ -67,7 +68,7 @@ class Facts:
 
     Attributes:
         room: the agent's room (``None`` when the state names none).
-        doors: door → the room it leads to, of the agent's room.
+        doors: door → the room it leads to, of the agent's room (a door is named by that room).
         parent: object → what holds it directly (``(in X Y)``).
         flags: predicate → the objects it holds for, of the one-argument facts.
     """
@@ -90,8 +91,8 @@ class Facts:
                 continue
             if pred == "at" and len(args) == 1:
                 room = args[0]
-            elif pred == "door" and len(args) == 2:
-                doors[args[0]] = args[1]
+            elif pred == "door" and len(args) == 1:
+                doors[args[0]] = args[0]
             elif pred == "in" and len(args) == 2:
                 parent[args[0]] = args[1]
             elif len(args) == 1:

@@ -16,8 +16,10 @@ Facts (:func:`facts_of`) describe the agent's room, the agent's inventory and th
 goal names (wherever they are), all discrete (no temperatures, no time, no score):
 
 - ``(at R)``: the agent is in room ``R``;
-- ``(door D R)``: door ``D`` leads from the agent's room to room ``R`` (doors are named by the
-  two rooms they join, sorted: ``door_hallway_kitchen``); ``(opened D)`` when it is open;
+- ``(door R)``: a door leads from the agent's room to room ``R``; ``(dooropen R)`` when it is
+  open (a door is named by the room it leads to, as ScienceWorld's "door to the kitchen": the
+  rooms are the world's objects already, so no door adds a name a model would have to know
+  before the agent sees it);
 - ``(in X Y)``: ``X`` is directly inside ``Y`` (a room, a container, or ``inventory``);
 - ``(container X)``: ``X`` can hold things; ``(closable X)``: it opens and closes, and
   ``(opened X)`` when it is open;
@@ -38,7 +40,7 @@ from typing import Any
 
 from planner.errors import EnvironmentStepError
 
-__all__ = ["INVENTORY", "LabObject", "Namer", "World", "door_name", "facts_of", "read_doors", "read_tree",
+__all__ = ["INVENTORY", "LabObject", "Namer", "World", "facts_of", "read_doors", "read_tree",
            "slug"]
 
 INVENTORY = "inventory"
@@ -56,12 +58,6 @@ DOOR_LINE = re.compile(r"A door to the (.+?) \(that is (open|closed)\)")
 def slug(text: str) -> str:
     """``"Art Studio"`` → ``"art_studio"``: lower case, runs of other characters → ``_``."""
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "thing"
-
-
-def door_name(room_a: str, room_b: str) -> str:
-    """The name of the door joining two rooms (names), the same from either side."""
-    first, second = sorted((room_a, room_b))
-    return f"door_{first}_{second}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,10 +223,10 @@ def facts_of(world: World, namer: Namer, *, doors: Iterable[tuple[str, bool]], f
     for other, is_open in doors:
         if other not in room_by_text:
             continue
-        door = door_name(name[room.uuid], name[room_by_text[other]])
-        facts.add(f"(door {door} {name[room_by_text[other]]})")
+        target = name[room_by_text[other]]
+        facts.add(f"(door {target})")
         if is_open:
-            facts.add(f"(opened {door})")
+            facts.add(f"(dooropen {target})")
 
     described: set[str] = set()
 
