@@ -358,7 +358,9 @@ def learn(
     stats = collect_from_env(make_env, out_dir=data_dir, seeds=dict(seeds),  # type: ignore[arg-type]
                              episodes_per_seed=episodes_per_seed, max_steps=max_steps, domain=domain_name, seed=seed)
     for split, st in stats.items():
-        _say(progress, f"  {split}: {st.transitions} transitions ({st.applicable} applicable) from {st.seeds} seeds")
+        made = f"; {st.new_objects} steps into states naming new objects ended their episodes" if st.new_objects else ""
+        _say(progress, f"  {split}: {st.transitions} transitions ({st.applicable} applicable) from {st.seeds} "
+                       f"seeds{made}")
     train_records = read_records(data_dir / "train.jsonl")
     schema = infer_schema(train_records)
     shared = sorted(set(schema.predicates) & set(schema.actions))

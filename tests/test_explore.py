@@ -179,3 +179,38 @@ def test_an_environment_that_cannot_be_built_is_named(tmp_path: Path) -> None:
 
     with pytest.raises(EnvironmentStepError, match="environment of seed 3 raised: OSError: no such robot"):
         collect_from_env(broken, out_dir=tmp_path, seeds={"val": range(3, 5)})
+
+
+class Fountain:
+    """A fountain that pours a new portion of water, named ``water_K``, on each ``(pour f)``:
+    a world that makes objects its start state did not name."""
+
+    def __init__(self, seed: int) -> None:
+        self.goal = Counter()
+        self.poured = 0
+        self.state = State.from_facts(["(in water_1 f)"])
+
+    def reset(self, *, seed: int | None = None) -> tuple[State, dict[str, Any]]:
+        self.poured = 0
+        self.state = State.from_facts(["(in water_1 f)"])
+        return self.state, {}
+
+    def candidate_actions(self, state: State) -> list[Action]:
+        return [Action("(pour f)"), Action("(drink water_1)")]
+
+    def step(self, action: Action) -> StepResult:
+        if action.name == "(pour f)":
+            self.poured += 1
+            self.state = State(self.state.facts | {f"(in water_{self.poured + 1} f)"})
+            return StepResult(self.state, 0.0, False, False, MappingProxyType({}), True)
+        return StepResult(self.state, 0.0, False, False, MappingProxyType({}), False)
+
+
+def test_a_step_that_makes_a_new_object_ends_the_episode_unrecorded(tmp_path):
+    stats = collect_from_env(Fountain, out_dir=tmp_path, seeds={"train": range(0, 3)}, episodes_per_seed=2,
+                             max_steps=10, domain="fountain")
+    records = read_records(tmp_path / "train.jsonl")
+    assert stats["train"].new_objects >= 1
+    for r in records:  # every record writable with the episode's objects
+        assert {"f", "water_1"} == set(r.objects)
+        assert all("water_2" not in fact for fact in r.next_state)

@@ -23,7 +23,10 @@ Behaviours (each episode has one; it is the record's ``source``):
 Facts and actions are PDDL's Lisp forms, ``"(on a b)"`` and ``"(stack a b)"``; the objects of
 an episode are the arguments met in its start state, its goal and its start state's candidate
 actions, and those the environment declares in an ``objects`` attribute
-(:func:`~planner.env.base.episode_objects`). Seeds of different splits must be disjoint, so
+(:func:`~planner.env.base.episode_objects`). A step into a state that names an object the
+episode did not start with (a world that makes things: water poured off becomes a new portion)
+ends the episode unrecorded, since a model bound to the episode's objects could not write it;
+the split's ``new_objects`` counts such steps. Seeds of different splits must be disjoint, so
 held-out episodes start from states no training episode was generated from.
 """
 
@@ -43,7 +46,7 @@ from planner.errors import ConfigError, EnvironmentStepError, PlannerError
 from planner.io import JsonlLog
 from planner.logs import get_logger
 from planner.protocols import Environment
-from planner.types import Action, FactGoal, State, parse_atom
+from planner.types import Action, FactGoal, State, objects_of, parse_atom
 
 log = get_logger(__name__)
 
@@ -69,6 +72,8 @@ class ExploreStats(BaseModel):
         transitions: records written.
         applicable: records whose action the environment applied.
         done: records whose step reached the goal.
+        new_objects: steps left unrecorded, each ending its episode, because the next state
+            named an object the episode did not start with.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -78,6 +83,7 @@ class ExploreStats(BaseModel):
     transitions: int = 0
     applicable: int = 0
     done: int = 0
+    new_objects: int = 0
 
 
 def local_view(state: State, action: Action) -> ViewKey:
@@ -188,6 +194,7 @@ class _Episode:
         goal = env.goal
         self.goal = sorted(goal.facts) if isinstance(goal, FactGoal) else []
         self.objects = episode_objects(env, [*self.state.facts, *self.goal], self.candidates())
+        self._known = frozenset(self.objects)
         self.step_no = 0
         self.over = False
 
@@ -208,6 +215,11 @@ class _Episode:
     def act(self, action: Action) -> bool:
         """Step ``action`` for real and record it; return whether it applied."""
         result = self._call("step", action, lambda: self.env.step(action))
+        if not self._known.issuperset(objects_of(result.state.facts)):
+            self.stats["new_objects"] += 1
+            self.state = result.state
+            self.over = True
+            return result.applicable
         self._record(action, applicable=result.applicable, next_state=result.state, reward=result.reward,
                      done=result.terminated)
         self.stats["applicable"] += result.applicable
