@@ -4,9 +4,10 @@ Fidelity: the held-out transition log (``planner learn``'s ``DIR/data/test.jsonl
 the task each seed plays (:func:`planner.env.lab.seed_task`) and scored per task with
 ``planner eval-model --strict`` (one process per task). Planning: for each seed of ``--plan``,
 one ``planner solve --env lab-v0 --env-arg split=SPLIT --seed S --model MODEL --json`` as a user
-runs it (model loading included), against the length of ScienceWorld's own gold path (its steps
-that change no fact left out). ScienceWorld has no exact model fast enough to search with (its
-``simulate`` replays from the start), so the gold path is the reference.
+runs it (model loading included; ``--time-limit`` seconds a search), against the length of
+ScienceWorld's own gold path (its steps that change no fact left out). ScienceWorld has no
+exact model fast enough to search with (its ``simulate`` replays from the start), so the gold
+path is the reference.
 
     python benchmarks/lab_learned.py --model runs/lab/model-q8_0.gguf --data runs/lab/data/test.jsonl \\
         --plan 2000-2019
@@ -21,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from planner.data.collect import read_records
@@ -59,9 +60,9 @@ def gold_length(seed: int, split: str) -> int:
         env.close()
 
 
-def solve(model: str, seed: int, split: str) -> tuple[dict | None, float]:
+def solve(model: str, seed: int, split: str, time_limit: float) -> tuple[dict | None, float]:
     cmd = [sys.executable, "-m", "planner", "solve", "--env", "lab-v0", "--env-arg", f"split={split}", "--seed",
-           str(seed), "--model", model, "--json"]
+           str(seed), "--model", model, "--time-limit", str(time_limit), "--json"]
     started = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     seconds = time.perf_counter() - started
@@ -78,6 +79,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, help="held-out transitions (planner learn's DIR/data/test.jsonl)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--plan", default=None, help="seeds A-B (ends inclusive) to plan on")
+    parser.add_argument("--time-limit", type=float, default=2.0, help="seconds per search (default 2, as the "
+                        "card of planner learn)")
     args = parser.parse_args()
     print(f"lab-v0 model {args.model}, split {args.split}")
     if args.data is not None:
@@ -95,25 +98,28 @@ def main() -> None:
     if args.plan:
         lo, _, hi = args.plan.partition("-")
         rows: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        ends: dict[str, Counter[str]] = defaultdict(Counter)
         for seed in range(int(lo), int(hi or lo) + 1):
             task = seed_task(seed, args.split)
             gold = gold_length(seed, args.split)
-            summary, seconds = solve(args.model, seed, args.split)
+            summary, seconds = solve(args.model, seed, args.split, args.time_limit)
             r = rows[task]
             r["seconds"].append(seconds)
             solved = bool(summary and summary.get("solved"))
             r["solved"].append(float(solved))
+            ends[task][str(summary.get("stopped_by") if summary else "no summary")] += 1
             if summary:
                 r["divergences"].append(summary.get("divergences", 0))
             if solved and gold:
                 r["vs_gold"].append(summary["steps"] / gold)
-        print("| task | solved | steps / gold path | divergences | median s per solve |")
-        print("|---|---|---|---|---|")
+        print("| task | solved | steps / gold path | divergences | how episodes ended | median s per solve |")
+        print("|---|---|---|---|---|---|")
         for task in sorted(rows):
             r = rows[task]
             ratio = f"{statistics.mean(r['vs_gold']):.3f}" if r["vs_gold"] else "n/a"
+            how = ", ".join(f"{k} {v}" for k, v in ends[task].most_common())
             print(f"| {task} | {int(sum(r['solved']))}/{len(r['solved'])} | {ratio} | "
-                  f"{int(sum(r['divergences']))} | {statistics.median(r['seconds']):.1f} |")
+                  f"{int(sum(r['divergences']))} | {how} | {statistics.median(r['seconds']):.1f} |")
 
 
 if __name__ == "__main__":
