@@ -358,7 +358,7 @@ def learn(
     stats = collect_from_env(make_env, out_dir=data_dir, seeds=dict(seeds),  # type: ignore[arg-type]
                              episodes_per_seed=episodes_per_seed, max_steps=max_steps, domain=domain_name, seed=seed)
     for split, st in stats.items():
-        made = f"; {st.new_objects} steps into states naming new objects ended their episodes" if st.new_objects else ""
+        made = f"; {st.new_objects} steps named objects new to their episode" if st.new_objects else ""
         _say(progress, f"  {split}: {st.transitions} transitions ({st.applicable} applicable) from {st.seeds} "
                        f"seeds{made}")
     train_records = read_records(data_dir / "train.jsonl")

@@ -24,9 +24,10 @@ Facts and actions are PDDL's Lisp forms, ``"(on a b)"`` and ``"(stack a b)"``; t
 an episode are the arguments met in its start state, its goal and its start state's candidate
 actions, and those the environment declares in an ``objects`` attribute
 (:func:`~planner.env.base.episode_objects`). A step into a state that names an object the
-episode did not start with (a world that makes things: water poured off becomes a new portion)
-ends the episode unrecorded, since a model bound to the episode's objects could not write it;
-the split's ``new_objects`` counts such steps. Seeds of different splits must be disjoint, so
+episode did not start with (a world that makes things: water poured off becomes a new portion;
+an object a schema names as a constant) adds it to the objects of that record and of the
+episode's later ones, so every record can be written with its own objects; the split's
+``new_objects`` counts such steps. Seeds of different splits must be disjoint, so
 held-out episodes start from states no training episode was generated from.
 """
 
@@ -72,8 +73,8 @@ class ExploreStats(BaseModel):
         transitions: records written.
         applicable: records whose action the environment applied.
         done: records whose step reached the goal.
-        new_objects: steps left unrecorded, each ending its episode, because the next state
-            named an object the episode did not start with.
+        new_objects: steps whose next state named an object the episode had not named before
+            (added to the objects of that record and the episode's later ones).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -194,7 +195,6 @@ class _Episode:
         goal = env.goal
         self.goal = sorted(goal.facts) if isinstance(goal, FactGoal) else []
         self.objects = episode_objects(env, [*self.state.facts, *self.goal], self.candidates())
-        self._known = frozenset(self.objects)
         self.step_no = 0
         self.over = False
 
@@ -215,11 +215,10 @@ class _Episode:
     def act(self, action: Action) -> bool:
         """Step ``action`` for real and record it; return whether it applied."""
         result = self._call("step", action, lambda: self.env.step(action))
-        if not self._known.issuperset(objects_of(result.state.facts)):
+        new = set(objects_of(result.state.facts)) - set(self.objects)
+        if new:  # the world made something: this record and the episode's later ones name it too
             self.stats["new_objects"] += 1
-            self.state = result.state
-            self.over = True
-            return result.applicable
+            self.objects = sorted({*self.objects, *new})
         self._record(action, applicable=result.applicable, next_state=result.state, reward=result.reward,
                      done=result.terminated)
         self.stats["applicable"] += result.applicable
