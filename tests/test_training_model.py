@@ -113,3 +113,14 @@ def test_llama_cpp_computes_the_exported_models_logits(tmp_path, embeddings):
     assert got.shape == expected.shape
     assert int(np.argmax(got)) == int(np.argmax(expected))
     np.testing.assert_allclose(got, expected, atol=0.02 * float(np.ptp(expected)))
+
+
+def test_auto_factors_large_vocabularies_only():
+    pytest.importorskip("torch")
+    from planner.training.model import FACTOR_ABOVE, resolve_embeddings
+
+    small = domain_vocabulary(PREDICATES, ACTIONS, MAX_OBJECTS)
+    large = domain_vocabulary({"in": 2, "fits": 2}, {"move": 2}, 20)
+    assert len(small.words) <= FACTOR_ABOVE < len(large.words)
+    assert resolve_embeddings("auto", small) == "free" and resolve_embeddings("auto", large) == "factored"
+    assert resolve_embeddings("factored", small) == "factored" and resolve_embeddings("free", large) == "free"

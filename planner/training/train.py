@@ -22,7 +22,7 @@ from planner.errors import ConfigError
 from planner.io import atomic_output, atomic_write_text
 from planner.training.data import Encoded, check_fits, encode_records, load_records, sample_sequence
 from planner.training.errors import CheckpointError, TrainingDataError
-from planner.training.model import EMBEDDINGS, Factoring, TinyLlama
+from planner.training.model import EMBEDDINGS, Factoring, TinyLlama, resolve_embeddings
 from planner.world.codec import CODEC_NAME, CODEC_VERSION, domain_vocabulary
 from planner.world.gguf_io import LlamaShape, write_world_model
 from planner.world.vocab import Vocabulary
@@ -46,7 +46,9 @@ class TrainConfig:
         shape: the transformer's shape.
         max_objects: placeholder objects the model knows (problems may have up to this many).
         embeddings: ``"factored"`` (a ground word's rows are sums of its name's and its
-            arguments' rows, see :mod:`planner.training.model`) or ``"free"`` (a row per word).
+            arguments' rows, see :mod:`planner.training.model`), ``"free"`` (a row per word) or
+            ``"auto"`` (factored for vocabularies above
+            :data:`~planner.training.model.FACTOR_ABOVE` words).
 
     Raises :class:`~planner.errors.ConfigError` naming a value out of range.
     """
@@ -63,7 +65,7 @@ class TrainConfig:
     eval_every: int = 500
     shape: LlamaShape = field(default_factory=LlamaShape)
     max_objects: int = 8
-    embeddings: str = "factored"
+    embeddings: str = "auto"
 
     def __post_init__(self) -> None:
         if self.embeddings not in EMBEDDINGS:
@@ -115,7 +117,8 @@ def make_batch(examples: list[Encoded], vocab: Vocabulary, rng: np.random.Genera
 def new_model(config: TrainConfig, vocab: Vocabulary, schemas: Mapping[str, int]) -> TinyLlama:
     """A freshly initialised model of ``config``'s shape and word tables for ``vocab``, whose
     ground words are the groundings of ``schemas`` (predicates and actions, name → arity)."""
-    factoring = (Factoring.of(vocab, schemas, config.max_objects) if config.embeddings == "factored" else None)
+    kind = resolve_embeddings(config.embeddings, vocab)
+    factoring = Factoring.of(vocab, schemas, config.max_objects) if kind == "factored" else None
     return TinyLlama(config.shape, len(vocab), factoring)
 
 
@@ -230,7 +233,7 @@ def train(
         "steps": max(end, start_step),
         "schedule_steps": config.steps,
         "batch_size": config.batch_size,
-        "embeddings": config.embeddings,
+        "embeddings": resolve_embeddings(config.embeddings, vocab),
         "seed": config.seed,
         "train_seconds": round(train_seconds, 1),
         "params": model.n_params(),
