@@ -152,15 +152,11 @@ def _placeholder(text: str) -> bool:
 class FactoredTable(nn.Module):
     """A ``(pieces, dim)`` matrix whose rows are sums of shared parts (see :class:`Factoring`)."""
 
-    free_index: torch.Tensor
-    free_mask: torch.Tensor
     distinct_index: torch.Tensor
     log_count: torch.Tensor
-    ground_pieces: torch.Tensor
-    name_index: torch.Tensor
-    name_mask: torch.Tensor
-    arg_index: torch.Tensor
-    arg_mask: torch.Tensor
+    ground_name: torch.Tensor
+    ground_args: torch.Tensor
+    ground_arg_mask: torch.Tensor
 
     def __init__(self, factoring: Factoring, dim: int) -> None:
         super().__init__()
@@ -168,14 +164,6 @@ class FactoredTable(nn.Module):
         self.free = nn.Parameter(torch.randn(f.n_free, dim) * 0.02)
         self.names = nn.Parameter(torch.randn(f.n_names, dim) * 0.02)
         self.args = nn.Parameter(torch.randn(MAX_ARITY, f.n_objects, dim) * 0.02)
-        for key, index in (("free", f.free), ("name", f.name)):
-            self.register_buffer(f"{key}_index", torch.from_numpy(np.maximum(index, 0)), persistent=False)
-            self.register_buffer(f"{key}_mask", torch.from_numpy((index >= 0).astype(np.float32))[:, None],
-                                 persistent=False)
-        self.register_buffer("arg_index", torch.from_numpy(np.maximum(f.args, 0)), persistent=False)
-        self.register_buffer("arg_mask", torch.from_numpy((f.args >= 0).astype(np.float32))[:, :, None],
-                             persistent=False)
-
         # The distinct rows: every free row once (row 0 stands for all the pieces never written
         # whole), then one row per ground word; how many pieces each stands for, as a log.
         ground = np.flatnonzero(f.free < 0)
@@ -184,24 +172,24 @@ class FactoredTable(nn.Module):
         count = np.bincount(distinct, minlength=f.n_free + len(ground)).astype(np.float32)
         self.register_buffer("distinct_index", torch.from_numpy(distinct), persistent=False)
         self.register_buffer("log_count", torch.from_numpy(np.log(np.maximum(count, 1.0))), persistent=False)
-        self.register_buffer("ground_pieces", torch.from_numpy(ground), persistent=False)
+        args = f.args[ground]
+        self.register_buffer("ground_name", torch.from_numpy(f.name[ground]), persistent=False)
+        self.register_buffer("ground_args", torch.from_numpy(np.maximum(args, 0)), persistent=False)
+        self.register_buffer("ground_arg_mask", torch.from_numpy((args >= 0).astype(np.float32))[:, :, None],
+                             persistent=False)
 
     def weight(self) -> torch.Tensor:
         """The full matrix, one row per piece."""
-        w = self.free[self.free_index] * self.free_mask + self.names[self.name_index] * self.name_mask
-        for pos in range(MAX_ARITY):
-            w = w + self.args[pos][self.arg_index[:, pos]] * self.arg_mask[:, pos]
-        return w
+        return self.distinct_weight()[self.distinct_index]
 
     def distinct_weight(self) -> torch.Tensor:
         """Each distinct row once (see :attr:`distinct_index`): the free rows, then the ground
         words'. Pieces that share a row share their logit, so a softmax over the pieces is one
         over these rows with :attr:`log_count` added — at a fraction of the cost when most
         pieces are word prefixes no answer ever writes."""
-        g = self.ground_pieces
-        w = self.names[self.name_index[g]]
+        w = self.names[self.ground_name]
         for pos in range(MAX_ARITY):
-            w = w + self.args[pos][self.arg_index[g, pos]] * self.arg_mask[g, pos]
+            w = w + self.args[pos][self.ground_args[:, pos]] * self.ground_arg_mask[:, pos]
         return torch.cat([self.free, w])
 
 
