@@ -282,6 +282,12 @@ ENV_HELP = ("Environment instead of PDDL files: a registered id (blocksworld-v0,
             "logistics-v0, briefcase-v0, pddl-v0, frozenlake-v0) "
             "or PATH.py:FACTORY (FACTORY(seed, **kwargs) returns the environment).")
 ENV_ARG_HELP = "key=value passed to the environment's factory (value read as JSON when it parses); repeatable."
+WORKERS_BASE_HELP = ("Jobs at once: 1 (default) runs them in this process, one after another; N > 1 in N local worker "
+                     "processes; with --ray, N Ray actors (default: one per CPU Ray reports).")
+WORKERS_HELP = WORKERS_BASE_HELP + (" Each worker loads the model once and runs llama.cpp with one thread unless "
+                                    "--threads says otherwise.")
+RAY_HELP = ("Run the jobs on Ray: a cluster address (host:port, ray://host:port, auto), or 'local' to start Ray here "
+            "for this run (needs the optional ray extra of the planner package).")
 
 
 def parse_env_args(items: list[str] | None) -> dict[str, Any]:
@@ -491,6 +497,11 @@ def collect(
         "--behaviour", help="With --env: random, novelty, probe (repeatable; default all three).")] = None,
     demos: Annotated[Path | None, typer.Option(
         help='With --env: a JSON file {"SEED": ["(action a)", ...]} of demonstrations.')] = None,
+    workers: Annotated[int | None, typer.Option(help=WORKERS_BASE_HELP + " With --workers or --ray each problem (seed) "
+                                                "is collected on its own, with its own random stream (and "
+                                                "exploration memory): the same records for any worker count, "
+                                                "each job's together, jobs in the order they finish.")] = None,
+    ray: Annotated[str | None, typer.Option("--ray", help=RAY_HELP)] = None,
 ) -> None:
     """Run environments with diverse behaviour; append every real transition to JSONL logs,
     split by problem (PDDL) or by seed (--env: only reset and step are used)."""
@@ -500,9 +511,11 @@ def collect(
         raise ConfigError("give either --env or --domain/--problem, not both")
     if env_name is None and demos is not None:
         raise ConfigError("--demos needs --env (demonstrations are replayed in that environment)")
+    parallel = workers is not None or ray is not None
     if env_name is not None:
         _collect_env(out_dir, env_name, env_args, seeds=seeds, episodes_per_seed=episodes_per_seed,
-                     max_steps=max_steps, behaviour=behaviour, demos=demos, seed=seed)
+                     max_steps=max_steps, behaviour=behaviour, demos=demos, seed=seed,
+                     executor=_executor(workers, ray) if parallel else None)
         return
 
     if not 0.0 <= test_fraction < 1.0:  # also refuses nan
@@ -514,6 +527,14 @@ def collect(
             raise ConfigError("--domain needs at least one --problem file")
         files = list(problems)
         n_test = max(1, round(len(files) * test_fraction)) if len(files) > 1 else 0
+        if parallel:
+            from planner.scale.collect import PddlCollect, pddl_jobs
+
+            splits = ["test" if i >= len(files) - n_test else "train" for i in range(len(files))]
+            _print_collected(out_dir, _collect_jobs(
+                PddlCollect(domain=str(domain.resolve()), seed=seed),
+                pddl_jobs([f.resolve() for f in files], splits), out_dir, workers, ray))
+            return
         stats = collect_pddl(out_dir, domain=domain, problems=files, seed=seed,
                              split_of=lambda i: "test" if i >= len(files) - n_test else "train")
     else:
@@ -525,6 +546,15 @@ def collect(
         if not sizes or sizes[0] < 2:
             raise ConfigError(f"--blocks must look like 3-8, got {blocks!r}")
         total = train_problems + val_problems + test_problems
+        if parallel:
+            from planner.data.collect import _check_blocksworld_request
+            from planner.scale.collect import BlocksworldCollect, blocksworld_jobs
+
+            counts = {"train": train_problems, "val": val_problems, "test": test_problems}
+            _check_blocksworld_request(counts, sizes)  # type: ignore[arg-type]  # exit 2 before any job
+            _print_collected(out_dir, _collect_jobs(BlocksworldCollect(blocks=tuple(sizes), seed=seed),
+                                                    blocksworld_jobs(counts), out_dir, workers, ray))
+            return
         with err.status(f"collecting from {total} problems…"):
             stats = collect_blocksworld(out_dir, blocks=sizes, seed=seed,
                                         problems={"train": train_problems, "val": val_problems,
@@ -532,6 +562,32 @@ def collect(
     for split, st in stats.items():
         out.print(f"{split:>5}: {st.problems} problems, {st.episodes} episodes, {st.transitions} transitions "
                   f"({st.applicable} applicable, {st.done} reaching the goal) -> {out_dir / (split + '.jsonl')}")
+
+
+def _executor(workers: int | None, ray: str | None) -> Any:
+    from planner.scale.executor import make_executor
+
+    return make_executor(workers=workers, ray=ray)
+
+
+def _collect_jobs(task: Any, jobs: list[Any], out_dir: Path, workers: int | None, ray: str | None,
+                  executor: Any = None) -> dict[str, dict[str, int]]:
+    """Run collection jobs (:mod:`planner.scale.collect`) with a progress bar; split → counts."""
+    from planner.scale.collect import collect_jobs
+    from planner.scale.progress import JobProgress
+
+    executor = executor if executor is not None else _executor(workers, ray)
+    with JobProgress(err, "problems") as bar:
+        bar.begin(total=len(jobs))
+        return collect_jobs(task, jobs, out_dir=out_dir, executor=executor, progress=bar)
+
+
+def _print_collected(out_dir: Path, stats: dict[str, dict[str, int]], *, unit: str = "problems") -> None:
+    for split, st in stats.items():
+        extra = f", {st['new_objects']} steps naming new objects" if st.get("new_objects") else ""
+        out.print(f"{split:>5}: {st.get('problems', 0)} {unit}, {st.get('episodes', 0)} episodes, "
+                  f"{st.get('transitions', 0)} transitions ({st.get('applicable', 0)} applicable, "
+                  f"{st.get('done', 0)} reaching the goal{extra}) -> {out_dir / (split + '.jsonl')}")
 
 
 @app.command()
@@ -754,6 +810,174 @@ def _learn_improve(improve_dir: Path, logs: list[Path], env_name: str | None, en
               f"{report.total_seconds:.0f} s")
 
 
+@app.command("eval")
+def eval_batch(
+    out_path: Annotated[Path, typer.Option(
+        "--out", help="Results (JSONL): a header, then one line per episode, appended as each finishes. Running the "
+                      "same command again resumes: jobs already recorded are skipped (those recorded with an error "
+                      "run again); a file written with another environment, model or configuration is refused.")],
+    paths: Annotated[list[Path] | None, typer.Argument(
+        help="DOMAIN.pddl, then PROBLEM.pddl files, folders (their .pddl files but the domain) or glob patterns "
+             "(quoted: 'probs/p*.pddl'); or give --env and --seeds.")] = None,
+    env_name: Annotated[str | None, typer.Option("--env", help=ENV_HELP)] = None,
+    env_args: Annotated[list[str] | None, typer.Option("--env-arg", help=ENV_ARG_HELP)] = None,
+    seeds: Annotated[str | None, typer.Option(
+        help="With --env: environment seeds A-B (ends inclusive); one episode each, as planner solve --env ENV "
+             "--seed S plays it.")] = None,
+    seed: Annotated[int | None, typer.Option(
+        help="With PDDL files: the seed of every episode's reset and search ties (default 0).")] = None,
+    workers: Annotated[int | None, typer.Option(help=WORKERS_HELP)] = None,
+    ray: Annotated[str | None, typer.Option("--ray", help=RAY_HELP)] = None,
+    oracle: Annotated[bool, typer.Option("--oracle", help="Use the exact model.")] = False,
+    model: Annotated[Path | None, typer.Option(
+        "--model", help="GGUF world model (default: the shipped model for the problem's domain).")] = None,
+    config: Annotated[Path | None, typer.Option(
+        "--config", help="TOML configuration of every episode (default: planner solve's).")] = None,
+    search: Annotated[SearchName | None, typer.Option(help="Search algorithm.")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Most real steps per episode.")] = None,
+    time_limit: Annotated[float | None, typer.Option(
+        help="Seconds per search (a limit makes results depend on the machine's load).")] = None,
+    threads: Annotated[int | None, typer.Option(help="llama.cpp CPU threads per worker (default 1).")] = None,
+    reference: Annotated[bool, typer.Option(
+        "--reference/--no-reference", help="Compute each problem's reference plan length: optimal (A*) for PDDL "
+                                           "problems, the environment's gold or optimal path otherwise.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object (last line).")] = False,
+    verbose: Annotated[int, typer.Option("-v", count=True, help="More log output (-v, -vv).")] = 0,
+) -> None:
+    """Play many episodes at once — environment seeds (--env, --seeds) or PDDL problem files — each
+    as planner solve plays it (plan with the world model, act in the real environment, replan on
+    divergence), on local worker processes or Ray; append one result line per episode and print a
+    summary. Exit code 0 when every job ran (unsolved episodes included), 1 when one raised."""
+    from planner.env.registry import make
+    from planner.scale.eval import BatchInterrupted, EvalSettings, evaluate_batch, problem_jobs, seed_jobs
+    from planner.scale.executor import make_executor
+    from planner.scale.progress import JobProgress
+
+    configure_logging(verbose)
+    if oracle and model is not None:
+        raise ConfigError("choose one of --oracle and --model, not both")
+    if model is not None and not model.is_file():
+        raise ConfigError(f"model file not found: {model}")
+    _check_output("--out", out_path)
+    executor = make_executor(workers=workers, ray=ray)  # a bad count, or Ray missing: exit 2 now
+    base = load_config(config) if config is not None else PlannerConfig()
+    kind = "oracle" if oracle else ("gguf" if model is not None else None)
+    cfg = base.updated(search=dict(algorithm=_value(search), time_limit_s=time_limit, seed=seed),
+                       agent=dict(max_steps=max_steps),
+                       model=dict(kind=kind, path=model.resolve() if model is not None else None, n_threads=threads))
+    if env_name is not None:
+        if paths:
+            raise ConfigError(f"give either PDDL files or --env, not both (got {paths[0]} and --env {env_name})")
+        if seeds is None:
+            raise ConfigError("--env needs --seeds A-B (the environment seeds to play)")
+        if seed is not None:
+            raise ConfigError("--seed is for PDDL files; with --env the seeds are --seeds A-B")
+        kwargs = parse_env_args(env_args)
+        jobs = seed_jobs(_parse_seed_span(seeds))
+        settings = EvalSettings(config=cfg, env=env_name, env_args=kwargs, reference=reference)
+        inputs: list[Path] = []
+
+        def probe(job: Any) -> Environment:
+            return make(env_name, seed=job.seed, **kwargs)
+    else:
+        if env_args:
+            raise ConfigError(f"--env-arg {env_args[0]} needs --env NAME|PATH.py:FACTORY")
+        if seeds is not None:
+            raise ConfigError("--seeds needs --env; PDDL files are the jobs themselves")
+        if not paths or len(paths) < 2:
+            raise ConfigError("give DOMAIN.pddl and at least one PROBLEM (a file, a folder or a glob pattern), "
+                              "or --env NAME --seeds A-B")
+        domain = paths[0]
+        if not domain.is_file():
+            raise ConfigError(f"domain file not found: {domain}")
+        from planner.env.pddl import parse_domain, read_pddl_file
+
+        parse_domain(read_pddl_file(domain, "domain"), source=str(domain))  # a malformed domain: exit 2 now
+        problems = _problem_arguments(paths[1:], domain=domain)
+        jobs = problem_jobs(problems, seed=cfg.search.seed)
+        settings = EvalSettings(config=cfg, domain=str(domain.resolve()), reference=reference)
+        inputs = [domain, *problems]
+
+        def probe(job: Any) -> Environment:
+            return PDDLEnvironment(domain, job.problem)
+    _distinct_from_inputs("--out", out_path, inputs + ([model] if model is not None else []))
+    settings = _checked_settings(settings, jobs, probe)
+    summary = None
+    try:
+        with JobProgress(err, "episodes") as bar:
+            summary = evaluate_batch(settings, jobs, results=out_path, executor=executor, progress=bar)
+    except BatchInterrupted as stop:
+        out.print(stop.summary.table(), markup=False)
+        err.print(f"interrupted: {stop.summary.done} of {stop.summary.jobs} jobs are recorded in {out_path}; run the "
+                  "same command again to run the rest", markup=False, soft_wrap=True)
+        if as_json:
+            print(json.dumps(_finite({**stop.summary.to_dict(), "interrupted": True})), flush=True)
+        raise KeyboardInterrupt from None
+    out.print(summary.table(), markup=False)
+    for line in summary.errors[:10]:
+        err.print(f"  {line}", markup=False, soft_wrap=True)
+    if len(summary.errors) > 10:
+        err.print(f"  … and {len(summary.errors) - 10} more (see {out_path})", markup=False, soft_wrap=True)
+    if as_json:
+        print(json.dumps(_finite(summary.to_dict())), flush=True)
+    if summary.errors:
+        raise PlannerError(f"{len(summary.errors)} of {summary.jobs} jobs raised an error (recorded in {out_path}; "
+                           f"running the same command again retries them): {summary.errors[0]}")
+
+
+def _problem_arguments(items: list[Path], *, domain: Path) -> list[Path]:
+    """The PDDL problem files named by ``planner eval``'s arguments after the domain: files,
+    folders (their ``*.pddl`` files but the domain) and glob patterns, in the order given
+    (each folder or pattern sorted). :class:`ConfigError` naming an argument that names none."""
+    from planner.env.registry import problem_files
+
+    found: list[Path] = []
+    for item in items:
+        if item.is_file():
+            found.append(item)
+            continue
+        try:
+            found.extend(problem_files(item, domain=domain))
+        except ConfigError:
+            what = ("a folder without .pddl files" if item.is_dir()
+                    else "no such file, and no file matches it as a pattern")
+            raise ConfigError(f"PROBLEM {item}: {what} (name problem files, a folder of them, or a quoted glob "
+                              "pattern such as 'probs/p*.pddl')") from None
+    skip = domain.resolve()
+    files = [f for f in found if f.resolve() != skip]
+    if not files:
+        raise ConfigError(f"no problem file besides the domain {domain} among {', '.join(map(str, items))}")
+    return files
+
+
+PROBE_JOBS = 3
+"""Jobs whose environment ``planner eval`` builds before starting, until one builds: a bad
+environment name or argument, or a model that cannot serve it, is a usage error (exit 2) found
+at once; an environment that fails for some seeds only is those jobs' error."""
+
+
+def _checked_settings(settings: Any, jobs: list[Any], probe: Callable[[Any], Environment]) -> Any:
+    """``settings`` checked against the first job whose environment builds (of the first
+    :data:`PROBE_JOBS`): the model fits it (:func:`check_model_fits`) and the shipped default
+    model is resolved to its file (:func:`planner.scale.eval.resolve_model`)."""
+    import dataclasses
+
+    from planner.scale.eval import resolve_model
+
+    for job in jobs[:PROBE_JOBS]:
+        try:
+            env = probe(job)
+        except PlannerError as exc:  # a bad name or argument (ConfigError) is the user's; the rest, the job's
+            if isinstance(exc, ConfigError):
+                raise
+            logging.getLogger(__name__).warning("probe failed for job %s: %s", job.id, _first_line(exc))
+            continue
+        m = settings.config.model
+        check_model_fits(m.kind, env, path=m.path)
+        return dataclasses.replace(settings, config=resolve_model(settings.config, env))
+    return settings
+
+
 @app.command("eval-model")
 def eval_model(
     model: Annotated[Path, typer.Argument(help="GGUF world model.")],
@@ -955,8 +1179,10 @@ def _seed_range(span: str, item: str, *, form: str) -> range:
 
 
 def _collect_env(out_dir: Path, env_name: str, env_args: list[str] | None, *, seeds: str, episodes_per_seed: int,
-                 max_steps: int, behaviour: list[str] | None, demos: Path | None, seed: int) -> None:
-    """``planner collect --env``: explore an environment through reset and step only."""
+                 max_steps: int, behaviour: list[str] | None, demos: Path | None, seed: int,
+                 executor: Any = None) -> None:
+    """``planner collect --env``: explore an environment through reset and step only (with
+    ``executor``: one job per seed, see :mod:`planner.scale.collect`)."""
     from planner.data.explore import BEHAVIOURS, collect_from_env
     from planner.env.registry import make
 
@@ -964,6 +1190,19 @@ def _collect_env(out_dir: Path, env_name: str, env_args: list[str] | None, *, se
     make(env_name, seed=_parse_seed_ranges(seeds).popitem()[1][0], **kwargs)  # a bad name or argument: exit 2 now
 
     demonstrations = None if demos is None else _read_demos(demos)
+    if executor is not None:
+        from planner.data.explore import _check_request
+        from planner.scale.collect import EnvCollect, env_jobs
+
+        ranges = _parse_seed_ranges(seeds)
+        behaviours = tuple(behaviour or BEHAVIOURS)
+        _check_request(cast(Any, ranges), episodes_per_seed, max_steps, behaviours, demonstrations)  # exit 2 now
+        task = EnvCollect(env=env_name, env_args=kwargs, episodes_per_seed=episodes_per_seed, max_steps=max_steps,
+                          behaviours=behaviours, demonstrations=dict(demonstrations or {}),
+                          domain=Path(env_name.split(":")[0]).stem, seed=seed)
+        _print_collected(out_dir, _collect_jobs(task, env_jobs(ranges), out_dir, None, None, executor=executor),
+                         unit="seeds")
+        return
     with err.status(f"exploring {env_name}…"):
         stats = collect_from_env(lambda s: make(env_name, seed=s, **kwargs), out_dir=out_dir,
                                  seeds=cast(Any, _parse_seed_ranges(seeds)),  # split names checked there
@@ -1026,6 +1265,11 @@ def synth(
         help="Replace the imagined state by the real one every this many steps (default: never).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the policy's random choices.")] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as one JSON object.")] = False,
+    workers: Annotated[int | None, typer.Option(help=WORKERS_HELP + " The records are the same as without: "
+                                                "each seed's stay together, seeds in the order they finish.")] = None,
+    ray: Annotated[str | None, typer.Option("--ray", help=RAY_HELP)] = None,
+    threads: Annotated[int | None, typer.Option(
+        help="With --workers or --ray: llama.cpp CPU threads per worker (default 1).")] = None,
 ) -> None:
     """Roll a policy out inside the world model only, append the imagined trajectories (marked
     synthetic) to a log, replay each in the real environment and report the consistency ratio."""
@@ -1040,6 +1284,13 @@ def synth(
     span = _parse_seed_span(seeds)
     kwargs = parse_env_args(env_args)
     check_model_fits("oracle" if oracle else "gguf", make(env_name, seed=span[0], **kwargs), path=model)  # exit 2 now
+    if workers is not None or ray is not None:
+        _synth_jobs(env_name, kwargs, out_path, model=model, seeds=span, episodes=episodes, max_steps=max_steps,
+                    policy=policy, anchor_every=anchor_every, seed=seed, workers=workers, ray=ray, threads=threads,
+                    json_out=json_out)
+        return
+    if threads is not None:
+        raise ConfigError("--threads is for --workers or --ray (each worker's llama.cpp threads)")
 
     def model_for(env: Environment) -> WorldModel:
         if oracle:
@@ -1057,6 +1308,31 @@ def synth(
         print(json.dumps(_finite(report.model_dump())))
     else:
         out.print(f"{report.line()} -> {out_path}")
+
+
+def _synth_jobs(env_name: str, kwargs: dict[str, Any], out_path: Path, *, model: Path | None, seeds: range,
+                episodes: int, max_steps: int, policy: str, anchor_every: int | None, seed: int, workers: int | None,
+                ray: str | None, threads: int | None, json_out: bool) -> None:
+    """``planner synth --workers N`` / ``--ray ADDRESS``: one job per seed (see
+    :mod:`planner.scale.synth`)."""
+    from planner.data.synth import _check_request
+    from planner.scale.executor import make_executor
+    from planner.scale.progress import JobProgress
+    from planner.scale.synth import SynthTask, synthesize_jobs
+
+    _check_request(list(seeds), episodes, max_steps, policy, anchor_every, "train")  # exit 2 before any job
+    executor = make_executor(workers=workers, ray=ray)
+    task = SynthTask(env=env_name, env_args=kwargs, model=str(model.resolve()) if model is not None else None,
+                     episodes_per_seed=episodes, max_steps=max_steps, policy=policy, anchor_every=anchor_every,
+                     seed=seed, threads=threads)
+    with JobProgress(err, "seeds") as bar:
+        bar.begin(total=len(seeds))
+        report = synthesize_jobs(task, seeds, out_path=out_path, executor=executor, progress=bar)
+    if json_out:
+        print(json.dumps(_finite(report.model_dump())))
+    else:
+        plural = "s" if executor.workers != 1 else ""
+        out.print(f"{report.line()} -> {out_path} ({executor.name}, {executor.workers} worker{plural})")
 
 
 @app.command()

@@ -230,33 +230,26 @@ def environment_vocabulary_problems(info: ModelInfo, *, facts: Sequence[str], ac
     return problems
 
 
-def bind_environment_model(path: str | Path, env: Any, *, reset_seed: int = 0, **kwargs: Any) -> WorldModel:
-    """The fact-delta GGUF model at ``path`` bound to ``env``, any environment with symbolic
-    states (a learned model: ``planner learn``).
+def environment_problem(info: ModelInfo, env: Any, *, reset_seed: int = 0) -> dict[str, Any]:
+    """The problem of ``env.reset(seed=reset_seed)`` as a fact-delta model binds it: the
+    keyword arguments ``objects``, ``goal``, ``state`` and ``actions`` of
+    :class:`~planner.world.llama.LlamaWorldModel` (and of its ``rebind``).
 
-    The problem is read from ``env.reset(seed=reset_seed)``: objects are those named in the
-    start state's facts, the goal's and the candidate actions, and those the environment
-    declares (:func:`planner.env.base.episode_objects`); the goal is ``env.goal`` when a
-    :class:`~planner.types.FactGoal` (else an empty one: the model never judges ``done``). The
-    environment's signature is unknown, so a signature recorded in the model is not compared.
-    ``kwargs`` go to :class:`~planner.world.llama.LlamaWorldModel` (``on_invalid`` defaults to
-    ``"reject"``).
-
-    Raises :class:`ModelLoadError` for a file that is not a fact-delta model, and
+    Objects are those named in the start state's facts, the goal's and the candidate actions,
+    and those the environment declares (:func:`planner.env.base.episode_objects`); the goal is
+    ``env.goal`` when a :class:`~planner.types.FactGoal` (else an empty one: the model never
+    judges ``done``). Raises :class:`ModelLoadError` for a text state and
     :class:`~planner.errors.VocabularyError` naming every predicate and action (name/arity) the
     model does not know and an object count above its placeholders.
     """
     from planner.env.base import episode_objects
     from planner.errors import VocabularyError
     from planner.types import FactGoal
-    from planner.world.llama import LlamaWorldModel, _check_codec
 
-    info = read_model_info(path)
-    _check_codec(info)
     state, _ = env.reset(seed=reset_seed)
     if not state.is_symbolic:
-        raise ModelLoadError(f"{path}: a fact-delta model needs symbolic states, but {type(env).__name__}.reset() "
-                             f"gave text ({state.text!r:.60})")
+        raise ModelLoadError(f"{info.path}: a fact-delta model needs symbolic states, but "
+                             f"{type(env).__name__}.reset() gave text ({state.text!r:.60})")
     goal = env.goal if isinstance(env.goal, FactGoal) else FactGoal(frozenset())
     actions = list(env.candidate_actions(state))
     facts = sorted({*state.facts, *goal.facts})
@@ -264,7 +257,25 @@ def bind_environment_model(path: str | Path, env: Any, *, reset_seed: int = 0, *
     problems = environment_vocabulary_problems(info, facts=facts, actions=[a.name for a in actions],
                                                objects=objects)
     if problems:
-        raise VocabularyError(f"{path} (trained on {info.domain!r}) cannot serve {type(env).__name__}",
+        raise VocabularyError(f"{info.path} (trained on {info.domain!r}) cannot serve {type(env).__name__}",
                               problems=problems)
+    return {"objects": objects, "goal": goal, "state": state, "actions": actions}
+
+
+def bind_environment_model(path: str | Path, env: Any, *, reset_seed: int = 0, **kwargs: Any) -> WorldModel:
+    """The fact-delta GGUF model at ``path`` bound to ``env``, any environment with symbolic
+    states (a learned model: ``planner learn``), for the problem of
+    ``env.reset(seed=reset_seed)`` (see :func:`environment_problem`). The environment's
+    signature is unknown, so a signature recorded in the model is not compared. ``kwargs`` go
+    to :class:`~planner.world.llama.LlamaWorldModel` (``on_invalid`` defaults to ``"reject"``).
+
+    Raises :class:`ModelLoadError` for a file that is not a fact-delta model or a text state,
+    and :class:`~planner.errors.VocabularyError` for a problem its vocabulary cannot write.
+    """
+    from planner.world.llama import LlamaWorldModel, _check_codec
+
+    info = read_model_info(path)
+    _check_codec(info)
+    problem = environment_problem(info, env, reset_seed=reset_seed)
     kwargs.setdefault("on_invalid", "reject")
-    return LlamaWorldModel(path, objects=objects, goal=goal, state=state, actions=actions, **kwargs)
+    return LlamaWorldModel(path, **problem, **kwargs)

@@ -244,6 +244,7 @@ class LlamaWorldModel:
         self.on_invalid = on_invalid
         self.retries = retries
         self.retry_temperature = retry_temperature
+        self._seed = seed
         self._lock = threading.RLock()
         self.stats = ModelStats()
         siblings = max_siblings if mode == "batched" else 1
@@ -320,6 +321,15 @@ class LlamaWorldModel:
             codec = self._bind(objects, goal, state, facts=facts, actions=actions, n_ctx=self.engine.n_ctx)
             self._learn_words(len(codec.objects))
             self.codec, self.goal = codec, goal
+
+    def reset_decoding(self) -> None:
+        """Decode from here on as a freshly loaded model would: nothing in the KV cache and the
+        retry sampler seeded anew (so a problem's predictions do not depend on the problems this
+        model served before)."""
+        with self._lock:
+            self.decoder = Decoder(self.engine, stats=self.stats, max_siblings=self.max_siblings,
+                                   reuse_prefix=self.mode != "naive", seed=self._seed)
+            self.decoder.clear()
 
     @classmethod
     def for_environment(cls, path: str | Path, env: Any, **kwargs: Any) -> LlamaWorldModel:
