@@ -7,6 +7,7 @@ the model on generated problems). Plus llama.cpp's raw throughput for this model
 and batched vs one-at-a-time speed by number of siblings.
 
     python benchmarks/world_model.py [--model planner/models/blocksworld-q8_0.gguf] [--states 12]
+                                     [--gpu-layers -1]
 
 The last line reads ``prompt-token reduction: prefix <X>x, batched <Y>x; batched speedup <Z>x``.
 """
@@ -78,6 +79,8 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=6)
     parser.add_argument("--states", type=int, default=12)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--gpu-layers", type=int, default=0,
+                        help="layers offloaded to a GPU (CUDA or Metal builds of llama.cpp; -1 = all)")
     args = parser.parse_args()
     path = args.model or default_model_path("blocksworld")
     with tempfile.TemporaryDirectory() as tmp:
@@ -87,7 +90,7 @@ def main() -> None:
 
         def fresh(mode: str) -> LlamaWorldModel:
             return LlamaWorldModel.for_environment(path, env, mode=mode, n_threads=args.threads,
-                                                   on_invalid="reject")
+                                                   n_gpu_layers=args.gpu_layers, on_invalid="reject")
 
         rows = []
         for label, mode, batched in (("(a) naive", "naive", False), ("(b) prefix reuse", "prefix", False),
@@ -132,7 +135,8 @@ def main() -> None:
             seq.close()
             bat.close()
 
-    print(f"model {path} ({path.stat().st_size / 1e6:.2f} MB), {args.blocks} blocks, {n_cands} candidate "
+    offload = f"{args.gpu_layers} GPU layers" if args.gpu_layers else "CPU only"
+    print(f"model {path} ({path.stat().st_size / 1e6:.2f} MB, {offload}), {args.blocks} blocks, {n_cands} candidate "
           f"actions per state, {len(states)} states")
     print(f"{'workload':<30} {'predictions/s':>14} {'prompt tok/pred':>16} {'predictions':>12}")
     for label, rate, tpp, count in rows:

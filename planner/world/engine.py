@@ -69,6 +69,12 @@ SMALL_MODEL_BYTES = 64 * 2**20
 """Models below this size decode fastest on one thread (measured: benchmarks/contention.py)."""
 
 
+def gpu_offload_supported() -> bool:
+    """Whether this build of llama.cpp can offload layers to a GPU (CUDA, Metal, Vulkan…)."""
+    init_backend()
+    return bool(llama_cpp.llama_supports_gpu_offload())
+
+
 def available_cores() -> int:
     """CPU cores this process may run on (its affinity mask; ``os.cpu_count()`` elsewhere)."""
     try:
@@ -176,6 +182,12 @@ class LlamaEngine:
         if not model:
             raise ModelLoadError(f"llama.cpp could not load {self.path}: {recent_errors()}")
         self._model = model
+        self.gpu_layers = n_gpu_layers if gpu_offload_supported() else 0
+        """Layers asked to run on a GPU (-1: all); 0 when this llama.cpp build has no GPU backend."""
+        if n_gpu_layers and not self.gpu_layers:
+            _LOG.warning("gpu_layers_ignored", n_gpu_layers=n_gpu_layers,
+                         reason="this llama.cpp build has no GPU backend: every layer runs on the CPU "
+                                "(rebuild llama-cpp-python with CMAKE_ARGS=-DGGML_CUDA=on or -DGGML_METAL=on)")
         self.n_ctx_train = int(llama_cpp.llama_model_n_ctx_train(model))
         cparams = llama_cpp.llama_context_default_params()
         cparams.n_ctx = n_ctx
