@@ -58,6 +58,11 @@ err = Console(stderr=True, highlight=False)
 out = Console(highlight=False, soft_wrap=True)
 
 
+SERVER_HELP = ("Base URL of a llama.cpp server running the same GGUF file (planner serve MODEL starts one), "
+               "e.g. http://127.0.0.1:8080: the world model is asked there instead of run in-process.")
+GPU_LAYERS_HELP = "Layers offloaded to a GPU (CUDA or Metal builds of llama.cpp; -1: all)."
+
+
 def configure_logging(verbose: int) -> None:
     """Log events to standard error: warnings by default, info with -v, debug with -vv."""
     level = logging.WARNING - 10 * min(verbose, 2)
@@ -363,7 +368,8 @@ def solve(
     oracle: Annotated[bool, typer.Option("--oracle", help="Use the exact model.")] = False,
     model: Annotated[Path | None, typer.Option("--model", help="GGUF world model.")] = None,
     threads: Annotated[int | None, typer.Option(help="llama.cpp CPU threads.")] = None,
-    gpu_layers: Annotated[int | None, typer.Option(help="Layers offloaded to a GPU.")] = None,
+    gpu_layers: Annotated[int | None, typer.Option(help=GPU_LAYERS_HELP)] = None,
+    server: Annotated[str | None, typer.Option("--server", help=SERVER_HELP)] = None,
     config: Annotated[Path | None, typer.Option("--config", help="TOML configuration.")] = None,
     log: Annotated[Path | None, typer.Option("--log", help="Append the episode to this JSONL file.")] = None,
     tree: Annotated[Path | None, typer.Option("--tree", help="Write the last search tree (.graphml or .dot).")] = None,
@@ -379,6 +385,8 @@ def solve(
     configure_logging(verbose)
     if oracle and model is not None:
         raise ConfigError("choose one of --oracle and --model, not both")
+    if oracle and server is not None:
+        raise ConfigError("choose one of --oracle and --server, not both")
     if resume is not None and log is not None and log.resolve() != resume.resolve():
         raise ConfigError(f"--resume {resume} appends to its own log; drop --log {log} or make them the same file")
     if resume is not None and not resume.is_file():
@@ -393,7 +401,7 @@ def solve(
                     time_limit_s=time_limit, heuristic=_value(heuristic), seed=seed),
         agent=dict(mode=_value(mode), max_steps=max_steps, verify=tuple(verify) if verify else None,
                    verify_confidence=verify_confidence),
-        model=dict(kind=kind, path=model, n_threads=threads, n_gpu_layers=gpu_layers),
+        model=dict(kind=kind, path=model, n_threads=threads, n_gpu_layers=gpu_layers, server=server),
     )
     env, label = select_env(domain, problem, env_name, env_args, seed=0 if seed is None else seed)
     check_model_fits(cfg.model.kind, env, path=cfg.model.path)
@@ -414,6 +422,8 @@ def demo(
     search: Annotated[SearchName | None, typer.Option(help="Search algorithm.")] = None,
     oracle: Annotated[bool, typer.Option("--oracle", help="Use the exact model.")] = False,
     model: Annotated[Path | None, typer.Option("--model", help="GGUF world model.")] = None,
+    gpu_layers: Annotated[int | None, typer.Option(help=GPU_LAYERS_HELP)] = None,
+    server: Annotated[str | None, typer.Option("--server", help=SERVER_HELP)] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the generated PDDL.")] = Path("runs/demo"),
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object as the last line.")] = False,
     verbose: Annotated[int, typer.Option("-v", count=True, help="More log output.")] = 0,
@@ -423,10 +433,13 @@ def demo(
     configure_logging(verbose)
     if oracle and model is not None:
         raise ConfigError("choose one of --oracle and --model, not both")
+    if oracle and server is not None:
+        raise ConfigError("choose one of --oracle and --server, not both")
     kind = "oracle" if oracle else "gguf"
     name = "oracle" if kind == "oracle" else str(model or "default")
+    model_options = dict(kind=kind, path=model, n_gpu_layers=gpu_layers, server=server)
     if env_name is not None:
-        _demo_env(env_name, env_args, blocks=blocks, seed=seed, search=_value(search), kind=kind, model=model,
+        _demo_env(env_name, env_args, blocks=blocks, seed=seed, search=_value(search), model_options=model_options,
                   out_dir=out_dir, as_json=as_json, model_name=name)
         return
     if env_args:
@@ -435,8 +448,7 @@ def demo(
     if not 2 <= blocks <= 12:
         raise ConfigError(f"--blocks must lie in 2..12, got {blocks}")
     domain, problem = write_problem(out_dir, blocks, seed=seed)
-    cfg = PlannerConfig().updated(search=dict(algorithm=_value(search)),
-                                  model=dict(kind=kind, path=model))
+    cfg = PlannerConfig().updated(search=dict(algorithm=_value(search)), model=model_options)
     env = PDDLEnvironment(domain, problem)
     if not as_json:
         out.print(f"problem {problem} ({blocks} blocks)")
@@ -449,14 +461,14 @@ def demo(
 
 
 def _demo_env(env_name: str, env_args: list[str] | None, *, blocks: int | None, seed: int, search: str | None,
-              kind: str, model: Path | None, out_dir: Path, as_json: bool, model_name: str) -> None:
+              model_options: dict[str, Any], out_dir: Path, as_json: bool, model_name: str) -> None:
     """``planner demo --env …``: build the environment, show it, play one episode."""
     if blocks is not None:
         raise ConfigError(f"--blocks {blocks} is for the generated Blocksworld problem; with --env give "
                           "--env-arg blocks=N (blocksworld-v0) instead")
     env = make_env(env_name, env_args, seed=seed)
-    check_model_fits(kind, env, path=model)
-    cfg = PlannerConfig().updated(search=dict(algorithm=search, seed=seed), model=dict(kind=kind, path=model))
+    check_model_fits(model_options["kind"], env, path=model_options["path"])
+    cfg = PlannerConfig().updated(search=dict(algorithm=search, seed=seed), model=model_options)
     if not as_json:
         start, info = env.reset(seed=seed)
         out.print(f"environment {env_name} (seed {seed})")
@@ -838,6 +850,8 @@ def eval_batch(
     time_limit: Annotated[float | None, typer.Option(
         help="Seconds per search (a limit makes results depend on the machine's load).")] = None,
     threads: Annotated[int | None, typer.Option(help="llama.cpp CPU threads per worker (default 1).")] = None,
+    gpu_layers: Annotated[int | None, typer.Option(help=GPU_LAYERS_HELP)] = None,
+    server: Annotated[str | None, typer.Option("--server", help=SERVER_HELP + " Every worker asks it.")] = None,
     reference: Annotated[bool, typer.Option(
         "--reference/--no-reference", help="Compute each problem's reference plan length: optimal (A*) for PDDL "
                                            "problems, the environment's gold or optimal path otherwise.")] = True,
@@ -858,13 +872,16 @@ def eval_batch(
         raise ConfigError("choose one of --oracle and --model, not both")
     if model is not None and not model.is_file():
         raise ConfigError(f"model file not found: {model}")
+    if oracle and server is not None:
+        raise ConfigError("choose one of --oracle and --server, not both")
     _check_output("--out", out_path)
     executor = make_executor(workers=workers, ray=ray)  # a bad count, or Ray missing: exit 2 now
     base = load_config(config) if config is not None else PlannerConfig()
     kind = "oracle" if oracle else ("gguf" if model is not None else None)
     cfg = base.updated(search=dict(algorithm=_value(search), time_limit_s=time_limit, seed=seed),
                        agent=dict(max_steps=max_steps),
-                       model=dict(kind=kind, path=model.resolve() if model is not None else None, n_threads=threads))
+                       model=dict(kind=kind, path=model.resolve() if model is not None else None, n_threads=threads,
+                                  n_gpu_layers=gpu_layers, server=server))
     if env_name is not None:
         if paths:
             raise ConfigError(f"give either PDDL files or --env, not both (got {paths[0]} and --env {env_name})")
@@ -1006,6 +1023,7 @@ def eval_model(
     limit: Annotated[int | None, typer.Option(help="Use only the first N transitions.")] = None,
     max_episodes: Annotated[int | None, typer.Option(help="Episodes for multi-step consistency.")] = None,
     threads: Annotated[int | None, typer.Option(help="llama.cpp CPU threads.")] = None,
+    gpu_layers: Annotated[int, typer.Option(help=GPU_LAYERS_HELP)] = 0,
     strict: Annotated[bool, typer.Option("--strict", help="Count answers still invalid after retries as "
                                          "errors instead of reading them as 'not applicable'.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object as the last line.")] = False,
@@ -1034,7 +1052,8 @@ def eval_model(
         records = _read_transitions(data, limit=limit)
         if not records:
             raise ConfigError(f"no transitions in {data}")
-        report = _fidelity_of(model, records, threads=threads, strict=strict, max_episodes=max_episodes)
+        report = _fidelity_of(model, records, threads=threads, gpu_layers=gpu_layers, strict=strict,
+                              max_episodes=max_episodes)
         if as_json:
             print(json.dumps(_finite({"model": str(model), "data": str(data), **report.to_dict()})))
         else:
@@ -1045,7 +1064,8 @@ def eval_model(
     _eval_model_env(model, env_name, env_args, seeds=seeds or "2000-2049", out_dir=out_dir,
                     episodes_per_seed=3 if episodes_per_seed is None else episodes_per_seed,
                     max_steps=60 if max_steps is None else max_steps, solve=solve is not False, config=config,
-                    limit=limit, max_episodes=max_episodes, threads=threads, strict=strict, as_json=as_json)
+                    limit=limit, max_episodes=max_episodes, threads=threads, gpu_layers=gpu_layers, strict=strict,
+                    as_json=as_json)
 
 
 def _read_transitions(path: Path, *, limit: int | None = None) -> list[Any]:
@@ -1056,13 +1076,14 @@ def _read_transitions(path: Path, *, limit: int | None = None) -> list[Any]:
 
 
 def _fidelity_of(model: Path, records: list[Any], *, threads: int | None, strict: bool,
-                 max_episodes: int | None) -> Any:
+                 max_episodes: int | None, gpu_layers: int = 0) -> Any:
     """The fidelity report of ``model`` on ``records``, as the planner uses the model (or
     ``strict``)."""
     from planner.data.fidelity import evaluate
     from planner.world.llama import ProblemBinder
 
-    bind = ProblemBinder(model, n_threads=threads, mode="prefix", on_invalid="raise" if strict else "reject")
+    bind = ProblemBinder(model, n_threads=threads, n_gpu_layers=gpu_layers, mode="prefix",
+                         on_invalid="raise" if strict else "reject")
     try:
         with err.status(f"evaluating on {len(records)} transitions…"):
             report = evaluate(records, bind, max_episodes=max_episodes)
@@ -1076,7 +1097,8 @@ def _fidelity_of(model: Path, records: list[Any], *, threads: int | None, strict
 
 def _eval_model_env(model: Path, env_name: str, env_args: list[str] | None, *, seeds: str, out_dir: Path | None,
                     episodes_per_seed: int, max_steps: int, solve: bool, config: Path | None, limit: int | None,
-                    max_episodes: int | None, threads: int | None, strict: bool, as_json: bool) -> None:
+                    max_episodes: int | None, threads: int | None, strict: bool, as_json: bool,
+                    gpu_layers: int = 0) -> None:
     """``planner eval-model --env``: collect fresh transitions from the seeds (into a temporary
     folder, or ``--out``), score the model on them, then plan once per seed."""
     import tempfile
@@ -1092,7 +1114,7 @@ def _eval_model_env(model: Path, env_name: str, env_args: list[str] | None, *, s
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out {out_dir} is not a folder")
     plan_config = (load_config(config) if config is not None else DEFAULT_CONFIG).updated(
-        model=dict(n_threads=threads))
+        model=dict(n_threads=threads, n_gpu_layers=gpu_layers))
     make(env_name, seed=span[0], **kwargs)  # a bad name or argument: exit 2 now
 
     def make_one(s: int) -> Environment:
@@ -1110,7 +1132,8 @@ def _eval_model_env(model: Path, env_name: str, env_args: list[str] | None, *, s
         if not records:
             raise ConfigError(f"no transitions collected from {env_name} seeds {seeds} "
                               f"(--episodes-per-seed {episodes_per_seed})")
-        report = _fidelity_of(model, records, threads=threads, strict=strict, max_episodes=max_episodes)
+        report = _fidelity_of(model, records, threads=threads, gpu_layers=gpu_layers, strict=strict,
+                              max_episodes=max_episodes)
     planning = None
     if solve:
         done: list[int] = []
@@ -1270,6 +1293,7 @@ def synth(
     ray: Annotated[str | None, typer.Option("--ray", help=RAY_HELP)] = None,
     threads: Annotated[int | None, typer.Option(
         help="With --workers or --ray: llama.cpp CPU threads per worker (default 1).")] = None,
+    gpu_layers: Annotated[int, typer.Option(help=GPU_LAYERS_HELP)] = 0,
 ) -> None:
     """Roll a policy out inside the world model only, append the imagined trajectories (marked
     synthetic) to a log, replay each in the real environment and report the consistency ratio."""
@@ -1287,7 +1311,7 @@ def synth(
     if workers is not None or ray is not None:
         _synth_jobs(env_name, kwargs, out_path, model=model, seeds=span, episodes=episodes, max_steps=max_steps,
                     policy=policy, anchor_every=anchor_every, seed=seed, workers=workers, ray=ray, threads=threads,
-                    json_out=json_out)
+                    gpu_layers=gpu_layers, json_out=json_out)
         return
     if threads is not None:
         raise ConfigError("--threads is for --workers or --ray (each worker's llama.cpp threads)")
@@ -1297,7 +1321,7 @@ def synth(
             return OracleWorldModel(env)  # type: ignore[arg-type]  # a Simulator, checked above
         from planner.world.factory import load_gguf_world_model
 
-        return load_gguf_world_model(env, path=model)
+        return load_gguf_world_model(env, path=model, n_gpu_layers=gpu_layers)
 
     with err.status(f"imagining in {env_name}…"):
         report = synthesize(lambda s: make(env_name, seed=s, **kwargs), model_for, seeds=span,
@@ -1312,7 +1336,7 @@ def synth(
 
 def _synth_jobs(env_name: str, kwargs: dict[str, Any], out_path: Path, *, model: Path | None, seeds: range,
                 episodes: int, max_steps: int, policy: str, anchor_every: int | None, seed: int, workers: int | None,
-                ray: str | None, threads: int | None, json_out: bool) -> None:
+                ray: str | None, threads: int | None, json_out: bool, gpu_layers: int = 0) -> None:
     """``planner synth --workers N`` / ``--ray ADDRESS``: one job per seed (see
     :mod:`planner.scale.synth`)."""
     from planner.data.synth import _check_request
@@ -1324,7 +1348,7 @@ def _synth_jobs(env_name: str, kwargs: dict[str, Any], out_path: Path, *, model:
     executor = make_executor(workers=workers, ray=ray)
     task = SynthTask(env=env_name, env_args=kwargs, model=str(model.resolve()) if model is not None else None,
                      episodes_per_seed=episodes, max_steps=max_steps, policy=policy, anchor_every=anchor_every,
-                     seed=seed, threads=threads)
+                     seed=seed, threads=threads, gpu_layers=gpu_layers)
     with JobProgress(err, "seeds") as bar:
         bar.begin(total=len(seeds))
         report = synthesize_jobs(task, seeds, out_path=out_path, executor=executor, progress=bar)
@@ -1448,6 +1472,41 @@ def import_logs(
         for rec in records:
             log.write(rec)
     out.print(f"read {len(records)} transitions from {len(files)} file(s) -> {out_path}")
+
+
+@app.command()
+def serve(
+    model: Annotated[Path, typer.Argument(help="GGUF world model to serve.")],
+    host: Annotated[str, typer.Option(
+        help="Address to listen on (default: the loopback interface only; 0.0.0.0 opens it to the network).")]
+        = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
+    threads: Annotated[int | None, typer.Option(
+        help="llama.cpp CPU threads (default: as the in-process model, one for small models).")] = None,
+    gpu_layers: Annotated[int, typer.Option(help=GPU_LAYERS_HELP)] = 0,
+) -> None:
+    """Serve a GGUF world model over llama.cpp's OpenAI-compatible completions API (llama-cpp-python's
+    server: pip install 'planner[server]'), for solve, demo and eval --server URL. Runs until
+    Ctrl-C; exit code 0 after Ctrl-C, the server's own when it fails."""
+    import subprocess
+
+    from planner.world.serve import check_server_extra, server_command, stop
+
+    check_server_extra()
+    cmd = server_command(model, host=host, port=port, n_threads=threads, n_gpu_layers=gpu_layers)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err.print(f"[yellow]listening on {host}: reachable from other machines, with no authentication[/]")
+    err.print(f"serving {model} at http://{host}:{port} (planner solve … --server http://{host}:{port}); "
+              "Ctrl-C stops it")
+    process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
+    try:
+        code = process.wait()
+    except KeyboardInterrupt:
+        stop(process)
+        return
+    if code != 0:
+        err.print(f"[red]the model server exited with code {code}[/]")
+        raise typer.Exit(code if 0 < code < 256 else 1)
 
 
 @app.command()

@@ -161,10 +161,17 @@ class ModelConfig(_Frozen):
         n_gpu_layers: layers offloaded to a GPU (0: CPU only; -1: all).
         n_ctx: llama.cpp KV-cache cells shared by the prompt prefix and all sibling
             sequences decoded together (tokens).
+        server: base URL of a llama.cpp server running the same GGUF file (``planner serve``;
+            ``None``: run the model in-process). The in-process settings above are then the
+            server's own; ``path`` (or the shipped default) still names the file, whose
+            header the client reads.
+        concurrency: requests a served model keeps in flight for one state's candidates.
+        timeout_s: seconds a served model waits for a connection or an answer.
 
     Bounds: ``cache_size`` 0..2,000,000; ``n_threads`` 1..1024 (bounded further by the cores
     available); ``n_gpu_layers`` -1..4096; ``n_ctx`` 32..262,144 (llama.cpp allocates at
-    least 256 cells anyway; the model checks at load time that the problem's prompts fit).
+    least 256 cells anyway; the model checks at load time that the problem's prompts fit);
+    ``server`` an http(s) URL; ``concurrency`` 1..256; ``timeout_s`` (0, 3600].
     """
 
     kind: Literal["oracle", "gguf"] = "gguf"
@@ -173,6 +180,9 @@ class ModelConfig(_Frozen):
     n_threads: int | None = Field(None, ge=1, le=MAX_THREADS)
     n_gpu_layers: int = Field(0, ge=-1, le=MAX_GPU_LAYERS)
     n_ctx: int = Field(4096, ge=MIN_N_CTX, le=MAX_N_CTX)
+    server: str | None = Field(None, pattern=r"^https?://[^\s]+$", max_length=2048)
+    concurrency: int = Field(4, ge=1, le=256)
+    timeout_s: float = Field(30.0, gt=0, le=3600, allow_inf_nan=False)
 
     @field_validator("path", mode="before")
     @classmethod

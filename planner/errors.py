@@ -53,6 +53,11 @@ class WorldModelError(PlannerError):
         super().__init__(message)
 
 
+class ServerError(WorldModelError):
+    """A model server failed (no connection, a timeout, an error answer) or answered outside
+    the protocol; never retried as an invalid answer, never read as "not applicable"."""
+
+
 class ContextOverflowError(WorldModelError):
     """A prompt does not fit the model's context window."""
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from planner.agent import Agent, EpisodeResult
-from planner.config import PlannerConfig
+from planner.config import ModelConfig, PlannerConfig
 from planner.data.explore import build_environment
 from planner.errors import PlannerError
 from planner.logs import get_logger
@@ -55,6 +55,14 @@ ModelBuilder = Callable[[PlannerConfig, Environment], WorldModel]
 ``build_model``)."""
 
 
+def model_kwargs(m: ModelConfig) -> dict[str, Any]:
+    """Keyword arguments of :func:`~planner.world.factory.load_gguf_world_model` for the
+    ``[model]`` section ``m``: the in-process settings, or the server and its client's."""
+    if m.server is not None:
+        return {"server": m.server, "concurrency": m.concurrency, "timeout": m.timeout_s}
+    return {"n_ctx": m.n_ctx, "n_threads": m.n_threads, "n_gpu_layers": m.n_gpu_layers}
+
+
 def gguf_model(config: PlannerConfig, env: Environment) -> WorldModel:
     """The GGUF model ``config.model.path`` bound to ``env`` (problem read from
     ``env.reset(seed=config.search.seed)``), behind a transition cache of
@@ -63,8 +71,7 @@ def gguf_model(config: PlannerConfig, env: Environment) -> WorldModel:
     from planner.world.factory import load_gguf_world_model
 
     m = config.model
-    model: WorldModel = load_gguf_world_model(env, path=m.path, n_ctx=m.n_ctx, n_threads=m.n_threads,
-                                              n_gpu_layers=m.n_gpu_layers, reset_seed=config.search.seed)
+    model: WorldModel = load_gguf_world_model(env, path=m.path, reset_seed=config.search.seed, **model_kwargs(m))
     if m.cache_size > 0:
         model = CachedWorldModel(model, maxsize=m.cache_size)
     return model

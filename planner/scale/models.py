@@ -77,14 +77,14 @@ class ModelPool:
 
     # -- GGUF ---------------------------------------------------------------------------------
     def _gguf(self, env: Environment, *, seed: int) -> Any:
+        from planner.data.planning_eval import model_kwargs
         from planner.world.factory import environment_problem, load_gguf_world_model
 
         m = self.config
         path = self._path_for(env)
         model = self._loaded.get(path)
         if model is None:
-            model = load_gguf_world_model(env, path=path, n_ctx=m.n_ctx, n_threads=m.n_threads,
-                                          n_gpu_layers=m.n_gpu_layers, reset_seed=seed)
+            model = load_gguf_world_model(env, path=path, reset_seed=seed, **model_kwargs(m))
             self._loaded[path] = model
             self.loads += 1
             log.info("model_loaded", path=str(path))

@@ -45,7 +45,7 @@ class SynthSeed:
 class SynthTask:
     """The arguments of :func:`~planner.data.synth.synthesize` shared by every seed, and the
     model: ``model`` a GGUF file (``None``: the exact model, ``oracle``) run with ``threads``
-    llama.cpp threads (``None``: one per worker)."""
+    llama.cpp threads (``None``: one per worker) and ``gpu_layers`` layers on a GPU."""
 
     env: str
     env_args: dict[str, Any]
@@ -56,6 +56,7 @@ class SynthTask:
     anchor_every: int | None = None
     seed: int = 0
     threads: int | None = None
+    gpu_layers: int = 0
 
     def start(self) -> _SynthWorker:
         return _SynthWorker(self)
@@ -68,7 +69,7 @@ class _SynthWorker:
         self.task = task
         self.models = ModelPool(ModelConfig(kind="oracle" if task.model is None else "gguf",
                                             path=Path(task.model) if task.model else None, cache_size=0,
-                                            n_threads=task.threads or 1))
+                                            n_threads=task.threads or 1, n_gpu_layers=task.gpu_layers))
 
     def __call__(self, env_seed: int) -> SynthSeed:
         from planner.data.synth import synthesize

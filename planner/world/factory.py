@@ -168,14 +168,18 @@ def default_model_path(domain: str) -> Path:
                          f"searched {', '.join(map(str, models_dirs()))}")
 
 
-def load_gguf_world_model(env: Any, *, path: str | Path | None = None, **kwargs: Any) -> WorldModel:
+def load_gguf_world_model(env: Any, *, path: str | Path | None = None, server: str | None = None,
+                          **kwargs: Any) -> WorldModel:
     """The GGUF world model at ``path`` for ``env``: a :class:`~planner.env.pddl.PDDLEnvironment`
     (signature and vocabulary checked against its domain; ``path=None``: the shipped model for
     the domain's signature), or any environment with symbolic states (see
     :func:`bind_environment_model`; ``reset_seed`` is its keyword; ``path=None``: the shipped
     model whose recorded domain is the environment's ``world_model_domain``); other ``kwargs`` go to
     :class:`~planner.world.llama.LlamaWorldModel` (``n_ctx``, ``n_threads``, ``n_gpu_layers``,
-    …; ``on_invalid`` defaults to ``"reject"``, as the planner uses a model).
+    …; ``on_invalid`` defaults to ``"reject"``, as the planner uses a model). With ``server`` (a
+    URL), the same file is answered by that llama.cpp server instead
+    (:class:`~planner.world.remote.RemoteWorldModel`: ``concurrency``, ``timeout``, …; the
+    in-process arguments ``n_ctx``, ``n_threads``, ``n_gpu_layers`` are the server's own).
 
     Raises :class:`ModelLoadError` naming the path and the cause; for a model that records
     the signature of its domain, the cause names how the problem's domain differs from it.
@@ -190,7 +194,7 @@ def load_gguf_world_model(env: Any, *, path: str | Path | None = None, **kwargs:
                 raise ModelLoadError(f"no shipped world model for {type(env).__name__}, an environment without a "
                                      "PDDL domain: name a learned one (planner learn writes DIR/model-q8_0.gguf)")
             path = default_model_path(domain)
-        return bind_environment_model(path, env, **kwargs)
+        return bind_environment_model(path, env, server=server, **kwargs)
     kwargs.pop("reset_seed", None)
     task = env.task
     signature = domain_signature(task.domain)
@@ -199,6 +203,10 @@ def load_gguf_world_model(env: Any, *, path: str | Path | None = None, **kwargs:
     else:
         check_model_signature(path, signature, domain_name=task.domain_name)
     kwargs.setdefault("on_invalid", "reject")
+    if server is not None:
+        from planner.world.remote import RemoteWorldModel
+
+        return RemoteWorldModel.for_environment(path, env, url=server, **_remote_kwargs(kwargs))
     return LlamaWorldModel.for_environment(path, env, **kwargs)
 
 
@@ -262,12 +270,14 @@ def environment_problem(info: ModelInfo, env: Any, *, reset_seed: int = 0) -> di
     return {"objects": objects, "goal": goal, "state": state, "actions": actions}
 
 
-def bind_environment_model(path: str | Path, env: Any, *, reset_seed: int = 0, **kwargs: Any) -> WorldModel:
+def bind_environment_model(path: str | Path, env: Any, *, reset_seed: int = 0, server: str | None = None,
+                           **kwargs: Any) -> WorldModel:
     """The fact-delta GGUF model at ``path`` bound to ``env``, any environment with symbolic
     states (a learned model: ``planner learn``), for the problem of
     ``env.reset(seed=reset_seed)`` (see :func:`environment_problem`). The environment's
     signature is unknown, so a signature recorded in the model is not compared. ``kwargs`` go
-    to :class:`~planner.world.llama.LlamaWorldModel` (``on_invalid`` defaults to ``"reject"``).
+    to :class:`~planner.world.llama.LlamaWorldModel` (``on_invalid`` defaults to ``"reject"``),
+    or with ``server`` (a URL) to :class:`~planner.world.remote.RemoteWorldModel`.
 
     Raises :class:`ModelLoadError` for a file that is not a fact-delta model or a text state,
     and :class:`~planner.errors.VocabularyError` for a problem its vocabulary cannot write.
@@ -278,4 +288,16 @@ def bind_environment_model(path: str | Path, env: Any, *, reset_seed: int = 0, *
     _check_codec(info)
     problem = environment_problem(info, env, reset_seed=reset_seed)
     kwargs.setdefault("on_invalid", "reject")
+    if server is not None:
+        from planner.world.remote import RemoteWorldModel
+
+        return RemoteWorldModel(path, url=server, **problem, **_remote_kwargs(kwargs))
     return LlamaWorldModel(path, **problem, **kwargs)
+
+
+IN_PROCESS_ONLY = ("n_ctx", "n_threads", "n_gpu_layers", "mode", "max_siblings")
+"""Arguments of the in-process model that a served model leaves to its server."""
+
+
+def _remote_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in kwargs.items() if k not in IN_PROCESS_ONLY}

@@ -642,3 +642,20 @@ def quantize(src: str | Path, dst: str | Path, *, kind: str = "q8_0", threads: i
         if rc != 0:
             raise ModelLoadError(f"llama.cpp could not quantize {src} (code {rc})")
     return Path(dst)
+
+
+def read_token_pieces(path: str | Path) -> tuple[list[str], int]:
+    """The vocabulary of a GGUF file without loading its weights: each token's text as stored
+    (``▁`` for a space) in id order, and the id of the begin-of-sequence token.
+
+    Raises :class:`ModelLoadError` naming the path for a file that is not a readable GGUF file
+    and naming the key for a broken tokenizer."""
+    p = Path(path)
+    info = read_model_info(p)  # the file's checks, with their messages
+    import gguf
+
+    fields = gguf.GGUFReader(str(info.path)).fields
+    texts = _token_texts(p, fields)
+    bos = fields.get("tokenizer.ggml.bos_token_id")
+    bos_id = int(bos.contents()) if bos is not None else _SPECIAL_DEFAULTS["tokenizer.ggml.bos_token_id"]
+    return [t.decode("utf-8", "replace") for t in texts], bos_id

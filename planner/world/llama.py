@@ -37,6 +37,7 @@ from planner.errors import (
     ConfigError,
     ContextOverflowError,
     ModelLoadError,
+    ServerError,
     UnknownActionError,
     VocabularyError,
     WorldModelError,
@@ -457,7 +458,7 @@ class LlamaWorldModel:
         try:
             return retry_invalid(attempt, retries=self.retries, stats=self.stats)
         except WorldModelError as exc:
-            if self.on_invalid == "raise":
+            if self.on_invalid == "raise" or isinstance(exc, ServerError):
                 raise
             self.stats.invalid += 1
             log.debug("invalid_answer_rejected", raw=exc.raw, error=str(exc).split(" (raw")[0])

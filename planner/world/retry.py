@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
-from planner.errors import WorldModelError
+from planner.errors import ServerError, WorldModelError
 from planner.world.base import ModelStats
 
 T = TypeVar("T")
@@ -20,15 +20,21 @@ def retry_invalid(attempt: Callable[[int], T], *, retries: int, stats: ModelStat
     then parses and validates the answer, raising :class:`WorldModelError` with the raw text
     when it is invalid. Each attempt after the first counts in ``stats.retries``. After the
     last attempt its error propagates, raw text included. A valid first answer returns
-    without building any retry machinery (the hot path of a search).
+    without building any retry machinery (the hot path of a search). A
+    :class:`~planner.errors.ServerError` (the server failed, not the answer) is not retried.
     """
     try:
         return attempt(1)
+    except ServerError:
+        raise
     except WorldModelError:
         if retries <= 0:
             raise
-    for trial in Retrying(stop=stop_after_attempt(retries), retry=retry_if_exception_type(WorldModelError),
-                          reraise=True):
+
+    def invalid(exc: BaseException) -> bool:
+        return isinstance(exc, WorldModelError) and not isinstance(exc, ServerError)
+
+    for trial in Retrying(stop=stop_after_attempt(retries), retry=retry_if_exception(invalid), reraise=True):
         with trial:
             stats.retries += 1
             return attempt(trial.retry_state.attempt_number + 1)

@@ -1,0 +1,432 @@
+"""``RemoteWorldModel``: a fact-delta GGUF world model served by a llama.cpp server.
+
+Any server that speaks the OpenAI-compatible completions API with llama.cpp's extensions —
+llama.cpp's own ``llama-server`` or llama-cpp-python's server (``planner serve`` starts one) —
+can run the model; this client asks it for the same answers :class:`~planner.world.llama.
+LlamaWorldModel` computes in-process, with the same codec, the same constraints and the same
+validation. Only the GGUF file's header is read here (its codec, schemas and vocabulary), so
+the client needs the file the server runs, never its weights in memory.
+
+How an answer is decoded through a completions API (one per candidate action, up to
+``concurrency`` at once over a pool of keep-alive connections):
+
+* Every request is greedy (``temperature = 0``) with a logit bias of :data:`BIAS` on every
+  word of the codec for the bound problem, so the server's choice at each step is the
+  likeliest codec word, and it returns each chosen token's log-probability under the model's
+  unconstrained distribution (what the in-process decoder sums).
+* The client replays the server's tokens through the same answer rules as the in-process
+  decoder. A token the rules allow at its step is exactly the in-process choice there (the
+  likeliest of a superset that contains it is the likeliest of the allowed ones); at the first
+  token they do not allow, the rest is dropped and that one step is asked again with the bias
+  on the allowed tokens alone. So most answers take one request, and every answer is the
+  in-process answer.
+* Retries after a failed validation sample with ``temperature > 0`` from the allowed tokens
+  (a sampled token outside them is drawn again from them alone: the same distribution).
+
+Transport failures (refused connections, timeouts, 429 and 5xx answers) are retried with
+exponential back-off (tenacity), then raise :class:`~planner.errors.ServerError` naming the
+server; a 4xx answer raises at once with the server's message. A server error is never read as
+an invalid answer (``on_invalid="reject"`` does not hide it).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from planner.errors import ConfigError, ModelLoadError, ServerError, WorldModelError
+from planner.logs import get_logger
+from planner.types import Action, FactGoal, State
+from planner.world.base import ModelStats
+from planner.world.decoder import Answer, AnswerRules
+from planner.world.gguf_io import read_model_info, read_token_pieces
+from planner.world.llama import LlamaWorldModel, _check_arguments, _check_codec
+from planner.world.vocab import SPACE
+
+log = get_logger(__name__)
+
+BIAS = 100.0
+"""Logit bias on the codec's words (natural-log units): far above any gap between a word and
+a token outside the codec, small enough that float32 logits keep their order."""
+MAX_CONCURRENCY = 256
+"""Most requests one model keeps in flight."""
+
+
+def _import_httpx() -> Any:
+    try:
+        import httpx
+    except ImportError:
+        raise ConfigError("a remote world model needs the httpx package: pip install 'planner[remote]'") from None
+    return httpx
+
+
+@dataclass(frozen=True)
+class Step:
+    """One token a server chose: its vocabulary text, its log-probability under the model's
+    unconstrained distribution, and (when asked) the likeliest alternatives' texts and
+    log-probabilities at that step."""
+
+    text: str
+    logprob: float
+    top: dict[str, float]
+
+
+class CompletionClient:
+    """A pooled, retrying client of one server's ``/v1/completions``.
+
+    Args:
+        url: the server's base URL (``http://127.0.0.1:8080``; a trailing ``/v1`` is accepted).
+        timeout: seconds to wait for a connection or an answer (finite, > 0).
+        retries: extra attempts after a transport failure (``0..20``).
+        max_connections: keep-alive connections in the pool (``1..MAX_CONCURRENCY``).
+        api_key: sent as a bearer token when given (``llama-server --api-key``).
+    """
+
+    def __init__(self, url: str, *, timeout: float = 30.0, retries: int = 3, max_connections: int = 4,
+                 api_key: str | None = None) -> None:
+        httpx = _import_httpx()
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ConfigError(f"server url must start with http:// or https://, got {url!r}")
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not (
+                math.isfinite(timeout) and timeout > 0):
+            raise ConfigError(f"timeout must be a finite number of seconds > 0, got {timeout!r}")
+        if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 20:
+            raise ConfigError(f"retries must be a whole number in 0..20, got {retries!r}")
+        self.url = url.rstrip("/").removesuffix("/v1")
+        self.retries = retries
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(base_url=self.url, timeout=httpx.Timeout(timeout), headers=headers,
+                                  limits=httpx.Limits(max_connections=max_connections,
+                                                      max_keepalive_connections=max_connections))
+        self._httpx = httpx
+        self.requests = 0
+        """Requests answered so far (retries of one request count once)."""
+
+    def close(self) -> None:
+        self._http.close()
+
+    def model_id(self) -> str | None:
+        """The model the server names at ``/v1/models`` (``None`` when it names none).
+        Raises :class:`ModelLoadError` when no server answers."""
+        try:
+            data = self._call("GET", "/v1/models", None)
+        except ServerError as exc:
+            raise ModelLoadError(str(exc)) from None
+        models = data.get("data") if isinstance(data, dict) else None
+        if isinstance(models, list) and models and isinstance(models[0], dict):
+            ident = models[0].get("id")
+            return ident if isinstance(ident, str) else None
+        return None
+
+    def complete(self, prompt: str, *, bias: Iterable[int], max_tokens: int, temperature: float = 0.0,
+                 seed: int = 0, top: int = 0) -> list[Step]:
+        """The tokens the server generates after ``prompt`` (its text; the server adds the
+        begin-of-sequence token) with ``BIAS`` added to the logits of the token ids ``bias``:
+        greedy for ``temperature`` 0, else sampled from the whole biased distribution
+        (no top-k, top-p or min-p cut, no repetition penalty). ``top`` > 0 also returns that
+        many likeliest alternatives at each step."""
+        body = {
+            "prompt": prompt, "max_tokens": max_tokens, "temperature": temperature, "seed": seed,
+            "top_k": 0, "top_p": 1.0, "min_p": 0.0, "repeat_penalty": 1.0, "presence_penalty": 0.0,
+            "frequency_penalty": 0.0, "logprobs": max(top, 1), "stream": False,
+            "logit_bias": {str(t): BIAS for t in bias},
+        }
+        data = self._call("POST", "/v1/completions", body)
+        try:
+            lp = data["choices"][0]["logprobs"]
+            texts, logprobs = lp["tokens"], lp["token_logprobs"]
+            tops = lp.get("top_logprobs") or [{}] * len(texts)
+            steps = [Step(str(t), float(p), {str(k): float(v) for k, v in (d or {}).items()})
+                     for t, p, d in zip(texts, logprobs, tops)]
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise ServerError(f"server {self.url} answered without per-token log-probabilities "
+                                  f"({type(exc).__name__}: {exc}); llama-cpp-python's server needs "
+                                  f"--logits_all true", raw=str(data)[:300]) from None
+        return steps
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
+        """One request, retried on transport failures; the decoded JSON answer."""
+        from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+        httpx = self._httpx
+
+        def transient(exc: BaseException) -> bool:
+            if isinstance(exc, httpx.TransportError):
+                return True
+            return isinstance(exc, httpx.HTTPStatusError) and (exc.response.status_code in (408, 429)
+                                                               or exc.response.status_code >= 500)
+
+        def once() -> Any:
+            response = self._http.request(method, path, json=body)
+            response.raise_for_status()
+            return response.json()
+
+        try:
+            for attempt in Retrying(stop=stop_after_attempt(self.retries + 1), reraise=False,
+                                    wait=wait_exponential(multiplier=0.05, max=2.0),
+                                    retry=retry_if_exception(transient)):
+                with attempt:
+                    data = once()
+        except RetryError as exc:
+            last = exc.last_attempt.exception()
+            raise ServerError(f"server {self.url} failed {self.retries + 1} times on {method} {path}: "
+                                  f"{_describe(last)}") from None
+        except httpx.HTTPStatusError as exc:
+            raise ServerError(f"server {self.url} refused {method} {path}: {_describe(exc)}") from None
+        except ValueError as exc:  # not JSON
+            raise ServerError(f"server {self.url} answered {method} {path} with something that is not "
+                                  f"JSON: {exc}") from None
+        self.requests += 1
+        return data
+
+
+def _describe(exc: BaseException | None) -> str:
+    """One line about a transport or HTTP failure, with the server's message when it sent one."""
+    if exc is None:
+        return "no answer"
+    response = getattr(exc, "response", None)
+    if response is not None:
+        try:
+            text = response.text.strip().replace("\n", " ")
+        except Exception:  # a streamed or undecodable body
+            text = ""
+        return f"HTTP {response.status_code} {text[:300]}".strip()
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+class _RemoteVocabulary:
+    """What :class:`LlamaWorldModel`'s methods read from an engine, for a served model: the
+    file's vocabulary and context size (nothing to close)."""
+
+    def __init__(self, path: Path, *, context: int) -> None:
+        self._pieces, self.bos = read_token_pieces(path)
+        self.n_ctx = self.n_ctx_train = context
+        self.n_seq_max = MAX_CONCURRENCY + 1
+
+    def pieces(self) -> list[str]:
+        return self._pieces
+
+    def close(self) -> None:
+        pass
+
+
+class RemoteDecoder:
+    """:class:`~planner.world.decoder.Decoder`'s interface over a completions server: the same
+    answers (see the module's description), siblings decoded concurrently."""
+
+    def __init__(self, client: CompletionClient, *, pieces: Sequence[str], stats: ModelStats, concurrency: int,
+                 seed: int = 0) -> None:
+        self.client = client
+        self.pieces = pieces
+        self.stats = stats
+        self.concurrency = concurrency
+        self._rng = np.random.default_rng(seed)
+        self._rng_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="planner-remote")
+        self.codec_ids: np.ndarray = np.zeros(0, dtype=np.int64)
+        """Token ids of every codec word of the bound problem (the bias of a first request)."""
+        self._id_of: dict[str, int] = {}
+
+    def bind(self, word_ids: dict[str, int]) -> None:
+        """The codec's words of the bound problem (``word -> token id``)."""
+        self.codec_ids = np.array(sorted(set(word_ids.values())), dtype=np.int64)
+        self._id_of = {self.pieces[i].replace(SPACE, " ").strip(): i for i in self.codec_ids}
+
+    def clear(self) -> None:
+        """Nothing is cached here (the server keeps its own prompt cache)."""
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def decode(self, prefix: list[int], suffixes: Sequence[list[int]], *, rules: Callable[[], AnswerRules],
+               max_new: int, temperature: float = 0.0) -> list[Answer]:
+        """One answer per suffix for the prompt ``prefix + suffix`` (``prefix`` starts with the
+        begin-of-sequence token, which the server adds itself)."""
+        head = self._text(prefix[1:])
+        head = head[1:] if head.startswith(" ") else head  # the server's tokenizer puts the first space back
+        self.stats.prompt_tokens += len(prefix) - 1 + sum(len(s) for s in suffixes)
+        if len(suffixes) == 1:
+            answers = [self._answer(head, suffixes[0], rules(), max_new, temperature)]
+        else:
+            futures = [self._pool.submit(self._answer, head, s, rules(), max_new, temperature) for s in suffixes]
+            answers = [f.result() for f in futures]
+        self.stats.generated_tokens += sum(len(a.tokens) for a in answers)
+        return answers
+
+    def _text(self, ids: Sequence[int]) -> str:
+        return "".join(self.pieces[t] for t in ids).replace(SPACE, " ")
+
+    def _seed(self) -> int:
+        with self._rng_lock:
+            return int(self._rng.integers(0, 2**31 - 1))
+
+    def _ask(self, text: str, bias: Iterable[int], max_tokens: int, temperature: float,
+             top: int) -> list[tuple[int, Step]]:
+        steps = self.client.complete(text, bias=bias, max_tokens=max_tokens, temperature=temperature,
+                                     seed=self._seed() if temperature > 0 else 0, top=top)
+        out = []
+        for step in steps:
+            token = self._id_of.get(step.text.strip())
+            if token is None:  # a token outside the codec: only the steps before it are usable
+                break
+            out.append((token, step))
+        if not out and steps:
+            raise ServerError(f"server {self.client.url} answered with {steps[0].text!r}, no word of this "
+                                  "model's codec: does it run the same GGUF file?", raw=steps[0].text)
+        return out
+
+    def _answer(self, head: str, suffix: list[int], rules: AnswerRules, max_new: int,
+                temperature: float) -> Answer:
+        answer = Answer()
+        text = head + self._text(suffix)
+        pending: list[tuple[int, Step]] = []
+        while len(answer.tokens) < max_new:
+            allowed = rules.allowed()
+            if not pending:
+                first = not answer.tokens
+                pending = self._ask(text, self.codec_ids, max_new - len(answer.tokens), temperature, 5 if first else 0)
+            token, step = pending[0]
+            if token not in allowed:
+                pending = self._ask(text, allowed.tolist(), 1, temperature, 0)
+                token, step = pending[0]
+                if token not in allowed:
+                    raise ServerError(f"server {self.client.url} chose {step.text!r} although the logit bias "
+                                          "allowed only the codec's answer words: does it apply logit_bias?",
+                                          raw=step.text)
+            pending = pending[1:]
+            if not answer.tokens:
+                answer.first = self._first(text, allowed, token, step)
+            answer.logprob += step.logprob
+            answer.tokens.append(token)
+            text += self._text([token])
+            forced = rules.push(token)
+            if forced is None:
+                return answer
+            for f in forced:
+                answer.tokens.append(f)
+                text += self._text([f])
+                if pending and pending[0][0] == f:
+                    pending = pending[1:]  # the server wrote the forced token itself: its context matches
+                else:
+                    pending = []
+        raise WorldModelError(f"server {self.client.url}: the answer did not end within {max_new} tokens",
+                              raw=self._text(answer.tokens).strip())
+
+    def _first(self, text: str, allowed: np.ndarray, token: int, step: Step) -> dict[int, float]:
+        """The log-probability of every token allowed at the first step (the verdicts)."""
+        first = {token: step.logprob}
+        for t in allowed.tolist():
+            if t in first:
+                continue
+            word = self._text([t])
+            known = step.top.get(word, step.top.get(word.strip()))
+            if known is None:  # not among the server's alternatives: ask for it alone
+                known = self._ask(text, [t], 1, 0.0, 0)[0][1].logprob
+            first[t] = known
+        return first
+
+
+class RemoteWorldModel(LlamaWorldModel):
+    """A fact-delta world model for one problem, answered by a llama.cpp server.
+
+    Args:
+        path: the GGUF file the server runs: its header gives the codec, the schemas and the
+            vocabulary (the weights are not loaded here).
+        url: the server's base URL, e.g. ``http://127.0.0.1:8080`` (``planner serve MODEL``
+            starts one on the loopback interface).
+        objects, goal, state, facts, actions, retries, retry_temperature, seed, on_invalid,
+            consistent: as for :class:`~planner.world.llama.LlamaWorldModel`.
+        concurrency: requests in flight at once for the candidate actions of one state
+            (``1..MAX_CONCURRENCY``; the connection pool has as many connections).
+        timeout: seconds to wait for a connection or an answer.
+        http_retries: extra attempts after a transport failure (``0..20``).
+        api_key: bearer token for servers that ask for one.
+
+    Raises :class:`~planner.errors.ConfigError` for an argument out of range (or httpx
+    missing), :class:`~planner.errors.ModelLoadError` for a file that is not a fact-delta model
+    or a server that does not answer, and :class:`~planner.errors.VocabularyError` for a
+    problem the vocabulary cannot write.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        url: str,
+        objects: Sequence[str],
+        goal: FactGoal,
+        state: State | None = None,
+        facts: Iterable[str] = (),
+        actions: Sequence[Action] = (),
+        concurrency: int = 4,
+        timeout: float = 30.0,
+        http_retries: int = 3,
+        api_key: str | None = None,
+        retries: int = 2,
+        retry_temperature: float = 0.8,
+        seed: int = 0,
+        on_invalid: Literal["raise", "reject"] = "raise",
+        consistent: bool = True,
+    ) -> None:
+        if not isinstance(consistent, bool):
+            raise ConfigError(f"consistent must be True or False, got {consistent!r}")
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= MAX_CONCURRENCY:
+            raise ConfigError(f"concurrency must be a whole number in 1..{MAX_CONCURRENCY}, got {concurrency!r}")
+        self.info = read_model_info(path)
+        _check_codec(self.info)
+        context = self.info.context or 4096
+        _check_arguments(mode="batched", max_siblings=concurrency, retries=retries,
+                         retry_temperature=retry_temperature, seed=seed, on_invalid=on_invalid,
+                         n_ctx=max(context, 32))
+        self.consistent = consistent
+        self._path = Path(path)
+        self.codec = self._bind(objects, goal, state, facts=facts, actions=actions, n_ctx=context)
+        self.goal = goal
+        self.mode = "batched"
+        self.on_invalid = on_invalid
+        self.retries = retries
+        self.retry_temperature = retry_temperature
+        self._seed = seed
+        self._lock = threading.RLock()
+        self.stats = ModelStats()
+        self.max_siblings = concurrency
+        self.client = CompletionClient(url, timeout=timeout, retries=http_retries, max_connections=concurrency,
+                                       api_key=api_key)
+        try:
+            served = self.client.model_id()
+            self.engine = _RemoteVocabulary(self._path, context=context)  # type: ignore[assignment]
+            self.decoder = RemoteDecoder(self.client, pieces=self.engine.pieces(), stats=self.stats,  # type: ignore[assignment]
+                                         concurrency=concurrency, seed=seed)
+            self._index = {p: i for i, p in enumerate(self.engine.pieces())}
+            self.word_ids = {}
+            self._id_word = {}
+            self._learn_words(len(self.codec.objects))
+        except BaseException:
+            self.client.close()
+            raise
+        if served and Path(served).name != self._path.name:
+            log.warning("served_model_differs", url=self.client.url, served=served, path=str(self._path))
+        log.info("remote_model_ready", url=self.client.url, path=str(self._path), served=served)
+
+    def _learn_words(self, n_objects: int) -> None:
+        super()._learn_words(n_objects)
+        self.decoder.bind(self.word_ids)  # type: ignore[attr-defined]
+
+    def reset_decoding(self) -> None:
+        """Reseed the retry sampler, as a new model's (the server keeps its own cache)."""
+        with self._lock:
+            self.decoder._rng = np.random.default_rng(self._seed)  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        self.decoder.close()  # type: ignore[attr-defined]
+        self.client.close()
+
+
+__all__ = ["BIAS", "CompletionClient", "RemoteDecoder", "RemoteWorldModel", "Step"]
