@@ -22,6 +22,8 @@ Built-in ids:
   :mod:`planner.env.household`.
 - ``lab-v0``: a variation of a discrete ScienceWorld task (needs the ``lab`` extra and
   ``java``); see :mod:`planner.env.lab`.
+- ``cooking-v0``: a TextWorld cooking game generated offline, text-only states (needs the
+  ``household`` extra); see :mod:`planner.env.cooking`.
 
 Errors: an unknown id, a bad keyword argument, a missing file or factory raise
 :class:`ConfigError`; a factory or module that raises, or a factory whose result breaks the
@@ -365,6 +367,9 @@ def _register_builtins() -> None:
     register("lab-v0", _lab_factory,
              description="ScienceWorld laboratory task (split=train|val|test by variation, task=NAME; needs the "
                          "'lab' extra and java)")
+    register("cooking-v0", _cooking_factory,
+             description="TextWorld cooking game generated offline, text-only states (split=train|val|test by game "
+                         "seed, go=1|6|9|12, recipe=N; needs the 'household' extra)")
 
 
 def _frozenlake_factory() -> EnvFactory:
@@ -390,6 +395,16 @@ def _lab_factory(*, seed: int = 0, split: str = "train", task: str | None = None
     from planner.env.lab import make_lab
 
     return make_lab(seed=seed, split=split, task=task, max_steps=max_steps)
+
+
+def _cooking_factory(*, seed: int = 0, split: str = "train", recipe: int = 1, take: int = 1, go: int = 1,
+                     open: bool = True, cook: bool = True, cut: bool = True, foods: str = "train",
+                     max_steps: int | None = 50, cache_dir: str | None = None) -> Environment:
+    """:func:`planner.env.cooking.make_cooking`, imported when called."""
+    from planner.env.cooking import make_cooking
+
+    return make_cooking(seed=seed, split=split, recipe=recipe, take=take, go=go, open=open, cook=cook, cut=cut,
+                        foods=foods, max_steps=max_steps, cache_dir=cache_dir)
 
 
 _register_builtins()
