@@ -63,6 +63,12 @@ SERVER_HELP = ("Base URL of a llama.cpp server running the same GGUF file (plann
 GPU_LAYERS_HELP = "Layers offloaded to a GPU (CUDA or Metal builds of llama.cpp; -1: all)."
 
 
+def _check_gpu_layers(value: int | None) -> None:
+    """:class:`ConfigError` for a GPU layer count outside ``[model] n_gpu_layers``'s bounds."""
+    if value is not None:
+        PlannerConfig().updated(model={"n_gpu_layers": value})
+
+
 def configure_logging(verbose: int) -> None:
     """Log events to standard error: warnings by default, info with -v, debug with -vv."""
     level = logging.WARNING - 10 * min(verbose, 2)
@@ -1034,6 +1040,7 @@ def eval_model(
 
     By default the model is scored as the planner uses it: an answer that still fails
     validation after its retries is read as "not applicable" (and counted in the report)."""
+    _check_gpu_layers(gpu_layers)
     if (data is None) == (env_name is None):
         raise ConfigError("give either --data LOG (recorded transitions) or --env NAME|PATH.py:FACTORY (fresh "
                           "episodes), not " + ("both" if data is not None else "neither"))
@@ -1302,6 +1309,7 @@ def synth(
 
     if oracle == (model is not None):
         raise ConfigError("choose one of --oracle and --model PATH.gguf")
+    _check_gpu_layers(gpu_layers)
     if model is not None and not model.is_file():
         raise ConfigError(f"--model {model}: no such file")
     _check_output("--out", out_path)
@@ -1316,15 +1324,22 @@ def synth(
     if threads is not None:
         raise ConfigError("--threads is for --workers or --ray (each worker's llama.cpp threads)")
 
+    building = {"seed": 0}  # the seed of the environment model_for is asked about (made just before)
+
+    def make_one(s: int) -> Environment:
+        building["seed"] = s
+        return make(env_name, seed=s, **kwargs)
+
     def model_for(env: Environment) -> WorldModel:
         if oracle:
             return OracleWorldModel(env)  # type: ignore[arg-type]  # a Simulator, checked above
         from planner.world.factory import load_gguf_world_model
 
-        return load_gguf_world_model(env, path=model, n_gpu_layers=gpu_layers)
+        # a learned model binds the problem of the seed's own reset, as the episodes start there
+        return load_gguf_world_model(env, path=model, n_gpu_layers=gpu_layers, reset_seed=building["seed"])
 
     with err.status(f"imagining in {env_name}…"):
-        report = synthesize(lambda s: make(env_name, seed=s, **kwargs), model_for, seeds=span,
+        report = synthesize(make_one, model_for, seeds=span,
                             episodes_per_seed=episodes, max_steps=max_steps,
                             policy=cast(Any, policy),  # checked there
                             anchor_every=anchor_every, out_path=out_path, seed=seed)
@@ -1486,27 +1501,30 @@ def serve(
     gpu_layers: Annotated[int, typer.Option(help=GPU_LAYERS_HELP)] = 0,
 ) -> None:
     """Serve a GGUF world model over llama.cpp's OpenAI-compatible completions API (llama-cpp-python's
-    server: pip install 'planner[server]'), for solve, demo and eval --server URL. Runs until
-    Ctrl-C; exit code 0 after Ctrl-C, the server's own when it fails."""
+    server: pip install 'planner\\[server]'), for solve, demo and eval --server URL. Runs until
+    Ctrl-C (exit code 130); 1 when the server fails."""
     import subprocess
 
-    from planner.world.serve import check_server_extra, server_command, stop
+    from planner.world.engine import gpu_offload_supported
+    from planner.world.serve import check_port_free, check_server_extra, server_command, server_url, stop
 
     check_server_extra()
     cmd = server_command(model, host=host, port=port, n_threads=threads, n_gpu_layers=gpu_layers)
+    check_port_free(host, port)
+    url = server_url(host, port)
+    if gpu_layers and not gpu_offload_supported():
+        err.print(f"[yellow]--gpu-layers {gpu_layers} ignored: this llama.cpp build has no GPU backend[/]")
     if host not in ("127.0.0.1", "localhost", "::1"):
         err.print(f"[yellow]listening on {host}: reachable from other machines, with no authentication[/]")
-    err.print(f"serving {model} at http://{host}:{port} (planner solve … --server http://{host}:{port}); "
-              "Ctrl-C stops it")
+    err.print(f"serving {model} at {url} (planner solve … --server {url}); Ctrl-C stops it", markup=False)
     process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
     try:
         code = process.wait()
     except KeyboardInterrupt:
         stop(process)
-        return
-    if code != 0:
-        err.print(f"[red]the model server exited with code {code}[/]")
-        raise typer.Exit(code if 0 < code < 256 else 1)
+        raise typer.Exit(130) from None
+    err.print(f"[red]the model server stopped with exit code {code}[/]")
+    raise typer.Exit(1)
 
 
 @app.command()

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from planner.errors import ConfigError
 
@@ -180,9 +180,28 @@ class ModelConfig(_Frozen):
     n_threads: int | None = Field(None, ge=1, le=MAX_THREADS)
     n_gpu_layers: int = Field(0, ge=-1, le=MAX_GPU_LAYERS)
     n_ctx: int = Field(4096, ge=MIN_N_CTX, le=MAX_N_CTX)
-    server: str | None = Field(None, pattern=r"^https?://[^\s]+$", max_length=2048)
+    server: str | None = Field(None, max_length=2048)
     concurrency: int = Field(4, ge=1, le=256)
     timeout_s: float = Field(30.0, gt=0, le=3600, allow_inf_nan=False)
+
+    @field_validator("server")
+    @classmethod
+    def _server(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        from planner.world.remote import check_server_url
+
+        try:
+            return check_server_url(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+
+    @model_validator(mode="after")
+    def _one_model(self) -> ModelConfig:
+        if self.kind == "oracle" and self.server is not None:
+            raise ValueError(f"kind 'oracle' is the exact model, computed here: it takes no server "
+                             f"(got server {self.server!r})")
+        return self
 
     @field_validator("path", mode="before")
     @classmethod

@@ -308,3 +308,32 @@ def test_collect_gives_the_same_records_for_any_worker_count(capsys, tmp_path, s
     for split in splits:
         one = sorted_lines(tmp_path / "one" / split)
         assert one and one == sorted_lines(tmp_path / "two" / split)
+
+
+def test_how_the_model_runs_is_not_part_of_a_batch_identity():
+    from planner.config import PlannerConfig
+    from planner.scale.eval import EvalSettings
+
+    def header(**model):
+        cfg = PlannerConfig().updated(model=model)
+        return EvalSettings(config=cfg, env="blocksworld-v0", env_args={}).header().config
+
+    in_process = header(n_threads=2)
+    assert header(server="http://127.0.0.1:8090", timeout_s=60.0, concurrency=8, n_gpu_layers=-1) == in_process
+    assert header(cache_size=10) != in_process  # what the planner sees still counts
+
+
+def test_an_unreachable_ray_address_is_one_line_at_once(tmp_path):
+    pytest.importorskip("ray", reason="needs the 'ray' extra")
+    from planner.errors import ConfigError
+    from planner.scale.ray_executor import _check_reachable
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: nothing listens there
+    start = time.perf_counter()
+    with pytest.raises(ConfigError, match=f"127.0.0.1:{port}: cannot reach Ray"):
+        _check_reachable(f"127.0.0.1:{port}")
+    assert time.perf_counter() - start < 10
+    with pytest.raises(ConfigError, match="not an address"):
+        _check_reachable("127.0.0.1:notaport")

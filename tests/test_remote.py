@@ -247,3 +247,58 @@ def test_missing_server_extra_names_it(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "uvicorn" else real(name, *a))
     with pytest.raises(ConfigError, match=r"planner\[server\].*|uvicorn"):
         check_server_extra()
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:abc", "http://[::1", "http://127.0.0.1:99999", "http://:8080",
+                                 "http://127.0.0.1:0"])
+def test_malformed_urls_are_one_line_errors(url):
+    with pytest.raises(ConfigError, match="server url"):
+        PlannerConfig().updated(model={"server": url})
+    from planner.world.remote import check_server_url
+
+    with pytest.raises(ConfigError, match="server url"):
+        check_server_url(url)
+
+
+def test_the_exact_model_takes_no_server():
+    with pytest.raises(ConfigError, match=r"oracle.*no server"):
+        PlannerConfig().updated(model={"kind": "oracle", "server": "http://127.0.0.1:8080"})
+
+
+def test_a_busy_port_is_named_before_serving():
+    import socket
+
+    from planner.world.serve import check_port_free, server_url
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        with pytest.raises(ConfigError, match=f"cannot listen on 127.0.0.1 port {port}"):
+            check_port_free("127.0.0.1", port)
+    assert server_url("::1", 8080) == "http://[::1]:8080"
+
+
+@pytest.mark.parametrize("logprobs", [{"tokens": [], "token_logprobs": [], "top_logprobs": []},
+                                      {"tokens": [" ok"], "token_logprobs": [-0.1], "top_logprobs": [[1, 2]]}])
+def test_odd_server_answers_are_server_errors(stub, tmp_path, logprobs):
+    from planner.errors import ServerError
+
+    stub.reply = (200, json.dumps({"choices": [{"text": "", "logprobs": logprobs}]}))
+    model, env = _stub_model(stub, tmp_path)
+    action = next(iter(env.candidate_actions(env.state)))
+    with pytest.raises(ServerError):
+        model.predict(env.state, action)
+    model.close()
+
+
+def test_an_aborted_client_sends_nothing_more(stub, tmp_path):
+    from planner.errors import ServerError
+
+    stub.reply = (503, "{}")
+    model, env = _stub_model(stub, tmp_path, http_retries=5)
+    model.client.abort()
+    action = next(iter(env.candidate_actions(env.state)))
+    with pytest.raises(ServerError, match="abandoned"):
+        model.predict(env.state, action)
+    assert stub.posts == 0

@@ -78,7 +78,7 @@ def trained(tmp_path_factory):
     data = [TextTransition(game=i, state=s, action=a, observation=o, done=d) for i, (s, a, o, d) in
             enumerate(SYNTHETIC)]
     config = TextTrainConfig(shape=LlamaShape(dim=64, n_layers=2, n_heads=2, ffn_dim=128, context=64),
-                             minutes=1.0, max_steps=300, batch_size=16, lr=3e-3, warmup=20, threads=1)
+                             minutes=10.0, max_steps=300, batch_size=16, lr=3e-3, warmup=20, threads=1)
     summary = train_text(data, out, config=config)
     return out, data, summary
 

@@ -127,7 +127,10 @@ class EvalSettings:
             path = Path(m.path).resolve()
             model, digest = str(path), _sha256(path) if path.is_file() else None
         data = self.config.model_dump(mode="json")
-        data["model"] = {k: v for k, v in data["model"].items() if k not in ("n_threads", "n_gpu_layers")}
+        # how the model runs (threads, GPU, in-process or served and the client's settings) gives
+        # the same answers: not part of what a resumed batch must share
+        running = ("n_threads", "n_gpu_layers", "server", "concurrency", "timeout_s")
+        data["model"] = {k: v for k, v in data["model"].items() if k not in running}
         return EvalHeader(source="pddl" if self.domain is not None else "env", env=self.env,
                           env_args=dict(self.env_args),
                           domain=str(Path(self.domain).resolve()) if self.domain is not None else None,

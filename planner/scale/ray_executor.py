@@ -98,6 +98,7 @@ class RayExecutor:
 
                 ray.init(num_cpus=max(self.workers, available_cpus()), **options)
             else:
+                _check_reachable(self.address)
                 ray.init(address=self.address, **options)
         except Exception as exc:  # connection refused, bad address: Ray's own exception types
             text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -168,3 +169,29 @@ _END = object()
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+REACH_TIMEOUT_S = 5.0
+"""Seconds to wait for a TCP connection to a Ray address before giving up (Ray's own client
+retries for minutes)."""
+
+
+def _check_reachable(address: str) -> None:
+    """:class:`ConfigError` when ``host:port`` (or ``ray://host:port``) takes no TCP connection
+    within :data:`REACH_TIMEOUT_S`; other forms (``auto``) are left to Ray."""
+    import socket
+    from urllib.parse import urlsplit
+
+    target = address if "://" in address else f"tcp://{address}"
+    try:
+        parts = urlsplit(target)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        raise ConfigError(f"--ray {address}: not an address (host:port, ray://host:port, auto or local)") from None
+    if not host or port is None:
+        return
+    try:
+        with socket.create_connection((host, port), timeout=REACH_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"--ray {address}: cannot reach Ray there ({exc.strerror or exc})") from None

@@ -153,8 +153,11 @@ def _batch(examples: Sequence[Encoded], picks: np.ndarray, pad: int) -> tuple[to
 
 @dataclass(frozen=True)
 class TextTrainConfig:
-    """Settings of :func:`train_text`: the shape, ``minutes`` of training (the schedule is
-    sized from the first steps' speed), ``batch_size``, peak ``lr``, ``seed``, ``threads``."""
+    """Settings of :func:`train_text`: the shape; ``minutes`` of training and at most
+    ``max_steps`` steps (after ``warmup`` steps the learning rate follows a cosine from ``lr``
+    to ``min_lr`` over the time budget, or over the steps when they run out first: a time-
+    budgeted run is not step-for-step reproducible on a busy machine); ``batch_size``;
+    ``seed``; ``threads``."""
 
     shape: LlamaShape = field(default_factory=lambda: LlamaShape(dim=128, n_layers=4, n_heads=4, ffn_dim=512,
                                                                  context=384))
@@ -185,18 +188,16 @@ def train_text(train: Sequence[TextTransition], out_dir: str | Path, *, config: 
     rng = np.random.default_rng(config.seed)
     budget = config.minutes * 60.0
     started = time.perf_counter()
-    planned = config.max_steps
     step = 0
     loss_value = math.nan
-    while step < planned:
-        if step == 20:  # size the cosine schedule from the speed so far
-            per_step = (time.perf_counter() - started) / 20
-            planned = max(21, min(config.max_steps, int(budget / per_step)))
-        if step > 20 and time.perf_counter() - started > budget:
+    while step < config.max_steps:
+        elapsed = time.perf_counter() - started
+        if elapsed >= budget:
             break
-        frac = min(1.0, max(0, step - config.warmup) / max(1, planned - config.warmup))
+        # warm-up by steps, then a cosine over the time budget (or the step limit, whichever is nearer)
+        frac = max(elapsed / budget, step / config.max_steps)
         lr = (config.lr * (step + 1) / config.warmup if step < config.warmup
-              else config.min_lr + 0.5 * (config.lr - config.min_lr) * (1 + math.cos(math.pi * frac)))
+              else config.min_lr + 0.5 * (config.lr - config.min_lr) * (1 + math.cos(math.pi * min(1.0, frac))))
         for group in opt.param_groups:
             group["lr"] = lr
         tokens, targets = _batch(examples, rng.integers(len(examples), size=config.batch_size), vocab.eos_id)

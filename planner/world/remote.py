@@ -59,6 +59,25 @@ MAX_CONCURRENCY = 256
 """Most requests one model keeps in flight."""
 
 
+def check_server_url(url: object) -> str:
+    """``url`` when it is an ``http(s)://host[:port][/path]`` URL with a port in 1..65535;
+    else :class:`ConfigError` naming it."""
+    from urllib.parse import urlsplit
+
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise ConfigError(f"server url must start with http:// or https://, got {url!r}")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"server url {url!r} is malformed: {exc}") from None
+    if not parts.hostname or any(c.isspace() for c in url):
+        raise ConfigError(f"server url {url!r} names no host")
+    if port == 0:
+        raise ConfigError(f"server url {url!r}: port 0 is not a port to connect to")
+    return url
+
+
 def _import_httpx() -> Any:
     try:
         import httpx
@@ -91,9 +110,8 @@ class CompletionClient:
 
     def __init__(self, url: str, *, timeout: float = 30.0, retries: int = 3, max_connections: int = 4,
                  api_key: str | None = None) -> None:
+        url = check_server_url(url)
         httpx = _import_httpx()
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise ConfigError(f"server url must start with http:// or https://, got {url!r}")
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not (
                 math.isfinite(timeout) and timeout > 0):
             raise ConfigError(f"timeout must be a finite number of seconds > 0, got {timeout!r}")
@@ -106,10 +124,18 @@ class CompletionClient:
                                   limits=httpx.Limits(max_connections=max_connections,
                                                       max_keepalive_connections=max_connections))
         self._httpx = httpx
+        self.aborted = False
+        """Set by :meth:`abort`: no request is sent or retried any more."""
         self.requests = 0
         """Requests answered so far (retries of one request count once)."""
 
     def close(self) -> None:
+        self._http.close()
+
+    def abort(self) -> None:
+        """Abandon every request in flight (their threads fail at once instead of waiting for a
+        stalled server) and refuse new ones: for an interrupt."""
+        self.aborted = True
         self._http.close()
 
     def model_id(self) -> str | None:
@@ -145,7 +171,7 @@ class CompletionClient:
             tops = lp.get("top_logprobs") or [{}] * len(texts)
             steps = [Step(str(t), float(p), {str(k): float(v) for k, v in (d or {}).items()})
                      for t, p, d in zip(texts, logprobs, tops)]
-        except (KeyError, IndexError, TypeError, ValueError) as exc:
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
             raise ServerError(f"server {self.url} answered without per-token log-probabilities "
                                   f"({type(exc).__name__}: {exc}); llama-cpp-python's server needs "
                                   f"--logits_all true", raw=str(data)[:300]) from None
@@ -158,6 +184,8 @@ class CompletionClient:
         httpx = self._httpx
 
         def transient(exc: BaseException) -> bool:
+            if self.aborted:
+                return False
             if isinstance(exc, httpx.TransportError):
                 return True
             return isinstance(exc, httpx.HTTPStatusError) and (exc.response.status_code in (408, 429)
@@ -256,7 +284,17 @@ class RemoteDecoder:
             answers = [self._answer(head, suffixes[0], rules(), max_new, temperature)]
         else:
             futures = [self._pool.submit(self._answer, head, s, rules(), max_new, temperature) for s in suffixes]
-            answers = [f.result() for f in futures]
+            try:
+                answers = [f.result() for f in futures]
+            except Exception:  # one answer failed: the queued ones are not sent
+                for f in futures:
+                    f.cancel()
+                raise
+            except BaseException:  # an interrupt: abandon the requests in flight too, at once
+                for f in futures:
+                    f.cancel()
+                self.client.abort()
+                raise
         self.stats.generated_tokens += sum(len(a.tokens) for a in answers)
         return answers
 
@@ -269,8 +307,13 @@ class RemoteDecoder:
 
     def _ask(self, text: str, bias: Iterable[int], max_tokens: int, temperature: float,
              top: int) -> list[tuple[int, Step]]:
+        if self.client.aborted:
+            raise ServerError(f"requests to {self.client.url} were abandoned (interrupted)")
         steps = self.client.complete(text, bias=bias, max_tokens=max_tokens, temperature=temperature,
                                      seed=self._seed() if temperature > 0 else 0, top=top)
+        if not steps:
+            raise ServerError(f"server {self.client.url} answered no tokens (it stopped before writing any: an "
+                              "end-of-sequence token, or max_tokens ignored)")
         out = []
         for step in steps:
             token = self._id_of.get(step.text.strip())
@@ -411,8 +454,6 @@ class RemoteWorldModel(LlamaWorldModel):
         except BaseException:
             self.client.close()
             raise
-        if served and Path(served).name != self._path.name:
-            log.warning("served_model_differs", url=self.client.url, served=served, path=str(self._path))
         log.info("remote_model_ready", url=self.client.url, path=str(self._path), served=served)
 
     def _learn_words(self, n_objects: int) -> None:

@@ -49,6 +49,22 @@ def free_port(host: str = LOOPBACK) -> int:
         return int(sock.getsockname()[1])
 
 
+def server_url(host: str, port: int) -> str:
+    """The base URL of a server on ``host:port`` (an IPv6 address in brackets)."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def check_port_free(host: str, port: int) -> None:
+    """:class:`ConfigError` naming ``host:port`` when a server could not listen there now."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host} port {port}: {exc.strerror or exc}") from None
+
+
 def server_command(path: str | Path, *, host: str = LOOPBACK, port: int = 8080, n_threads: int | None = None,
                    n_gpu_layers: int = 0, python: str | None = None) -> list[str]:
     """The command line that serves the GGUF file ``path`` (checked: a fact-delta model's
@@ -118,7 +134,7 @@ def running_server(path: str | Path, *, host: str = LOOPBACK, port: int | None =
     check_server_extra()
     port = free_port(host) if port is None else port
     cmd = server_command(path, host=host, port=port, n_threads=n_threads, n_gpu_layers=n_gpu_layers)
-    url = f"http://{host}:{port}"
+    url = server_url(host, port)
     with tempfile.TemporaryDirectory(prefix="planner-serve-") as tmp:
         log_path = Path(tmp) / "server.log"
         with log_path.open("wb") as out:

@@ -97,14 +97,15 @@ class TextObservationModel:
         n_threads: llama.cpp CPU threads (``None``: chosen from the model's size).
         n_gpu_layers: layers offloaded to a GPU (-1: all).
         max_siblings: most commands decoded together.
-        max_new: most answer tokens (an answer is closed by force at this length).
+        max_new: most answer tokens (an answer is closed by force at this length, or where the
+            model's context ends).
 
     Raises :class:`ModelLoadError` for a file that is not a text-observation model and
     :class:`ConfigError` for an argument out of range.
     """
 
     def __init__(self, path: str | Path, *, n_ctx: int = 4096, n_threads: int | None = None, n_gpu_layers: int = 0,
-                 max_siblings: int = 32, max_new: int = 96) -> None:
+                 max_siblings: int = 32, max_new: int = 320) -> None:
         if isinstance(max_new, bool) or not isinstance(max_new, int) or not 2 <= max_new <= 4096:
             raise ConfigError(f"max_new must be a whole number in 2..4096, got {max_new!r}")
         if isinstance(max_siblings, bool) or not isinstance(max_siblings, int) or max_siblings < 1:
@@ -161,16 +162,17 @@ class TextObservationModel:
                     ids, n = self._ids(words[cut:])
                     suffixes.append(ids)
                     unknowns.append(unknown + n)
-                need = len(prefix) + max(len(s) for s in suffixes) + self.max_new
+                prompt = len(prefix) + max(len(s) for s in suffixes)
                 limit = min(self.engine.n_ctx_train, self.engine.n_ctx)
-                if need > limit:
-                    raise ContextOverflowError(f"the state's prompt ({need - self.max_new} tokens) and up to "
-                                               f"{self.max_new} answer tokens exceed the model's context of {limit}")
+                max_new = min(self.max_new, limit - prompt)  # the answer has what the context leaves
+                if max_new < 2:
+                    raise ContextOverflowError(f"the state's prompt ({prompt} tokens) leaves no room for an answer "
+                                               f"in the model's context of {limit} tokens")
 
                 def rules() -> _WordRules:
-                    return _WordRules(self._answer, self._ends, self.max_new)
+                    return _WordRules(self._answer, self._ends, max_new)
 
-                answers = self.decoder.decode(prefix, suffixes, rules=rules, max_new=self.max_new)
+                answers = self.decoder.decode(prefix, suffixes, rules=rules, max_new=max_new)
                 out = [self._read(a, n) for a, n in zip(answers, unknowns)]
             finally:
                 self.stats.seconds += time.perf_counter() - start
