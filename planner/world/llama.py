@@ -233,21 +233,11 @@ class LlamaWorldModel:
     ) -> None:
         if not isinstance(consistent, bool):
             raise ConfigError(f"consistent must be True or False, got {consistent!r}")
-        self.consistent = consistent
         _check_arguments(mode=mode, max_siblings=max_siblings, retries=retries, retry_temperature=retry_temperature,
                          seed=seed, on_invalid=on_invalid, n_ctx=n_ctx)
-        self._path = Path(path)
-        self.info: ModelInfo = read_model_info(path)
-        _check_codec(self.info)
-        self.codec = self._bind(objects, goal, state, facts=facts, actions=actions, n_ctx=n_ctx)
-        self.goal = goal
-        self.mode = mode
-        self.on_invalid = on_invalid
-        self.retries = retries
-        self.retry_temperature = retry_temperature
-        self._seed = seed
-        self._lock = threading.RLock()
-        self.stats = ModelStats()
+        self._setup(path, read_model_info(path), objects=objects, goal=goal, state=state, facts=facts,
+                    actions=actions, n_ctx=n_ctx, mode=mode, on_invalid=on_invalid, retries=retries,
+                    retry_temperature=retry_temperature, seed=seed, consistent=consistent)
         siblings = max_siblings if mode == "batched" else 1
         self.engine = LlamaEngine(path, n_ctx=n_ctx, n_seq_max=min(siblings, max_sequences() - 1) + 1,
                                   n_threads=n_threads, n_gpu_layers=n_gpu_layers)
@@ -264,6 +254,26 @@ class LlamaWorldModel:
         except ModelLoadError:
             self.engine.close()
             raise
+
+    def _setup(self, path: str | Path, info: ModelInfo, *, objects: Sequence[str], goal: FactGoal,
+               state: State | None, facts: Iterable[str], actions: Sequence[Action], n_ctx: int, mode: Mode,
+               on_invalid: Literal["raise", "reject"], retries: int, retry_temperature: float, seed: int,
+               consistent: bool) -> None:
+        """What every fact-delta model holds before its decoding starts: the file's header
+        (checked), the codec bound to the problem, the answer settings, a lock and counters."""
+        self._path = Path(path)
+        self.info: ModelInfo = info
+        _check_codec(info)
+        self.consistent = consistent
+        self.codec = self._bind(objects, goal, state, facts=facts, actions=actions, n_ctx=n_ctx)
+        self.goal = goal
+        self.mode = mode
+        self.on_invalid = on_invalid
+        self.retries = retries
+        self.retry_temperature = retry_temperature
+        self._seed = seed
+        self._lock = threading.RLock()
+        self.stats = ModelStats()
 
     def _bind(self, objects: Sequence[str], goal: FactGoal, state: State | None, *, facts: Iterable[str],
               actions: Sequence[Action], n_ctx: int) -> FactDeltaCodec:

@@ -47,7 +47,7 @@ from planner.types import Action, FactGoal, State
 from planner.world.base import ModelStats
 from planner.world.decoder import Answer, AnswerRules
 from planner.world.gguf_io import read_model_info, read_token_pieces
-from planner.world.llama import LlamaWorldModel, _check_arguments, _check_codec
+from planner.world.llama import LlamaWorldModel, _check_arguments
 from planner.world.vocab import SPACE
 
 log = get_logger(__name__)
@@ -422,23 +422,14 @@ class RemoteWorldModel(LlamaWorldModel):
             raise ConfigError(f"consistent must be True or False, got {consistent!r}")
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= MAX_CONCURRENCY:
             raise ConfigError(f"concurrency must be a whole number in 1..{MAX_CONCURRENCY}, got {concurrency!r}")
-        self.info = read_model_info(path)
-        _check_codec(self.info)
-        context = self.info.context or 4096
+        info = read_model_info(path)
+        context = info.context or 4096
         _check_arguments(mode="batched", max_siblings=concurrency, retries=retries,
                          retry_temperature=retry_temperature, seed=seed, on_invalid=on_invalid,
                          n_ctx=max(context, 32))
-        self.consistent = consistent
-        self._path = Path(path)
-        self.codec = self._bind(objects, goal, state, facts=facts, actions=actions, n_ctx=context)
-        self.goal = goal
-        self.mode = "batched"
-        self.on_invalid = on_invalid
-        self.retries = retries
-        self.retry_temperature = retry_temperature
-        self._seed = seed
-        self._lock = threading.RLock()
-        self.stats = ModelStats()
+        self._setup(path, info, objects=objects, goal=goal, state=state, facts=facts, actions=actions,
+                    n_ctx=context, mode="batched", on_invalid=on_invalid, retries=retries,
+                    retry_temperature=retry_temperature, seed=seed, consistent=consistent)
         self.max_siblings = concurrency
         self.client = CompletionClient(url, timeout=timeout, retries=http_retries, max_connections=concurrency,
                                        api_key=api_key)
