@@ -27,7 +27,7 @@ from planner.cli import parse_env_args
 from planner.config import PlannerConfig
 from planner.env.registry import make
 from planner.scale import EvalSettings, evaluate_batch, make_executor, resolve_model, seed_jobs
-from planner.scale.executor import available_cpus
+from planner.world.engine import available_cores
 
 
 def outcomes(path: Path) -> dict[int, tuple[bool, tuple[str, ...]]]:
@@ -49,7 +49,7 @@ def main() -> None:
     seeds = range(int(first), int(last or first) + 1)
 
     load = os.getloadavg()
-    print(f"machine: {os.cpu_count()} cores ({available_cpus()} available to this process), load average at the "
+    print(f"machine: {os.cpu_count()} cores ({available_cores()} available to this process), load average at the "
           f"start {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1 / 5 / 15 min)")
     print("this machine is shared and may be busy with other work: compare the rows of one run, not across runs")
     config = resolve_model(PlannerConfig(), make(args.env, seed=seeds[0], **env_args))

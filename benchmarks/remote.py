@@ -21,6 +21,7 @@ from pathlib import Path
 
 from planner.env.blocksworld import write_problem
 from planner.env.pddl import PDDLEnvironment
+from planner.world.engine import available_cores
 from planner.world.factory import default_model_path
 from planner.world.llama import LlamaWorldModel
 from planner.world.remote import RemoteWorldModel
@@ -81,7 +82,7 @@ def main() -> None:
         stop.set()
         for b in burners:
             b.join(timeout=5)
-    cores = len(os.sched_getaffinity(0))
+    cores = available_cores()
     print(f"model {path} ({path.stat().st_size / 1e6:.2f} MB), {args.blocks} blocks, {len(states)} states; "
           f"{cores} cores, load average {load[0]:.2f} at the start, {args.busy} busy process(es) beside")
     print("server: llama-cpp-python's, 127.0.0.1, one llama.cpp thread (it answers one request at a time)")

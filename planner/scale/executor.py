@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
-import os
 import signal
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -271,14 +270,6 @@ def _terminate(pool: ProcessPoolExecutor) -> None:
             process.join(timeout=5)
             if process.is_alive():
                 process.kill()
-
-
-def available_cpus() -> int:
-    """CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
 
 
 def make_executor(*, workers: int | None, ray: str | None) -> Executor:

@@ -19,10 +19,9 @@ from typing import Any
 
 from planner.config import ModelConfig
 from planner.env.pddl import PDDLEnvironment
-from planner.errors import ConfigError, ModelLoadError
+from planner.errors import ConfigError
 from planner.logs import get_logger
 from planner.protocols import Environment, Simulator
-from planner.types import Action
 from planner.world.base import WorldModel
 from planner.world.cache import CachedWorldModel
 
@@ -42,8 +41,7 @@ class ModelPool:
     def __init__(self, config: ModelConfig) -> None:
         self.config = config
         self._loaded: dict[Path, Any] = {}
-        self._checked: set[tuple[Path, str]] = set()
-        self._defaults: dict[str, Path] = {}
+        self._paths: dict[Any, Path] = {}
         self.loads = 0
         """GGUF files loaded so far (one per file, however many jobs)."""
         self.binds = 0
@@ -79,6 +77,7 @@ class ModelPool:
     def _gguf(self, env: Environment, *, seed: int) -> Any:
         from planner.data.planning_eval import model_kwargs
         from planner.world.factory import environment_problem, load_gguf_world_model
+        from planner.world.llama import pddl_problem
 
         m = self.config
         path = self._path_for(env)
@@ -90,9 +89,7 @@ class ModelPool:
             log.info("model_loaded", path=str(path))
             return model
         if isinstance(env, PDDLEnvironment):
-            task = env.task
-            model.rebind(objects=task.objects, goal=task.goal, state=task.init, facts=task.relevant_facts,
-                         actions=[Action(name) for name in task.operators])
+            model.rebind(**pddl_problem(env.task))
         else:
             model.rebind(**environment_problem(model.info, env, reset_seed=seed))
         model.reset_decoding()
@@ -100,31 +97,15 @@ class ModelPool:
         return model
 
     def _path_for(self, env: Environment) -> Path:
-        """The GGUF file for ``env``: the configured one (its recorded domain signature checked
-        against a PDDL domain, once per domain), else the shipped model for the domain."""
-        from planner.world.factory import check_model_signature, default_model_for, default_model_path
+        """The GGUF file for ``env`` (:func:`~planner.world.factory.model_path_for`), found or
+        checked once per domain (PDDL: its signature; else its ``world_model_domain``)."""
+        from planner.world.factory import model_path_for
         from planner.world.signature import domain_signature
 
-        configured = self.config.path
         if isinstance(env, PDDLEnvironment):
-            task = env.task
-            signature = domain_signature(task.domain)
-            key = repr(signature.to_json())
-            if configured is None:
-                if key not in self._defaults:
-                    self._defaults[key] = Path(default_model_for(signature, domain_name=task.domain_name))
-                return self._defaults[key]
-            path = Path(configured)
-            if (path, key) not in self._checked:
-                check_model_signature(path, signature, domain_name=task.domain_name)
-                self._checked.add((path, key))
-            return path
-        if configured is not None:
-            return Path(configured)
-        domain = getattr(env, "world_model_domain", None)
-        if not isinstance(domain, str):
-            raise ModelLoadError(f"no shipped world model for {type(env).__name__}, an environment without a "
-                                 "PDDL domain: name a learned one (planner learn writes DIR/model-q8_0.gguf)")
-        if domain not in self._defaults:
-            self._defaults[domain] = Path(default_model_path(domain))
-        return self._defaults[domain]
+            key: Any = repr(domain_signature(env.task.domain).to_json())
+        else:
+            key = ("env", getattr(env, "world_model_domain", None))
+        if key not in self._paths:
+            self._paths[key] = model_path_for(env, self.config.path)
+        return self._paths[key]

@@ -94,9 +94,9 @@ class RayExecutor:
                                    "log_to_driver": False}
         try:
             if self.address == LOCAL:
-                from planner.scale.executor import available_cpus
+                from planner.world.engine import available_cores
 
-                ray.init(num_cpus=max(self.workers, available_cpus()), **options)
+                ray.init(num_cpus=max(self.workers, available_cores()), **options)
             else:
                 _check_reachable(self.address)
                 ray.init(address=self.address, **options)

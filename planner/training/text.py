@@ -29,6 +29,7 @@ from planner.io import JsonlLog, atomic_write_text, read_jsonl
 from planner.logs import get_logger
 from planner.training.errors import TrainingDataError
 from planner.training.model import TinyLlama
+from planner.world.engine import available_cores
 from planner.world.gguf_io import LlamaShape, quantize, write_world_model
 from planner.world.text_model import WORDS_KEY, TextObservationModel, observation_exact
 from planner.world.textcodec import TEXT_CODEC_NAME, TEXT_CODEC_VERSION, TEXT_MARKERS, example, text_words
@@ -176,7 +177,7 @@ def train_text(train: Sequence[TextTransition], out_dir: str | Path, *, config: 
     """Train a text-observation model on ``train``; write ``out_dir/model-f32.gguf`` and
     ``model-q8_0.gguf`` and return the training summary."""
     torch.manual_seed(config.seed)
-    torch.set_num_threads(max(1, config.threads))
+    torch.set_num_threads(max(1, min(config.threads, available_cores())))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     vocab = build_vocabulary(train)

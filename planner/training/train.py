@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -24,6 +23,7 @@ from planner.training.data import Encoded, check_fits, encode_records, load_reco
 from planner.training.errors import CheckpointError, TrainingDataError
 from planner.training.model import EMBEDDINGS, Factoring, TinyLlama, resolve_embeddings
 from planner.world.codec import CODEC_NAME, CODEC_VERSION, domain_vocabulary
+from planner.world.engine import available_cores
 from planner.world.gguf_io import LlamaShape, write_world_model
 from planner.world.vocab import Vocabulary
 
@@ -83,13 +83,6 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig.min_lr must be a finite number >= 0, got {self.min_lr}")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise ConfigError(f"TrainConfig.weight_decay must be a finite number >= 0, got {self.weight_decay}")
-
-
-def _available_cores() -> int:
-    """CPU cores this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -186,7 +179,7 @@ def train(
     ``signature`` (:func:`planner.world.signature.domain_signature`'s JSON) is recorded in the
     GGUF, so the model is chosen for every domain with that signature."""
     torch.manual_seed(config.seed)
-    torch.set_num_threads(min(config.threads, _available_cores()))
+    torch.set_num_threads(min(config.threads, available_cores()))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     vocab = domain_vocabulary(predicates, actions, config.max_objects)

@@ -109,7 +109,7 @@ def resolve_threads(n_threads: int | None, model_bytes: int) -> int:
     return n_threads
 
 
-def _whole(name: str, value: object, low: int, high: int) -> int:
+def check_whole(name: str, value: object, low: int, high: int) -> int:
     """``value`` if it is an ``int`` in ``low..high``; :class:`ConfigError` naming it otherwise."""
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ConfigError(f"{name} must be a whole number in {low}..{high}, got {value!r}")
@@ -170,10 +170,10 @@ class LlamaEngine:
         self._model = None
         self._ctx = None
         self._batch = None
-        n_ctx = _whole("n_ctx", n_ctx, 1, MAX_N_CTX)
-        n_batch, n_seq_max = context_sizes(n_ctx=n_ctx, n_seq_max=_whole("n_seq_max", n_seq_max, 1, 2**31 - 1),
-                                           n_batch=_whole("n_batch", n_batch, 1, MAX_N_BATCH))
-        n_gpu_layers = _whole("n_gpu_layers", n_gpu_layers, -1, MAX_GPU_LAYERS)
+        n_ctx = check_whole("n_ctx", n_ctx, 1, MAX_N_CTX)
+        n_batch, n_seq_max = context_sizes(n_ctx=n_ctx, n_seq_max=check_whole("n_seq_max", n_seq_max, 1, 2**31 - 1),
+                                           n_batch=check_whole("n_batch", n_batch, 1, MAX_N_BATCH))
+        n_gpu_layers = check_whole("n_gpu_layers", n_gpu_layers, -1, MAX_GPU_LAYERS)
         n_threads = resolve_threads(n_threads, self.path.stat().st_size if self.path.is_file() else 0)
         mparams = llama_cpp.llama_model_default_params()
         mparams.n_gpu_layers = MAX_GPU_LAYERS if n_gpu_layers < 0 else n_gpu_layers

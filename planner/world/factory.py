@@ -168,6 +168,32 @@ def default_model_path(domain: str) -> Path:
                          f"searched {', '.join(map(str, models_dirs()))}")
 
 
+def model_path_for(env: Any, path: str | Path | None = None) -> Path:
+    """The GGUF file a world model for ``env`` comes from: ``path`` (for a
+    :class:`~planner.env.pddl.PDDLEnvironment`, checked against the signature the file records
+    for its domain), or with ``path=None`` the shipped model for the domain's signature, or for
+    any other environment the shipped model whose recorded domain is its ``world_model_domain``.
+
+    Raises :class:`ModelLoadError` when no shipped model fits or the named one's signature
+    differs from the domain's (naming how)."""
+    from planner.env.pddl import PDDLEnvironment
+
+    if not isinstance(env, PDDLEnvironment):
+        if path is not None:
+            return Path(path)
+        domain = getattr(env, "world_model_domain", None)
+        if not isinstance(domain, str):
+            raise ModelLoadError(f"no shipped world model for {type(env).__name__}, an environment without a "
+                                 "PDDL domain: name a learned one (planner learn writes DIR/model-q8_0.gguf)")
+        return default_model_path(domain)
+    task = env.task
+    signature = domain_signature(task.domain)
+    if path is None:
+        return Path(default_model_for(signature, domain_name=task.domain_name))
+    check_model_signature(path, signature, domain_name=task.domain_name)
+    return Path(path)
+
+
 def load_gguf_world_model(env: Any, *, path: str | Path | None = None, server: str | None = None,
                           **kwargs: Any) -> WorldModel:
     """The GGUF world model at ``path`` for ``env``: a :class:`~planner.env.pddl.PDDLEnvironment`
@@ -187,21 +213,10 @@ def load_gguf_world_model(env: Any, *, path: str | Path | None = None, server: s
     from planner.env.pddl import PDDLEnvironment
     from planner.world.llama import LlamaWorldModel
 
+    path = model_path_for(env, path)
     if not isinstance(env, PDDLEnvironment):
-        if path is None:
-            domain = getattr(env, "world_model_domain", None)
-            if not isinstance(domain, str):
-                raise ModelLoadError(f"no shipped world model for {type(env).__name__}, an environment without a "
-                                     "PDDL domain: name a learned one (planner learn writes DIR/model-q8_0.gguf)")
-            path = default_model_path(domain)
         return bind_environment_model(path, env, server=server, **kwargs)
     kwargs.pop("reset_seed", None)
-    task = env.task
-    signature = domain_signature(task.domain)
-    if path is None:
-        path = default_model_for(signature, domain_name=task.domain_name)
-    else:
-        check_model_signature(path, signature, domain_name=task.domain_name)
     kwargs.setdefault("on_invalid", "reject")
     if server is not None:
         from planner.world.remote import RemoteWorldModel

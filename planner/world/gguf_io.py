@@ -411,7 +411,11 @@ def read_model_info(path: str | Path) -> ModelInfo:
     GGUF file or truncated, and naming the path, the key and the value when a metadata value
     has the wrong type or is out of bounds (see :class:`ModelMetadata`).
     """
-    p = Path(path)
+    return _read(Path(path))[0]
+
+
+def _read(p: Path) -> tuple[ModelInfo, Mapping[str, Any]]:
+    """:func:`read_model_info`'s work, with the file's metadata fields as parsed."""
     if not p.exists():
         raise ModelLoadError(f"model file not found: {p}")
     if not p.is_file():
@@ -437,7 +441,7 @@ def read_model_info(path: str | Path) -> ModelInfo:
     except ValidationError as exc:
         raise ModelLoadError(f"invalid metadata in {p}: {_describe(exc, raw)}") from None
     check_tokenizer(p, fields, {t.name: [int(d) for d in t.shape] for t in reader.tensors})
-    return ModelInfo(
+    info = ModelInfo(
         path=p,
         architecture=meta.architecture,
         codec=meta.codec,
@@ -451,6 +455,7 @@ def read_model_info(path: str | Path) -> ModelInfo:
         size_bytes=size,
         signature=None if meta.signature is None else dict(meta.signature),
     )
+    return info, fields
 
 
 def _raw_metadata(path: Path, fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -644,18 +649,13 @@ def quantize(src: str | Path, dst: str | Path, *, kind: str = "q8_0", threads: i
     return Path(dst)
 
 
-def read_token_pieces(path: str | Path) -> tuple[list[str], int]:
-    """The vocabulary of a GGUF file without loading its weights: each token's text as stored
-    (``▁`` for a space) in id order, and the id of the begin-of-sequence token.
-
-    Raises :class:`ModelLoadError` naming the path for a file that is not a readable GGUF file
-    and naming the key for a broken tokenizer."""
+def read_model_vocabulary(path: str | Path) -> tuple[ModelInfo, list[str], int]:
+    """:func:`read_model_info` and the file's vocabulary, from one reading, without loading the
+    weights: each token's text as stored (``▁`` for a space) in id order, and the id of the
+    begin-of-sequence token. Raises what :func:`read_model_info` raises."""
     p = Path(path)
-    info = read_model_info(p)  # the file's checks, with their messages
-    import gguf
-
-    fields = gguf.GGUFReader(str(info.path)).fields
+    info, fields = _read(p)
     texts = _token_texts(p, fields)
     bos = fields.get("tokenizer.ggml.bos_token_id")
     bos_id = int(bos.contents()) if bos is not None else _SPECIAL_DEFAULTS["tokenizer.ggml.bos_token_id"]
-    return [t.decode("utf-8", "replace") for t in texts], bos_id
+    return info, [t.decode("utf-8", "replace") for t in texts], bos_id

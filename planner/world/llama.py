@@ -58,7 +58,7 @@ from planner.world.codec import (
     FactDeltaCodec,
 )
 from planner.world.decoder import Answer, Decoder
-from planner.world.engine import MAX_N_CTX, LlamaEngine, max_sequences
+from planner.world.engine import MAX_N_CTX, LlamaEngine, check_whole, max_sequences
 from planner.world.gguf_io import KEY_ACTIONS, KEY_PREDICATES, ModelInfo, read_model_info
 from planner.world.retry import retry_invalid
 from planner.world.vocab import SPACE, ground_words
@@ -147,16 +147,17 @@ class _FactDeltaRules:
 
 
 def _check_arguments(*, mode: object, max_siblings: object, retries: object, retry_temperature: object,
-                     seed: object, on_invalid: object, n_ctx: object) -> None:
+                     seed: object, on_invalid: object, n_ctx: object, consistent: object) -> None:
     """:class:`ConfigError` naming the first argument of :class:`LlamaWorldModel` out of range."""
+    if not isinstance(consistent, bool):
+        raise ConfigError(f"consistent must be True or False, got {consistent!r}")
     if mode not in ("batched", "prefix", "naive"):
         raise ConfigError(f"mode must be batched, prefix or naive, got {mode!r}")
     if on_invalid not in ("raise", "reject"):
         raise ConfigError(f"on_invalid must be 'raise' or 'reject', got {on_invalid!r}")
     for name, value, low, high in (("max_siblings", max_siblings, 1, 2**31 - 1), ("retries", retries, 0, MAX_RETRIES),
                                    ("seed", seed, 0, 2**32 - 1), ("n_ctx", n_ctx, MIN_N_CTX, MAX_N_CTX)):
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise ConfigError(f"{name} must be a whole number in {low}..{high}, got {value!r}")
+        check_whole(name, value, low, high)
     if (isinstance(retry_temperature, bool) or not isinstance(retry_temperature, (int, float))
             or not math.isfinite(retry_temperature) or retry_temperature <= 0):
         raise ConfigError(f"retry_temperature must be a finite number > 0, got {retry_temperature!r}")
@@ -231,10 +232,8 @@ class LlamaWorldModel:
         on_invalid: Literal["raise", "reject"] = "raise",
         consistent: bool = True,
     ) -> None:
-        if not isinstance(consistent, bool):
-            raise ConfigError(f"consistent must be True or False, got {consistent!r}")
         _check_arguments(mode=mode, max_siblings=max_siblings, retries=retries, retry_temperature=retry_temperature,
-                         seed=seed, on_invalid=on_invalid, n_ctx=n_ctx)
+                         seed=seed, on_invalid=on_invalid, n_ctx=n_ctx, consistent=consistent)
         self._setup(path, read_model_info(path), objects=objects, goal=goal, state=state, facts=facts,
                     actions=actions, n_ctx=n_ctx, mode=mode, on_invalid=on_invalid, retries=retries,
                     retry_temperature=retry_temperature, seed=seed, consistent=consistent)
@@ -363,10 +362,10 @@ class LlamaWorldModel:
                 f"{path} was trained for domain {info.domain!r} and does not know "
                 f"{', '.join(f'{k}/{v}' for k, v in sorted(wrong.items()))} of domain {task.domain_name!r}"
             )
-        kwargs.setdefault("state", task.init)
-        kwargs.setdefault("facts", task.relevant_facts)
-        kwargs.setdefault("actions", [Action(name) for name in task.operators])
-        return cls(path, objects=task.objects, goal=task.goal, **kwargs)
+        problem = pddl_problem(task)
+        for key in ("state", "facts", "actions"):
+            kwargs.setdefault(key, problem[key])
+        return cls(path, objects=problem["objects"], goal=problem["goal"], **kwargs)
 
     def close(self) -> None:
         self.engine.close()
@@ -473,6 +472,14 @@ class LlamaWorldModel:
             self.stats.invalid += 1
             log.debug("invalid_answer_rejected", raw=exc.raw, error=str(exc).split(" (raw")[0])
             return Prediction(applicable=False, next_state=state, confidence=0.0, raw=exc.raw)
+
+
+def pddl_problem(task: Any) -> dict[str, Any]:
+    """A PDDL task's problem as a fact-delta model binds it: the keyword arguments ``objects``,
+    ``goal``, ``state`` (the start), ``facts`` (every fact an action can touch) and ``actions``
+    (every ground action) of :class:`LlamaWorldModel` and of its ``rebind``."""
+    return {"objects": task.objects, "goal": task.goal, "state": task.init, "facts": task.relevant_facts,
+            "actions": [Action(name) for name in task.operators]}
 
 
 class ProblemBinder:

@@ -46,7 +46,8 @@ from planner.logs import get_logger
 from planner.types import Action, FactGoal, State
 from planner.world.base import ModelStats
 from planner.world.decoder import Answer, AnswerRules
-from planner.world.gguf_io import read_model_info, read_token_pieces
+from planner.world.engine import check_whole
+from planner.world.gguf_io import read_model_vocabulary
 from planner.world.llama import LlamaWorldModel, _check_arguments
 from planner.world.vocab import SPACE
 
@@ -115,8 +116,7 @@ class CompletionClient:
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not (
                 math.isfinite(timeout) and timeout > 0):
             raise ConfigError(f"timeout must be a finite number of seconds > 0, got {timeout!r}")
-        if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 20:
-            raise ConfigError(f"retries must be a whole number in 0..20, got {retries!r}")
+        check_whole("retries", retries, 0, 20)
         self.url = url.rstrip("/").removesuffix("/v1")
         self.retries = retries
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -233,8 +233,8 @@ class _RemoteVocabulary:
     """What :class:`LlamaWorldModel`'s methods read from an engine, for a served model: the
     file's vocabulary and context size (nothing to close)."""
 
-    def __init__(self, path: Path, *, context: int) -> None:
-        self._pieces, self.bos = read_token_pieces(path)
+    def __init__(self, pieces: list[str], bos: int, *, context: int) -> None:
+        self._pieces, self.bos = pieces, bos
         self.n_ctx = self.n_ctx_train = context
         self.n_seq_max = MAX_CONCURRENCY + 1
 
@@ -254,7 +254,6 @@ class RemoteDecoder:
         self.client = client
         self.pieces = pieces
         self.stats = stats
-        self.concurrency = concurrency
         self._rng = np.random.default_rng(seed)
         self._rng_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="planner-remote")
@@ -269,6 +268,11 @@ class RemoteDecoder:
 
     def clear(self) -> None:
         """Nothing is cached here (the server keeps its own prompt cache)."""
+
+    def reseed(self, seed: int) -> None:
+        """Seed the retry sampling anew."""
+        with self._rng_lock:
+            self._rng = np.random.default_rng(seed)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -320,7 +324,7 @@ class RemoteDecoder:
             if token is None:  # a token outside the codec: only the steps before it are usable
                 break
             out.append((token, step))
-        if not out and steps:
+        if not out:
             raise ServerError(f"server {self.client.url} answered with {steps[0].text!r}, no word of this "
                                   "model's codec: does it run the same GGUF file?", raw=steps[0].text)
         return out
@@ -418,15 +422,12 @@ class RemoteWorldModel(LlamaWorldModel):
         on_invalid: Literal["raise", "reject"] = "raise",
         consistent: bool = True,
     ) -> None:
-        if not isinstance(consistent, bool):
-            raise ConfigError(f"consistent must be True or False, got {consistent!r}")
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= MAX_CONCURRENCY:
-            raise ConfigError(f"concurrency must be a whole number in 1..{MAX_CONCURRENCY}, got {concurrency!r}")
-        info = read_model_info(path)
+        check_whole("concurrency", concurrency, 1, MAX_CONCURRENCY)
+        info, pieces, bos = read_model_vocabulary(path)
         context = info.context or 4096
         _check_arguments(mode="batched", max_siblings=concurrency, retries=retries,
                          retry_temperature=retry_temperature, seed=seed, on_invalid=on_invalid,
-                         n_ctx=max(context, 32))
+                         n_ctx=max(context, 32), consistent=consistent)
         self._setup(path, info, objects=objects, goal=goal, state=state, facts=facts, actions=actions,
                     n_ctx=context, mode="batched", on_invalid=on_invalid, retries=retries,
                     retry_temperature=retry_temperature, seed=seed, consistent=consistent)
@@ -435,7 +436,7 @@ class RemoteWorldModel(LlamaWorldModel):
                                        api_key=api_key)
         try:
             served = self.client.model_id()
-            self.engine = _RemoteVocabulary(self._path, context=context)  # type: ignore[assignment]
+            self.engine = _RemoteVocabulary(pieces, bos, context=context)  # type: ignore[assignment]
             self.decoder = RemoteDecoder(self.client, pieces=self.engine.pieces(), stats=self.stats,  # type: ignore[assignment]
                                          concurrency=concurrency, seed=seed)
             self._index = {p: i for i, p in enumerate(self.engine.pieces())}
@@ -454,7 +455,7 @@ class RemoteWorldModel(LlamaWorldModel):
     def reset_decoding(self) -> None:
         """Reseed the retry sampler, as a new model's (the server keeps its own cache)."""
         with self._lock:
-            self.decoder._rng = np.random.default_rng(self._seed)  # type: ignore[attr-defined]
+            self.decoder.reseed(self._seed)  # type: ignore[attr-defined]
 
     def close(self) -> None:
         self.decoder.close()  # type: ignore[attr-defined]

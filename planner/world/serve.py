@@ -22,7 +22,7 @@ from pathlib import Path
 
 from planner.errors import ConfigError, ModelLoadError
 from planner.logs import get_logger
-from planner.world.engine import MAX_GPU_LAYERS, resolve_threads
+from planner.world.engine import MAX_GPU_LAYERS, check_whole, resolve_threads
 from planner.world.gguf_io import read_model_info
 
 log = get_logger(__name__)
@@ -70,10 +70,8 @@ def server_command(path: str | Path, *, host: str = LOOPBACK, port: int = 8080, 
     """The command line that serves the GGUF file ``path`` (checked: a fact-delta model's
     header must read) on ``host:port``."""
     info = read_model_info(path)
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-        raise ConfigError(f"port must be a whole number in 1..65535, got {port!r}")
-    if isinstance(n_gpu_layers, bool) or not isinstance(n_gpu_layers, int) or not -1 <= n_gpu_layers <= MAX_GPU_LAYERS:
-        raise ConfigError(f"n_gpu_layers must be a whole number in -1..{MAX_GPU_LAYERS}, got {n_gpu_layers!r}")
+    check_whole("port", port, 1, 65535)
+    check_whole("n_gpu_layers", n_gpu_layers, -1, MAX_GPU_LAYERS)
     threads = resolve_threads(n_threads, info.size_bytes)
     return [python or sys.executable, "-m", "llama_cpp.server", "--model", str(info.path), "--host", host,
             "--port", str(port), "--n_threads", str(threads), "--n_threads_batch", str(threads),

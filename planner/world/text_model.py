@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from planner.errors import CodecError, ConfigError, ContextOverflowError, ModelLoadError, WorldModelError
+from planner.errors import CodecError, ContextOverflowError, ModelLoadError, WorldModelError
 from planner.world.base import ModelStats
 from planner.world.decoder import Answer, Decoder
-from planner.world.engine import LlamaEngine, max_sequences
+from planner.world.engine import LlamaEngine, check_whole, max_sequences
 from planner.world.gguf_io import ModelInfo, read_model_info
 from planner.world.textcodec import (
     ACTION,
@@ -31,8 +31,9 @@ from planner.world.textcodec import (
     STATE,
     TEXT_CODEC_NAME,
     TEXT_CODEC_VERSION,
+    command_words,
     parse_answer,
-    prompt_words,
+    state_words,
     text_words,
 )
 from planner.world.vocab import SPACE
@@ -106,10 +107,8 @@ class TextObservationModel:
 
     def __init__(self, path: str | Path, *, n_ctx: int = 4096, n_threads: int | None = None, n_gpu_layers: int = 0,
                  max_siblings: int = 32, max_new: int = 320) -> None:
-        if isinstance(max_new, bool) or not isinstance(max_new, int) or not 2 <= max_new <= 4096:
-            raise ConfigError(f"max_new must be a whole number in 2..4096, got {max_new!r}")
-        if isinstance(max_siblings, bool) or not isinstance(max_siblings, int) or max_siblings < 1:
-            raise ConfigError(f"max_siblings must be a whole number >= 1, got {max_siblings!r}")
+        check_whole("max_new", max_new, 2, 4096)
+        check_whole("max_siblings", max_siblings, 1, 2**31 - 1)
         self.info = read_model_info(path)
         words = _check_text_codec(self.info)
         self.max_new = max_new
@@ -152,14 +151,12 @@ class TextObservationModel:
         with self._lock:
             start = time.perf_counter()
             try:
-                full = [prompt_words(state_text, a) for a in actions]
-                cut = full[0].index(ACTION)
-                prefix_ids, unknown = self._ids(full[0][:cut])
+                prefix_ids, unknown = self._ids(state_words(state_text))
                 prefix = [self.engine.bos, *prefix_ids]
                 suffixes = []
                 unknowns = []
-                for words in full:
-                    ids, n = self._ids(words[cut:])
+                for action in actions:
+                    ids, n = self._ids(command_words(action))
                     suffixes.append(ids)
                     unknowns.append(unknown + n)
                 prompt = len(prefix) + max(len(s) for s in suffixes)

@@ -67,12 +67,22 @@ class TextExample:
     answer: tuple[str, ...]
 
 
-def prompt_words(state_text: str, action: str) -> list[str]:
-    """The prompt for ``action`` (a command) in the state whose text is ``state_text``."""
+def state_words(state_text: str) -> list[str]:
+    """The prompt's start, shared by every command in the state whose text is ``state_text``."""
+    return [STATE, *text_words(state_text)]
+
+
+def command_words(action: str) -> list[str]:
+    """The prompt's end for ``action`` (a command): :class:`CodecError` when it has no words."""
     command = text_words(action)
     if not command:
         raise CodecError(f"the command {action!r} has no words")
-    return [STATE, *text_words(state_text), ACTION, *command, OBS]
+    return [ACTION, *command, OBS]
+
+
+def prompt_words(state_text: str, action: str) -> list[str]:
+    """The prompt for ``action`` (a command) in the state whose text is ``state_text``."""
+    return state_words(state_text) + command_words(action)
 
 
 def answer_words(observation: str, done: bool) -> list[str]:
