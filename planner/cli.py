@@ -63,6 +63,13 @@ SERVER_HELP = ("Base URL of a llama.cpp server running the same GGUF file (plann
 GPU_LAYERS_HELP = "Layers offloaded to a GPU (CUDA or Metal builds of llama.cpp; -1: all)."
 
 
+def _check_one_model(oracle: bool, model: Path | None, server: str | None) -> None:
+    """:class:`ConfigError` when the exact model is asked for beside a GGUF file or a server."""
+    for flag, value in (("--model", model), ("--server", server)):
+        if oracle and value is not None:
+            raise ConfigError(f"choose one of --oracle and {flag}, not both")
+
+
 def _check_gpu_layers(value: int | None) -> None:
     """:class:`ConfigError` for a GPU layer count outside ``[model] n_gpu_layers``'s bounds."""
     if value is not None:
@@ -389,10 +396,7 @@ def solve(
     """Solve a PDDL problem (DOMAIN PROBLEM) or an environment (--env): plan with the world
     model, act in the real environment."""
     configure_logging(verbose)
-    if oracle and model is not None:
-        raise ConfigError("choose one of --oracle and --model, not both")
-    if oracle and server is not None:
-        raise ConfigError("choose one of --oracle and --server, not both")
+    _check_one_model(oracle, model, server)
     if resume is not None and log is not None and log.resolve() != resume.resolve():
         raise ConfigError(f"--resume {resume} appends to its own log; drop --log {log} or make them the same file")
     if resume is not None and not resume.is_file():
@@ -437,10 +441,7 @@ def demo(
     """Generate a Blocksworld problem (or build --env) and solve it end to end, imagined plan vs
     real steps."""
     configure_logging(verbose)
-    if oracle and model is not None:
-        raise ConfigError("choose one of --oracle and --model, not both")
-    if oracle and server is not None:
-        raise ConfigError("choose one of --oracle and --server, not both")
+    _check_one_model(oracle, model, server)
     kind = "oracle" if oracle else "gguf"
     name = "oracle" if kind == "oracle" else str(model or "default")
     model_options = dict(kind=kind, path=model, n_gpu_layers=gpu_layers, server=server)
@@ -874,12 +875,9 @@ def eval_batch(
     from planner.scale.progress import JobProgress
 
     configure_logging(verbose)
-    if oracle and model is not None:
-        raise ConfigError("choose one of --oracle and --model, not both")
+    _check_one_model(oracle, model, server)
     if model is not None and not model.is_file():
         raise ConfigError(f"model file not found: {model}")
-    if oracle and server is not None:
-        raise ConfigError("choose one of --oracle and --server, not both")
     _check_output("--out", out_path)
     executor = make_executor(workers=workers, ray=ray)  # a bad count, or Ray missing: exit 2 now
     base = load_config(config) if config is not None else PlannerConfig()
