@@ -613,15 +613,37 @@ def _print_collected(out_dir: Path, stats: dict[str, dict[str, int]], *, unit: s
 def train(
     data: Annotated[Path, typer.Option("--data", help="Folder with train.jsonl (and val.jsonl).")] = Path("runs/data"),
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for checkpoints and GGUF files.")] = Path("runs/model"),
-    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 5000,
+    steps: Annotated[int | None, typer.Option(help="Optimizer steps (default 5000; not with --minutes).")] = None,
+    minutes: Annotated[float | None, typer.Option(
+        help="Train for about this long instead of a number of steps: the first warm-up steps are timed and "
+             "the steps chosen from their rate (the summary records them: --steps N repeats the run).")] = None,
     batch_size: Annotated[int, typer.Option(help="Sequences per step.")] = 64,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 3e-3,
+    warmup: Annotated[int, typer.Option(help="Steps of linear learning-rate warm-up.")] = 200,
     seed: Annotated[int, typer.Option(help="Seed (model init and batch order).")] = 0,
     threads: Annotated[int, typer.Option(help="CPU threads for training.")] = 2,
-    dim: Annotated[int, typer.Option(help="Embedding width.")] = 128,
-    layers: Annotated[int, typer.Option(help="Transformer blocks.")] = 4,
-    max_objects: Annotated[int, typer.Option(help="Placeholder objects the model knows.")] = 8,
+    device: Annotated[str, typer.Option(
+        help="Where PyTorch trains: cpu, cuda, cuda:N, or auto (a CUDA device when PyTorch sees one).")] = "cpu",
+    loader_workers: Annotated[int | None, typer.Option(
+        help="Processes building batches ahead of the training loop (default: 0 on the CPU, up to 8 with a "
+             "GPU, whose steps outpace one Python process building batches).")] = None,
+    dim: Annotated[int | None, typer.Option(help="Embedding width (default 128; with --infer-schema: from the "
+                                            "data, as planner learn chooses).")] = None,
+    layers: Annotated[int | None, typer.Option(help="Transformer blocks (default 4; with --infer-schema: from "
+                                               "the data).")] = None,
+    context: Annotated[int | None, typer.Option(help="Context in tokens (default 512; with --infer-schema: from "
+                                                "the data).")] = None,
+    max_objects: Annotated[int | None, typer.Option(
+        help="Placeholder objects the model knows (default 8; with --infer-schema: the most any record has).")] = None,
     domain: Annotated[Path | None, typer.Option(help="PDDL domain of the data (default: Blocksworld).")] = None,
+    infer_schema: Annotated[bool, typer.Option(
+        "--infer-schema", help="Learn the predicates and actions from the training data, as planner learn does "
+                               "(for data of an environment without a PDDL domain; not with --domain).")] = False,
+    quantize: Annotated[bool, typer.Option(
+        "--quantize/--no-quantize", help="Quantize to Q8_0 with llama.cpp and compare (default); --no-quantize "
+                                         "writes model-f32.gguf alone, e.g. on a GPU machine without llama.cpp "
+                                         "(the same command run again where llama.cpp is installed quantizes "
+                                         "it: a finished checkpoint is not trained further).")] = True,
     fresh: Annotated[bool, typer.Option("--fresh", help="Ignore an existing checkpoint.")] = False,
 ) -> None:
     """Train a fact-delta world model (needs the `train` extra: torch), export GGUF, quantize
@@ -633,34 +655,76 @@ def train(
         raise ConfigError(f"training needs PyTorch: pip install -e '.[train]' ({exc})") from None
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    from planner.cores import available_cores
     from planner.training.export import finish_model
+    from planner.training.train import resolve_device
     from planner.world.gguf_io import LlamaShape
 
+    if steps is not None and minutes is not None:
+        raise ConfigError(f"give --steps ({steps}) or --minutes ({minutes}), not both")
+    if minutes is not None and not (math.isfinite(minutes) and minutes > 0):
+        raise ConfigError(f"--minutes must be a number > 0, got {minutes}")
+    if infer_schema and domain is not None:
+        raise ConfigError(f"--infer-schema learns the schema from the data; it cannot be combined with --domain "
+                          f"{domain}")
     train_file = data / "train.jsonl"
     if not train_file.is_file():
         raise ConfigError(f"no training data: {train_file} not found (run `planner collect` first)")
-    domain_name, predicates, actions, signature = _domain_schemas(domain)
-    cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, threads=threads,
-                      shape=LlamaShape(dim=dim, n_layers=layers, n_heads=max(1, dim // 32), ffn_dim=4 * dim),
-                      max_objects=max_objects)
+    if infer_schema:
+        domain_name, predicates, actions, signature, shape, objects = _data_schemas(train_file)
+    else:
+        domain_name, predicates, actions, signature = _domain_schemas(domain)
+        shape, objects = LlamaShape(), 8
+    width = dim if dim is not None else shape.dim
+    shape = LlamaShape(dim=width, n_layers=layers if layers is not None else shape.n_layers,
+                       n_heads=max(1, width // 32), ffn_dim=4 * width,
+                       context=context if context is not None else shape.context)
+    chosen = resolve_device(device)
+    if loader_workers is None:
+        loader_workers = 0 if chosen.type == "cpu" else max(0, min(8, available_cores() - 1))
+    cfg = TrainConfig(steps=steps if steps is not None else 5000, batch_size=batch_size, lr=lr, warmup=warmup,
+                      seed=seed, threads=threads, shape=shape,
+                      max_objects=max_objects if max_objects is not None else objects, device=device,
+                      loader_workers=loader_workers)
     columns = (TextColumn("training"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
                TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err) as bar:
-        task = bar.add_task("train", total=steps, loss=float("nan"))
+        task = bar.add_task("train", total=cfg.steps if minutes is None else None, loss=float("nan"))
 
         def progress(step: int, info: dict[str, float]) -> None:
-            bar.update(task, completed=step, loss=info["loss"])
+            bar.update(task, completed=step, total=int(info["steps"]), loss=info["loss"])
 
         val = data / "val.jsonl"
         summary = run_training(train_path=train_file, val_path=val if val.is_file() else None, out_dir=out_dir,
                                predicates=predicates, actions=actions,
                                domain=domain_name, signature=signature, config=cfg, resume=not fresh,
-                               progress=progress)
-    report = finish_model(out_dir, data_path=val if val.is_file() else train_file)
-    out.print(f"trained {summary['params']} parameters for {summary['steps']} steps in "
+                               progress=progress, seconds=None if minutes is None else minutes * 60)
+    out.print(f"trained {summary['params']} parameters for {summary['steps']} steps on {summary['device']} in "
               f"{summary['train_seconds']:.0f} s")
+    if not quantize:
+        out.print(f"wrote {out_dir / 'model-f32.gguf'} (not quantized: --no-quantize)")
+        return
+    report = finish_model(out_dir, data_path=val if val.is_file() else train_file)
     out.print(f"wrote {report['f32']} and {report['q8_0']} ({report['q8_0_bytes'] / 1e6:.2f} MB); "
               f"Q8_0 agrees with F32 on {report['agreement']:.2%} of {report['checked']} predictions")
+
+
+def _data_schemas(train_file: Path) -> tuple[str, dict[str, int], dict[str, int], dict[str, Any] | None, Any, int]:
+    """(domain, predicate arities, action arities, signature, shape, placeholder objects) learned
+    from the transition log ``train_file`` as ``planner learn`` learns them."""
+    from planner.data.schema import infer_schema
+    from planner.learn import choose_context, choose_shape, learned_signature
+    from planner.world.codec import domain_vocabulary
+
+    records = _read_transitions(train_file, limit=None)
+    if not records:
+        raise ConfigError(f"no transitions in {train_file}")
+    schema = infer_schema(records)
+    objects = max(len(r.objects) for r in records)
+    vocab = domain_vocabulary(schema.predicates, schema.actions, objects)
+    shape = choose_shape(len(vocab), choose_context(records), len(records))
+    return (records[0].domain, dict(schema.predicates), dict(schema.actions), learned_signature(schema), shape,
+            objects)
 
 
 LEARN_SEEDS = "train=0-99,val=1000-1019,test=2000-2049"

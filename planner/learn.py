@@ -293,6 +293,12 @@ def _signature(schema: LearnedSchema, probe: Environment) -> dict[str, Any] | No
 
     if isinstance(probe, PDDLEnvironment):
         return domain_signature(probe.task.domain).to_json()
+    return learned_signature(schema)
+
+
+def learned_signature(schema: LearnedSchema) -> dict[str, Any] | None:
+    """The signature of a learned schema when every action schema met got a STRIPS operator
+    (else ``None``: the model is then chosen by its domain's name alone)."""
     if schema.not_strips or schema.unobserved:
         return None
     return schema.signature().to_json()

@@ -24,12 +24,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from planner.cores import available_cores
 from planner.errors import ConfigError
 from planner.io import JsonlLog, atomic_write_text, read_jsonl
 from planner.logs import get_logger
 from planner.training.errors import TrainingDataError
 from planner.training.model import TinyLlama
-from planner.world.engine import available_cores
 from planner.world.gguf_io import LlamaShape, quantize, write_world_model
 from planner.world.text_model import WORDS_KEY, TextObservationModel, observation_exact
 from planner.world.textcodec import TEXT_CODEC_NAME, TEXT_CODEC_VERSION, TEXT_MARKERS, example, text_words

@@ -8,24 +8,34 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
+import re
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from multiprocessing.pool import AsyncResult
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from planner.cores import available_cores
 from planner.errors import ConfigError
 from planner.io import atomic_output, atomic_write_text
 from planner.training.data import Encoded, check_fits, encode_records, load_records, sample_sequence
 from planner.training.errors import CheckpointError, TrainingDataError
 from planner.training.model import EMBEDDINGS, Factoring, TinyLlama, resolve_embeddings
 from planner.world.codec import CODEC_NAME, CODEC_VERSION, domain_vocabulary
-from planner.world.engine import available_cores
 from planner.world.gguf_io import LlamaShape, write_world_model
 from planner.world.vocab import Vocabulary
+
+DEVICE_PATTERN = re.compile(r"cpu|auto|cuda(:[0-9]+)?")
+"""The devices :class:`TrainConfig` accepts."""
+
+PROBE_STEPS = 50
+"""With a time budget, the steps timed before the total is chosen (see :func:`train`)."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,12 @@ class TrainConfig:
             arguments' rows, see :mod:`planner.training.model`), ``"free"`` (a row per word) or
             ``"auto"`` (factored for vocabularies above
             :data:`~planner.training.model.FACTOR_ABOVE` words).
+        device: where PyTorch trains: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (the
+            first CUDA device when PyTorch sees one, else the CPU). The batches, the weights and
+            so the exported model do not depend on it beyond floating-point rounding.
+        loader_workers: processes that build batches ahead of the training loop (``0``: the
+            loop builds its own). Worth it where the model's step is faster than building a
+            batch in Python (a GPU); batch ``k`` is the same either way.
 
     Raises :class:`~planner.errors.ConfigError` naming a value out of range.
     """
@@ -66,8 +82,16 @@ class TrainConfig:
     shape: LlamaShape = field(default_factory=LlamaShape)
     max_objects: int = 8
     embeddings: str = "auto"
+    device: str = "cpu"
+    loader_workers: int = 0
 
     def __post_init__(self) -> None:
+        if not isinstance(self.device, str) or not DEVICE_PATTERN.fullmatch(self.device):
+            raise ConfigError(f"TrainConfig.device must be cpu, cuda, cuda:N or auto, got {self.device!r}")
+        if isinstance(self.loader_workers, bool) or not isinstance(self.loader_workers, int) \
+                or not 0 <= self.loader_workers <= 64:
+            raise ConfigError(f"TrainConfig.loader_workers must be a whole number in 0..64, got "
+                              f"{self.loader_workers!r}")
         if self.embeddings not in EMBEDDINGS:
             raise ConfigError(f"TrainConfig.embeddings must be one of {', '.join(EMBEDDINGS)}, "
                               f"got {self.embeddings!r}")
@@ -107,6 +131,71 @@ def make_batch(examples: list[Encoded], vocab: Vocabulary, rng: np.random.Genera
     return torch.from_numpy(tokens), torch.from_numpy(targets)
 
 
+def resolve_device(name: str) -> torch.device:
+    """The PyTorch device ``name`` (:attr:`TrainConfig.device`) stands for on this machine.
+
+    Raises :class:`~planner.errors.ConfigError` naming ``name`` when that device is not there
+    (no CUDA build of PyTorch, no such GPU) or not a device at all."""
+    if not isinstance(name, str) or not DEVICE_PATTERN.fullmatch(name):
+        raise ConfigError(f"the training device must be cpu, cuda, cuda:N or auto, got {name!r}")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        build = f"PyTorch {torch.__version__} " + ("has no CUDA support" if torch.version.cuda is None
+                                                   else "sees no CUDA device")
+        raise ConfigError(f"training device {name!r} asked for, but {build} (use --device cpu)")
+    index = int(name.partition(":")[2] or 0)
+    if index >= torch.cuda.device_count():
+        raise ConfigError(f"training device {name!r} asked for, but PyTorch sees {torch.cuda.device_count()} CUDA "
+                          "device(s)")
+    return torch.device("cuda", index)
+
+
+_worker_state: tuple[list[Encoded], Vocabulary, int, int] | None = None
+
+
+def _init_worker(examples: list[Encoded], vocab: Vocabulary, seed: int, batch_size: int) -> None:
+    global _worker_state
+    torch.set_num_threads(1)
+    _worker_state = (examples, vocab, seed, batch_size)
+
+
+def _worker_batch(step: int) -> tuple[np.ndarray, np.ndarray]:
+    assert _worker_state is not None, "batch worker not initialised"
+    examples, vocab, seed, batch_size = _worker_state
+    tokens, targets = make_batch(examples, vocab, np.random.default_rng([seed, step]), batch_size)
+    return tokens.numpy(), targets.numpy()
+
+
+def batches(examples: list[Encoded], vocab: Vocabulary, *, seed: int, first: int, until: Callable[[], int],
+            batch_size: int, workers: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The batches of steps ``first, first + 1, …`` while the step is below ``until()`` (read
+    again before each step, so a caller may move the end while it trains): batch ``k`` is
+    :func:`make_batch` with the generator seeded by ``(seed, k)``, built here (``workers=0``) or
+    by ``workers`` processes a few steps ahead. The same batches either way."""
+    step = first
+    if workers <= 0:
+        while step < until():
+            yield make_batch(examples, vocab, np.random.default_rng([seed, step]), batch_size)
+            step += 1
+        return
+    # spawn: a forked child of a process that has started CUDA can use neither it nor PyTorch's
+    # thread pools safely; each worker receives the examples once.
+    context = multiprocessing.get_context("spawn")
+    ahead: deque[AsyncResult[tuple[np.ndarray, np.ndarray]]] = deque()
+    with context.Pool(workers, initializer=_init_worker, initargs=(examples, vocab, seed, batch_size)) as pool:
+        while True:
+            while len(ahead) < 4 * workers and step < until():
+                ahead.append(pool.apply_async(_worker_batch, (step,)))
+                step += 1
+            if not ahead:
+                return
+            tokens, targets = ahead.popleft().get()
+            yield torch.from_numpy(tokens), torch.from_numpy(targets)
+
+
 def new_model(config: TrainConfig, vocab: Vocabulary, schemas: Mapping[str, int]) -> TinyLlama:
     """A freshly initialised model of ``config``'s shape and word tables for ``vocab``, whose
     ground words are the groundings of ``schemas`` (predicates and actions, name → arity)."""
@@ -123,16 +212,17 @@ def _save_checkpoint(path: Path, model: TinyLlama, opt: torch.optim.Optimizer, s
         torch.save(state, tmp)
 
 
-def _load_checkpoint(path: Path, model: TinyLlama, opt: torch.optim.Optimizer) -> tuple[int, float]:
-    """Restore ``model`` and ``opt`` from ``path``: (steps done, training seconds so far).
+def _load_checkpoint(path: Path, model: TinyLlama, opt: torch.optim.Optimizer) -> tuple[int, dict[str, Any]]:
+    """Restore ``model`` and ``opt`` from ``path``: (steps done, its ``meta``: training seconds
+    so far, and the steps of the schedule where a time budget chose them).
 
     Raises :class:`CheckpointError` naming the file when it cannot be restored.
     """
     try:
-        ckpt = torch.load(path, weights_only=False)
+        ckpt = torch.load(path, weights_only=False, map_location="cpu")  # wherever it was trained
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["opt"])
-        return int(ckpt["step"]), float(ckpt["meta"].get("train_seconds", 0.0))
+        return int(ckpt["step"]), dict(ckpt["meta"])
     except Exception as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CheckpointError(f"cannot resume from {path}: {reason} (train without resuming to start "
@@ -169,6 +259,7 @@ def train(
     resume: bool = True,
     progress: Callable[[int, dict[str, float]], None] | None = None,
     stop_at: int | None = None,
+    seconds: float | None = None,
 ) -> dict[str, Any]:
     """Train and write ``out_dir/model-f32.gguf``; returns a summary (also in the GGUF).
 
@@ -177,7 +268,24 @@ def train(
     on along the same schedule (``planner learn``'s rounds).
 
     ``signature`` (:func:`planner.world.signature.domain_signature`'s JSON) is recorded in the
-    GGUF, so the model is chosen for every domain with that signature."""
+    GGUF, so the model is chosen for every domain with that signature.
+
+    ``seconds`` is a time budget for the training loop of a fresh run: the first
+    :data:`PROBE_STEPS` steps (fewer when the warm-up is shorter) are timed, then
+    ``config.steps`` becomes as many steps as the budget holds at that rate. Those first steps
+    are warm-up steps, whose learning rate does not depend on the total, so training again with
+    ``steps`` set to the summary's ``steps`` repeats the run exactly.
+
+    Raises :class:`~planner.errors.ConfigError` for a device that is not there or a budget
+    without warm-up steps to time, :class:`TrainingDataError` for data that does not fit, and
+    :class:`CheckpointError` for a checkpoint that cannot be restored."""
+    device = resolve_device(config.device)
+    probe = min(PROBE_STEPS, config.warmup)
+    if seconds is not None and not (math.isfinite(seconds) and seconds > 0):
+        raise ConfigError(f"the training time budget must be a number of seconds > 0, got {seconds!r}")
+    if seconds is not None and probe < 5:
+        raise ConfigError(f"a training time budget times the first warm-up steps: it needs a warm-up of at least 5 "
+                          f"steps, got {config.warmup}")
     torch.manual_seed(config.seed)
     torch.set_num_threads(min(config.threads, available_cores()))
     out = Path(out_dir)
@@ -186,36 +294,53 @@ def train(
     n_records, n_problems, examples = _load_examples(train_path, vocab, predicates, actions, config)
     val_examples = (_load_examples(val_path, vocab, predicates, actions, config, limit=4000, required=False)[2]
                     if val_path else [])
-    model = new_model(config, vocab, {**predicates, **actions})
+    model = new_model(config, vocab, {**predicates, **actions}).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.95),
                             weight_decay=config.weight_decay)
     ckpt_path = out / "checkpoint.pt"
     start_step = 0
     elapsed_before = 0.0
     if resume and ckpt_path.exists():
-        start_step, elapsed_before = _load_checkpoint(ckpt_path, model, opt)
+        start_step, meta = _load_checkpoint(ckpt_path, model, opt)
+        elapsed_before = float(meta.get("train_seconds", 0.0))
+        if seconds is not None and "budget_steps" in meta:  # the schedule the budget chose goes on
+            config = replace(config, steps=int(meta["budget_steps"]))
+    budgeted = seconds is not None and start_step == 0
     started = time.perf_counter()
     history: list[dict[str, float]] = []
     end = config.steps if stop_at is None else max(0, min(stop_at, config.steps))
+    if budgeted:
+        end = probe  # until the rate is known (warm-up steps: their rate does not depend on the total)
     model.train()
-    for step in range(start_step, end):
-        rng = np.random.default_rng([config.seed, step])
-        tokens, targets = make_batch(examples, vocab, rng, config.batch_size)
+    timed_from = started
+    stream = batches(examples, vocab, seed=config.seed, first=start_step, until=lambda: end,
+                     batch_size=config.batch_size, workers=config.loader_workers)
+    for step, (tokens, targets) in enumerate(stream, start=start_step):
         for group in opt.param_groups:
             group["lr"] = lr_at(step, config)
-        loss = model.answer_loss(tokens, targets)
+        loss = model.answer_loss(tokens.to(device, non_blocking=True), targets.to(device, non_blocking=True))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        info = {"loss": loss.item(), "lr": lr_at(step, config)}
+        info = {"loss": loss.item(), "lr": lr_at(step, config), "steps": float(end)}
         done_steps = step + 1
+        if budgeted and done_steps == min(5, probe):
+            timed_from = time.perf_counter()  # the first steps pay for start-up (workers, kernels)
+        if budgeted and done_steps == probe:
+            assert seconds is not None
+            rate = (probe - min(5, probe)) / max(1e-6, time.perf_counter() - timed_from)
+            total = max(probe, int(rate * (seconds - (time.perf_counter() - started))) + probe)
+            config = replace(config, steps=total)
+            end = total if stop_at is None else max(probe, min(stop_at, total))
+            info["steps"] = float(end)
         if val_examples and (done_steps % config.eval_every == 0 or done_steps == end):
             info["val_token_acc"] = evaluate_tokens(model, val_examples, vocab, seed=config.seed)
-            history.append({"step": done_steps, **info})
+            history.append({"step": done_steps, **{k: v for k, v in info.items() if k != "steps"}})
         if done_steps % config.checkpoint_every == 0 or done_steps == end:
             _save_checkpoint(ckpt_path, model, opt, done_steps, {
-                "train_seconds": elapsed_before + time.perf_counter() - started})
+                "train_seconds": elapsed_before + time.perf_counter() - started,
+                **({"budget_steps": config.steps} if seconds is not None else {})})
         if progress is not None:
             progress(done_steps, info)
     train_seconds = elapsed_before + time.perf_counter() - started
@@ -224,6 +349,7 @@ def train(
         "train_records": n_records,
         "train_problems": n_problems,
         "steps": max(end, start_step),
+        "device": str(device),
         "schedule_steps": config.steps,
         "batch_size": config.batch_size,
         "embeddings": resolve_embeddings(config.embeddings, vocab),
@@ -231,7 +357,7 @@ def train(
         "train_seconds": round(train_seconds, 1),
         "params": model.n_params(),
         "shape": asdict(config.shape),
-        "history": history[-5:],
+        "history": history[-5:] or _earlier_history(out / "train-summary.json"),
     }
     write_world_model(out / "model-f32.gguf", vocab=vocab, shape=config.shape, weights=model.gguf_weights(),
                       codec=CODEC_NAME, codec_version=CODEC_VERSION, predicates=predicates, actions=actions,
@@ -239,6 +365,15 @@ def train(
                       name=f"{domain} fact-delta world model")
     atomic_write_text(out / "train-summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _earlier_history(path: Path) -> list[dict[str, float]]:
+    """The validation history of an earlier summary at ``path`` (a rerun that had no steps left
+    to train keeps it), or none."""
+    try:
+        return list(json.loads(path.read_text(encoding="utf-8")).get("history", []))
+    except (OSError, ValueError, AttributeError):
+        return []
 
 
 @torch.no_grad()
@@ -249,6 +384,7 @@ def evaluate_tokens(model: TinyLlama, examples: list[Encoded], vocab: Vocabulary
     model.eval()
     rng = np.random.default_rng([seed, 10**9])
     tokens, targets = make_batch(examples, vocab, rng, min(n, len(examples)), relabel=False)
-    acc = model.answer_accuracy(tokens, targets)
+    device = next(model.parameters()).device
+    acc = model.answer_accuracy(tokens.to(device), targets.to(device))
     model.train(was)
     return acc

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import os
 import threading
 from collections import deque
 from collections.abc import Sequence
@@ -28,6 +27,7 @@ from pathlib import Path
 import llama_cpp
 import numpy as np
 
+from planner.cores import available_cores
 from planner.errors import ConfigError, ContextOverflowError, ModelLoadError, WorldModelError
 from planner.logs import get_logger
 
@@ -73,14 +73,6 @@ def gpu_offload_supported() -> bool:
     """Whether this build of llama.cpp can offload layers to a GPU (CUDA, Metal, Vulkan…)."""
     init_backend()
     return bool(llama_cpp.llama_supports_gpu_offload())
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on (its affinity mask; ``os.cpu_count()`` elsewhere)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # pragma: no cover - macOS, Windows
-        return max(1, os.cpu_count() or 1)
 
 
 def default_threads(model_bytes: int) -> int:

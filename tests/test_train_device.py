@@ -1,0 +1,149 @@
+"""Training where the user chooses: the device, batches built by worker processes, a time
+budget instead of a step count, and a schema learned from the data (``planner train``)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+
+import numpy as np
+import pytest
+
+from planner.cli import main
+from planner.data.collect import collect_blocksworld
+
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+pytestmark = pytest.mark.skipif(not HAS_TORCH, reason="needs PyTorch (the `train` extra: pip install -e '.[train]')")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("data")
+    collect_blocksworld(folder, problems={"train": 3, "val": 1, "test": 0}, blocks=(3,), seed=0)
+    return folder
+
+
+def _examples(data):
+    from planner.env.blocksworld import DOMAIN_PDDL
+    from planner.env.pddl import domain_schemas
+    from planner.training.data import encode_records, load_records
+    from planner.world.codec import domain_vocabulary
+
+    _, predicates, actions = domain_schemas(DOMAIN_PDDL, source="blocksworld")
+    vocab = domain_vocabulary(predicates, actions, 8)
+    return encode_records(load_records(data / "train.jsonl"), vocab, predicates, actions, 8), vocab
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:x", "", "CPU"])
+def test_a_device_that_is_no_device_is_named(device):
+    from planner.errors import ConfigError
+    from planner.training.train import TrainConfig
+
+    with pytest.raises(ConfigError, match=f"device must be cpu, cuda, cuda:N or auto, got {device!r}"):
+        TrainConfig(device=device)
+
+
+@pytest.mark.parametrize("workers", [-1, 65, 1.5, True])
+def test_loader_workers_out_of_range_are_named(workers):
+    from planner.errors import ConfigError
+    from planner.training.train import TrainConfig
+
+    with pytest.raises(ConfigError, match="loader_workers"):
+        TrainConfig(loader_workers=workers)
+
+
+def test_a_missing_gpu_is_a_clear_error_and_auto_falls_back_to_the_cpu():
+    import torch
+
+    from planner.errors import ConfigError
+    from planner.training.train import resolve_device
+
+    assert resolve_device("cpu").type == "cpu"
+    if torch.cuda.is_available():
+        assert resolve_device("auto").type == "cuda"
+        with pytest.raises(ConfigError, match="'cuda:99'"):
+            resolve_device("cuda:99")
+    else:
+        assert resolve_device("auto").type == "cpu"
+        with pytest.raises(ConfigError, match=r"'cuda'.*--device cpu"):
+            resolve_device("cuda")
+
+
+def test_worker_processes_build_the_same_batches_in_the_same_order(data):
+    from planner.training.train import batches
+
+    examples, vocab = _examples(data)
+    here = list(batches(examples, vocab, seed=3, first=5, until=lambda: 12, batch_size=8))
+    ahead = list(batches(examples, vocab, seed=3, first=5, until=lambda: 12, batch_size=8, workers=2))
+    assert len(here) == len(ahead) == 7
+    for (t1, g1), (t2, g2) in zip(here, ahead, strict=True):
+        assert np.array_equal(t1.numpy(), t2.numpy()) and np.array_equal(g1.numpy(), g2.numpy())
+
+
+def test_the_end_may_move_while_batches_are_consumed(data):
+    from planner.training.train import batches
+
+    examples, vocab = _examples(data)
+    for workers in (0, 2):
+        end = [3]
+
+        def until(end: list[int] = end) -> int:
+            return end[0]
+
+        seen = 0
+        for _ in batches(examples, vocab, seed=0, first=0, until=until, batch_size=4, workers=workers):
+            seen += 1
+            if seen == 3:
+                end[0] = 7  # a time budget sets the total once the rate is known
+        assert seen == 7
+
+
+def _weights(folder):
+    import gguf
+
+    reader = gguf.GGUFReader(str(folder / "model-f32.gguf"))
+    return {t.name: np.array(t.data) for t in reader.tensors}
+
+
+def test_a_time_budget_chooses_the_steps_and_steps_repeat_the_run(data, tmp_path, capsys):
+    args = ["train", "--data", str(data), "--batch-size", "4", "--dim", "32", "--layers", "1", "--warmup", "10",
+            "--no-quantize"]
+    assert main([*args, "--out", str(tmp_path / "budget"), "--minutes", "0.05"]) == 0
+    summary = json.loads((tmp_path / "budget" / "train-summary.json").read_text())
+    assert summary["steps"] >= 10 and summary["schedule_steps"] == summary["steps"]
+    assert summary["device"] == "cpu"
+    assert main([*args, "--out", str(tmp_path / "steps"), "--steps", str(summary["steps"])]) == 0
+    a, b = _weights(tmp_path / "budget"), _weights(tmp_path / "steps")
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    # Run again: the budget's schedule was finished, so nothing is trained and the model stays.
+    assert main([*args, "--out", str(tmp_path / "budget"), "--minutes", "0.05"]) == 0
+    c = _weights(tmp_path / "budget")
+    assert all(np.array_equal(a[k], c[k]) for k in a)
+    assert json.loads((tmp_path / "budget" / "train-summary.json").read_text())["history"] == summary["history"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [(["--steps", "5", "--minutes", "1"], "--steps .*--minutes.*not both"),
+     (["--minutes", "0"], "--minutes must be a number > 0, got 0.0"),
+     (["--minutes", "1", "--warmup", "2"], "warm-up of at least 5 steps, got 2"),
+     (["--device", "tpu"], "got 'tpu'"),
+     (["--infer-schema", "--domain", "d.pddl"], "--infer-schema.*--domain d.pddl")],
+)
+def test_bad_training_requests_are_named(data, tmp_path, capsys, extra, match):
+    code = main(["train", "--data", str(data), "--out", str(tmp_path / "m"), "--no-quantize", *extra])
+    assert code == 2
+    assert re.search(match, capsys.readouterr().err.replace("\n", " "))
+
+
+def test_the_schema_and_shape_can_come_from_the_data(data, tmp_path, capsys):
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "m"), "--infer-schema", "--steps", "3",
+                 "--batch-size", "2", "--no-quantize"]) == 0
+    from planner.world.gguf_io import read_model_info
+
+    info = read_model_info(tmp_path / "m" / "model-f32.gguf")
+    assert info.domain == "blocksworld"
+    assert set(info.actions) == {"pick-up", "put-down", "stack", "unstack"}
+    assert info.max_objects == 3  # the most objects a record has
+    assert "not quantized" in capsys.readouterr().out
