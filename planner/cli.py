@@ -644,6 +644,15 @@ def train(
                                          "writes model-f32.gguf alone, e.g. on a GPU machine without llama.cpp "
                                          "(the same command run again where llama.cpp is installed quantizes "
                                          "it: a finished checkpoint is not trained further).")] = True,
+    balance: Annotated[float, typer.Option(
+        help="How records are drawn, grouped by action and by whether it applied: a group of n records is "
+             "drawn in proportion to n**BALANCE (1: as collected; 0: every group alike; 0.5: rare cases more "
+             "often).")] = 1.0,
+    init: Annotated[Path | None, typer.Option(
+        "--init", help="Start from this GGUF world model's weights (F32, F16 or Q8_0) instead of random ones, "
+                       "e.g. to go on training a model with more data or another --balance: its schema, shape "
+                       "and objects are used (not with --domain, --infer-schema, --dim, --layers, --context, "
+                       "--max-objects).")] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Ignore an existing checkpoint.")] = False,
 ) -> None:
     """Train a fact-delta world model (needs the `train` extra: torch), export GGUF, quantize
@@ -670,22 +679,34 @@ def train(
     train_file = data / "train.jsonl"
     if not train_file.is_file():
         raise ConfigError(f"no training data: {train_file} not found (run `planner collect` first)")
-    if infer_schema:
+    if init is not None:
+        taken = {"--domain": domain, "--infer-schema": infer_schema or None, "--dim": dim, "--layers": layers,
+                 "--context": context, "--max-objects": max_objects}
+        clash = next((flag for flag, value in taken.items() if value is not None), None)
+        if clash is not None:
+            raise ConfigError(f"--init {init} gives the schema, shape and objects; {clash} cannot be given with it")
+        if not fresh and (out_dir / "checkpoint.pt").exists():
+            raise ConfigError(f"--init starts a new run, but {out_dir} holds a checkpoint: give --fresh to start "
+                              "over, or another --out")
+    if init is not None:
+        domain_name, predicates, actions, signature, shape, objects = _model_schemas(init)
+    elif infer_schema:
         domain_name, predicates, actions, signature, shape, objects = _data_schemas(train_file)
     else:
         domain_name, predicates, actions, signature = _domain_schemas(domain)
         shape, objects = LlamaShape(), 8
-    width = dim if dim is not None else shape.dim
-    shape = LlamaShape(dim=width, n_layers=layers if layers is not None else shape.n_layers,
-                       n_heads=max(1, width // 32), ffn_dim=4 * width,
-                       context=context if context is not None else shape.context)
+    if init is None:
+        width = dim if dim is not None else shape.dim
+        shape = LlamaShape(dim=width, n_layers=layers if layers is not None else shape.n_layers,
+                           n_heads=max(1, width // 32), ffn_dim=4 * width,
+                           context=context if context is not None else shape.context)
     chosen = resolve_device(device)
     if loader_workers is None:
         loader_workers = 0 if chosen.type == "cpu" else max(0, min(8, available_cores() - 1))
     cfg = TrainConfig(steps=steps if steps is not None else 5000, batch_size=batch_size, lr=lr, warmup=warmup,
                       seed=seed, threads=threads, shape=shape,
                       max_objects=max_objects if max_objects is not None else objects, device=device,
-                      loader_workers=loader_workers)
+                      loader_workers=loader_workers, balance=balance)
     columns = (TextColumn("training"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
                TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err) as bar:
@@ -698,7 +719,8 @@ def train(
         summary = run_training(train_path=train_file, val_path=val if val.is_file() else None, out_dir=out_dir,
                                predicates=predicates, actions=actions,
                                domain=domain_name, signature=signature, config=cfg, resume=not fresh,
-                               progress=progress, seconds=None if minutes is None else minutes * 60)
+                               progress=progress, seconds=None if minutes is None else minutes * 60,
+                               init=init)
     out.print(f"trained {summary['params']} parameters for {summary['steps']} steps on {summary['device']} in "
               f"{summary['train_seconds']:.0f} s")
     if not quantize:
@@ -707,6 +729,17 @@ def train(
     report = finish_model(out_dir, data_path=val if val.is_file() else train_file)
     out.print(f"wrote {report['f32']} and {report['q8_0']} ({report['q8_0_bytes'] / 1e6:.2f} MB); "
               f"Q8_0 agrees with F32 on {report['agreement']:.2%} of {report['checked']} predictions")
+
+
+def _model_schemas(path: Path) -> tuple[str, dict[str, int], dict[str, int], dict[str, Any] | None, Any, int]:
+    """(domain, predicate arities, action arities, signature, shape, placeholder objects) of the
+    GGUF world model ``path`` (``--init``)."""
+    from planner.world.gguf_io import read_model_weights
+
+    info, shape, _ = read_model_weights(path)
+    if info.codec is None or not info.predicates:
+        raise ConfigError(f"--init {path}: not a fact-delta world model (no codec or schema in its metadata)")
+    return info.domain or "env", dict(info.predicates), dict(info.actions), info.signature, shape, info.max_objects
 
 
 def _data_schemas(train_file: Path) -> tuple[str, dict[str, int], dict[str, int], dict[str, Any] | None, Any, int]:

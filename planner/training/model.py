@@ -281,6 +281,35 @@ class TinyLlama(nn.Module):
         logits, wanted = self._answer_scores(tokens, targets)
         return float((logits.argmax(-1) == wanted).float().mean())
 
+    def load_gguf_weights(self, weights: Mapping[str, np.ndarray]) -> None:
+        """Set every weight from llama.cpp's GGUF tensors (the inverse of :meth:`gguf_weights`;
+        free word tables only: a factored table's parts cannot be read back from its sums).
+
+        Raises :class:`TrainingDataError` naming a missing tensor or one of another shape."""
+        if self.factored:
+            raise TrainingDataError("GGUF weights load into free word tables only (embeddings='free')")
+        targets: dict[str, torch.Tensor] = {"token_embd.weight": self.embed.weight,  # type: ignore[dict-item]
+                                            "output_norm.weight": self.norm.weight,
+                                            "output.weight": self.output.weight}  # type: ignore[dict-item]
+        for i, module in enumerate(self.blocks):
+            b: Block = module  # type: ignore[assignment]
+            targets |= {
+                f"blk.{i}.attn_norm.weight": b.attn_norm.weight, f"blk.{i}.attn_q.weight": b.wq.weight,
+                f"blk.{i}.attn_k.weight": b.wk.weight, f"blk.{i}.attn_v.weight": b.wv.weight,
+                f"blk.{i}.attn_output.weight": b.wo.weight, f"blk.{i}.ffn_norm.weight": b.ffn_norm.weight,
+                f"blk.{i}.ffn_gate.weight": b.gate.weight, f"blk.{i}.ffn_up.weight": b.up.weight,
+                f"blk.{i}.ffn_down.weight": b.down.weight,
+            }
+        with torch.no_grad():
+            for name, target in targets.items():
+                if name not in weights:
+                    raise TrainingDataError(f"the GGUF weights lack tensor {name}")
+                value = torch.from_numpy(np.array(weights[name], dtype=np.float32))  # a writable copy
+                if tuple(value.shape) != tuple(target.shape):
+                    raise TrainingDataError(f"GGUF tensor {name} has shape {tuple(value.shape)}, the model needs "
+                                            f"{tuple(target.shape)}")
+                target.copy_(value)
+
     def n_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 

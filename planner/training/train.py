@@ -27,7 +27,7 @@ from planner.io import atomic_output, atomic_write_text
 from planner.training.data import Encoded, check_fits, encode_records, load_records, sample_sequence
 from planner.training.errors import CheckpointError, TrainingDataError
 from planner.training.model import EMBEDDINGS, Factoring, TinyLlama, resolve_embeddings
-from planner.world.codec import CODEC_NAME, CODEC_VERSION, domain_vocabulary
+from planner.world.codec import CODEC_NAME, CODEC_VERSION, domain_vocabulary, parse_word
 from planner.world.gguf_io import LlamaShape, write_world_model
 from planner.world.vocab import Vocabulary
 
@@ -65,6 +65,11 @@ class TrainConfig:
         loader_workers: processes that build batches ahead of the training loop (``0``: the
             loop builds its own). Worth it where the model's step is faster than building a
             batch in Python (a GPU); batch ``k`` is the same either way.
+        balance: how examples are drawn. Records are grouped by action name and whether the
+            action applied; a group of ``n`` records is drawn in proportion to ``n ** balance``:
+            ``1`` draws every record alike (the data's own mix), ``0`` every group alike, ``0.5``
+            between (rare cases — a lamp switched on, a take that succeeds among many refused —
+            are seen more often without drowning the common ones).
 
     Raises :class:`~planner.errors.ConfigError` naming a value out of range.
     """
@@ -84,6 +89,7 @@ class TrainConfig:
     embeddings: str = "auto"
     device: str = "cpu"
     loader_workers: int = 0
+    balance: float = 1.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.device, str) or not DEVICE_PATTERN.fullmatch(self.device):
@@ -92,6 +98,9 @@ class TrainConfig:
                 or not 0 <= self.loader_workers <= 64:
             raise ConfigError(f"TrainConfig.loader_workers must be a whole number in 0..64, got "
                               f"{self.loader_workers!r}")
+        if isinstance(self.balance, bool) or not isinstance(self.balance, (int, float)) \
+                or not (math.isfinite(self.balance) and 0 <= self.balance <= 1):
+            raise ConfigError(f"TrainConfig.balance must be a number in 0..1, got {self.balance!r}")
         if self.embeddings not in EMBEDDINGS:
             raise ConfigError(f"TrainConfig.embeddings must be one of {', '.join(EMBEDDINGS)}, "
                               f"got {self.embeddings!r}")
@@ -117,9 +126,10 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 
 def make_batch(examples: list[Encoded], vocab: Vocabulary, rng: np.random.Generator, batch_size: int,
-               relabel: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token ids (batch, time) and loss targets (-100 outside the answers)."""
-    picks = rng.integers(len(examples), size=batch_size)
+               relabel: bool = True, p: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids (batch, time) and loss targets (-100 outside the answers); the examples are
+    drawn alike, or with probabilities ``p`` (:func:`sampling_weights`)."""
+    picks = rng.integers(len(examples), size=batch_size) if p is None else rng.choice(len(examples), batch_size, p=p)
     seqs = [sample_sequence(examples[i], vocab, rng, relabel=relabel) for i in picks]
     width = max(len(s) for s, _ in seqs)
     tokens = np.full((batch_size, width), vocab.eos_id, dtype=np.int64)
@@ -129,6 +139,19 @@ def make_batch(examples: list[Encoded], vocab: Vocabulary, rng: np.random.Genera
         # position t predicts token t+1: the answer tokens seq[start:] are targets at t = start-1…
         targets[row, start - 1:len(seq) - 1] = seq[start:]
     return torch.from_numpy(tokens), torch.from_numpy(targets)
+
+
+def sampling_weights(groups: list[tuple[str, bool]], balance: float) -> np.ndarray | None:
+    """Each example's probability of being drawn when its group (``groups[i]``: action name,
+    applied) of ``n`` examples is drawn in proportion to ``n ** balance``
+    (:attr:`TrainConfig.balance`); ``None`` (every example alike) for ``balance == 1``."""
+    if balance == 1 or not groups:
+        return None
+    sizes: dict[tuple[str, bool], int] = {}
+    for g in groups:
+        sizes[g] = sizes.get(g, 0) + 1
+    w = np.array([float(sizes[g]) ** (balance - 1.0) for g in groups])
+    return w / w.sum()
 
 
 def resolve_device(name: str) -> torch.device:
@@ -153,39 +176,42 @@ def resolve_device(name: str) -> torch.device:
     return torch.device("cuda", index)
 
 
-_worker_state: tuple[list[Encoded], Vocabulary, int, int] | None = None
+_worker_state: tuple[list[Encoded], Vocabulary, int, int, np.ndarray | None] | None = None
 
 
-def _init_worker(examples: list[Encoded], vocab: Vocabulary, seed: int, batch_size: int) -> None:
+def _init_worker(examples: list[Encoded], vocab: Vocabulary, seed: int, batch_size: int,
+                 p: np.ndarray | None) -> None:
     global _worker_state
     torch.set_num_threads(1)
-    _worker_state = (examples, vocab, seed, batch_size)
+    _worker_state = (examples, vocab, seed, batch_size, p)
 
 
 def _worker_batch(step: int) -> tuple[np.ndarray, np.ndarray]:
     assert _worker_state is not None, "batch worker not initialised"
-    examples, vocab, seed, batch_size = _worker_state
-    tokens, targets = make_batch(examples, vocab, np.random.default_rng([seed, step]), batch_size)
+    examples, vocab, seed, batch_size, p = _worker_state
+    tokens, targets = make_batch(examples, vocab, np.random.default_rng([seed, step]), batch_size, p=p)
     return tokens.numpy(), targets.numpy()
 
 
 def batches(examples: list[Encoded], vocab: Vocabulary, *, seed: int, first: int, until: Callable[[], int],
-            batch_size: int, workers: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+            batch_size: int, workers: int = 0, p: np.ndarray | None = None
+            ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """The batches of steps ``first, first + 1, …`` while the step is below ``until()`` (read
     again before each step, so a caller may move the end while it trains): batch ``k`` is
     :func:`make_batch` with the generator seeded by ``(seed, k)``, built here (``workers=0``) or
-    by ``workers`` processes a few steps ahead. The same batches either way."""
+    by ``workers`` processes a few steps ahead. The same batches either way. ``p``: each
+    example's probability of being drawn (``None``: alike)."""
     step = first
     if workers <= 0:
         while step < until():
-            yield make_batch(examples, vocab, np.random.default_rng([seed, step]), batch_size)
+            yield make_batch(examples, vocab, np.random.default_rng([seed, step]), batch_size, p=p)
             step += 1
         return
     # spawn: a forked child of a process that has started CUDA can use neither it nor PyTorch's
     # thread pools safely; each worker receives the examples once.
     context = multiprocessing.get_context("spawn")
     ahead: deque[AsyncResult[tuple[np.ndarray, np.ndarray]]] = deque()
-    with context.Pool(workers, initializer=_init_worker, initargs=(examples, vocab, seed, batch_size)) as pool:
+    with context.Pool(workers, initializer=_init_worker, initargs=(examples, vocab, seed, batch_size, p)) as pool:
         while True:
             while len(ahead) < 4 * workers and step < until():
                 ahead.append(pool.apply_async(_worker_batch, (step,)))
@@ -260,6 +286,7 @@ def train(
     progress: Callable[[int, dict[str, float]], None] | None = None,
     stop_at: int | None = None,
     seconds: float | None = None,
+    init: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train and write ``out_dir/model-f32.gguf``; returns a summary (also in the GGUF).
 
@@ -276,9 +303,14 @@ def train(
     are warm-up steps, whose learning rate does not depend on the total, so training again with
     ``steps`` set to the summary's ``steps`` repeats the run exactly.
 
-    Raises :class:`~planner.errors.ConfigError` for a device that is not there or a budget
-    without warm-up steps to time, :class:`TrainingDataError` for data that does not fit, and
-    :class:`CheckpointError` for a checkpoint that cannot be restored."""
+    ``init`` starts a fresh run from a GGUF world model's weights instead of random ones (its
+    shape is ``config.shape``'s and its vocabulary the domain's, else an error says which
+    differs); its word tables are then free ones (``config.embeddings`` is not used).
+
+    Raises :class:`~planner.errors.ConfigError` for a device that is not there, a budget
+    without warm-up steps to time, or an ``init`` model that does not fit,
+    :class:`TrainingDataError` for data that does not fit, and :class:`CheckpointError` for a
+    checkpoint that cannot be restored."""
     device = resolve_device(config.device)
     probe = min(PROBE_STEPS, config.warmup)
     if seconds is not None and not (math.isfinite(seconds) and seconds > 0):
@@ -294,7 +326,14 @@ def train(
     n_records, n_problems, examples = _load_examples(train_path, vocab, predicates, actions, config)
     val_examples = (_load_examples(val_path, vocab, predicates, actions, config, limit=4000, required=False)[2]
                     if val_path else [])
-    model = new_model(config, vocab, {**predicates, **actions}).to(device)
+    if init is not None:
+        config = replace(config, embeddings="free")
+    model = new_model(config, vocab, {**predicates, **actions})
+    if init is not None:
+        _init_from_gguf(model, Path(init), vocab, config.shape)
+    model = model.to(device)
+    draw = sampling_weights([(parse_word(vocab.decode([e.action])[0])[0], bool(e.applicable)) for e in examples],
+                            config.balance)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.95),
                             weight_decay=config.weight_decay)
     ckpt_path = out / "checkpoint.pt"
@@ -314,7 +353,7 @@ def train(
     model.train()
     timed_from = started
     stream = batches(examples, vocab, seed=config.seed, first=start_step, until=lambda: end,
-                     batch_size=config.batch_size, workers=config.loader_workers)
+                     batch_size=config.batch_size, workers=config.loader_workers, p=draw)
     for step, (tokens, targets) in enumerate(stream, start=start_step):
         for group in opt.param_groups:
             group["lr"] = lr_at(step, config)
@@ -353,6 +392,8 @@ def train(
         "schedule_steps": config.steps,
         "batch_size": config.batch_size,
         "embeddings": resolve_embeddings(config.embeddings, vocab),
+        "balance": config.balance,
+        **({"init": str(init)} if init is not None else {}),
         "seed": config.seed,
         "train_seconds": round(train_seconds, 1),
         "params": model.n_params(),
@@ -365,6 +406,30 @@ def train(
                       name=f"{domain} fact-delta world model")
     atomic_write_text(out / "train-summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _init_from_gguf(model: TinyLlama, path: Path, vocab: Vocabulary, shape: LlamaShape) -> None:
+    """Load ``path``'s weights into ``model`` (free word tables), after checking that the GGUF
+    model has ``shape`` and ``vocab``'s words; raises :class:`~planner.errors.ConfigError`
+    naming what differs (and what :func:`~planner.world.gguf_io.read_model_weights` raises)."""
+    from planner.world.gguf_io import read_model_vocabulary, read_model_weights
+
+    _, model_shape, weights = read_model_weights(path)
+    if (model_shape.dim, model_shape.n_layers, model_shape.n_heads, model_shape.ffn_dim) != \
+            (shape.dim, shape.n_layers, shape.n_heads, shape.ffn_dim):
+        raise ConfigError(f"cannot start from {path}: its shape is {model_shape}, the run's is {shape}")
+    _, pieces, _ = read_model_vocabulary(path)
+    if len(pieces) != len(vocab.pieces):
+        raise ConfigError(f"cannot start from {path}: it has {len(pieces)} tokens, this domain's vocabulary "
+                          f"{len(vocab.pieces)}")
+    differ = next((i for i, (a, b) in enumerate(zip(pieces, vocab.pieces, strict=True)) if a != b), None)
+    if differ is not None:
+        raise ConfigError(f"cannot start from {path}: its token {differ} is {pieces[differ]!r}, this domain's "
+                          f"{vocab.pieces[differ]!r}")
+    try:
+        model.load_gguf_weights(weights)
+    except TrainingDataError as exc:
+        raise ConfigError(f"cannot start from {path}: {exc}") from None
 
 
 def _earlier_history(path: Path) -> list[dict[str, float]]:

@@ -659,3 +659,40 @@ def read_model_vocabulary(path: str | Path) -> tuple[ModelInfo, list[str], int]:
     bos = fields.get("tokenizer.ggml.bos_token_id")
     bos_id = int(bos.contents()) if bos is not None else _SPECIAL_DEFAULTS["tokenizer.ggml.bos_token_id"]
     return info, [t.decode("utf-8", "replace") for t in texts], bos_id
+
+
+def read_model_weights(path: str | Path) -> tuple[ModelInfo, LlamaShape, dict[str, np.ndarray]]:
+    """A Llama GGUF world model's metadata, shape and weights (float32 arrays in the shapes
+    :func:`write_world_model` takes: ``(rows, columns)`` as PyTorch lays out a linear layer),
+    Q8_0 and F16 tensors dequantized — to continue training from a model.
+
+    Raises what :func:`read_model_info` raises, and :class:`ModelLoadError` naming the file for
+    a model that is not a Llama model or holds a tensor type this reader does not know."""
+    import gguf
+
+    p = Path(path)
+    info, fields = _read(p)
+    if info.architecture != "llama":
+        raise ModelLoadError(f"cannot read the weights of {p}: architecture {info.architecture!r}, expected 'llama'")
+
+    def number(key: str) -> float:
+        field = fields.get(f"llama.{key}")
+        if field is None:
+            raise ModelLoadError(f"cannot read the weights of {p}: no llama.{key} in its metadata")
+        return field.contents()  # type: ignore[no-any-return]
+
+    dim, heads = int(number("embedding_length")), int(number("attention.head_count"))
+    shape = LlamaShape(dim=dim, n_layers=int(number("block_count")), n_heads=heads,
+                       ffn_dim=int(number("feed_forward_length")), context=int(number("context_length")),
+                       rope_base=float(number("rope.freq_base")),
+                       norm_eps=round(float(number("attention.layer_norm_rms_epsilon")), 12))
+    known = {gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16, gguf.GGMLQuantizationType.Q8_0}
+    weights: dict[str, np.ndarray] = {}
+    for tensor in gguf.GGUFReader(str(p)).tensors:
+        if tensor.tensor_type not in known:
+            raise ModelLoadError(f"cannot read the weights of {p}: tensor {tensor.name} is "
+                                 f"{tensor.tensor_type.name} (this reader knows F32, F16 and Q8_0)")
+        rows = [int(d) for d in reversed(tensor.shape)]
+        values = gguf.quants.dequantize(tensor.data, tensor.tensor_type)
+        weights[tensor.name] = np.asarray(values, dtype=np.float32).reshape(rows)
+    return info, shape, weights

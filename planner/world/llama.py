@@ -91,18 +91,16 @@ class _FactDeltaRules:
     """One answer's structure: ``ok`` or ``fail`` (which ends it: early rejection); after
     ``ok`` the forced ``add``, facts added, ``del``, facts removed, then ``done`` or ``cont``.
 
-    With ``absent`` and ``held`` the facts that do not hold and those that hold (and
-    ``must_change``), the answer is kept consistent with its state: only absent facts may be
-    added and only held facts removed, none twice, and the list of removals closes only once
-    the answer changes something (an applicable action changes the state). Without (every
-    fact in both, ``must_change`` false) only the structure is kept. Near ``max_new`` tokens
-    only the closing word is allowed.
+    With ``absent`` and ``held`` the facts that do not hold and those that hold, the answer is
+    kept consistent with its state: only absent facts may be added and only held facts
+    removed, none twice. An applicable action may change nothing (switching on a lamp that is
+    already on), so both lists may stay empty. Without (every fact in both) only the structure
+    is kept. Near ``max_new`` tokens only the closing word is allowed.
     """
 
-    __slots__ = ("absent", "changed", "chosen", "held", "ids", "last", "n", "phase")
+    __slots__ = ("absent", "chosen", "held", "ids", "last", "n", "phase")
 
-    def __init__(self, ids: _AnswerIds, max_new: int, absent: np.ndarray, held: np.ndarray,
-                 must_change: bool) -> None:
+    def __init__(self, ids: _AnswerIds, max_new: int, absent: np.ndarray, held: np.ndarray) -> None:
         self.ids = ids
         self.absent = absent  # fact ids that do not hold: what may be added
         self.held = held  # fact ids that hold: what may be removed
@@ -110,7 +108,6 @@ class _FactDeltaRules:
         self.n = 0  # tokens in the answer so far
         self.phase = 0  # 0 verdict, 1 adding, 2 deleting
         self.chosen: set[int] = set()
-        self.changed = not must_change  # True: the list of removals may close at once
 
     def allowed(self) -> np.ndarray:
         ids = self.ids
@@ -122,8 +119,6 @@ class _FactDeltaRules:
         facts = self.absent if self.phase == 1 else self.held
         if self.chosen:
             facts = facts[~np.isin(facts, list(self.chosen))]
-        if self.phase == 2 and not self.changed and len(facts):
-            return facts  # nothing added: something must be removed
         return np.concatenate([facts, closing])
 
     def push(self, token: int) -> tuple[int, ...] | None:
@@ -142,7 +137,6 @@ class _FactDeltaRules:
         if self.phase == 2 and token in ids.ends:
             return None
         self.chosen.add(token)
-        self.changed = True
         return ()
 
 
@@ -203,7 +197,7 @@ class LlamaWorldModel:
             ``"reject"``: treat the action as not applicable (confidence 0), count it in
             ``stats.invalid`` and log it — so one bad answer cannot end a search.
         consistent: decode only answers consistent with the state (added facts absent,
-            removed facts present, an applicable action changing something), so an answer can
+            removed facts present), so an answer can
             be wrong but hardly ever invalid; ``False`` decodes the raw model, to measure how
             often it answers invalid by itself.
 
@@ -428,9 +422,9 @@ class LlamaWorldModel:
         facts = self._answer_ids.facts
         if self.consistent:
             holds = np.isin(facts, [self.word_ids[w] for w in state_words if w in self.word_ids])
-            rules = partial(_FactDeltaRules, self._answer_ids, max_new, facts[~holds], facts[holds], True)
+            rules = partial(_FactDeltaRules, self._answer_ids, max_new, facts[~holds], facts[holds])
         else:
-            rules = partial(_FactDeltaRules, self._answer_ids, max_new, facts, facts, False)
+            rules = partial(_FactDeltaRules, self._answer_ids, max_new, facts, facts)
         return self.decoder.decode(prefix, suffixes, rules=rules, max_new=max_new, temperature=temperature)
 
     def _likelier_failure(self, pred: Prediction, answer: Answer, state: State) -> Prediction:
