@@ -9,6 +9,8 @@ import re
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from planner.cli import main
 from planner.data.collect import collect_blocksworld
@@ -147,3 +149,77 @@ def test_the_schema_and_shape_can_come_from_the_data(data, tmp_path, capsys):
     assert set(info.actions) == {"pick-up", "put-down", "stack", "unstack"}
     assert info.max_objects == 3  # the most objects a record has
     assert "not quantized" in capsys.readouterr().out
+
+
+@settings(max_examples=100, deadline=None)
+@given(sizes=st.lists(st.integers(1, 50), min_size=1, max_size=6), balance=st.floats(0, 1))
+def test_each_group_is_drawn_in_proportion_to_its_size_to_the_balance(sizes, balance):
+    from planner.training.train import sampling_weights
+
+    groups = [(f"a{g}", g % 2 == 0) for g, n in enumerate(sizes) for _ in range(n)]
+    p = sampling_weights(groups, balance)
+    if balance == 1:
+        assert p is None
+        return
+    assert p is not None and np.isclose(p.sum(), 1.0) and (p > 0).all()
+    totals = np.array([p[[i for i, g in enumerate(groups) if g == (f"a{k}", k % 2 == 0)]].sum()
+                       for k in range(len(sizes))])
+    want = np.array(sizes, dtype=float) ** balance
+    assert np.allclose(totals, want / want.sum())
+
+
+@pytest.mark.parametrize("balance", [-0.1, 1.5, float("nan"), True])
+def test_a_balance_out_of_range_is_named(balance):
+    from planner.errors import ConfigError
+    from planner.training.train import TrainConfig
+
+    with pytest.raises(ConfigError, match=r"balance must be a number in 0\.\.1"):
+        TrainConfig(balance=balance)
+
+
+def test_training_can_start_from_a_models_weights(data, tmp_path, capsys):
+    args = ["--data", str(data), "--batch-size", "4", "--no-quantize"]
+    assert main(["train", *args, "--out", str(tmp_path / "a"), "--dim", "32", "--layers", "1", "--steps", "4"]) == 0
+    start = tmp_path / "a" / "model-f32.gguf"
+    # No steps: the exported model is the one it started from, weight for weight.
+    assert main(["train", *args, "--out", str(tmp_path / "b"), "--init", str(start), "--steps", "0"]) == 0
+    a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    # Some steps with rebalanced draws: the run goes on from there and says so.
+    assert main(["train", *args, "--out", str(tmp_path / "c"), "--init", str(start), "--steps", "3",
+                 "--balance", "0.5"]) == 0
+    summary = json.loads((tmp_path / "c" / "train-summary.json").read_text())
+    assert summary["init"] == str(start) and summary["balance"] == 0.5 and summary["embeddings"] == "free"
+    c = _weights(tmp_path / "c")
+    assert any(not np.array_equal(a[k], c[k]) for k in a)
+
+
+def test_a_model_that_does_not_fit_is_refused_before_training(data, tmp_path, capsys):
+    args = ["--data", str(data), "--batch-size", "4", "--no-quantize", "--steps", "1"]
+    assert main(["train", *args, "--out", str(tmp_path / "a"), "--dim", "32", "--layers", "1"]) == 0
+    start = str(tmp_path / "a" / "model-f32.gguf")
+    capsys.readouterr()
+    assert main(["train", *args, "--out", str(tmp_path / "b"), "--init", start, "--dim", "64"]) == 2
+    assert "--dim cannot be given with it" in capsys.readouterr().err.replace("\n", " ")
+    assert main(["train", *args, "--out", str(tmp_path / "a"), "--init", start]) == 2
+    assert "holds a checkpoint" in capsys.readouterr().err.replace("\n", " ")
+    # A model of more objects has another vocabulary than this domain's over 8 objects.
+    assert main(["train", *args, "--out", str(tmp_path / "c"), "--dim", "32", "--layers", "1",
+                 "--max-objects", "9"]) == 0
+    other = str(tmp_path / "c" / "model-f32.gguf")
+    from planner.env.blocksworld import DOMAIN_PDDL
+    from planner.env.pddl import domain_schemas
+    from planner.errors import ConfigError
+    from planner.training.train import TrainConfig, train
+    from planner.world.gguf_io import LlamaShape
+
+    _, predicates, actions = domain_schemas(DOMAIN_PDDL, source="blocksworld")
+    capsys.readouterr()
+    with pytest.raises(ConfigError, match=r"cannot start from .* tokens"):
+        train(train_path=data / "train.jsonl", val_path=None, out_dir=tmp_path / "d", predicates=predicates,
+              actions=actions, domain="blocksworld",
+              config=TrainConfig(steps=1, batch_size=2, shape=LlamaShape(dim=32, n_layers=1, n_heads=1, ffn_dim=128),
+                                 max_objects=8),
+              init=other)
+    assert main(["train", *args, "--out", str(tmp_path / "e"), "--init", str(data / "train.jsonl")]) == 2
+    assert "not a GGUF file" in capsys.readouterr().err.replace("\n", " ")
