@@ -304,3 +304,49 @@ def test_demo_shows_the_task_the_imagined_changes_and_the_real_text(capsys, tmp_
     assert "You arrive at" in captured.err  # the engine's answer after a real step
     steps = [r["data"] for r in read_jsonl(tmp_path / "episode.jsonl") if r["event"] == "step"]
     assert steps and all(s["observation"] for s in steps)
+
+
+SHIPPED = __import__("planner.world.factory", fromlist=["package_models_dir"]).package_models_dir() / \
+    "household-q8_0.gguf"
+
+
+def test_the_shipped_household_model_is_the_default_for_household_games():
+    from planner.world.factory import model_path_for
+    from planner.world.gguf_io import read_model_info
+
+    info = read_model_info(SHIPPED)
+    assert info.domain == "household-v0" and info.max_objects == 14
+    env = make("household-v0", seed=0, split="test", engine="planner")
+    assert model_path_for(env) == SHIPPED
+
+
+@needs_textworld
+@pytest.mark.parametrize("seed", [0, 3, 8])
+def test_the_shipped_model_solves_held_out_games(seed):
+    from planner.world.factory import bind_environment_model
+
+    env = make("household-v0", seed=seed, split="test")
+    result = Agent(env, bind_environment_model(SHIPPED, env, reset_seed=seed)).run(seed=seed)
+    assert result.solved
+    assert len(result.steps) <= 1.5 * env.game.optimal
+
+
+def test_the_shipped_model_predicts_held_out_transitions(tmp_path):
+    """Fresh transitions of two held-out games (scenes never trained on), explored through
+    reset and step: the shipped model's next states match the game's (its card gives the
+    figures over 5,936 such transitions; this guards against a regression)."""
+    from planner.data.explore import collect_from_env
+    from planner.data.fidelity import evaluate, read_records
+    from planner.world.llama import ProblemBinder
+
+    collect_from_env(lambda s: make("household-v0", seed=s, split="test", engine="planner"), out_dir=tmp_path,
+                     seeds={"test": range(2000, 2002)}, episodes_per_seed=3, max_steps=40, domain="household-v0")
+    records = read_records(tmp_path / "test.jsonl")
+    bind = ProblemBinder(SHIPPED, mode="prefix", on_invalid="reject")
+    try:
+        report = evaluate(records, bind)
+    finally:
+        if bind.model is not None:
+            bind.model.close()
+    assert len(records) > 150 and report.errors == 0
+    assert report.overall["next_state_exact_match"] >= 0.95, report.table()
