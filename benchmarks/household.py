@@ -83,13 +83,14 @@ def main() -> None:
                 env.step(action)
             r["engine_step"].append((time.perf_counter() - started) / max(1, env.game.optimal))
     print(f"household-v0, seeds {args.seeds} per split, model: {args.model or 'exact'}")
-    print("| split | solved | plan / expert | plan / optimal | divergences | generate s | engine load s "
-          "| engine step ms |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| split | solved | plan / expert | plan / optimal | divergences | episode s (median) | generate s "
+          "| engine load s | engine step ms |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for split, r in rows.items():
         n = len(r["solved"])
         print(f"| {split} | {int(sum(r['solved']))}/{n} | {mean(r['vs_expert'])} | {mean(r['vs_optimal'])} | "
-              f"{int(sum(r['divergences']))} | {statistics.median(r['generate']):.2f} | "
+              f"{int(sum(r['divergences']))} | {statistics.median(r['episode']):.1f} | "
+              f"{statistics.median(r['generate']):.2f} | "
               f"{statistics.median(r['load']):.2f} | {1e3 * statistics.median(r['engine_step']):.1f} |")
 
 
