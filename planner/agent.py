@@ -3,9 +3,10 @@
 The agent plans with the world model only, executes the plan in the real environment, and
 compares every real state with the state the model imagined for that step. A difference (or a
 real step that did not apply) is a divergence: it is recorded and the agent replans from the
-real state. When no plan can be found from a real state, the agent *probes*: it tries the
-actions the model judges most likely applicable, one real step at a time within a bounded
-budget, so a model that wrongly believes nothing applies cannot strand it.
+real state. When no plan can be found from a real state, the agent *probes*: it tries for
+real the actions the model doubts it was right to refuse, then those it judges applicable, one
+real step at a time within a bounded budget, so a model that wrongly refuses an action (or
+every action) cannot strand it.
 
 Every event is appended to a JSONL episode log as it happens: ``start``; ``plan`` for each
 search; ``act`` before each real step and ``step`` after it (so a step that was started but
@@ -452,9 +453,14 @@ class Agent:
         ep.state = record.real
 
     def _probe(self, ep: _Episode) -> StepRecord | None:
-        """Get out of a state with no plan by trying, for real, the actions the model judges
-        most likely applicable (untried ones first), until one changes the state or the
-        probe budget is spent. Returns the step that changed the state, or ``None``. Actions
+        """Get out of a state with no plan by trying actions for real (untried ones only), until
+        one changes the state or the probe budget is spent. Returns the step that changed the
+        state, or ``None``.
+
+        The search already followed every action the model judged applicable and found no plan,
+        so the likely culprit is an action the model wrongly judged inapplicable: the refusals
+        it doubts most (highest probability of applying) are tried first, then the actions it
+        judged applicable, likeliest first (a step that at least moves the agent on). Actions
         that ``agent.verify`` names are never probed: trying them blindly is what it forbids."""
         state = ep.state
         actions = [a for a in self._actions(state) if (state, a) not in ep.tried and not self._irreversible(a)]
@@ -463,7 +469,7 @@ class Agent:
         preds = self.model.predict_many(state, actions)
         # Probability that the action applies, as the model sees it.
         p_apply = [p.confidence if p.applicable else 1.0 - p.confidence for p in preds]
-        order = sorted(range(len(actions)), key=lambda i: -p_apply[i])
+        order = sorted(range(len(actions)), key=lambda i: (preds[i].applicable, -p_apply[i]))
         for i in order:
             if ep.probes >= self.max_probes:
                 break

@@ -282,3 +282,45 @@ def test_resume_names_a_malformed_log(bw_env, tmp_path, lines):
         Agent(env, OracleWorldModel(env)).run(resume=log)
     assert isinstance(info.value, (ResumeError, FileWriteError))  # both exit 2 from the command
     assert log.read_bytes() == before  # a refused resume writes nothing
+
+
+class _DoubtsUnstack:
+    """The exact model, except that it refuses every ``unstack`` that really applies — with
+    doubt (confidence 0.6), as a trained model's logits would be — so no plan can unstack."""
+
+    def __init__(self, env):
+        self.exact = OracleWorldModel(env)
+        self.stats = self.exact.stats
+
+    def predict(self, state, action):
+        from planner.types import Prediction
+
+        exact = self.exact.predict(state, action)
+        if action.name.startswith("(unstack") and exact.applicable:
+            return Prediction(applicable=False, next_state=state, confidence=0.6)
+        return exact
+
+    def predict_many(self, state, actions):
+        return [self.predict(state, a) for a in actions]
+
+
+def test_probes_try_the_doubted_refusals_before_the_confident_moves(bw_env):
+    # A start where a block can be picked up (the model is sure) and one must be unstacked to
+    # reach the goal (the model doubts its refusal): probing the sure pick-up would teach
+    # nothing; the doubted unstack is tried first.
+    for seed in range(40):
+        env = bw_env(4, seed)
+        oracle = OracleWorldModel(env)
+        applies = [a.name for a in env.candidate_actions(env.state) if oracle.predict(env.state, a).applicable]
+        if not (any(m.startswith("(pick-up") for m in applies) and any(m.startswith("(unstack") for m in applies)):
+            continue
+        stuck = Agent(env, _DoubtsUnstack(env), max_probes=0).run()  # the goal needs an unstack
+        if stuck.stopped_by == "no_plan" and not stuck.steps:
+            env = bw_env(4, seed)
+            break
+    else:  # pragma: no cover - the generator always makes such starts
+        pytest.fail("no start with both a pick-up and an unstack")
+    result = Agent(env, _DoubtsUnstack(env)).run()
+    assert result.solved and result.probes >= 1
+    probed = [s.action.name for s in result.steps if s.probe]
+    assert all(name.startswith("(unstack") for name in probed), probed
