@@ -409,8 +409,11 @@ class Agent:
         """Whether ``action`` matches one of the ``agent.verify`` patterns."""
         return any(p.search(action.name) for p in self._verify)
 
-    def _act(self, ep: _Episode, action: Action, imagined: State, *, probe: bool = False) -> StepRecord:
-        """One real step: ``act`` record, the step, the comparison, ``step`` record."""
+    def _act(self, ep: _Episode, action: Action, imagined: State, *, probe: bool = False,
+             expected: bool = True) -> StepRecord:
+        """One real step: ``act`` record, the step, the comparison, ``step`` record. ``expected``:
+        whether the model imagined the action applying (a plan's steps do; a probe of an action
+        it refused does not, and is a divergence only if it applies)."""
         index = len(ep.steps)
         ep.emit("act", index=index, action=action.name, imagined=imagined.canonical(), probe=probe)
         try:
@@ -422,7 +425,7 @@ class Agent:
             raise EnvironmentStepError(
                 f"environment raised at step {index} on action {action}: {type(exc).__name__}: {exc}"
             ) from exc
-        diverged = (not result.applicable) or result.state != imagined
+        diverged = result.applicable != expected or result.state != imagined
         observation = result.info.get("observation") if result.info else None
         observation = observation if isinstance(observation, str) else None
         record = StepRecord(
@@ -474,7 +477,7 @@ class Agent:
             if ep.probes >= self.max_probes:
                 break
             ep.probes += 1
-            record = self._act(ep, actions[i], preds[i].next_state, probe=True)
+            record = self._act(ep, actions[i], preds[i].next_state, probe=True, expected=preds[i].applicable)
             log.info("probe", action=actions[i].name, applicable=record.applicable, p_apply=round(p_apply[i], 4))
             if record.applicable and record.real != state:
                 return record

@@ -160,6 +160,8 @@ def test_probe_budget_bounds_real_steps(bw_env):
     result = Agent(env, _Blind(env), max_probes=3).run()
     assert result.stopped_by == "no_plan" and not result.solved
     assert result.probes == 3 == len(result.steps)
+    # A probe the model refused diverges only when it applies for real.
+    assert result.divergences == sum(s.applicable for s in result.steps) == sum(s.diverged for s in result.steps)
 
 
 def test_episode_ids_are_unique_and_every_step_has_an_act_record(bw_env, tmp_path):
