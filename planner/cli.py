@@ -631,7 +631,7 @@ def train(
                                             "data, as planner learn chooses).")] = None,
     layers: Annotated[int | None, typer.Option(help="Transformer blocks (default 4; with --infer-schema: from "
                                                "the data).")] = None,
-    context: Annotated[int | None, typer.Option(help="Context in tokens (default 512; with --infer-schema: from "
+    context: Annotated[int | None, typer.Option(help="Context in tokens (default 128; with --infer-schema: from "
                                                 "the data).")] = None,
     max_objects: Annotated[int | None, typer.Option(
         help="Placeholder objects the model knows (default 8; with --infer-schema: the most any record has).")] = None,
@@ -671,8 +671,8 @@ def train(
 
     if steps is not None and minutes is not None:
         raise ConfigError(f"give --steps ({steps}) or --minutes ({minutes}), not both")
-    if minutes is not None and not (math.isfinite(minutes) and minutes > 0):
-        raise ConfigError(f"--minutes must be a number > 0, got {minutes}")
+    if minutes is not None and not (math.isfinite(minutes) and 0 < minutes <= MAX_TRAIN_MINUTES):
+        raise ConfigError(f"--minutes must be a number > 0 and at most {MAX_TRAIN_MINUTES} (a week), got {minutes}")
     if infer_schema and domain is not None:
         raise ConfigError(f"--infer-schema learns the schema from the data; it cannot be combined with --domain "
                           f"{domain}")
@@ -686,8 +686,12 @@ def train(
         if clash is not None:
             raise ConfigError(f"--init {init} gives the schema, shape and objects; {clash} cannot be given with it")
         if not fresh and (out_dir / "checkpoint.pt").exists():
-            raise ConfigError(f"--init starts a new run, but {out_dir} holds a checkpoint: give --fresh to start "
-                              "over, or another --out")
+            from planner.training.train import checkpoint_meta
+
+            meta = checkpoint_meta(out_dir / "checkpoint.pt") or {}
+            if meta.get("init") != str(init):  # the same run, again: it resumes (and quantizes)
+                raise ConfigError(f"--init starts a new run, but {out_dir} holds the checkpoint of another one: give "
+                                  "--fresh to start over, or another --out")
     if init is not None:
         domain_name, predicates, actions, signature, shape, objects = _model_schemas(init)
     elif infer_schema:
@@ -724,11 +728,16 @@ def train(
     out.print(f"trained {summary['params']} parameters for {summary['steps']} steps on {summary['device']} in "
               f"{summary['train_seconds']:.0f} s")
     if not quantize:
+        for stale in ("model-q8_0.gguf", "quantize-report.json"):  # they were of an earlier model
+            (out_dir / stale).unlink(missing_ok=True)
         out.print(f"wrote {out_dir / 'model-f32.gguf'} (not quantized: --no-quantize)")
         return
-    report = finish_model(out_dir, data_path=val if val.is_file() else train_file)
-    out.print(f"wrote {report['f32']} and {report['q8_0']} ({report['q8_0_bytes'] / 1e6:.2f} MB); "
-              f"Q8_0 agrees with F32 on {report['agreement']:.2%} of {report['checked']} predictions")
+    has_val = val.is_file() and val.stat().st_size > 0
+    report = finish_model(out_dir, data_path=val if has_val else train_file)
+    agreement = report["agreement"]
+    compared = (f"Q8_0 agrees with F32 on {agreement:.2%} of {report['checked']} predictions" if agreement is not None
+                else "no transitions to compare Q8_0 with F32 on")
+    out.print(f"wrote {report['f32']} and {report['q8_0']} ({report['q8_0_bytes'] / 1e6:.2f} MB); {compared}")
 
 
 def _model_schemas(path: Path) -> tuple[str, dict[str, int], dict[str, int], dict[str, Any] | None, Any, int]:
@@ -759,6 +768,9 @@ def _data_schemas(train_file: Path) -> tuple[str, dict[str, int], dict[str, int]
     return (records[0].domain, dict(schema.predicates), dict(schema.actions), learned_signature(schema), shape,
             objects)
 
+
+MAX_TRAIN_MINUTES = 10_080
+"""``planner train --minutes``: at most a week."""
 
 LEARN_SEEDS = "train=0-99,val=1000-1019,test=2000-2049"
 """``planner learn``'s environment seeds per split when ``--seeds`` is not given."""

@@ -128,8 +128,9 @@ def test_a_time_budget_chooses_the_steps_and_steps_repeat_the_run(data, tmp_path
 @pytest.mark.parametrize(
     ("extra", "match"),
     [(["--steps", "5", "--minutes", "1"], "--steps .*--minutes.*not both"),
-     (["--minutes", "0"], "--minutes must be a number > 0, got 0.0"),
-     (["--minutes", "1", "--warmup", "2"], "warm-up of at least 5 steps, got 2"),
+     (["--minutes", "0"], "--minutes must be a number > 0 .*got 0.0"),
+     (["--minutes", "1", "--warmup", "9"], "warm-up of at least 10 steps, got 9"),
+     (["--minutes", "1e9"], "at most 10080"),
      (["--device", "tpu"], "got 'tpu'"),
      (["--infer-schema", "--domain", "d.pddl"], "--infer-schema.*--domain d.pddl")],
 )
@@ -202,7 +203,7 @@ def test_a_model_that_does_not_fit_is_refused_before_training(data, tmp_path, ca
     assert main(["train", *args, "--out", str(tmp_path / "b"), "--init", start, "--dim", "64"]) == 2
     assert "--dim cannot be given with it" in capsys.readouterr().err.replace("\n", " ")
     assert main(["train", *args, "--out", str(tmp_path / "a"), "--init", start]) == 2
-    assert "holds a checkpoint" in capsys.readouterr().err.replace("\n", " ")
+    assert "holds the checkpoint of another one" in capsys.readouterr().err.replace("\n", " ")
     # A model of more objects has another vocabulary than this domain's over 8 objects.
     assert main(["train", *args, "--out", str(tmp_path / "c"), "--dim", "32", "--layers", "1",
                  "--max-objects", "9"]) == 0
@@ -223,3 +224,75 @@ def test_a_model_that_does_not_fit_is_refused_before_training(data, tmp_path, ca
               init=other)
     assert main(["train", *args, "--out", str(tmp_path / "e"), "--init", str(data / "train.jsonl")]) == 2
     assert "not a GGUF file" in capsys.readouterr().err.replace("\n", " ")
+
+
+def test_a_budget_cannot_resume_a_run_of_a_number_of_steps(data, tmp_path, capsys):
+    args = ["train", "--data", str(data), "--out", str(tmp_path / "m"), "--batch-size", "2", "--dim", "32",
+            "--layers", "1", "--no-quantize"]
+    assert main([*args, "--steps", "2"]) == 0
+    capsys.readouterr()
+    assert main([*args, "--minutes", "0.05"]) == 2
+    assert "trained to a number of steps, not a time budget" in capsys.readouterr().err.replace("\n", " ")
+
+
+def test_not_quantizing_removes_the_quantized_model_of_an_earlier_run(data, tmp_path, capsys):
+    args = ["train", "--data", str(data), "--out", str(tmp_path / "m"), "--batch-size", "2", "--dim", "32",
+            "--layers", "1"]
+    assert main([*args, "--steps", "2"]) == 0
+    assert (tmp_path / "m" / "model-q8_0.gguf").exists()
+    assert main([*args, "--steps", "3", "--fresh", "--no-quantize"]) == 0
+    assert not (tmp_path / "m" / "model-q8_0.gguf").exists()
+    assert not (tmp_path / "m" / "quantize-report.json").exists()
+
+
+def test_a_run_from_a_model_is_quantized_by_the_same_command_again(data, tmp_path, capsys):
+    args = ["--data", str(data), "--batch-size", "2"]
+    assert main(["train", *args, "--out", str(tmp_path / "a"), "--dim", "32", "--layers", "1", "--steps", "2",
+                 "--no-quantize"]) == 0
+    again = ["train", *args, "--out", str(tmp_path / "b"), "--init", str(tmp_path / "a" / "model-f32.gguf"),
+             "--steps", "2"]
+    assert main([*again, "--no-quantize"]) == 0
+    before = _weights(tmp_path / "b")
+    assert main(again) == 0  # resumes its own finished run: exports and quantizes, no more steps
+    assert (tmp_path / "b" / "model-q8_0.gguf").exists()
+    after = _weights(tmp_path / "b")
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+    report = json.loads((tmp_path / "b" / "quantize-report.json").read_text())
+    assert report["checked"] > 0 and 0 <= report["agreement"] <= 1
+
+
+def test_an_empty_validation_log_falls_back_to_the_training_log(data, tmp_path, capsys):
+    import shutil
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    shutil.copy(data / "train.jsonl", folder / "train.jsonl")
+    (folder / "val.jsonl").write_text("")
+    assert main(["train", "--data", str(folder), "--out", str(tmp_path / "m"), "--batch-size", "2", "--dim", "32",
+                 "--layers", "1", "--steps", "2"]) == 0
+    report = json.loads((tmp_path / "m" / "quantize-report.json").read_text())
+    assert report["checked"] > 0
+
+
+def test_ctrl_c_stops_a_run_with_loader_workers_at_once_and_quietly(data, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "planner", "train", "--data", str(data), "--out",
+                             str(tmp_path / "m"), "--batch-size", "2", "--dim", "32", "--layers", "1", "--minutes",
+                             "2", "--warmup", "10", "--loader-workers", "2", "--no-quantize"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "m" / "checkpoint.pt").exists() and time.monotonic() < deadline:
+        time.sleep(0.5)  # the workers are running once a checkpoint is written
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole process group
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:  # pragma: no cover - the defect this guards against
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail("planner train did not stop after Ctrl-C")
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted" in err

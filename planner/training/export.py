@@ -51,6 +51,6 @@ def finish_model(out_dir: str | Path, *, data_path: str | Path, sample: int = 10
     q8 = quantize(f32, out / "model-q8_0.gguf", kind="q8_0")
     agree, checked = compare_models(f32, q8, data_path, sample=sample)
     report = {"f32": str(f32), "q8_0": str(q8), "q8_0_bytes": q8.stat().st_size,
-              "agreement": agree / checked if checked else float("nan"), "checked": checked}
+              "agreement": agree / checked if checked else None, "checked": checked}
     atomic_write_text(out / "quantize-report.json", json.dumps(report, indent=2) + "\n")
     return report

@@ -10,6 +10,7 @@ import json
 import math
 import multiprocessing
 import re
+import signal
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -36,6 +37,9 @@ DEVICE_PATTERN = re.compile(r"cpu|auto|cuda(:[0-9]+)?")
 
 PROBE_STEPS = 50
 """With a time budget, the steps timed before the total is chosen (see :func:`train`)."""
+
+MIN_PROBE_STEPS = 10
+"""The shortest warm-up a time budget can time."""
 
 
 @dataclass(frozen=True)
@@ -182,6 +186,7 @@ _worker_state: tuple[list[Encoded], Vocabulary, int, int, np.ndarray | None] | N
 def _init_worker(examples: list[Encoded], vocab: Vocabulary, seed: int, batch_size: int,
                  p: np.ndarray | None) -> None:
     global _worker_state
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the training loop's to handle
     torch.set_num_threads(1)
     _worker_state = (examples, vocab, seed, batch_size, p)
 
@@ -236,6 +241,15 @@ def _save_checkpoint(path: Path, model: TinyLlama, opt: torch.optim.Optimizer, s
     state = {"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "meta": dict(meta)}
     with atomic_output(path) as tmp:
         torch.save(state, tmp)
+
+
+def checkpoint_meta(path: str | Path) -> dict[str, Any] | None:
+    """The ``meta`` of the checkpoint at ``path`` (training seconds, the steps a time budget
+    chose, the model it started from), or ``None`` when it cannot be read."""
+    try:
+        return dict(torch.load(path, weights_only=False, map_location="cpu")["meta"])
+    except Exception:
+        return None
 
 
 def _load_checkpoint(path: Path, model: TinyLlama, opt: torch.optim.Optimizer) -> tuple[int, dict[str, Any]]:
@@ -305,7 +319,9 @@ def train(
 
     ``init`` starts a fresh run from a GGUF world model's weights instead of random ones (its
     shape is ``config.shape``'s and its vocabulary the domain's, else an error says which
-    differs); its word tables are then free ones (``config.embeddings`` is not used).
+    differs); its word tables are then free ones (``config.embeddings`` is not used). A run
+    resumed from its checkpoint goes on from there (:func:`checkpoint_meta` tells a run's
+    ``init``).
 
     Raises :class:`~planner.errors.ConfigError` for a device that is not there, a budget
     without warm-up steps to time, or an ``init`` model that does not fit,
@@ -313,11 +329,14 @@ def train(
     checkpoint that cannot be restored."""
     device = resolve_device(config.device)
     probe = min(PROBE_STEPS, config.warmup)
+    # The first steps pay for start-up, and with loader workers for the batches they built ahead
+    # of the clock: the rate is timed after those.
+    skip = min(probe // 2, 5 + 4 * config.loader_workers)
     if seconds is not None and not (math.isfinite(seconds) and seconds > 0):
         raise ConfigError(f"the training time budget must be a number of seconds > 0, got {seconds!r}")
-    if seconds is not None and probe < 5:
-        raise ConfigError(f"a training time budget times the first warm-up steps: it needs a warm-up of at least 5 "
-                          f"steps, got {config.warmup}")
+    if seconds is not None and probe < MIN_PROBE_STEPS:
+        raise ConfigError(f"a training time budget times the first warm-up steps: it needs a warm-up of at least "
+                          f"{MIN_PROBE_STEPS} steps, got {config.warmup}")
     torch.manual_seed(config.seed)
     torch.set_num_threads(min(config.threads, available_cores()))
     out = Path(out_dir)
@@ -342,7 +361,10 @@ def train(
     if resume and ckpt_path.exists():
         start_step, meta = _load_checkpoint(ckpt_path, model, opt)
         elapsed_before = float(meta.get("train_seconds", 0.0))
-        if seconds is not None and "budget_steps" in meta:  # the schedule the budget chose goes on
+        if seconds is not None:  # the schedule the budget chose goes on
+            if "budget_steps" not in meta:
+                raise ConfigError(f"{ckpt_path} was trained to a number of steps, not a time budget: resume it "
+                                  "with those steps, or start afresh")
             config = replace(config, steps=int(meta["budget_steps"]))
     budgeted = seconds is not None and start_step == 0
     started = time.perf_counter()
@@ -364,11 +386,11 @@ def train(
         opt.step()
         info = {"loss": loss.item(), "lr": lr_at(step, config), "steps": float(end)}
         done_steps = step + 1
-        if budgeted and done_steps == min(5, probe):
-            timed_from = time.perf_counter()  # the first steps pay for start-up (workers, kernels)
+        if budgeted and done_steps == skip:
+            timed_from = time.perf_counter()
         if budgeted and done_steps == probe:
             assert seconds is not None
-            rate = (probe - min(5, probe)) / max(1e-6, time.perf_counter() - timed_from)
+            rate = (probe - skip) / max(1e-6, time.perf_counter() - timed_from)
             total = max(probe, int(rate * (seconds - (time.perf_counter() - started))) + probe)
             config = replace(config, steps=total)
             end = total if stop_at is None else max(probe, min(stop_at, total))
@@ -379,7 +401,8 @@ def train(
         if done_steps % config.checkpoint_every == 0 or done_steps == end:
             _save_checkpoint(ckpt_path, model, opt, done_steps, {
                 "train_seconds": elapsed_before + time.perf_counter() - started,
-                **({"budget_steps": config.steps} if seconds is not None else {})})
+                **({"budget_steps": config.steps} if seconds is not None else {}),
+                **({"init": str(init)} if init is not None else {})})
         if progress is not None:
             progress(done_steps, info)
     train_seconds = elapsed_before + time.perf_counter() - started
