@@ -679,6 +679,8 @@ def train(
     train_file = data / "train.jsonl"
     if not train_file.is_file():
         raise ConfigError(f"no training data: {train_file} not found (run `planner collect` first)")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out {out_dir} is a file, not a folder")
     if init is not None:
         taken = {"--domain": domain, "--infer-schema": infer_schema or None, "--dim": dim, "--layers": layers,
                  "--context": context, "--max-objects": max_objects}
@@ -707,10 +709,14 @@ def train(
     chosen = resolve_device(device)
     if loader_workers is None:
         loader_workers = 0 if chosen.type == "cpu" else max(0, min(8, available_cores() - 1))
-    cfg = TrainConfig(steps=steps if steps is not None else 5000, batch_size=batch_size, lr=lr, warmup=warmup,
-                      seed=seed, threads=threads, shape=shape,
-                      max_objects=max_objects if max_objects is not None else objects, device=device,
-                      loader_workers=loader_workers, balance=balance)
+    try:
+        cfg = TrainConfig(steps=steps if steps is not None else 5000, batch_size=batch_size, lr=lr, warmup=warmup,
+                          seed=seed, threads=threads, shape=shape,
+                          max_objects=max_objects if max_objects is not None else objects, device=device,
+                          loader_workers=loader_workers, balance=balance)
+    except ConfigError as exc:  # name the option, not the field behind it
+        raise ConfigError(re.sub(r"TrainConfig\.(\w+)", lambda m: "--" + m.group(1).replace("_", "-"),
+                                 str(exc))) from None
     columns = (TextColumn("training"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
                TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err) as bar:

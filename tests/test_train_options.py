@@ -132,7 +132,10 @@ def test_a_time_budget_chooses_the_steps_and_steps_repeat_the_run(data, tmp_path
      (["--minutes", "1", "--warmup", "9"], "warm-up of at least 10 steps, got 9"),
      (["--minutes", "1e9"], "at most 10080"),
      (["--device", "tpu"], "got 'tpu'"),
-     (["--infer-schema", "--domain", "d.pddl"], "--infer-schema.*--domain d.pddl")],
+     (["--infer-schema", "--domain", "d.pddl"], "--infer-schema.*--domain d.pddl"),
+     (["--loader-workers", "65"], "--loader-workers must be a whole number in 0..64, got 65"),
+     (["--balance", "nan"], "--balance must be a number in 0..1, got nan"),
+     (["--warmup", "-1"], "--warmup must be >= 0, got -1")],
 )
 def test_bad_training_requests_are_named(data, tmp_path, capsys, extra, match):
     code = main(["train", "--data", str(data), "--out", str(tmp_path / "m"), "--no-quantize", *extra])
@@ -296,3 +299,11 @@ def test_ctrl_c_stops_a_run_with_loader_workers_at_once_and_quietly(data, tmp_pa
         pytest.fail("planner train did not stop after Ctrl-C")
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "interrupted" in err
+
+
+def test_an_output_path_that_is_a_file_is_named(data, tmp_path, capsys):
+    target = tmp_path / "model.gguf"
+    target.write_text("not a folder")
+    assert main(["train", "--data", str(data), "--out", str(target), "--steps", "1", "--no-quantize"]) == 2
+    assert f"--out {target} is a file" in capsys.readouterr().err.replace("\n", " ")
+    assert target.read_text() == "not a folder"
