@@ -665,7 +665,7 @@ def train(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from planner.cores import available_cores
-    from planner.training.export import finish_model
+    from planner.training.export import comparison_log, finish_model
     from planner.training.train import resolve_device
     from planner.world.gguf_io import LlamaShape
 
@@ -687,14 +687,6 @@ def train(
         clash = next((flag for flag, value in taken.items() if value is not None), None)
         if clash is not None:
             raise ConfigError(f"--init {init} gives the schema, shape and objects; {clash} cannot be given with it")
-        if not fresh and (out_dir / "checkpoint.pt").exists():
-            from planner.training.train import checkpoint_meta
-
-            meta = checkpoint_meta(out_dir / "checkpoint.pt") or {}
-            if meta.get("init") != str(init):  # the same run, again: it resumes (and quantizes)
-                raise ConfigError(f"--init starts a new run, but {out_dir} holds the checkpoint of another one: give "
-                                  "--fresh to start over, or another --out")
-    if init is not None:
         domain_name, predicates, actions, signature, shape, objects = _model_schemas(init)
     elif infer_schema:
         domain_name, predicates, actions, signature, shape, objects = _data_schemas(train_file)
@@ -738,8 +730,7 @@ def train(
             (out_dir / stale).unlink(missing_ok=True)
         out.print(f"wrote {out_dir / 'model-f32.gguf'} (not quantized: --no-quantize)")
         return
-    has_val = val.is_file() and val.stat().st_size > 0
-    report = finish_model(out_dir, data_path=val if has_val else train_file)
+    report = finish_model(out_dir, data_path=comparison_log(val, train_file))
     agreement = report["agreement"]
     compared = (f"Q8_0 agrees with F32 on {agreement:.2%} of {report['checked']} predictions" if agreement is not None
                 else "no transitions to compare Q8_0 with F32 on")
@@ -749,9 +740,9 @@ def train(
 def _model_schemas(path: Path) -> tuple[str, dict[str, int], dict[str, int], dict[str, Any] | None, Any, int]:
     """(domain, predicate arities, action arities, signature, shape, placeholder objects) of the
     GGUF world model ``path`` (``--init``)."""
-    from planner.world.gguf_io import read_model_weights
+    from planner.world.gguf_io import read_model_shape
 
-    info, shape, _ = read_model_weights(path)
+    info, shape = read_model_shape(path)
     if info.codec is None or not info.predicates:
         raise ConfigError(f"--init {path}: not a fact-delta world model (no codec or schema in its metadata)")
     return info.domain or "env", dict(info.predicates), dict(info.actions), info.signature, shape, info.max_objects

@@ -522,11 +522,10 @@ def _train(plan: _Plan, *, out: Path, data_dir: Path, predicates: Mapping[str, i
 
 
 def _finish(out: Path, data_dir: Path, progress: Progress | None) -> dict[str, Any]:
-    from planner.training.export import finish_model
+    from planner.training.export import comparison_log, finish_model
 
     val = data_dir / "val.jsonl"
-    has_val = val.is_file() and val.stat().st_size > 0
-    report = finish_model(out, data_path=val if has_val else data_dir / "train.jsonl", sample=300)
+    report = finish_model(out, data_path=comparison_log(val, data_dir / "train.jsonl"), sample=300)
     _say(progress, f"quantized to Q8_0: agrees with F32 on {report['agreement']:.2%} of {report['checked']}")
     return report
 

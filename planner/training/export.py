@@ -44,6 +44,12 @@ def _safe(model: Any, state: Any, action: Action) -> Any:
         return ("error", exc.raw)
 
 
+def comparison_log(val: Path, train: Path) -> Path:
+    """The log to compare a quantized model with its float one on: the validation log ``val``
+    when it holds anything, else the training log ``train``."""
+    return val if val.is_file() and val.stat().st_size > 0 else train
+
+
 def finish_model(out_dir: str | Path, *, data_path: str | Path, sample: int = 1000) -> dict[str, Any]:
     """Quantize ``out_dir/model-f32.gguf`` to ``model-q8_0.gguf`` and compare them."""
     out = Path(out_dir)

@@ -243,15 +243,6 @@ def _save_checkpoint(path: Path, model: TinyLlama, opt: torch.optim.Optimizer, s
         torch.save(state, tmp)
 
 
-def checkpoint_meta(path: str | Path) -> dict[str, Any] | None:
-    """The ``meta`` of the checkpoint at ``path`` (training seconds, the steps a time budget
-    chose, the model it started from), or ``None`` when it cannot be read."""
-    try:
-        return dict(torch.load(path, weights_only=False, map_location="cpu")["meta"])
-    except Exception:
-        return None
-
-
 def _load_checkpoint(path: Path, model: TinyLlama, opt: torch.optim.Optimizer) -> tuple[int, dict[str, Any]]:
     """Restore ``model`` and ``opt`` from ``path``: (steps done, its ``meta``: training seconds
     so far, and the steps of the schedule where a time budget chose them).
@@ -320,8 +311,8 @@ def train(
     ``init`` starts a fresh run from a GGUF world model's weights instead of random ones (its
     shape is ``config.shape``'s and its vocabulary the domain's, else an error says which
     differs); its word tables are then free ones (``config.embeddings`` is not used). A run
-    resumed from its checkpoint goes on from there (:func:`checkpoint_meta` tells a run's
-    ``init``).
+    resumed from its own checkpoint goes on from there; with ``init``, the checkpoint of another
+    run is refused.
 
     Raises :class:`~planner.errors.ConfigError` for a device that is not there, a budget
     without warm-up steps to time, or an ``init`` model that does not fit,
@@ -345,21 +336,25 @@ def train(
     n_records, n_problems, examples = _load_examples(train_path, vocab, predicates, actions, config)
     val_examples = (_load_examples(val_path, vocab, predicates, actions, config, limit=4000, required=False)[2]
                     if val_path else [])
+    ckpt_path = out / "checkpoint.pt"
+    resuming = resume and ckpt_path.exists()
     if init is not None:
         config = replace(config, embeddings="free")
     model = new_model(config, vocab, {**predicates, **actions})
-    if init is not None:
+    if init is not None and not resuming:  # a resumed run's weights come from its checkpoint
         _init_from_gguf(model, Path(init), vocab, config.shape)
     model = model.to(device)
-    draw = sampling_weights([(parse_word(vocab.decode([e.action])[0])[0], bool(e.applicable)) for e in examples],
-                            config.balance)
+    draw = (sampling_weights([(parse_word(vocab.decode([e.action])[0])[0], bool(e.applicable)) for e in examples],
+                             config.balance) if config.balance != 1 else None)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.95),
                             weight_decay=config.weight_decay)
-    ckpt_path = out / "checkpoint.pt"
     start_step = 0
     elapsed_before = 0.0
-    if resume and ckpt_path.exists():
+    if resuming:
         start_step, meta = _load_checkpoint(ckpt_path, model, opt)
+        if init is not None and meta.get("init") != str(init):  # the same run, again: it goes on
+            raise ConfigError(f"--init starts a new run, but {out} holds the checkpoint of another one: give --fresh "
+                              "to start over, or another --out")
         elapsed_before = float(meta.get("train_seconds", 0.0))
         if seconds is not None:  # the schedule the budget chose goes on
             if "budget_steps" not in meta:

@@ -661,15 +661,11 @@ def read_model_vocabulary(path: str | Path) -> tuple[ModelInfo, list[str], int]:
     return info, [t.decode("utf-8", "replace") for t in texts], bos_id
 
 
-def read_model_weights(path: str | Path) -> tuple[ModelInfo, LlamaShape, dict[str, np.ndarray]]:
-    """A Llama GGUF world model's metadata, shape and weights (float32 arrays in the shapes
-    :func:`write_world_model` takes: ``(rows, columns)`` as PyTorch lays out a linear layer),
-    Q8_0 and F16 tensors dequantized — to continue training from a model.
+def read_model_shape(path: str | Path) -> tuple[ModelInfo, LlamaShape]:
+    """A Llama GGUF world model's metadata and shape, without its weights.
 
     Raises what :func:`read_model_info` raises, and :class:`ModelLoadError` naming the file for
-    a model that is not a Llama model or holds a tensor type this reader does not know."""
-    import gguf
-
+    a model that is not a Llama model or lacks a shape key."""
     p = Path(path)
     info, fields = _read(p)
     if info.architecture != "llama":
@@ -686,6 +682,20 @@ def read_model_weights(path: str | Path) -> tuple[ModelInfo, LlamaShape, dict[st
                        ffn_dim=int(number("feed_forward_length")), context=int(number("context_length")),
                        rope_base=float(number("rope.freq_base")),
                        norm_eps=round(float(number("attention.layer_norm_rms_epsilon")), 12))
+    return info, shape
+
+
+def read_model_weights(path: str | Path) -> tuple[ModelInfo, LlamaShape, dict[str, np.ndarray]]:
+    """A Llama GGUF world model's metadata, shape (:func:`read_model_shape`) and weights (float32
+    arrays in the shapes :func:`write_world_model` takes: ``(rows, columns)`` as PyTorch lays out
+    a linear layer), Q8_0 and F16 tensors dequantized — to continue training from a model.
+
+    Raises what :func:`read_model_shape` raises, and :class:`ModelLoadError` naming the file for
+    a tensor type this reader does not know."""
+    import gguf
+
+    p = Path(path)
+    info, shape = read_model_shape(p)
     known = {gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16, gguf.GGMLQuantizationType.Q8_0}
     weights: dict[str, np.ndarray] = {}
     for tensor in gguf.GGUFReader(str(p)).tensors:
