@@ -3,10 +3,12 @@
 The agent plans with the world model only, executes the plan in the real environment, and
 compares every real state with the state the model imagined for that step. A difference (or a
 real step that did not apply) is a divergence: it is recorded and the agent replans from the
-real state. When no plan can be found from a real state, the agent *probes*: it tries for
-real the actions the model doubts it was right to refuse, then those it judges applicable, one
-real step at a time within a bounded budget, so a model that wrongly refuses an action (or
-every action) cannot strand it.
+real state. When no plan can be found from a real state, the agent first searches again
+treating the refusals the model doubts (``agent.doubt``) as applicable, with the outcome the
+model writes for them: executing that plan settles each doubt for real. When that finds no plan
+either, it *probes*: it tries for real the actions the model doubts it was right to refuse, then
+those it judges applicable, one real step at a time within a bounded budget, so a model that
+wrongly refuses an action (or every action) cannot strand it.
 
 Every event is appended to a JSONL episode log as it happens: ``start``; ``plan`` for each
 search; ``act`` before each real step and ``step`` after it (so a step that was started but
@@ -42,6 +44,7 @@ from planner.search.result import SearchResult
 from planner.search.tree import SearchTree
 from planner.types import Action, State, Transition
 from planner.world.base import WorldModel
+from planner.world.doubt import DoubtingWorldModel, applied_outcomes
 from planner.world.memory import ExperienceOverlay
 
 log = get_logger(__name__)
@@ -66,6 +69,8 @@ class StepRecord:
         terminated, truncated: as the environment reported them.
         diverged: the real state differs from the imagined one (or the action did not apply).
         probe: the step was a probe out of a state with no plan, not a step of a plan.
+        doubted: the step was planned although the model refused it (a doubted refusal, see
+            ``agent.doubt``).
         observation: the text the environment answered (its ``info["observation"]``, as text
             worlds give it), else ``None``.
     """
@@ -82,6 +87,7 @@ class StepRecord:
     diverged: bool
     probe: bool = False
     observation: str | None = None
+    doubted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +109,8 @@ class EpisodeResult:
             ``"max_replans"``, ``"interrupted"`` or ``"error"``.
         last_search: the final search's result (its tree can be exported).
         probes: real probe steps taken because no plan was found.
+        doubted: real steps of plans found through refusals the model doubted, taken because
+            no plan was found otherwise (``doubted_applied`` of them applied as imagined).
         episode_id: the id of the episode in the log.
         resumed_steps: steps replayed from a log before this run continued the episode.
         error: the error that ended the episode, for ``stopped_by == "error"``.
@@ -132,6 +140,8 @@ class EpisodeResult:
     error: str | None = None
     verified: int = 0
     refused: int = 0
+    doubted: int = 0
+    doubted_applied: int = 0
 
     @property
     def actions(self) -> tuple[Action, ...]:
@@ -196,6 +206,10 @@ class _Episode:
     cursor: int = 0
     tried: set[tuple[State, Action]] = field(default_factory=set)
     verified: int = 0
+    doubts: dict[tuple[State, Action], float] = field(default_factory=dict)
+    """(state, action) of the current plan that the model refused, with its p(apply)."""
+    doubted: int = 0
+    doubted_applied: int = 0
 
     def emit(self, event: str, **data: Any) -> None:
         """Append a record; after the log fails once it is not written again (the failure
@@ -343,7 +357,7 @@ class Agent:
                     return "max_replans"
                 self._search(ep, replan=after_divergence)
                 need_plan = after_divergence = False
-                if not ep.plan:
+                if not ep.plan and not self._search_doubting(ep):
                     moved = self._probe(ep)
                     if moved is None:
                         return "no_plan"
@@ -355,7 +369,8 @@ class Agent:
                 ep.tree = None  # its edges still lead through the refused action
                 need_plan = after_divergence = True
                 continue
-            record = self._act(ep, ep.plan[ep.cursor], ep.imagined[ep.cursor + 1])
+            action = ep.plan[ep.cursor]
+            record = self._act(ep, action, ep.imagined[ep.cursor + 1], doubted=(ep.state, action) in ep.doubts)
             if record.terminated or self.env.goal.satisfied(ep.state):
                 break
             if record.truncated:
@@ -377,13 +392,57 @@ class Agent:
             ep.totals[key] += getattr(st, key)
         ep.tree = ep.last.tree
         ep.plan, ep.imagined, ep.cursor = ep.last.plan.actions, ep.last.plan.states, 0
+        ep.doubts = {}
+        self._emit_plan(ep, replan=replan)
+        log.debug("planned", length=len(ep.plan), nodes=st.nodes, model_calls=st.model_calls,
+                  ms=round(st.wall_seconds * 1e3, 1))
+
+    def _emit_plan(self, ep: _Episode, *, replan: bool) -> None:
+        """The ``plan`` record of the search just made (``doubted``: the plan's steps the model
+        refused, with its probability that they apply)."""
+        assert ep.last is not None
+        st = ep.last.stats
+        doubted = {str(i): round(ep.doubts[(s, a)], 6)
+                   for i, (s, a) in enumerate(zip(ep.imagined, ep.plan)) if (s, a) in ep.doubts}
         ep.emit("plan", actions=[a.name for a in ep.plan], reaches_goal=ep.last.plan.reaches_goal,
                 value=ep.last.plan.value, nodes=st.nodes, expansions=st.expansions,
                 simulations=st.simulations, model_calls=st.model_calls, cache_hits=st.cache_hits,
                 model_seconds=st.model_seconds, wall_seconds=st.wall_seconds,
-                stopped_by=st.stopped_by, replan=replan)
-        log.debug("planned", length=len(ep.plan), nodes=st.nodes, model_calls=st.model_calls,
-                  ms=round(st.wall_seconds * 1e3, 1))
+                stopped_by=st.stopped_by, replan=replan, **({"doubted": doubted} if ep.doubts else {}))
+
+    def _search_doubting(self, ep: _Episode) -> bool:
+        """After a search found no plan: search again with the refusals the model doubts
+        (probability of applying ``agent.doubt`` or more) answered as if they applied. Returns
+        whether that found a plan (then the episode's plan). Nothing happens when doubt is off or
+        the model cannot say what a refused action would do."""
+        threshold = self.config.agent.doubt
+        applied = applied_outcomes(self.experience.inner) if threshold > 0 else None
+        if applied is None or self._doubts_spent(ep):
+            return False
+        doubting = DoubtingWorldModel(self.experience, applied, threshold=threshold, known=self.experience.knows,
+                                      exclude=self._irreversible)
+        s = self.config.search
+        problem = SearchProblem(model=doubting, goal=self.env.goal, actions=self._actions, value=self.value,
+                                discount=s.discount)
+        budget = Budget(simulations=s.simulations, max_expansions=s.max_expansions, max_depth=s.max_depth,
+                        time_limit_s=s.time_limit_s, beam_width=s.beam_width)
+        if s.algorithm == "beam":
+            last = beam_search(problem, ep.state, budget, seed=s.seed)
+        else:
+            last = mcts(problem, ep.state, budget, selection=self.selection, seed=s.seed)
+        ep.searches += 1
+        for key in _TOTALS:
+            ep.totals[key] += getattr(last.stats, key)
+        ep.last = last
+        if not last.plan.reaches_goal:
+            return False
+        ep.tree = None  # its edges hold answers the model did not give: never reuse them
+        ep.plan, ep.imagined, ep.cursor = last.plan.actions, last.plan.states, 0
+        ep.doubts = {(s, a): doubting.doubted[(s, a)] for s, a in zip(ep.imagined, ep.plan)
+                     if (s, a) in doubting.doubted}
+        self._emit_plan(ep, replan=False)
+        log.info("doubting_plan", length=len(ep.plan), doubted=len(ep.doubts))
+        return True
 
     def _verified(self, ep: _Episode, action: Action, imagined: State) -> bool:
         """Whether a planned action may be executed: ``True`` unless it matches
@@ -410,10 +469,11 @@ class Agent:
         return any(p.search(action.name) for p in self._verify)
 
     def _act(self, ep: _Episode, action: Action, imagined: State, *, probe: bool = False,
-             expected: bool = True) -> StepRecord:
+             expected: bool = True, doubted: bool = False) -> StepRecord:
         """One real step: ``act`` record, the step, the comparison, ``step`` record. ``expected``:
         whether the model imagined the action applying (a plan's steps do; a probe of an action
-        it refused does not, and is a divergence only if it applies)."""
+        it refused does not, and is a divergence only if it applies). ``doubted``: a planned
+        step the model refused (learned from either way)."""
         index = len(ep.steps)
         ep.emit("act", index=index, action=action.name, imagined=imagined.canonical(), probe=probe)
         try:
@@ -432,12 +492,14 @@ class Agent:
             index=index, action=action, state=ep.state, imagined=imagined, real=result.state,
             applicable=result.applicable, reward=result.reward, terminated=result.terminated,
             truncated=result.truncated, diverged=diverged, probe=probe, observation=observation,
+            doubted=doubted,
         )
         ep.steps.append(record)
         ep.emit("step", index=index, action=action.name, state=ep.state.canonical(),
                 imagined=imagined.canonical(), real=result.state.canonical(),
                 applicable=result.applicable, reward=result.reward, terminated=result.terminated,
                 truncated=result.truncated, diverged=diverged, probe=probe,
+                **({"doubted": True} if doubted else {}),
                 reason=_jsonable(result.info.get("reason")),
                 **({"observation": observation} if observation is not None else {}))
         self._observe(ep, record)
@@ -448,12 +510,20 @@ class Agent:
     def _observe(self, ep: _Episode, record: StepRecord) -> None:
         """Learn from a real step: a divergence (or a probe) overrides the model from now on."""
         ep.tried.add((record.state, record.action))
-        if record.diverged or record.probe:
+        if record.doubted:
+            ep.doubted += 1
+            ep.doubted_applied += not record.diverged
+        if record.diverged or record.probe or record.doubted:
             ep.divergences += record.diverged
             self.experience.record(Transition(
                 state=record.state, action=record.action, applicable=record.applicable,
                 next_state=record.real, reward=record.reward, done=record.terminated))
         ep.state = record.real
+
+    def _doubts_spent(self, ep: _Episode) -> bool:
+        """Whether the real steps taken on doubt — probes, and doubted plan steps that did not
+        apply as imagined — have reached ``max_probes``."""
+        return ep.probes + ep.doubted - ep.doubted_applied >= self.max_probes
 
     def _probe(self, ep: _Episode) -> StepRecord | None:
         """Get out of a state with no plan by trying actions for real (untried ones only), until
@@ -467,14 +537,14 @@ class Agent:
         that ``agent.verify`` names are never probed: trying them blindly is what it forbids."""
         state = ep.state
         actions = [a for a in self._actions(state) if (state, a) not in ep.tried and not self._irreversible(a)]
-        if not actions or ep.probes >= self.max_probes:
+        if not actions or self._doubts_spent(ep):
             return None
         preds = self.model.predict_many(state, actions)
         # Probability that the action applies, as the model sees it.
         p_apply = [p.confidence if p.applicable else 1.0 - p.confidence for p in preds]
         order = sorted(range(len(actions)), key=lambda i: (preds[i].applicable, -p_apply[i]))
         for i in order:
-            if ep.probes >= self.max_probes:
+            if self._doubts_spent(ep):
                 break
             ep.probes += 1
             record = self._act(ep, actions[i], preds[i].next_state, probe=True, expected=preds[i].applicable)
@@ -491,12 +561,15 @@ class Agent:
             stopped_by="goal" if solved and stopped_by not in ("interrupted", "error") else stopped_by,
             last_search=ep.last, invalid_answers=self.model.stats.invalid - ep.invalid_before,
             probes=ep.probes, episode_id=ep.id, resumed_steps=ep.resumed_steps, error=error,
-            verified=ep.verified, refused=len(self._refused),
+            verified=ep.verified, refused=len(self._refused), doubted=ep.doubted,
+            doubted_applied=ep.doubted_applied,
             **ep.totals,  # type: ignore[arg-type]
         )
         try:
             ep.emit("end", solved=solved, steps=len(ep.steps), searches=ep.searches, replans=ep.replans,
-                    divergences=ep.divergences, probes=ep.probes, wall_seconds=result.wall_seconds,
+                    divergences=ep.divergences, probes=ep.probes, doubted=ep.doubted,
+                    doubted_applied=ep.doubted_applied,
+                    wall_seconds=result.wall_seconds,
                     stopped_by=result.stopped_by, plan=[a.name for a in result.actions],
                     invalid_answers=result.invalid_answers, error=error, verified=result.verified,
                     refused=result.refused, **ep.totals)
@@ -551,7 +624,7 @@ class Agent:
         record = StepRecord(
             index=index, action=action, state=ep.state, imagined=_state_from_canonical(rec.imagined, like=result.state),
             real=result.state, applicable=result.applicable, reward=result.reward, terminated=result.terminated,
-            truncated=result.truncated, diverged=rec.diverged, probe=rec.probe)
+            truncated=result.truncated, diverged=rec.diverged, probe=rec.probe, doubted=rec.doubted)
         ep.steps.append(record)
         self._observe(ep, record)
 
@@ -582,6 +655,7 @@ class _StepData(_RecordData):
     imagined: StrictStr = ""
     diverged: StrictBool = False
     probe: StrictBool = False
+    doubted: StrictBool = False
 
 
 class _ActData(_RecordData):

@@ -157,6 +157,8 @@ def summary_dict(env: Environment, result: EpisodeResult, config: PlannerConfig,
         "wall_seconds": round(result.wall_seconds, 4),
         "stopped_by": result.stopped_by,
         "probes": result.probes,
+        "doubted": result.doubted,
+        "doubted_applied": result.doubted_applied,
         "verified": result.verified,
         "refused": result.refused,
         "episode": result.episode_id,
@@ -172,13 +174,15 @@ def print_summary(result: EpisodeResult, summary: dict[str, Any]) -> None:
     out.print(f"{summary['problem']}: {verdict} in {len(result.steps)} steps "
               f"({summary['search']}, model: {summary['model']})")
     for rec in result.steps:
-        mark = "? " if rec.probe else ("! " if rec.diverged else "  ")
+        mark = "? " if rec.probe else ("! " if rec.diverged else "~ " if rec.doubted else "  ")
         note = ("   <- probe: no plan from here, tried for real" if rec.probe
-                else "   <- real state differed from the imagined one" if rec.diverged else "")
+                else "   <- real state differed from the imagined one" if rec.diverged
+                else "   <- doubted refusal: the model said no, it applied" if rec.doubted else "")
         out.print(f"  {mark}{rec.index + 1:>3}. {rec.action.name}{note}")
     out.print(
         f"searches {result.searches} · replans {result.replans} · divergences "
         f"{result.divergences} · probes {result.probes}"
+        + (f" · doubted {result.doubted} ({result.doubted_applied} applied)" if result.doubted else "")
         + (f" · verified {result.verified} · refused {result.refused}" if result.verified or result.refused else "")
         + f" · model calls {result.model_calls} (cache hits "
         f"{result.cache_hits}) · model {result.model_seconds:.2f} s · search "

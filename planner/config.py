@@ -110,8 +110,9 @@ class AgentConfig(_Frozen):
         max_steps: most real steps in an episode.
         max_replans: most replans after divergences before giving up.
         reuse_tree: keep the search tree across real steps.
-        max_probes: most real probe steps per episode when no plan is found from a real state
-            (the actions the model judges most likely applicable are tried for real); 0 stops
+        max_probes: most real steps per episode taken on doubt when no plan is found from a
+            real state: probes (the actions the model judges most likely applicable, tried for
+            real) and doubted plan steps (``doubt``) that did not apply as imagined; 0 stops
             the episode with ``no_plan`` instead.
         verify: regular expressions (Python ``re.search``) naming irreversible actions
             (``"^\\(slice "``, ``"heat"``): before the agent executes a planned action that
@@ -120,6 +121,12 @@ class AgentConfig(_Frozen):
             otherwise the action is refused at that state and the agent plans around it.
             Probes out of a state with no plan never try such actions.
         verify_confidence: the least confidence (0..1) of a verified action's prediction.
+        doubt: when no plan is found from a real state, search again treating each action the
+            model refuses while giving it at least this probability of applying (0..1) as
+            applicable, with the outcome the model writes for it; the plan's doubted steps
+            are settled by executing them (a wrong doubt is a divergence, learned from). 0
+            turns this off. Needs a model that can write a refused action's outcome
+            (GGUF fact-delta models can); actions named by ``verify`` are never doubted.
 
     Bounds: ``max_steps`` 1..100,000; ``max_replans`` 0..10,000; ``max_probes`` 0..10,000;
     ``verify`` at most 64 patterns, each a valid regular expression.
@@ -132,6 +139,7 @@ class AgentConfig(_Frozen):
     max_probes: int = Field(8, ge=0, le=MAX_REPLANS)
     verify: tuple[str, ...] = Field((), max_length=64)
     verify_confidence: float = Field(0.9, ge=0.0, le=1.0)
+    doubt: float = Field(0.05, ge=0.0, le=1.0)
 
     @field_validator("verify", mode="before")
     @classmethod

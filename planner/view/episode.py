@@ -45,7 +45,8 @@ class RealStep:
     """A ``step`` record: one real step and the state the model imagined for it.
 
     States are kept as the log writes them (:meth:`planner.types.State.canonical`).
-    ``reason`` is the environment's explanation of a step that did not apply, as text.
+    ``reason`` is the environment's explanation of a step that did not apply, as text; ``doubted``:
+    the step was planned although the model refused it (``agent.doubt``).
     """
 
     index: int
@@ -61,6 +62,7 @@ class RealStep:
     probe: bool
     observation: str | None
     reason: str | None
+    doubted: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -163,6 +163,8 @@ def _row_html(row: PlanRow, planned: int) -> str:
     if row.position is None:
         classes.append("probe")
         badges.append(_badge("probe", "probe"))
+    if step is not None and step.doubted:
+        badges.append(_badge("doubted: planned although the model refused it", "probe"))
     if row.verification is not None:
         v = row.verification
         conf = f" (confidence {_num(v.confidence)}" + (f", needs {_num(v.threshold)})" if v.threshold is not None

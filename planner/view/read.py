@@ -87,6 +87,7 @@ class _StepData(_Data):
     truncated: StrictBool = False
     diverged: StrictBool = False
     probe: StrictBool = False
+    doubted: StrictBool = False
     observation: StrictStr | None = None
     reason: Any = None
 
@@ -116,8 +117,8 @@ class _ResumeData(_Data):
     replayed: StrictInt = 0
 
 
-_END_COUNTS = ("steps", "searches", "replans", "divergences", "probes", "verified", "refused", "model_calls",
-               "cache_hits", "invalid_answers", "prompt_tokens", "generated_tokens", "model_seconds",
+_END_COUNTS = ("steps", "searches", "replans", "divergences", "probes", "doubted", "verified", "refused",
+               "model_calls", "cache_hits", "invalid_answers", "prompt_tokens", "generated_tokens", "model_seconds",
                "search_seconds", "wall_seconds")
 """Counts of an ``end`` record shown as the outcome, in this order."""
 
@@ -303,7 +304,7 @@ def _real_step(d: _StepData) -> RealStep:
         index=d.index, action=d.action, before=d.state, imagined=d.imagined, real=d.real,
         applicable=d.applicable, reward=float(d.reward), terminated=d.terminated, truncated=d.truncated,
         diverged=d.diverged, probe=d.probe, observation=d.observation,
-        reason=None if d.reason is None else _text(d.reason))
+        reason=None if d.reason is None else _text(d.reason), doubted=d.doubted)
 
 
 def _float(value: float | None) -> float | None:

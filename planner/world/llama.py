@@ -25,7 +25,7 @@ import math
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
@@ -315,6 +315,7 @@ class LlamaWorldModel:
             ok=ids[OK], add=ids[ADD], delete=ids[DEL], facts=facts, verdicts=np.array([ids[OK], ids[FAIL]]),
             close_added=np.array([ids[DEL]]), close_removed=np.array([ids[DONE], ids[CONT]]),
             ends=frozenset((ids[DONE], ids[CONT])))
+        self._applied_ids = replace(self._answer_ids, verdicts=np.array([ids[OK]]))
 
     def rebind(self, *, objects: Sequence[str], goal: FactGoal, state: State | None = None,
                facts: Iterable[str] = (), actions: Sequence[Action] = ()) -> None:
@@ -384,6 +385,31 @@ class LlamaWorldModel:
             self.stats.predictions += len(preds)
             return preds
 
+    def predict_applied(self, state: State, actions: Sequence[Action]) -> list[Prediction]:
+        """What each action would do at ``state`` if it applied: the answer decoded with the
+        verdict held to ``ok`` (the most likely effect the model writes for it, consistent with
+        the state when ``consistent``), never "not applicable" for want of a likelier ``fail``.
+        ``confidence`` is the probability of that whole answer, verdict included (so it is low
+        where the model believes the action does not apply). An answer still invalid after the
+        retries raises, or with ``on_invalid="reject"`` reads "not applicable" (confidence 0).
+
+        The agent asks this of actions whose refusal the model doubts, to search as if they
+        applied when no plan can be found otherwise (``agent.doubt``)."""
+        if not actions:
+            return []
+        with self._lock:
+            start = time.perf_counter()
+            try:
+                prefix, suffixes, max_new = self._prompt(state, actions)
+                state_words = frozenset(self.codec.state_words(state))
+                answers = self._decode(prefix, suffixes, max_new, state_words, temperature=0.0, applied=True)
+                preds = [self._finish(state, state_words, prefix, suf, ans, max_new, applied=True)
+                         for suf, ans in zip(suffixes, answers)]
+            finally:
+                self.stats.seconds += time.perf_counter() - start
+            self.stats.predictions += len(preds)
+            return preds
+
     # -- prompts -------------------------------------------------------------------------------
     def _prompt(self, state: State, actions: Sequence[Action]) -> tuple[list[int], list[list[int]], int]:
         """Token ids of the shared prefix (goal and state) and of each action's suffix, and
@@ -418,13 +444,15 @@ class LlamaWorldModel:
 
     # -- answers -------------------------------------------------------------------------------
     def _decode(self, prefix: list[int], suffixes: list[list[int]], max_new: int, state_words: frozenset[str], *,
-                temperature: float) -> list[Answer]:
-        facts = self._answer_ids.facts
+                temperature: float, applied: bool = False) -> list[Answer]:
+        """Decode one answer per suffix (``applied``: with the verdict held to ``ok``)."""
+        ids = self._applied_ids if applied else self._answer_ids
+        facts = ids.facts
         if self.consistent:
             holds = np.isin(facts, [self.word_ids[w] for w in state_words if w in self.word_ids])
-            rules = partial(_FactDeltaRules, self._answer_ids, max_new, facts[~holds], facts[holds])
+            rules = partial(_FactDeltaRules, ids, max_new, facts[~holds], facts[holds])
         else:
-            rules = partial(_FactDeltaRules, self._answer_ids, max_new, facts, facts)
+            rules = partial(_FactDeltaRules, ids, max_new, facts, facts)
         return self.decoder.decode(prefix, suffixes, rules=rules, max_new=max_new, temperature=temperature)
 
     def _likelier_failure(self, pred: Prediction, answer: Answer, state: State) -> Prediction:
@@ -448,15 +476,16 @@ class LlamaWorldModel:
         return Prediction(applicable=False, next_state=state, confidence=share, raw=pred.raw)
 
     def _finish(self, state: State, state_words: frozenset[str], prefix: list[int], suffix: list[int],
-                first: Answer, max_new: int) -> Prediction:
-        """Parse ``first``; on a validation failure, sample again (bounded), then raise or reject."""
+                first: Answer, max_new: int, *, applied: bool = False) -> Prediction:
+        """Parse ``first``; on a validation failure, sample again (bounded), then raise or reject.
+        ``applied``: the answers were decoded with the verdict held to ``ok``."""
 
         def attempt(n: int) -> Prediction:
             answer = first if n == 1 else self._decode(prefix, [suffix], max_new, state_words,
-                                                       temperature=self.retry_temperature)[0]
+                                                       temperature=self.retry_temperature, applied=applied)[0]
             pred = self.codec.parse([self._id_word[t] for t in answer.tokens], state,
                                     confidence=math.exp(answer.logprob), state_words=state_words)
-            return self._likelier_failure(pred, answer, state)
+            return pred if applied else self._likelier_failure(pred, answer, state)
 
         try:
             return retry_invalid(attempt, retries=self.retries, stats=self.stats)

@@ -7,13 +7,17 @@ model cannot lead the agent into the same mistake twice.
 
 from __future__ import annotations
 
-from planner.types import Prediction, Transition
+from planner.types import Action, Prediction, State, Transition
 from planner.world.cache import MemoWorldModel
 
 
 class ExperienceOverlay(MemoWorldModel):
     """Answers from recorded real transitions first, from ``inner`` otherwise (whose answers
     it does not keep)."""
+
+    def knows(self, state: State, action: Action) -> bool:
+        """Whether the real outcome of ``action`` at ``state`` was recorded."""
+        return (state, action) in self._memo
 
     def record(self, transition: Transition) -> None:
         """Remember the real outcome of ``transition``."""

@@ -1,0 +1,246 @@
+"""Searching past a model's doubted refusals: the forced-verdict decode of a real GGUF, the
+doubting wrapper, and the agent that plans through doubts when no plan is found otherwise."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from planner.agent import Agent
+from planner.config import PlannerConfig
+from planner.errors import ConfigError
+from planner.io import read_jsonl
+from planner.types import Action, Prediction, State
+from planner.world.base import ModelStats
+from planner.world.cache import CachedWorldModel
+from planner.world.doubt import DoubtingWorldModel, applied_outcomes
+from planner.world.factory import default_model_path
+from planner.world.llama import LlamaWorldModel
+from planner.world.memory import ExperienceOverlay
+from planner.world.oracle import OracleWorldModel
+from tests.conftest import build_tiny_gguf
+
+# -- the forced-verdict decode of a real GGUF ----------------------------------------------------
+
+
+def test_flat_model_refuses_everything_but_writes_what_each_action_would_do(tmp_path, tiny_env):
+    # All-zero weights: "fail" is likelier than any applicable answer, so every action is
+    # refused; held to "ok", the model writes an outcome for each, consistent with the state.
+    path = build_tiny_gguf(tmp_path / "flat.gguf", scale=0.0)
+    model = LlamaWorldModel.for_environment(path, tiny_env, retries=0)
+    state, actions = tiny_env.state, list(tiny_env.candidate_actions(tiny_env.state))
+    assert not any(p.applicable for p in model.predict_many(state, actions))
+    before = model.stats.predictions
+    outcomes = model.predict_applied(state, actions)
+    assert model.stats.predictions == before + len(actions)
+    assert len(outcomes) == len(actions) and all(o.applicable for o in outcomes)
+    for o in outcomes:
+        assert 0.0 < o.confidence < 0.5  # the whole answer, verdict included, against "fail"
+        assert o.raw is not None and o.raw.split()[0] == "ok"
+    assert model.predict_applied(state, []) == []
+    model.close()
+
+
+def test_forced_verdict_agrees_with_the_free_answer_where_the_model_says_it_applies(bw_env):
+    env = bw_env(5, 2)
+    model = LlamaWorldModel.for_environment(default_model_path("blocksworld"), env, on_invalid="reject")
+    rng = random.Random(3)
+    compared = 0
+    for state in env.random_walk(env.state, 5, rng):
+        actions = list(env.candidate_actions(state))
+        free = model.predict_many(state, actions)
+        forced = model.predict_applied(state, actions)
+        for f, g in zip(free, forced):
+            assert g.applicable and g.raw is not None and g.raw.split()[0] == "ok"
+            if f.applicable:
+                compared += 1
+                assert g.next_state == f.next_state and g.confidence == pytest.approx(f.confidence, rel=1e-3)
+    assert compared > 0
+    model.close()
+
+
+# -- the doubting wrapper --------------------------------------------------------------------------
+
+S0 = State.from_facts(["(at a)"])
+S1 = State.from_facts(["(at b)"])
+SURE, DOUBT, IMPLAUSIBLE, KNOWN, EXCLUDED = (Action(f"(go {x})") for x in ("sure", "doubt", "odd", "known", "slice"))
+
+
+class _Scripted:
+    """Refuses every action, with a scripted confidence; writes a scripted outcome when held to "ok"."""
+
+    def __init__(self, refusal: dict[Action, float], outcome: dict[Action, float]) -> None:
+        self.refusal, self.outcome = refusal, outcome
+        self.stats = ModelStats()
+        self.asked: list[Action] = []
+
+    def predict(self, state, action):
+        return self.predict_many(state, [action])[0]
+
+    def predict_many(self, state, actions):
+        return [Prediction(applicable=False, next_state=state, confidence=self.refusal[a]) for a in actions]
+
+    def predict_applied(self, state, actions):
+        self.asked.extend(actions)
+        return [Prediction(applicable=True, next_state=S1, confidence=self.outcome[a]) for a in actions]
+
+
+def _scripted() -> _Scripted:
+    # p(apply) = 1 - confidence: SURE 0.001, the others 0.4; IMPLAUSIBLE's outcome is unlikely
+    # even given that it applies (0.02 / 0.4).
+    refusal = {SURE: 0.999, DOUBT: 0.6, IMPLAUSIBLE: 0.6, KNOWN: 0.6, EXCLUDED: 0.6}
+    outcome = {DOUBT: 0.38, IMPLAUSIBLE: 0.02, KNOWN: 0.38, EXCLUDED: 0.38, SURE: 0.001}
+    return _Scripted(refusal, outcome)
+
+
+def test_doubted_refusals_are_answered_as_applying_and_nothing_else_is():
+    inner = _scripted()
+    model = DoubtingWorldModel(inner, inner, threshold=0.05, known=lambda s, a: a == KNOWN,
+                               exclude=lambda a: "slice" in a.name)
+    actions = [SURE, DOUBT, IMPLAUSIBLE, KNOWN, EXCLUDED]
+    preds = model.predict_many(S0, actions)
+    assert [p.applicable for p in preds] == [False, True, False, False, False]
+    assert preds[1].next_state == S1
+    assert model.doubted == {(S0, DOUBT): pytest.approx(0.4)}
+    assert set(inner.asked) == {DOUBT, IMPLAUSIBLE}  # never the sure, known or excluded ones
+    model.predict_many(S0, actions)
+    assert len(inner.asked) == 2  # outcomes are asked once per (state, action)
+    assert model.predict(S0, DOUBT).applicable and model.stats is inner.stats
+
+
+@settings(max_examples=60, deadline=None)
+@given(threshold=st.floats(0.001, 1.0), confidence=st.floats(0.0, 1.0))
+def test_only_refusals_at_least_as_doubtful_as_the_threshold_are_doubted(threshold, confidence):
+    inner = _scripted()
+    inner.refusal[DOUBT] = confidence
+    inner.outcome[DOUBT] = 1.0  # a fully plausible outcome
+    pred = DoubtingWorldModel(inner, inner, threshold=threshold).predict(S0, DOUBT)
+    assert pred.applicable == (1.0 - confidence >= threshold)
+
+
+@pytest.mark.parametrize("bad", [0, 0.0, -0.1, 1.5, float("nan"), True, "0.1", None])
+def test_a_bad_threshold_is_named(bad):
+    inner = _scripted()
+    with pytest.raises(ConfigError, match="doubt threshold"):
+        DoubtingWorldModel(inner, inner, threshold=bad)
+    with pytest.raises(ConfigError, match="plausible"):
+        DoubtingWorldModel(inner, inner, threshold=0.1, plausible=2.0)
+
+
+def test_the_model_behind_wrappers_is_found(bw_env):
+    inner = _scripted()
+    assert applied_outcomes(ExperienceOverlay(CachedWorldModel(inner))) is inner
+    assert applied_outcomes(OracleWorldModel(bw_env(3, 0))) is None  # exact: nothing to doubt
+    assert applied_outcomes(None) is None
+
+
+# -- the agent -------------------------------------------------------------------------------------
+
+
+class _DoubtsStacks:
+    """The exact model, except that it refuses every ``stack`` that really applies — with doubt
+    (probability of applying ``1 - confidence``) — and, held to "ok", writes the exact outcome."""
+
+    def __init__(self, env, *, confidence: float = 0.7) -> None:
+        self.exact = OracleWorldModel(env)
+        self.stats = self.exact.stats
+        self.confidence = confidence
+
+    def predict(self, state, action):
+        exact = self.exact.predict(state, action)
+        if action.name.startswith("(stack") and exact.applicable:
+            return Prediction(applicable=False, next_state=state, confidence=self.confidence)
+        return exact
+
+    def predict_many(self, state, actions):
+        return [self.predict(state, a) for a in actions]
+
+    def predict_applied(self, state, actions):
+        return [self.exact.predict(state, a) for a in actions]
+
+
+def _needs_a_stack(bw_env):
+    """A Blocksworld start whose goal needs a stack, and whose stacks are two steps away."""
+    for seed in range(60):
+        env = bw_env(4, seed)
+        stuck = Agent(env, _DoubtsStacks(env), max_probes=0).run()
+        if stuck.stopped_by == "no_plan" and not stuck.steps:
+            return seed
+    raise AssertionError("no start needing a stack")  # pragma: no cover
+
+
+def test_a_doubted_refusal_two_steps_away_is_planned_through(bw_env, tmp_path):
+    seed = _needs_a_stack(bw_env)
+    exact = Agent(bw_env(4, seed), OracleWorldModel(bw_env(4, seed))).run()
+    env = bw_env(4, seed)
+    log = tmp_path / "ep.jsonl"
+    result = Agent(env, _DoubtsStacks(env), log_path=log).run()
+    assert result.solved and result.probes == 0 and result.divergences == 0
+    assert result.doubted >= 1 and result.doubted_applied == result.doubted
+    assert len(result.steps) == len(exact.steps)  # as short as the exact model's plan
+    doubted = [s for s in result.steps if s.doubted]
+    assert len(doubted) == result.doubted and all(s.action.name.startswith("(stack") for s in doubted)
+    records = read_jsonl(log)
+    assert any("doubted" in r["data"] for r in records if r["event"] == "plan")
+    assert sum(bool(r["data"].get("doubted")) for r in records if r["event"] == "step") == result.doubted
+    assert records[-1]["data"]["doubted"] == result.doubted
+    # Without doubt the same model needs probes (real steps taken blind) or gives up.
+    off = PlannerConfig.model_validate({"agent": {"doubt": 0}})
+    env = bw_env(4, seed)
+    blind = Agent(env, _DoubtsStacks(env), config=off).run()
+    assert blind.doubted == 0 and (blind.probes > 0 or not blind.solved)
+
+
+def test_sure_refusals_are_not_doubted(bw_env):
+    seed = _needs_a_stack(bw_env)
+    env = bw_env(4, seed)
+    result = Agent(env, _DoubtsStacks(env, confidence=0.999), max_probes=0).run()  # p(apply) 0.001
+    assert result.stopped_by == "no_plan" and result.doubted == 0 and not result.steps
+
+
+class _WrongDoubts(_DoubtsStacks):
+    """Refuses every stack with doubt, and held to "ok" writes the goal state for any action:
+    its doubts are wrong wherever the action does not really apply as written."""
+
+    def __init__(self, env) -> None:
+        super().__init__(env, confidence=0.5)
+        self.goal_state = State.from_facts(sorted(env.goal.facts))
+
+    def predict(self, state, action):
+        pred = super().predict(state, action)
+        if not pred.applicable:
+            return Prediction(applicable=False, next_state=state, confidence=0.5)
+        return pred
+
+    def predict_applied(self, state, actions):
+        return [Prediction(applicable=True, next_state=self.goal_state, confidence=0.5) for _ in actions]
+
+
+def test_wrong_doubts_are_learned_from_and_bounded_by_the_probe_budget(bw_env):
+    seed = _needs_a_stack(bw_env)
+    env = bw_env(4, seed)
+    result = Agent(env, _WrongDoubts(env), max_probes=3).run()
+    failed = result.doubted - result.doubted_applied
+    assert failed >= 1  # it tried, and each wrong doubt was a divergence
+    assert failed + result.probes <= 3
+    assert result.divergences >= failed
+    # A refused real step is never doubted again at the same state.
+    tried = [(s.state, s.action) for s in result.steps if s.doubted and s.diverged]
+    assert len(tried) == len(set(tried))
+
+
+def test_irreversible_actions_are_never_doubted(bw_env):
+    seed = _needs_a_stack(bw_env)
+    env = bw_env(4, seed)
+    cfg = PlannerConfig.model_validate({"agent": {"verify": ["^\\(stack "]}})
+    result = Agent(env, _DoubtsStacks(env), config=cfg, max_probes=0).run()
+    assert result.doubted == 0 and result.stopped_by == "no_plan"
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, "x"])
+def test_a_bad_doubt_setting_is_named(bad):
+    with pytest.raises(ValueError, match="doubt"):
+        PlannerConfig.model_validate({"agent": {"doubt": bad}})
