@@ -9,6 +9,11 @@ and the median times to generate a game, load it in the engine, and take one eng
 
     python benchmarks/household.py --seeds 0-19
     python benchmarks/household.py --seeds 0-19 --model planner/models/household-q8_0.gguf
+    python benchmarks/household.py --seeds 0-49 --splits test --model planner/models/household-q8_0.gguf \
+        --doubt off,stuck,on --verbose
+
+``--doubt`` plays each game once per agent mode (rows side by side, measured in one run):
+without doubted refusals, with them only when no plan is found, and with the defaults.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from collections import defaultdict
 import textworld
 
 from planner.agent import Agent
+from planner.config import PlannerConfig
 from planner.env.household import SPLITS, HouseholdEnvironment, make_household
 from planner.env.household.env import _textworld_env
 from planner.world.oracle import OracleWorldModel
@@ -38,59 +44,79 @@ def mean(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f}" if values else "n/a"
 
 
+DOUBT_MODES = {
+    "off": {"doubt": 0.0},
+    "stuck": {"doubt_shortcut": 0},
+    "on": {},
+}
+"""``--doubt`` modes: ``off`` (no doubted refusals: probes only), ``stuck`` (plans through doubted
+refusals only when no plan is found), ``on`` (the defaults: also for shortcuts)."""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", default="0-19", help="A-B, ends inclusive, per split")
     parser.add_argument("--splits", default=",".join(SPLITS))
     parser.add_argument("--model", default=None, help="a GGUF world model (default: the exact model)")
+    parser.add_argument("--doubt", default="on", help="comma-separated agent modes, one row each: "
+                        "off (no doubted refusals), stuck (only when no plan is found), on (the defaults)")
+    parser.add_argument("--verbose", action="store_true", help="one line per episode")
     args = parser.parse_args()
     lo, _, hi = args.seeds.partition("-")
     seeds = range(int(lo), int(hi or lo) + 1)
-    rows: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    modes = args.doubt.split(",")
+    if unknown := [m for m in modes if m not in DOUBT_MODES]:
+        parser.error(f"unknown --doubt mode(s) {unknown}: choose from {', '.join(DOUBT_MODES)}")
+    rows: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for split in args.splits.split(","):
-        r = rows[split]
         for seed in seeds:
             started = time.perf_counter()
             planning = make_household(seed=seed, split=split, engine="planner")
-            r["generate"].append(time.perf_counter() - started)
-            started = time.perf_counter()
-            env = HouseholdEnvironment(planning.game)
-            env.reset()
-            r["load"].append(time.perf_counter() - started)
-            expert = expert_length(env)
-            if args.model:
-                from planner.world.factory import bind_environment_model
+            generate = time.perf_counter() - started
+            for mode in modes:
+                r = rows[(split, mode)]
+                r["generate"].append(generate)
+                started = time.perf_counter()
+                env = HouseholdEnvironment(planning.game)
+                env.reset()
+                r["load"].append(time.perf_counter() - started)
+                expert = expert_length(env)
+                if args.model:
+                    from planner.world.factory import bind_environment_model
 
-                model = bind_environment_model(args.model, env, reset_seed=seed)
-            else:
-                model = OracleWorldModel(env)
-            step_times: list[float] = []
-
-            def timed(record: object, times: list[float] = step_times) -> None:
-                times.append(time.perf_counter())
-
-            started = time.perf_counter()
-            result = Agent(env, model, on_step=timed).run(seed=seed)
-            r["episode"].append(time.perf_counter() - started)
-            r["solved"].append(float(result.solved))
-            r["divergences"].append(result.divergences)
-            if result.solved:
-                r["vs_expert"].append(len(result.steps) / expert)
-                r["vs_optimal"].append(len(result.steps) / env.game.optimal)
-            started = time.perf_counter()
-            env.reset()
-            for action in env.optimal_plan() or []:
-                env.step(action)
-            r["engine_step"].append((time.perf_counter() - started) / max(1, env.game.optimal))
+                    model = bind_environment_model(args.model, env, reset_seed=seed)
+                else:
+                    model = OracleWorldModel(env)
+                config = PlannerConfig.model_validate({"agent": DOUBT_MODES[mode]})
+                started = time.perf_counter()
+                result = Agent(env, model, config=config).run(seed=seed)
+                r["episode"].append(time.perf_counter() - started)
+                r["solved"].append(float(result.solved))
+                r["divergences"].append(result.divergences)
+                r["doubted"].append(result.doubted)
+                r["doubted_applied"].append(result.doubted_applied)
+                if result.solved:
+                    r["vs_expert"].append(len(result.steps) / expert)
+                    r["vs_optimal"].append(len(result.steps) / env.game.optimal)
+                if args.verbose:
+                    print(f"{split} seed {seed} {mode}: solved={result.solved} steps={len(result.steps)} "
+                          f"expert={expert} divergences={result.divergences} probes={result.probes} "
+                          f"doubted={result.doubted} ({result.doubted_applied} applied) "
+                          f"stopped_by={result.stopped_by} {r['episode'][-1]:.1f} s", flush=True)
+                started = time.perf_counter()
+                env.reset()
+                for action in env.optimal_plan() or []:
+                    env.step(action)
+                r["engine_step"].append((time.perf_counter() - started) / max(1, env.game.optimal))
     print(f"household-v0, seeds {args.seeds} per split, model: {args.model or 'exact'}")
-    print("| split | solved | plan / expert | plan / optimal | divergences | episode s (median) | generate s "
-          "| engine load s | engine step ms |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for split, r in rows.items():
+    print("| split | doubt | solved | plan / expert | plan / optimal | divergences | doubted steps (applied) "
+          "| episode s (median) | generate s | engine load s | engine step ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for (split, mode), r in rows.items():
         n = len(r["solved"])
-        print(f"| {split} | {int(sum(r['solved']))}/{n} | {mean(r['vs_expert'])} | {mean(r['vs_optimal'])} | "
-              f"{int(sum(r['divergences']))} | {statistics.median(r['episode']):.1f} | "
-              f"{statistics.median(r['generate']):.2f} | "
+        print(f"| {split} | {mode} | {int(sum(r['solved']))}/{n} | {mean(r['vs_expert'])} | {mean(r['vs_optimal'])} | "
+              f"{int(sum(r['divergences']))} | {int(sum(r['doubted']))} ({int(sum(r['doubted_applied']))}) | "
+              f"{statistics.median(r['episode']):.1f} | {statistics.median(r['generate']):.2f} | "
               f"{statistics.median(r['load']):.2f} | {1e3 * statistics.median(r['engine_step']):.1f} |")
 
 

@@ -273,13 +273,16 @@ class Agent:
         self._verify = tuple(re.compile(p) for p in self.config.agent.verify)
         self._refused: set[tuple[State, Action]] = set()  # (state, action) pairs refused this episode
 
-    def plan(self, state: State, *, tree: SearchTree | None = None) -> SearchResult:
+    def plan(self, state: State, *, tree: SearchTree | None = None, model: WorldModel | None = None,
+             max_depth: int | None = None) -> SearchResult:
         """Search from ``state`` with the configured algorithm (``tree``: an earlier search's tree
-        to reuse; the search works on a copy of it)."""
+        to reuse; the search works on a copy of it; ``model``: another model than the agent's;
+        ``max_depth``: a shorter horizon than ``search.max_depth``)."""
         s = self.config.search
-        problem = SearchProblem(model=self.model, goal=self.env.goal, actions=self._actions, value=self.value,
-                                discount=s.discount)
-        budget = Budget(simulations=s.simulations, max_expansions=s.max_expansions, max_depth=s.max_depth,
+        problem = SearchProblem(model=model or self.model, goal=self.env.goal, actions=self._actions,
+                                value=self.value, discount=s.discount)
+        budget = Budget(simulations=s.simulations, max_expansions=s.max_expansions,
+                        max_depth=min(s.max_depth, max_depth or s.max_depth),
                         time_limit_s=s.time_limit_s, beam_width=s.beam_width)
         if s.algorithm == "beam":
             return beam_search(problem, state, budget, tree=tree, seed=s.seed)
@@ -357,6 +360,9 @@ class Agent:
                     return "max_replans"
                 self._search(ep, replan=after_divergence)
                 need_plan = after_divergence = False
+                shortcut = self.config.agent.doubt_shortcut
+                if ep.plan and shortcut and len(ep.plan) > shortcut:
+                    self._search_doubting(ep, max_depth=len(ep.plan) - shortcut)
                 if not ep.plan and not self._search_doubting(ep):
                     moved = self._probe(ep)
                     if moved is None:
@@ -410,32 +416,29 @@ class Agent:
                 model_seconds=st.model_seconds, wall_seconds=st.wall_seconds,
                 stopped_by=st.stopped_by, replan=replan, **({"doubted": doubted} if ep.doubts else {}))
 
-    def _search_doubting(self, ep: _Episode) -> bool:
-        """After a search found no plan: search again with the refusals the model doubts
-        (probability of applying ``agent.doubt`` or more) answered as if they applied. Returns
-        whether that found a plan (then the episode's plan). Nothing happens when doubt is off or
-        the model cannot say what a refused action would do."""
+    def _search_doubting(self, ep: _Episode, *, max_depth: int | None = None) -> bool:
+        """Search again with the refusals the model doubts (probability of applying
+        ``agent.doubt`` or more) answered as if they applied — after a search found no plan, or
+        (``max_depth``) for a plan through doubted steps shorter than the one it found. Returns
+        whether that found a plan through doubted steps (then the episode's plan). Nothing
+        happens when doubt is off, its budget is spent or the model cannot say what a refused
+        action would do."""
         threshold = self.config.agent.doubt
         applied = applied_outcomes(self.experience.inner) if threshold > 0 else None
         if applied is None or self._doubts_spent(ep):
             return False
         doubting = DoubtingWorldModel(self.experience, applied, threshold=threshold, known=self.experience.knows,
                                       exclude=self._irreversible)
-        s = self.config.search
-        problem = SearchProblem(model=doubting, goal=self.env.goal, actions=self._actions, value=self.value,
-                                discount=s.discount)
-        budget = Budget(simulations=s.simulations, max_expansions=s.max_expansions, max_depth=s.max_depth,
-                        time_limit_s=s.time_limit_s, beam_width=s.beam_width)
-        if s.algorithm == "beam":
-            last = beam_search(problem, ep.state, budget, seed=s.seed)
-        else:
-            last = mcts(problem, ep.state, budget, selection=self.selection, seed=s.seed)
+        last = self.plan(ep.state, model=doubting, max_depth=max_depth)
         ep.searches += 1
         for key in _TOTALS:
             ep.totals[key] += getattr(last.stats, key)
-        ep.last = last
-        if not last.plan.reaches_goal:
+        through = any(k in doubting.doubted for k in zip(last.plan.states, last.plan.actions))
+        if not (last.plan.reaches_goal and through):
+            if not ep.plan:
+                ep.last = last
             return False
+        ep.last = last
         ep.tree = None  # its edges hold answers the model did not give: never reuse them
         ep.plan, ep.imagined, ep.cursor = last.plan.actions, last.plan.states, 0
         ep.doubts = {(s, a): doubting.doubted[(s, a)] for s, a in zip(ep.imagined, ep.plan)

@@ -127,6 +127,9 @@ class AgentConfig(_Frozen):
             are settled by executing them (a wrong doubt is a divergence, learned from). 0
             turns this off. Needs a model that can write a refused action's outcome
             (GGUF fact-delta models can); actions named by ``verify`` are never doubted.
+        doubt_shortcut: when a plan is found, also search for one at least this many steps
+            shorter through doubted refusals, and follow it instead (a model that wrongly
+            refuses a step plans a detour around it); 0: only when no plan is found.
 
     Bounds: ``max_steps`` 1..100,000; ``max_replans`` 0..10,000; ``max_probes`` 0..10,000;
     ``verify`` at most 64 patterns, each a valid regular expression.
@@ -140,6 +143,7 @@ class AgentConfig(_Frozen):
     verify: tuple[str, ...] = Field((), max_length=64)
     verify_confidence: float = Field(0.9, ge=0.0, le=1.0)
     doubt: float = Field(0.05, ge=0.0, le=1.0)
+    doubt_shortcut: int = Field(2, ge=0, le=MAX_STEPS)
 
     @field_validator("verify", mode="before")
     @classmethod

@@ -4,16 +4,18 @@ doubting wrapper, and the agent that plans through doubts when no plan is found 
 from __future__ import annotations
 
 import random
+from types import MappingProxyType
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from planner.agent import Agent
+from planner.agent import Agent, EpisodeResult
 from planner.config import PlannerConfig
+from planner.env.base import StepResult
 from planner.errors import ConfigError
 from planner.io import read_jsonl
-from planner.types import Action, Prediction, State
+from planner.types import Action, FactGoal, Prediction, State
 from planner.world.base import ModelStats
 from planner.world.cache import CachedWorldModel
 from planner.world.doubt import DoubtingWorldModel, applied_outcomes
@@ -244,3 +246,82 @@ def test_irreversible_actions_are_never_doubted(bw_env):
 def test_a_bad_doubt_setting_is_named(bad):
     with pytest.raises(ValueError, match="doubt"):
         PlannerConfig.model_validate({"agent": {"doubt": bad}})
+
+
+# -- shortcuts: a plan exists, but around a step the model doubts ---------------------------------
+
+ROOMS = ("r0", "r1", "r2", "r3")
+LINE = {("r0", "r1"), ("r1", "r2"), ("r2", "r3")}
+
+
+class Corridor:
+    """Rooms r0 … r3 on a corridor; ``(go rI rJ)`` moves along an edge. With ``door``, r0 also
+    opens straight into r3. The goal is r3."""
+
+    def __init__(self, *, door: bool) -> None:
+        self.edges = LINE | ({("r0", "r3")} if door else set())
+        self.goal = FactGoal(frozenset({"(at r3)"}))
+        self.state = State.from_facts(["(at r0)"])
+
+    def reset(self, *, seed=None):
+        self.state = State.from_facts(["(at r0)"])
+        return self.state, {}
+
+    def candidate_actions(self, state):
+        return [Action(f"(go {a} {b})") for a in ROOMS for b in ROOMS if a != b]
+
+    def step(self, action):
+        a, b = action.args
+        ok = f"(at {a})" in self.state.facts and (a, b) in self.edges
+        if ok:
+            self.state = State.from_facts([f"(at {b})"])
+        done = self.goal.satisfied(self.state)
+        return StepResult(self.state, 1.0 if done else 0.0, done, False, MappingProxyType({}), ok)
+
+
+class _DoubtsTheDoor:
+    """Knows the corridor and believes in the door r0 → r3, but refuses it with doubt
+    (probability of applying 0.4); held to "applies", it writes the move."""
+
+    def __init__(self) -> None:
+        self.stats = ModelStats()
+        self.edges = LINE | {("r0", "r3")}
+
+    def _exact(self, state, action):
+        a, b = action.args
+        if f"(at {a})" in state.facts and (a, b) in self.edges:
+            return Prediction(applicable=True, next_state=State.from_facts([f"(at {b})"]))
+        return Prediction(applicable=False, next_state=state)
+
+    def predict(self, state, action):
+        if action.args == ("r0", "r3"):
+            return Prediction(applicable=False, next_state=state, confidence=0.6)
+        return self._exact(state, action)
+
+    def predict_many(self, state, actions):
+        return [self.predict(state, a) for a in actions]
+
+    def predict_applied(self, state, actions):
+        return [self._exact(state, a) for a in actions]
+
+
+def _corridor(door: bool, **agent) -> EpisodeResult:
+    cfg = PlannerConfig.model_validate({"agent": agent})
+    return Agent(Corridor(door=door), _DoubtsTheDoor(), config=cfg).run()
+
+
+def test_a_doubted_shortcut_is_taken_when_it_saves_enough_steps():
+    result = _corridor(True)
+    assert result.solved and [s.action.name for s in result.steps] == ["(go r0 r3)"]
+    assert result.doubted == result.doubted_applied == 1 and result.divergences == 0
+    # Off, or asked to save more steps than it does: the sure detour.
+    for agent in ({"doubt_shortcut": 0}, {"doubt_shortcut": 3}, {"doubt": 0}):
+        detour = _corridor(True, **agent)
+        assert detour.solved and len(detour.steps) == 3 and detour.doubted == 0, agent
+
+
+def test_a_wrong_shortcut_costs_one_step_and_is_learned():
+    result = _corridor(False)  # no door: the model's doubt was right
+    assert result.solved and [s.action.name for s in result.steps] == [
+        "(go r0 r3)", "(go r0 r1)", "(go r1 r2)", "(go r2 r3)"]
+    assert result.doubted == 1 and result.doubted_applied == 0 and result.divergences == 1

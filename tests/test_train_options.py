@@ -285,12 +285,13 @@ def test_ctrl_c_stops_a_run_with_loader_workers_at_once_and_quietly(data, tmp_pa
     import time
 
     proc = subprocess.Popen([sys.executable, "-m", "planner", "train", "--data", str(data), "--out",
-                             str(tmp_path / "m"), "--batch-size", "2", "--dim", "32", "--layers", "1", "--minutes",
-                             "2", "--warmup", "10", "--loader-workers", "2", "--no-quantize"],
+                             str(tmp_path / "m"), "--batch-size", "2", "--dim", "32", "--layers", "1", "--steps",
+                             "1000000", "--warmup", "10", "--loader-workers", "2", "--no-quantize"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 120
     while not (tmp_path / "m" / "checkpoint.pt").exists() and time.monotonic() < deadline:
         time.sleep(0.5)  # the workers are running once a checkpoint is written
+    assert proc.poll() is None, "the run ended by itself"  # a million steps: it cannot have finished
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole process group
     try:
         _, err = proc.communicate(timeout=60)
