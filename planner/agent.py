@@ -351,19 +351,16 @@ class Agent:
     def _loop(self, ep: _Episode) -> str:
         """Plan, act and replan until the episode ends; return why it ended."""
         cfg = self.config.agent
-        need_plan, after_divergence = True, False
+        need_plan, after_divergence, redoubt = True, False, False
         while not self.env.goal.satisfied(ep.state):
             if len(ep.steps) >= cfg.max_steps:
                 return "max_steps"
             if need_plan:
                 if after_divergence and ep.replans >= cfg.max_replans:
                     return "max_replans"
-                self._search(ep, replan=after_divergence)
-                need_plan = after_divergence = False
-                shortcut = self.config.agent.doubt_shortcut
-                if ep.plan and shortcut and len(ep.plan) > shortcut:
-                    self._search_doubting(ep, max_depth=len(ep.plan) - shortcut)
-                if not ep.plan and not self._search_doubting(ep):
+                found = self._make_plan(ep, replan=after_divergence, redoubt=redoubt)
+                need_plan = after_divergence = redoubt = False
+                if not found:
                     moved = self._probe(ep)
                     if moved is None:
                         return "no_plan"
@@ -385,9 +382,34 @@ class Agent:
             if record.diverged:
                 ep.tree = None  # its edges hold the wrong prediction; search again from scratch
                 need_plan = after_divergence = True
+                redoubt = record.doubted
             elif cfg.mode == "receding" or ep.cursor >= len(ep.plan):
                 need_plan = True
         return "goal" if self.env.goal.satisfied(ep.state) else "truncated"
+
+    def _make_plan(self, ep: _Episode, *, replan: bool, redoubt: bool) -> bool:
+        """Search for the episode's next plan; returns whether one was found.
+
+        The model's own search first; when it finds a plan, one at least ``doubt_shortcut``
+        steps shorter through doubted refusals is looked for; when it finds none, one through
+        doubted refusals at any length. ``redoubt``: the last plan went through a doubted
+        refusal that turned out wrong, so the model's own search, which found no plan from
+        near here, would find none again (real refusals only take edges away): search through
+        the remaining doubts at once (whose plans include every sure plan)."""
+        if redoubt and self._can_doubt(ep):
+            ep.plan, ep.imagined, ep.cursor, ep.doubts = (), (), 0, {}
+            return self._search_doubting(ep, replan=replan, require_doubt=False)
+        self._search(ep, replan=replan)
+        shortcut = self.config.agent.doubt_shortcut
+        if ep.plan and shortcut and len(ep.plan) > shortcut:
+            self._search_doubting(ep, max_depth=len(ep.plan) - shortcut)
+        return bool(ep.plan) or self._search_doubting(ep)
+
+    def _can_doubt(self, ep: _Episode) -> bool:
+        """Whether doubt is on, its budget not spent, and the model can say what a refused
+        action would do."""
+        return (self.config.agent.doubt > 0 and not self._doubts_spent(ep)
+                and applied_outcomes(self.experience.inner) is not None)
 
     def _search(self, ep: _Episode, *, replan: bool) -> None:
         ep.replans += replan
@@ -416,34 +438,38 @@ class Agent:
                 model_seconds=st.model_seconds, wall_seconds=st.wall_seconds,
                 stopped_by=st.stopped_by, replan=replan, **({"doubted": doubted} if ep.doubts else {}))
 
-    def _search_doubting(self, ep: _Episode, *, max_depth: int | None = None) -> bool:
+    def _search_doubting(self, ep: _Episode, *, max_depth: int | None = None, replan: bool = False,
+                         require_doubt: bool = True) -> bool:
         """Search again with the refusals the model doubts (probability of applying
         ``agent.doubt`` or more) answered as if they applied — after a search found no plan, or
         (``max_depth``) for a plan through doubted steps shorter than the one it found. Returns
-        whether that found a plan through doubted steps (then the episode's plan). Nothing
-        happens when doubt is off, its budget is spent or the model cannot say what a refused
-        action would do."""
-        threshold = self.config.agent.doubt
-        applied = applied_outcomes(self.experience.inner) if threshold > 0 else None
-        if applied is None or self._doubts_spent(ep):
+        whether that found a plan reaching the goal (through doubted steps, unless not
+        ``require_doubt``), which is then the episode's plan. Nothing happens when doubt is off,
+        its budget is spent or the model cannot say what a refused action would do."""
+        if not self._can_doubt(ep):
             return False
-        doubting = DoubtingWorldModel(self.experience, applied, threshold=threshold, known=self.experience.knows,
-                                      exclude=self._irreversible)
+        applied = applied_outcomes(self.experience.inner)
+        assert applied is not None
+        doubting = DoubtingWorldModel(self.experience, applied, threshold=self.config.agent.doubt,
+                                      known=self.experience.knows, exclude=self._irreversible)
         last = self.plan(ep.state, model=doubting, max_depth=max_depth)
         ep.searches += 1
+        ep.replans += replan
         for key in _TOTALS:
             ep.totals[key] += getattr(last.stats, key)
         through = any(k in doubting.doubted for k in zip(last.plan.states, last.plan.actions))
-        if not (last.plan.reaches_goal and through):
+        if not (last.plan.reaches_goal and (through or not require_doubt)):
             if not ep.plan:
                 ep.last = last
+                if not require_doubt:  # the episode's search for this state: its (empty) plan record
+                    self._emit_plan(ep, replan=replan)
             return False
         ep.last = last
         ep.tree = None  # its edges hold answers the model did not give: never reuse them
         ep.plan, ep.imagined, ep.cursor = last.plan.actions, last.plan.states, 0
         ep.doubts = {(s, a): doubting.doubted[(s, a)] for s, a in zip(ep.imagined, ep.plan)
                      if (s, a) in doubting.doubted}
-        self._emit_plan(ep, replan=False)
+        self._emit_plan(ep, replan=replan)
         log.info("doubting_plan", length=len(ep.plan), doubted=len(ep.doubts))
         return True
 

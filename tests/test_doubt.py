@@ -283,9 +283,10 @@ class _DoubtsTheDoor:
     """Knows the corridor and believes in the door r0 → r3, but refuses it with doubt
     (probability of applying 0.4); held to "applies", it writes the move."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, doubts: frozenset = frozenset({("r0", "r3")})) -> None:
         self.stats = ModelStats()
         self.edges = LINE | {("r0", "r3")}
+        self.doubts = doubts
 
     def _exact(self, state, action):
         a, b = action.args
@@ -294,7 +295,7 @@ class _DoubtsTheDoor:
         return Prediction(applicable=False, next_state=state)
 
     def predict(self, state, action):
-        if action.args == ("r0", "r3"):
+        if action.args in self.doubts:
             return Prediction(applicable=False, next_state=state, confidence=0.6)
         return self._exact(state, action)
 
@@ -325,3 +326,15 @@ def test_a_wrong_shortcut_costs_one_step_and_is_learned():
     assert result.solved and [s.action.name for s in result.steps] == [
         "(go r0 r3)", "(go r0 r1)", "(go r1 r2)", "(go r2 r3)"]
     assert result.doubted == 1 and result.doubted_applied == 0 and result.divergences == 1
+
+
+def test_after_a_wrong_doubt_the_search_goes_on_through_the_other_doubts_at_once():
+    # No door, and the model doubts the door and r1 -> r2 (which is real): its own search finds
+    # no plan; the door is tried and refused; the next search goes straight through the
+    # remaining doubt (its own search, which found no plan from here, is not repeated).
+    model = _DoubtsTheDoor(doubts=frozenset({("r0", "r3"), ("r1", "r2")}))
+    result = Agent(Corridor(door=False), model).run()
+    assert result.solved and [s.action.name for s in result.steps] == [
+        "(go r0 r3)", "(go r0 r1)", "(go r1 r2)", "(go r2 r3)"]
+    assert result.doubted == 2 and result.doubted_applied == 1 and result.divergences == 1
+    assert result.searches == 3  # its own (no plan), through doubts, through the remaining doubt
