@@ -42,9 +42,9 @@ from planner.search.policies import heuristic_value, puct, uct
 from planner.search.problem import Budget, SearchProblem
 from planner.search.result import SearchResult
 from planner.search.tree import SearchTree
-from planner.types import Action, State, Transition
+from planner.types import Action, Prediction, State, Transition
 from planner.world.base import WorldModel
-from planner.world.doubt import DoubtingWorldModel, applied_outcomes
+from planner.world.doubt import DoubtingWorldModel, applied_outcomes, apply_probability
 from planner.world.memory import ExperienceOverlay
 
 log = get_logger(__name__)
@@ -109,8 +109,9 @@ class EpisodeResult:
             ``"max_replans"``, ``"interrupted"`` or ``"error"``.
         last_search: the final search's result (its tree can be exported).
         probes: real probe steps taken because no plan was found.
-        doubted: real steps of plans found through refusals the model doubted, taken because
-            no plan was found otherwise (``doubted_applied`` of them applied as imagined).
+        doubted: real steps the model had refused, taken on doubt (``agent.doubt``): in a plan
+            through doubted refusals, found where the model's own search found none or a longer
+            one (``doubted_applied`` of them applied as imagined).
         episode_id: the id of the episode in the log.
         resumed_steps: steps replayed from a log before this run continued the episode.
         error: the error that ended the episode, for ``stopped_by == "error"``.
@@ -210,6 +211,8 @@ class _Episode:
     """(state, action) of the current plan that the model refused, with its p(apply)."""
     doubted: int = 0
     doubted_applied: int = 0
+    outcomes: dict[tuple[State, Action], Prediction] = field(default_factory=dict)
+    """What the model wrote for doubted refusals, held to "applies" (asked once an episode)."""
 
     def emit(self, event: str, **data: Any) -> None:
         """Append a record; after the log fails once it is not written again (the failure
@@ -237,8 +240,9 @@ class Agent:
         selection: MCTS selection policy (default: from ``config.search``).
         log_path: JSONL episode log to append to (``None``: no log).
         on_step: called after each real step (e.g. to show progress).
-        max_probes: most real probe steps per episode when no plan is found (0: none;
-            default ``config.agent.max_probes``).
+        max_probes: most real steps per episode taken on doubt when no plan is found —
+            probes, and doubted plan steps that did not apply as imagined (0: none, and no
+            doubted plans; default ``config.agent.max_probes``).
     """
 
     def __init__(
@@ -388,22 +392,29 @@ class Agent:
         return "goal" if self.env.goal.satisfied(ep.state) else "truncated"
 
     def _make_plan(self, ep: _Episode, *, replan: bool, redoubt: bool) -> bool:
-        """Search for the episode's next plan; returns whether one was found.
+        """Search for the episode's next plan; returns whether there is one to follow (one that
+        reaches the goal, or the way to the best state the search saw).
 
-        The model's own search first; when it finds a plan, one at least ``doubt_shortcut``
-        steps shorter through doubted refusals is looked for; when it finds none, one through
-        doubted refusals at any length. ``redoubt``: the last plan went through a doubted
-        refusal that turned out wrong, so the model's own search, which found no plan from
-        near here, would find none again (real refusals only take edges away): search through
-        the remaining doubts at once (whose plans include every sure plan)."""
+        The model's own search first. When its plan reaches the goal in more than
+        ``doubt_shortcut`` steps, a plan at least that many steps shorter is looked for through
+        the refusals the model doubts; when it does not reach the goal, one through them at any
+        length. ``redoubt``: the last plan went through a doubted refusal that turned out wrong,
+        after the model's own search had found no plan: searching through the remaining doubts
+        comes first (its plans include the sure ones), the model's own search only if that
+        finds nothing."""
         if redoubt and self._can_doubt(ep):
             ep.plan, ep.imagined, ep.cursor, ep.doubts = (), (), 0, {}
-            return self._search_doubting(ep, replan=replan, require_doubt=False)
+            if self._search_doubting(ep, replan=replan):
+                return True
+            replan = False  # counted once, by the search just made
         self._search(ep, replan=replan)
+        assert ep.last is not None
         shortcut = self.config.agent.doubt_shortcut
-        if ep.plan and shortcut and len(ep.plan) > shortcut:
+        if not ep.last.plan.reaches_goal:
+            return self._search_doubting(ep) or bool(ep.plan)
+        if shortcut and len(ep.plan) > shortcut:
             self._search_doubting(ep, max_depth=len(ep.plan) - shortcut)
-        return bool(ep.plan) or self._search_doubting(ep)
+        return True
 
     def _can_doubt(self, ep: _Episode) -> bool:
         """Whether doubt is on, its budget not spent, and the model can say what a refused
@@ -421,55 +432,55 @@ class Agent:
         ep.tree = ep.last.tree
         ep.plan, ep.imagined, ep.cursor = ep.last.plan.actions, ep.last.plan.states, 0
         ep.doubts = {}
-        self._emit_plan(ep, replan=replan)
+        self._emit_plan(ep, ep.last, replan=replan)
         log.debug("planned", length=len(ep.plan), nodes=st.nodes, model_calls=st.model_calls,
                   ms=round(st.wall_seconds * 1e3, 1))
 
-    def _emit_plan(self, ep: _Episode, *, replan: bool) -> None:
-        """The ``plan`` record of the search just made (``doubted``: the plan's steps the model
-        refused, with its probability that they apply)."""
-        assert ep.last is not None
-        st = ep.last.stats
-        doubted = {str(i): round(ep.doubts[(s, a)], 6)
-                   for i, (s, a) in enumerate(zip(ep.imagined, ep.plan)) if (s, a) in ep.doubts}
-        ep.emit("plan", actions=[a.name for a in ep.plan], reaches_goal=ep.last.plan.reaches_goal,
-                value=ep.last.plan.value, nodes=st.nodes, expansions=st.expansions,
+    def _emit_plan(self, ep: _Episode, result: SearchResult, *, replan: bool,
+                   doubted: dict[tuple[State, Action], float] | None = None, followed: bool = True) -> None:
+        """The ``plan`` record of a search. A search through doubted refusals is marked
+        ``doubting`` with ``doubted`` (the plan's steps the model refused, by position, with its
+        probability that they apply) and ``followed`` (whether its plan became the episode's)."""
+        st = result.stats
+        plan = result.plan
+        extra: dict[str, Any] = {}
+        if doubted is not None:
+            extra = {"doubting": True, "followed": followed, "doubted": {
+                str(i): round(doubted[(s, a)], 6)
+                for i, (s, a) in enumerate(zip(plan.states, plan.actions)) if (s, a) in doubted}}
+        ep.emit("plan", actions=[a.name for a in plan.actions], reaches_goal=plan.reaches_goal,
+                value=plan.value, nodes=st.nodes, expansions=st.expansions,
                 simulations=st.simulations, model_calls=st.model_calls, cache_hits=st.cache_hits,
                 model_seconds=st.model_seconds, wall_seconds=st.wall_seconds,
-                stopped_by=st.stopped_by, replan=replan, **({"doubted": doubted} if ep.doubts else {}))
+                stopped_by=st.stopped_by, replan=replan, **extra)
 
-    def _search_doubting(self, ep: _Episode, *, max_depth: int | None = None, replan: bool = False,
-                         require_doubt: bool = True) -> bool:
-        """Search again with the refusals the model doubts (probability of applying
-        ``agent.doubt`` or more) answered as if they applied — after a search found no plan, or
-        (``max_depth``) for a plan through doubted steps shorter than the one it found. Returns
-        whether that found a plan reaching the goal (through doubted steps, unless not
-        ``require_doubt``), which is then the episode's plan. Nothing happens when doubt is off,
-        its budget is spent or the model cannot say what a refused action would do."""
+    def _search_doubting(self, ep: _Episode, *, max_depth: int | None = None, replan: bool = False) -> bool:
+        """Search with the refusals the model doubts (probability of applying ``agent.doubt``
+        or more) answered as if they applied, for a plan reaching the goal within ``max_depth``
+        steps (a shortcut) or any. Returns whether it found one, which is then the episode's
+        plan. Nothing happens when doubt is off, its budget is spent or the model cannot say
+        what a refused action would do. Every search is a ``plan`` record."""
         if not self._can_doubt(ep):
             return False
         applied = applied_outcomes(self.experience.inner)
         assert applied is not None
         doubting = DoubtingWorldModel(self.experience, applied, threshold=self.config.agent.doubt,
-                                      known=self.experience.knows, exclude=self._irreversible)
+                                      known=self.experience.knows, exclude=self._irreversible,
+                                      outcomes=ep.outcomes)
         last = self.plan(ep.state, model=doubting, max_depth=max_depth)
         ep.searches += 1
         ep.replans += replan
         for key in _TOTALS:
             ep.totals[key] += getattr(last.stats, key)
-        through = any(k in doubting.doubted for k in zip(last.plan.states, last.plan.actions))
-        if not (last.plan.reaches_goal and (through or not require_doubt)):
-            if not ep.plan:
-                ep.last = last
-                if not require_doubt:  # the episode's search for this state: its (empty) plan record
-                    self._emit_plan(ep, replan=replan)
+        found = last.plan.reaches_goal
+        self._emit_plan(ep, last, replan=replan, doubted=doubting.doubted, followed=found)
+        if not found:
             return False
         ep.last = last
         ep.tree = None  # its edges hold answers the model did not give: never reuse them
         ep.plan, ep.imagined, ep.cursor = last.plan.actions, last.plan.states, 0
         ep.doubts = {(s, a): doubting.doubted[(s, a)] for s, a in zip(ep.imagined, ep.plan)
                      if (s, a) in doubting.doubted}
-        self._emit_plan(ep, replan=replan)
         log.info("doubting_plan", length=len(ep.plan), doubted=len(ep.doubts))
         return True
 
@@ -570,7 +581,7 @@ class Agent:
             return None
         preds = self.model.predict_many(state, actions)
         # Probability that the action applies, as the model sees it.
-        p_apply = [p.confidence if p.applicable else 1.0 - p.confidence for p in preds]
+        p_apply = [apply_probability(p) for p in preds]
         order = sorted(range(len(actions)), key=lambda i: (preds[i].applicable, -p_apply[i]))
         for i in order:
             if self._doubts_spent(ep):

@@ -177,7 +177,7 @@ def print_summary(result: EpisodeResult, summary: dict[str, Any]) -> None:
         mark = "? " if rec.probe else ("! " if rec.diverged else "~ " if rec.doubted else "  ")
         note = ("   <- probe: no plan from here, tried for real" if rec.probe
                 else "   <- real state differed from the imagined one" if rec.diverged
-                else "   <- doubted refusal: the model said no, it applied" if rec.doubted else "")
+                else "   <- doubted refusal: the model said no, it applied as imagined" if rec.doubted else "")
         out.print(f"  {mark}{rec.index + 1:>3}. {rec.action.name}{note}")
     out.print(
         f"searches {result.searches} · replans {result.replans} · divergences "

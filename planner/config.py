@@ -121,15 +121,16 @@ class AgentConfig(_Frozen):
             otherwise the action is refused at that state and the agent plans around it.
             Probes out of a state with no plan never try such actions.
         verify_confidence: the least confidence (0..1) of a verified action's prediction.
-        doubt: when no plan is found from a real state, search again treating each action the
-            model refuses while giving it at least this probability of applying (0..1) as
-            applicable, with the outcome the model writes for it; the plan's doubted steps
-            are settled by executing them (a wrong doubt is a divergence, learned from). 0
-            turns this off. Needs a model that can write a refused action's outcome
-            (GGUF fact-delta models can); actions named by ``verify`` are never doubted.
-        doubt_shortcut: when a plan is found, also search for one at least this many steps
-            shorter through doubted refusals, and follow it instead (a model that wrongly
-            refuses a step plans a detour around it); 0: only when no plan is found.
+        doubt: when no plan reaching the goal is found from a real state, search again treating
+            each action the model refuses while giving it at least this probability of applying
+            (0..1) as applicable, with the outcome the model writes for it; the plan's doubted
+            steps are settled by executing them (a wrong doubt is a divergence, learned from).
+            0 turns this off, and so does ``max_probes = 0`` (a wrong doubt costs a real step).
+            Needs a model that can write a refused action's outcome (GGUF fact-delta models
+            can, in process or served); actions named by ``verify`` are never doubted.
+        doubt_shortcut: when a plan reaching the goal is found, also search for one at least
+            this many steps shorter through doubted refusals, and follow it instead (a model
+            that wrongly refuses a step plans a detour around it); 0: only when no plan is found.
 
     Bounds: ``max_steps`` 1..100,000; ``max_replans`` 0..10,000; ``max_probes`` 0..10,000;
     ``verify`` at most 64 patterns, each a valid regular expression.

@@ -85,6 +85,9 @@ class Prediction:
         done: whether ``next_state`` reaches the goal (ends the episode).
         confidence: probability in [0, 1] the model gave its own output (1.0 for exact models).
         raw: the model's raw output text, when it has one.
+        p_apply: the probability in [0, 1] the model gave the verdict "applies", whatever it
+            answered (a language model's first answer token), when it has one; ``None`` when
+            it does not say (exact models, experience).
     """
 
     applicable: bool
@@ -93,6 +96,7 @@ class Prediction:
     done: bool = False
     confidence: float = 1.0
     raw: str | None = None
+    p_apply: float | None = None
 
     def same_outcome(self, other: Prediction) -> bool:
         """True when both agree on applicability, next state and done (ignores confidence)."""

@@ -120,7 +120,25 @@ def test_only_refusals_at_least_as_doubtful_as_the_threshold_are_doubted(thresho
     inner.refusal[DOUBT] = confidence
     inner.outcome[DOUBT] = 1.0  # a fully plausible outcome
     pred = DoubtingWorldModel(inner, inner, threshold=threshold).predict(S0, DOUBT)
-    assert pred.applicable == (1.0 - confidence >= threshold)
+    # Confidence 0 is an answer rejected as invalid: it says nothing, and is never doubted.
+    assert pred.applicable == (confidence > 0.0 and 1.0 - confidence >= threshold)
+
+
+def test_the_verdict_probability_decides_when_the_model_gives_it():
+    # A refusal by "fail is likelier than the whole applicable answer": its confidence is fail's
+    # share of the two, but the verdict itself gave "applies" 0.5. The outcome written for it is
+    # unlikely even given that it applies (0.05 / 0.5): not plausible, so not doubted.
+    inner = _scripted()
+    inner.predict_many = lambda state, actions: [  # type: ignore[method-assign]
+        Prediction(applicable=False, next_state=state, confidence=0.9, p_apply=0.5) for _ in actions]
+    inner.predict_applied = lambda state, actions: [  # type: ignore[method-assign]
+        Prediction(applicable=True, next_state=S1, confidence=0.05 * 0.5, p_apply=0.5) for _ in actions]
+    model = DoubtingWorldModel(inner, inner, threshold=0.05)
+    assert not model.predict(S0, DOUBT).applicable  # by 1 - confidence it would be (0.1, 0.25 of it)
+    inner.predict_applied = lambda state, actions: [  # type: ignore[method-assign]
+        Prediction(applicable=True, next_state=S1, confidence=0.45, p_apply=0.5) for _ in actions]
+    model = DoubtingWorldModel(inner, inner, threshold=0.05)
+    assert model.predict(S0, DOUBT).applicable and model.doubted == {(S0, DOUBT): 0.5}
 
 
 @pytest.mark.parametrize("bad", [0, 0.0, -0.1, 1.5, float("nan"), True, "0.1", None])
@@ -137,6 +155,12 @@ def test_the_model_behind_wrappers_is_found(bw_env):
     assert applied_outcomes(ExperienceOverlay(CachedWorldModel(inner))) is inner
     assert applied_outcomes(OracleWorldModel(bw_env(3, 0))) is None  # exact: nothing to doubt
     assert applied_outcomes(None) is None
+
+    class Changes:  # a wrapper that changes its inner model's answers is not looked through
+        def __init__(self, inner):
+            self.inner = inner
+
+    assert applied_outcomes(Changes(inner)) is None
 
 
 # -- the agent -------------------------------------------------------------------------------------
@@ -199,7 +223,14 @@ def test_a_doubted_refusal_two_steps_away_is_planned_through(bw_env, tmp_path):
 def test_sure_refusals_are_not_doubted(bw_env):
     seed = _needs_a_stack(bw_env)
     env = bw_env(4, seed)
-    result = Agent(env, _DoubtsStacks(env, confidence=0.999), max_probes=0).run()  # p(apply) 0.001
+    result = Agent(env, _DoubtsStacks(env, confidence=0.999)).run()  # p(apply) 0.001
+    assert result.doubted == 0 and result.probes >= 1  # probed its way on instead
+
+
+def test_no_probe_budget_means_no_doubted_steps(bw_env):
+    seed = _needs_a_stack(bw_env)
+    env = bw_env(4, seed)
+    result = Agent(env, _DoubtsStacks(env), max_probes=0).run()
     assert result.stopped_by == "no_plan" and result.doubted == 0 and not result.steps
 
 
@@ -238,8 +269,9 @@ def test_irreversible_actions_are_never_doubted(bw_env):
     seed = _needs_a_stack(bw_env)
     env = bw_env(4, seed)
     cfg = PlannerConfig.model_validate({"agent": {"verify": ["^\\(stack "]}})
-    result = Agent(env, _DoubtsStacks(env), config=cfg, max_probes=0).run()
-    assert result.doubted == 0 and result.stopped_by == "no_plan"
+    result = Agent(env, _DoubtsStacks(env), config=cfg).run()
+    assert result.doubted == 0 and not result.solved
+    assert not any(s.action.name.startswith("(stack") for s in result.steps)
 
 
 @pytest.mark.parametrize("bad", [-0.1, 1.5, "x"])
@@ -338,3 +370,45 @@ def test_after_a_wrong_doubt_the_search_goes_on_through_the_other_doubts_at_once
         "(go r0 r3)", "(go r0 r1)", "(go r1 r2)", "(go r2 r3)"]
     assert result.doubted == 2 and result.doubted_applied == 1 and result.divergences == 1
     assert result.searches == 3  # its own (no plan), through doubts, through the remaining doubt
+
+
+@pytest.mark.parametrize("algorithm", ["beam", "mcts"])
+@pytest.mark.parametrize("mode", ["plan", "receding"])
+def test_doubts_work_with_either_search_and_either_mode(algorithm, mode):
+    # The model knows only r0 -> r1 for sure; the door r0 -> r3 it doubts. MCTS returns a partial
+    # plan (to r1, the best-valued state it saw) rather than none: that is no plan to the goal
+    # either, and the search through doubts must still run from r0.
+    model = _DoubtsTheDoor()
+    model.edges = {("r0", "r1"), ("r0", "r3")}
+    cfg = PlannerConfig.model_validate({"agent": {"mode": mode},
+                                        "search": {"algorithm": algorithm, "simulations": 200}})
+    result = Agent(Corridor(door=True), model, config=cfg).run()
+    assert result.solved and [s.action.name for s in result.steps] == ["(go r0 r3)"]
+    assert result.doubted == result.doubted_applied == 1 and result.probes == 0
+
+
+def test_every_search_is_a_plan_record_and_an_episode_with_doubts_resumes(tmp_path):
+    import json
+
+    from planner.view.read import read_episode
+
+    log = tmp_path / "ep.jsonl"
+    model = _DoubtsTheDoor(doubts=frozenset({("r0", "r3"), ("r1", "r2")}))
+    result = Agent(Corridor(door=False), model, log_path=log).run()
+    records = read_jsonl(log)
+    plans = [r["data"] for r in records if r["event"] == "plan"]
+    assert len(plans) == result.searches == records[-1]["data"]["searches"]
+    assert [p.get("doubting", False) for p in plans] == [False, True, True]
+    assert plans[1]["doubted"] == {"0": 0.4} and plans[2]["doubted"] == {"1": 0.4}
+    episode = read_episode(log)
+    assert [seg.doubting for seg in episode.segments] == [False, True, True]
+    assert [r.step.doubted for seg in episode.segments for r in seg.rows if r.step] == [True, False, True, False]
+    # Interrupted after its first (wrong) doubted step, the episode resumes where it was.
+    lines = log.read_text().splitlines()
+    first_step = next(i for i, line in enumerate(lines) if json.loads(line)["event"] == "step")
+    cut = tmp_path / "cut.jsonl"
+    cut.write_text("\n".join(lines[:first_step + 1]) + "\n")
+    resumed = Agent(Corridor(door=False), _DoubtsTheDoor(doubts=frozenset({("r0", "r3"), ("r1", "r2")}))).run(
+        resume=cut)
+    assert resumed.solved and resumed.resumed_steps == 1 and resumed.steps[0].doubted
+    assert resumed.doubted == 2 and resumed.doubted_applied == 1

@@ -331,6 +331,25 @@ def test_the_shipped_model_solves_held_out_games(seed):
     assert len(result.steps) <= 1.5 * env.game.optimal
 
 
+@needs_textworld
+def test_doubted_refusals_rescue_and_shorten_the_shipped_models_plans():
+    """Two held-out games where the shipped model wrongly refuses a needed step, with doubt:
+    seed 18 (the refusal is two moves ahead: no plan at all without doubt) and seed 7 (it
+    refuses to take the kettle where it is and plans a detour through the fridge)."""
+    from planner.config import PlannerConfig
+    from planner.world.factory import bind_environment_model
+
+    off = PlannerConfig.model_validate({"agent": {"doubt": 0}})
+    for seed in (18, 7):
+        env = make("household-v0", seed=seed, split="test")
+        without = Agent(env, bind_environment_model(SHIPPED, env, reset_seed=seed), config=off).run(seed=seed)
+        env = make("household-v0", seed=seed, split="test")
+        result = Agent(env, bind_environment_model(SHIPPED, env, reset_seed=seed)).run(seed=seed)
+        assert result.solved and result.doubted >= 1 and result.doubted_applied >= 1, seed
+        assert len(result.steps) <= env.game.optimal + 1, seed
+        assert without.doubted == 0 and (not without.solved or len(without.steps) > len(result.steps)), seed
+
+
 def test_the_shipped_model_predicts_held_out_transitions(tmp_path):
     """Fresh transitions of two held-out games (scenes never trained on), explored through
     reset and step: the shipped model's next states match the game's (its card gives the

@@ -94,6 +94,9 @@ class PlanSegment:
         rows: the plan's actions and probes, in order, with their real steps.
         resumed: steps replayed when an interrupted episode was continued just before this
             search (``None``: not a resumption).
+        doubting: a search through the refusals the model doubts (``agent.doubt``).
+        followed: its plan became the episode's (``False``: a search through doubts that found
+            no plan reaching the goal).
     """
 
     number: int
@@ -104,6 +107,8 @@ class PlanSegment:
     stats: tuple[tuple[str, Any], ...]
     rows: tuple[PlanRow, ...]
     resumed: int | None = None
+    doubting: bool = False
+    followed: bool = True
 
 
 @dataclass(frozen=True, slots=True)

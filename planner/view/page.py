@@ -125,6 +125,9 @@ def _segment_title(seg: PlanSegment, previous: PlanSegment | None) -> str:
         title += " " + _badge("replan", "replan") + f" <span class=\"why\">{_e(_replan_cause(previous))}</span>"
     if seg.resumed is not None:
         title += " " + _badge(f"resumed after replaying {seg.resumed} steps", "warn")
+    if seg.doubting:
+        title += " " + _badge("through doubted refusals" + ("" if seg.followed else ": no plan, not followed"),
+                              "probe")
     return title
 
 

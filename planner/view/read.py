@@ -59,6 +59,8 @@ class _PlanData(_Data):
     reaches_goal: StrictBool | None = None
     value: _Number | None = None
     replan: StrictBool = False
+    doubting: StrictBool = False
+    followed: StrictBool = True
     nodes: StrictInt | None = None
     expansions: StrictInt | None = None
     simulations: StrictInt | None = None
@@ -117,9 +119,9 @@ class _ResumeData(_Data):
     replayed: StrictInt = 0
 
 
-_END_COUNTS = ("steps", "searches", "replans", "divergences", "probes", "doubted", "verified", "refused",
-               "model_calls", "cache_hits", "invalid_answers", "prompt_tokens", "generated_tokens", "model_seconds",
-               "search_seconds", "wall_seconds")
+_END_COUNTS = ("steps", "searches", "replans", "divergences", "probes", "doubted", "doubted_applied", "verified",
+               "refused", "model_calls", "cache_hits", "invalid_answers", "prompt_tokens", "generated_tokens",
+               "model_seconds", "search_seconds", "wall_seconds")
 """Counts of an ``end`` record shown as the outcome, in this order."""
 
 
@@ -241,7 +243,8 @@ class _SegmentBuilder:
         return PlanSegment(
             number=self.number, actions=actions, replan=plan.replan if plan else False,
             reaches_goal=plan.reaches_goal if plan else None, value=plan.value if plan else None,
-            stats=stats, rows=tuple(rows), resumed=self.resumed)
+            stats=stats, rows=tuple(rows), resumed=self.resumed,
+            doubting=plan.doubting if plan else False, followed=plan.followed if plan else True)
 
 
 def _build_episode(path: Path, events: Sequence[_Event]) -> Episode:

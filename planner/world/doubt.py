@@ -3,7 +3,8 @@
 A trained world model's typical error in a structured world is refusing an action that applies
 (a ``take`` it judges impossible): a search then finds no plan, or a detour around the refused
 step. The model's own verdict probability says where such errors are likely — a refusal given
-with probability of applying ``p_apply = 1 - confidence`` well above zero is doubted.
+with a probability of applying (:attr:`~planner.types.Prediction.p_apply`; ``1 - confidence``
+for a model that does not say) well above zero is doubted.
 
 :class:`DoubtingWorldModel` answers like the model it wraps, except that a doubted refusal
 (``p_apply >= threshold``) is answered with the outcome the model writes when its verdict is
@@ -21,6 +22,7 @@ from typing import Protocol, runtime_checkable
 from planner.errors import ConfigError
 from planner.types import Action, Prediction, State
 from planner.world.base import ModelStats, WorldModel
+from planner.world.cache import MemoWorldModel
 
 Key = tuple[State, Action]
 
@@ -41,16 +43,24 @@ class AppliedOutcomes(Protocol):
 
 
 def applied_outcomes(model: object) -> AppliedOutcomes | None:
-    """The first model of the chain ``model``, ``model.inner``, ... that implements
-    :class:`AppliedOutcomes` (wrappers such as caches and experience overlays hold the
-    model they front in ``inner``), or ``None``: that model cannot be doubted."""
-    seen: set[int] = set()
-    while model is not None and id(model) not in seen:
+    """``model`` if it implements :class:`AppliedOutcomes`, else the first model behind the
+    memos in front of it (transition caches, experience overlays: they answer as the model
+    behind them does) that does; ``None``: that model cannot be doubted. Other wrappers (a model
+    that changes its inner model's answers) are not looked through."""
+    while True:
         if isinstance(model, AppliedOutcomes):
             return model
-        seen.add(id(model))
-        model = getattr(model, "inner", None)
-    return None
+        if not isinstance(model, MemoWorldModel):
+            return None
+        model = model.inner
+
+
+def apply_probability(pred: Prediction) -> float:
+    """The probability the model gave ``pred``'s action of applying: ``pred.p_apply`` when it
+    says, else ``confidence`` or ``1 - confidence`` by its verdict."""
+    if pred.p_apply is not None:
+        return pred.p_apply
+    return pred.confidence if pred.applicable else 1.0 - pred.confidence
 
 
 class DoubtingWorldModel:
@@ -65,7 +75,12 @@ class DoubtingWorldModel:
         known: whether a (state, action) is known from real experience (never doubted).
         exclude: actions never doubted (e.g. irreversible ones the agent verifies first).
         plausible: least probability of the written outcome given that the action applies
-            (its confidence over ``p_apply``), ``0 <= plausible <= 1``.
+            (its confidence over its probability of applying), ``0 <= plausible <= 1``.
+        outcomes: a cache of ``applied``'s answers to share between wrappers of one problem
+            (e.g. an episode's searches); by default the wrapper's own.
+
+    A refusal of confidence 0 (an answer the model rejected as invalid) says nothing about
+    applying and is never doubted.
 
     Attributes:
         doubted: every (state, action) answered as applying against the model's verdict, with
@@ -75,7 +90,7 @@ class DoubtingWorldModel:
     def __init__(self, model: WorldModel, applied: AppliedOutcomes, *, threshold: float,
                  known: Callable[[State, Action], bool] = lambda s, a: False,
                  exclude: Callable[[Action], bool] = lambda a: False,
-                 plausible: float = PLAUSIBLE_EFFECT) -> None:
+                 plausible: float = PLAUSIBLE_EFFECT, outcomes: dict[Key, Prediction] | None = None) -> None:
         if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0.0 < threshold <= 1.0:
             raise ConfigError(f"the doubt threshold must lie in (0, 1], got {threshold!r}")
         if isinstance(plausible, bool) or not isinstance(plausible, int | float) or not 0.0 <= plausible <= 1.0:
@@ -87,7 +102,7 @@ class DoubtingWorldModel:
         self.known = known
         self.exclude = exclude
         self.doubted: dict[Key, float] = {}
-        self._outcomes: dict[Key, Prediction] = {}
+        self._outcomes: dict[Key, Prediction] = {} if outcomes is None else outcomes
 
     @property
     def stats(self) -> ModelStats:
@@ -99,7 +114,7 @@ class DoubtingWorldModel:
     def predict_many(self, state: State, actions: Sequence[Action]) -> list[Prediction]:
         preds = list(self.inner.predict_many(state, actions))
         doubted = [i for i, (a, p) in enumerate(zip(actions, preds))
-                   if not p.applicable and 1.0 - p.confidence >= self.threshold
+                   if not p.applicable and p.confidence > 0.0 and apply_probability(p) >= self.threshold
                    and not self.exclude(a) and not self.known(state, a)]
         ask = [actions[i] for i in doubted if (state, actions[i]) not in self._outcomes]
         if ask:
@@ -108,9 +123,11 @@ class DoubtingWorldModel:
         for i in doubted:
             key = (state, actions[i])
             outcome = self._outcomes[key]
-            p_apply = 1.0 - preds[i].confidence
+            p_apply = apply_probability(preds[i])
+            # The outcome's confidence is that of the whole answer, verdict included.
+            verdict = outcome.p_apply if outcome.p_apply is not None else p_apply
             if (outcome.applicable and outcome.next_state != state
-                    and outcome.confidence >= self.plausible * p_apply):
+                    and outcome.confidence >= self.plausible * verdict):
                 self.doubted[key] = p_apply
                 preds[i] = outcome
         return preds

@@ -473,7 +473,7 @@ class LlamaWorldModel:
         if fail is None or fail <= answer.logprob:
             return pred
         share = 1.0 / (1.0 + math.exp(answer.logprob - fail))
-        return Prediction(applicable=False, next_state=state, confidence=share, raw=pred.raw)
+        return Prediction(applicable=False, next_state=state, confidence=share, raw=pred.raw, p_apply=pred.p_apply)
 
     def _finish(self, state: State, state_words: frozenset[str], prefix: list[int], suffix: list[int],
                 first: Answer, max_new: int, *, applied: bool = False) -> Prediction:
@@ -485,6 +485,9 @@ class LlamaWorldModel:
                                                        temperature=self.retry_temperature, applied=applied)[0]
             pred = self.codec.parse([self._id_word[t] for t in answer.tokens], state,
                                     confidence=math.exp(answer.logprob), state_words=state_words)
+            ok = answer.first.get(self.word_ids[OK])
+            if ok is not None:
+                pred = replace(pred, p_apply=math.exp(ok))
             return pred if applied else self._likelier_failure(pred, answer, state)
 
         try:
