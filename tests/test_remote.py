@@ -62,6 +62,11 @@ def test_served_model_predicts_as_the_in_process_model(server_url, tmp_path):
                     # siblings in one batch; the server: one sequence at a time).
                     assert b.confidence == pytest.approx(a.confidence, rel=0.03)
                     compared += 1
+            # Held to "applies" (the agent's doubted refusals), the served model writes the same.
+            actions = list(env.candidate_actions(states[-1]))
+            for a, b in zip(local.predict_applied(states[-1], actions), remote.predict_applied(states[-1], actions)):
+                assert a.applicable and (b.applicable, b.next_state, b.raw) == (True, a.next_state, a.raw)
+                assert a.p_apply is not None and b.p_apply == pytest.approx(a.p_apply, rel=0.03, abs=1e-6)
             assert remote.stats.predictions == local.stats.predictions
             assert remote.client.requests >= remote.stats.predictions
         finally:
