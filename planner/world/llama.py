@@ -370,20 +370,7 @@ class LlamaWorldModel:
         return self.predict_many(state, [action])[0]
 
     def predict_many(self, state: State, actions: Sequence[Action]) -> list[Prediction]:
-        if not actions:
-            return []
-        with self._lock:
-            start = time.perf_counter()
-            try:
-                prefix, suffixes, max_new = self._prompt(state, actions)
-                state_words = frozenset(self.codec.state_words(state))
-                answers = self._decode(prefix, suffixes, max_new, state_words, temperature=0.0)
-                preds = [self._finish(state, state_words, prefix, suf, ans, max_new)
-                         for suf, ans in zip(suffixes, answers)]
-            finally:
-                self.stats.seconds += time.perf_counter() - start
-            self.stats.predictions += len(preds)
-            return preds
+        return self._predict(state, actions, applied=False)
 
     def predict_applied(self, state: State, actions: Sequence[Action]) -> list[Prediction]:
         """What each action would do at ``state`` if it applied: the answer decoded with the
@@ -395,6 +382,10 @@ class LlamaWorldModel:
 
         The agent asks this of actions whose refusal the model doubts, to search as if they
         applied when no plan can be found otherwise (``agent.doubt``)."""
+        return self._predict(state, actions, applied=True)
+
+    def _predict(self, state: State, actions: Sequence[Action], *, applied: bool) -> list[Prediction]:
+        """One prediction per action at ``state`` (``applied``: with the verdict held to ``ok``)."""
         if not actions:
             return []
         with self._lock:
@@ -402,8 +393,8 @@ class LlamaWorldModel:
             try:
                 prefix, suffixes, max_new = self._prompt(state, actions)
                 state_words = frozenset(self.codec.state_words(state))
-                answers = self._decode(prefix, suffixes, max_new, state_words, temperature=0.0, applied=True)
-                preds = [self._finish(state, state_words, prefix, suf, ans, max_new, applied=True)
+                answers = self._decode(prefix, suffixes, max_new, state_words, temperature=0.0, applied=applied)
+                preds = [self._finish(state, state_words, prefix, suf, ans, max_new, applied=applied)
                          for suf, ans in zip(suffixes, answers)]
             finally:
                 self.stats.seconds += time.perf_counter() - start
