@@ -8,7 +8,8 @@ for a model that does not say) well above zero is doubted.
 
 :class:`DoubtingWorldModel` answers like the model it wraps, except that a doubted refusal
 (``p_apply >= threshold``) is answered with the outcome the model writes when its verdict is
-held to ``ok`` (:meth:`~planner.world.llama.LlamaWorldModel.predict_applied`). A search over it
+held to ``ok`` and its answer to a change
+(:meth:`~planner.world.llama.LlamaWorldModel.predict_applied`). A search over it
 finds plans through the doubted steps; executing such a plan for real settles each doubt: a step
 that applies teaches the agent it does, one that does not is a divergence it learns from. What
 is known from real experience is never doubted.
@@ -38,7 +39,7 @@ class AppliedOutcomes(Protocol):
     """A world model that can say what an action would do if it applied, even one it refuses."""
 
     def predict_applied(self, state: State, actions: Sequence[Action]) -> list[Prediction]:
-        """Each action's outcome at ``state`` with its verdict held to "applies"."""
+        """Each action's likeliest outcome at ``state`` in which it applies and changes the state."""
         ...
 
 
@@ -79,12 +80,15 @@ class DoubtingWorldModel:
         outcomes: a cache of ``applied``'s answers to share between wrappers of one problem
             (e.g. an episode's searches); by default the wrapper's own.
 
-    A refusal of confidence 0 (an answer the model rejected as invalid) says nothing about
-    applying and is never doubted.
+    Doubted are refusals and, alike, answers that the action applies but changes nothing — a
+    model that learned that switching on a lamp is often a no-op may miss the one time it is
+    not. A refusal of confidence 0 (an answer rejected as invalid) says nothing about applying
+    and is never doubted.
 
     Attributes:
-        doubted: every (state, action) answered as applying against the model's verdict, with
-            the model's probability that it applies.
+        doubted: every (state, action) answered against the model's own answer, with the
+            model's probability that it applies (a refusal) or that it makes the change written
+            (an answer that changed nothing).
     """
 
     def __init__(self, model: WorldModel, applied: AppliedOutcomes, *, threshold: float,
@@ -114,7 +118,8 @@ class DoubtingWorldModel:
     def predict_many(self, state: State, actions: Sequence[Action]) -> list[Prediction]:
         preds = list(self.inner.predict_many(state, actions))
         doubted = [i for i, (a, p) in enumerate(zip(actions, preds))
-                   if not p.applicable and p.confidence > 0.0 and apply_probability(p) >= self.threshold
+                   if (p.next_state == state if p.applicable else p.confidence > 0.0)
+                   and apply_probability(p) >= self.threshold
                    and not self.exclude(a) and not self.known(state, a)]
         ask = [actions[i] for i in doubted if (state, actions[i]) not in self._outcomes]
         if ask:
@@ -128,6 +133,6 @@ class DoubtingWorldModel:
             verdict = outcome.p_apply if outcome.p_apply is not None else p_apply
             if (outcome.applicable and outcome.next_state != state
                     and outcome.confidence >= self.plausible * verdict):
-                self.doubted[key] = p_apply
+                self.doubted[key] = outcome.confidence if preds[i].applicable else p_apply
                 preds[i] = outcome
         return preds

@@ -94,13 +94,15 @@ class _FactDeltaRules:
     With ``absent`` and ``held`` the facts that do not hold and those that hold, the answer is
     kept consistent with its state: only absent facts may be added and only held facts
     removed, none twice. An applicable action may change nothing (switching on a lamp that is
-    already on), so both lists may stay empty. Without (every fact in both) only the structure
-    is kept. Near ``max_new`` tokens only the closing word is allowed.
+    already on), so both lists may stay empty — unless ``must`` is ``"add"`` (at least one fact
+    added) or ``"del"`` (nothing added, at least one fact removed). Without (every fact in both)
+    only the structure is kept. Near ``max_new`` tokens only the closing word is allowed.
     """
 
-    __slots__ = ("absent", "chosen", "held", "ids", "last", "n", "phase")
+    __slots__ = ("absent", "chosen", "held", "ids", "last", "must", "n", "phase")
 
-    def __init__(self, ids: _AnswerIds, max_new: int, absent: np.ndarray, held: np.ndarray) -> None:
+    def __init__(self, ids: _AnswerIds, max_new: int, absent: np.ndarray, held: np.ndarray, *,
+                 must: Literal["add", "del"] | None = None) -> None:
         self.ids = ids
         self.absent = absent  # fact ids that do not hold: what may be added
         self.held = held  # fact ids that hold: what may be removed
@@ -108,6 +110,7 @@ class _FactDeltaRules:
         self.n = 0  # tokens in the answer so far
         self.phase = 0  # 0 verdict, 1 adding, 2 deleting
         self.chosen: set[int] = set()
+        self.must = must
 
     def allowed(self) -> np.ndarray:
         ids = self.ids
@@ -119,6 +122,10 @@ class _FactDeltaRules:
         facts = self.absent if self.phase == 1 else self.held
         if self.chosen:
             facts = facts[~np.isin(facts, list(self.chosen))]
+        if self.must == ("add" if self.phase == 1 else "del") and not self.chosen and len(facts):
+            return facts  # the change this answer must make
+        if self.must == "del" and self.phase == 1:
+            return closing  # nothing added: a removal only
         return np.concatenate([facts, closing])
 
     def push(self, token: int) -> tuple[int, ...] | None:
@@ -373,15 +380,16 @@ class LlamaWorldModel:
         return self._predict(state, actions, applied=False)
 
     def predict_applied(self, state: State, actions: Sequence[Action]) -> list[Prediction]:
-        """What each action would do at ``state`` if it applied: the answer decoded with the
-        verdict held to ``ok`` (the most likely effect the model writes for it, consistent with
-        the state when ``consistent``), never "not applicable" for want of a likelier ``fail``.
+        """What each action would do at ``state`` if it applied and changed the state: the answer
+        decoded with the verdict held to ``ok`` and a non-empty change (the most likely effect
+        the model writes for it, consistent with the state when ``consistent``), never "not
+        applicable" for want of a likelier ``fail``, nor "changes nothing".
         ``confidence`` is the probability of that whole answer, verdict included (so it is low
         where the model believes the action does not apply). An answer still invalid after the
         retries raises, or with ``on_invalid="reject"`` reads "not applicable" (confidence 0).
 
-        The agent asks this of actions whose refusal the model doubts, to search as if they
-        applied when no plan can be found otherwise (``agent.doubt``)."""
+        The agent asks this of actions whose refusal (or whose "changes nothing") the model
+        doubts, to search as if they applied (``agent.doubt``)."""
         return self._predict(state, actions, applied=True)
 
     def _predict(self, state: State, actions: Sequence[Action], *, applied: bool) -> list[Prediction]:
@@ -393,9 +401,16 @@ class LlamaWorldModel:
             try:
                 prefix, suffixes, max_new = self._prompt(state, actions)
                 state_words = frozenset(self.codec.state_words(state))
-                answers = self._decode(prefix, suffixes, max_new, state_words, temperature=0.0, applied=applied)
-                preds = [self._finish(state, state_words, prefix, suf, ans, max_new, applied=applied)
-                         for suf, ans in zip(suffixes, answers)]
+                chosen: list[tuple[Answer, Literal["add", "del"] | None]]
+                if applied:  # the likelier of the best answer adding something, and of one only removing
+                    adds = self._decode(prefix, suffixes, max_new, state_words, temperature=0.0, must="add")
+                    dels = self._decode(prefix, suffixes, max_new, state_words, temperature=0.0, must="del")
+                    chosen = [(a, "add") if a.logprob >= d.logprob else (d, "del") for a, d in zip(adds, dels)]
+                else:
+                    chosen = [(a, None) for a in self._decode(prefix, suffixes, max_new, state_words,
+                                                              temperature=0.0)]
+                preds = [self._finish(state, state_words, prefix, suf, ans, max_new, must=must)
+                         for suf, (ans, must) in zip(suffixes, chosen)]
             finally:
                 self.stats.seconds += time.perf_counter() - start
             self.stats.predictions += len(preds)
@@ -435,15 +450,16 @@ class LlamaWorldModel:
 
     # -- answers -------------------------------------------------------------------------------
     def _decode(self, prefix: list[int], suffixes: list[list[int]], max_new: int, state_words: frozenset[str], *,
-                temperature: float, applied: bool = False) -> list[Answer]:
-        """Decode one answer per suffix (``applied``: with the verdict held to ``ok``)."""
-        ids = self._applied_ids if applied else self._answer_ids
+                temperature: float, must: Literal["add", "del"] | None = None) -> list[Answer]:
+        """Decode one answer per suffix (``must``: with the verdict held to ``ok`` and that change
+        made, see :class:`_FactDeltaRules`)."""
+        ids = self._answer_ids if must is None else self._applied_ids
         facts = ids.facts
         if self.consistent:
             holds = np.isin(facts, [self.word_ids[w] for w in state_words if w in self.word_ids])
-            rules = partial(_FactDeltaRules, ids, max_new, facts[~holds], facts[holds])
+            rules = partial(_FactDeltaRules, ids, max_new, facts[~holds], facts[holds], must=must)
         else:
-            rules = partial(_FactDeltaRules, ids, max_new, facts, facts)
+            rules = partial(_FactDeltaRules, ids, max_new, facts, facts, must=must)
         return self.decoder.decode(prefix, suffixes, rules=rules, max_new=max_new, temperature=temperature)
 
     def _likelier_failure(self, pred: Prediction, answer: Answer, state: State) -> Prediction:
@@ -467,19 +483,19 @@ class LlamaWorldModel:
         return Prediction(applicable=False, next_state=state, confidence=share, raw=pred.raw, p_apply=pred.p_apply)
 
     def _finish(self, state: State, state_words: frozenset[str], prefix: list[int], suffix: list[int],
-                first: Answer, max_new: int, *, applied: bool = False) -> Prediction:
+                first: Answer, max_new: int, *, must: Literal["add", "del"] | None = None) -> Prediction:
         """Parse ``first``; on a validation failure, sample again (bounded), then raise or reject.
-        ``applied``: the answers were decoded with the verdict held to ``ok``."""
+        ``must``: the answers were decoded with the verdict held to ``ok`` and that change made."""
 
         def attempt(n: int) -> Prediction:
             answer = first if n == 1 else self._decode(prefix, [suffix], max_new, state_words,
-                                                       temperature=self.retry_temperature, applied=applied)[0]
+                                                       temperature=self.retry_temperature, must=must)[0]
             pred = self.codec.parse([self._id_word[t] for t in answer.tokens], state,
                                     confidence=math.exp(answer.logprob), state_words=state_words)
             ok = answer.first.get(self.word_ids[OK])
             if ok is not None:
                 pred = replace(pred, p_apply=math.exp(ok))
-            return pred if applied else self._likelier_failure(pred, answer, state)
+            return pred if must is not None else self._likelier_failure(pred, answer, state)
 
         try:
             return retry_invalid(attempt, retries=self.retries, stats=self.stats)
