@@ -39,6 +39,7 @@ def test_flat_model_refuses_everything_but_writes_what_each_action_would_do(tmp_
     outcomes = model.predict_applied(state, actions)
     assert model.stats.predictions == before + len(actions)
     assert len(outcomes) == len(actions) and all(o.applicable for o in outcomes)
+    assert all(o.next_state != state for o in outcomes)  # held to a change as well
     for o in outcomes:
         assert 0.0 < o.confidence < 0.5  # the whole answer, verdict included, against "fail"
         assert o.raw is not None and o.raw.split()[0] == "ok"
@@ -56,8 +57,8 @@ def test_forced_verdict_agrees_with_the_free_answer_where_the_model_says_it_appl
         free = model.predict_many(state, actions)
         forced = model.predict_applied(state, actions)
         for f, g in zip(free, forced):
-            assert g.applicable and g.raw is not None and g.raw.split()[0] == "ok"
-            if f.applicable:
+            assert g.applicable and g.raw is not None and g.raw.split()[0] == "ok" and g.next_state != state
+            if f.applicable and f.next_state != state:
                 compared += 1
                 assert g.next_state == f.next_state and g.confidence == pytest.approx(f.confidence, rel=1e-3)
     assert compared > 0
@@ -122,6 +123,20 @@ def test_only_refusals_at_least_as_doubtful_as_the_threshold_are_doubted(thresho
     pred = DoubtingWorldModel(inner, inner, threshold=threshold).predict(S0, DOUBT)
     # Confidence 0 is an answer rejected as invalid: it says nothing, and is never doubted.
     assert pred.applicable == (confidence > 0.0 and 1.0 - confidence >= threshold)
+
+
+def test_an_answer_that_changes_nothing_is_doubted_when_a_change_is_plausible():
+    # "Applies, changes nothing" (a lamp switched on that was on) where the model also gives
+    # the change it would make a fair share: searched as that change. An implausible change
+    # (the model does not believe it) is left alone.
+    inner = _scripted()
+    inner.predict_many = lambda state, actions: [  # type: ignore[method-assign]
+        Prediction(applicable=True, next_state=state, confidence=0.6, p_apply=0.97) for _ in actions]
+    model = DoubtingWorldModel(inner, inner, threshold=0.05)
+    assert model.predict(S0, DOUBT).next_state == S1  # outcome confidence 0.38 >= 0.3 * 0.97
+    assert model.doubted == {(S0, DOUBT): pytest.approx(0.38)}
+    assert model.predict(S0, IMPLAUSIBLE).next_state == S0  # 0.02: left as the model said
+    assert (S0, IMPLAUSIBLE) not in model.doubted
 
 
 def test_the_verdict_probability_decides_when_the_model_gives_it():
@@ -412,3 +427,48 @@ def test_every_search_is_a_plan_record_and_an_episode_with_doubts_resumes(tmp_pa
         resume=cut)
     assert resumed.solved and resumed.resumed_steps == 1 and resumed.steps[0].doubted
     assert resumed.doubted == 2 and resumed.doubted_applied == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(must=st.sampled_from([None, "add", "del"]), n_absent=st.integers(0, 4), n_held=st.integers(1, 4),
+       picks=st.lists(st.integers(0, 1_000), min_size=1, max_size=40), max_new=st.integers(6, 14))
+def test_answer_rules_make_the_change_they_must(must, n_absent, n_held, picks, max_new):
+    """Any walk through the allowed tokens of one answer (held to ``ok`` when ``must``) ends
+    well formed, within ``max_new`` tokens, adding only absent and removing only held facts —
+    and with ``must="add"`` adding something, with ``must="del"`` removing and adding nothing."""
+    import numpy as np
+
+    from planner.world.llama import _AnswerIds, _FactDeltaRules
+
+    ok, fail, add, dele, done, cont = range(6)
+    absent = np.arange(10, 10 + n_absent)
+    held = np.arange(20, 20 + n_held)
+    ids = _AnswerIds(ok=ok, add=add, delete=dele, facts=np.concatenate([absent, held]),
+                     verdicts=np.array([ok] if must else [ok, fail]), close_added=np.array([dele]),
+                     close_removed=np.array([done, cont]), ends=frozenset((done, cont)))
+    rules = _FactDeltaRules(ids, max_new, absent, held, must=must)
+    tokens: list[int] = []
+    for pick in picks * max_new:
+        allowed = rules.allowed()
+        assert len(allowed) > 0
+        token = int(allowed[pick % len(allowed)])
+        tokens.append(token)
+        forced = rules.push(token)
+        if forced is None:
+            break
+        tokens.extend(forced)
+    else:
+        raise AssertionError("the answer never ended")
+    assert len(tokens) <= max_new
+    if tokens[0] == fail:
+        assert must is None and tokens == [fail]
+        return
+    assert tokens[:2] == [ok, add] and tokens[-1] in (done, cont)
+    added = tokens[2:tokens.index(dele)]
+    removed = tokens[tokens.index(dele) + 1:-1]
+    assert set(added) <= set(absent.tolist()) and set(removed) <= set(held.tolist())
+    assert len(set(added)) == len(added) and len(set(removed)) == len(removed)
+    if must == "add" and n_absent:
+        assert added
+    if must == "del":
+        assert not added and removed
