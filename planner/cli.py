@@ -382,6 +382,12 @@ def solve(
                          "around.")] = None,
     verify_confidence: Annotated[float | None, typer.Option(
         help="Least confidence (0..1) of a verified action's prediction (default 0.9).")] = None,
+    doubt: Annotated[float | None, typer.Option(
+        help="Plan through refusals the model gives at least this probability (0..1) of applying when no "
+             "plan is found otherwise, settling them for real (default 0.05; 0: never).")] = None,
+    doubt_shortcut: Annotated[int | None, typer.Option(
+        help="Follow a plan through doubted refusals when it is at least this many steps shorter than the "
+             "model's own (default 2; 0: never).")] = None,
     oracle: Annotated[bool, typer.Option("--oracle", help="Use the exact model.")] = False,
     model: Annotated[Path | None, typer.Option("--model", help="GGUF world model.")] = None,
     threads: Annotated[int | None, typer.Option(help="llama.cpp CPU threads.")] = None,
@@ -414,7 +420,7 @@ def solve(
                     max_expansions=max_expansions, max_depth=max_depth,
                     time_limit_s=time_limit, heuristic=_value(heuristic), seed=seed),
         agent=dict(mode=_value(mode), max_steps=max_steps, verify=tuple(verify) if verify else None,
-                   verify_confidence=verify_confidence),
+                   verify_confidence=verify_confidence, doubt=doubt, doubt_shortcut=doubt_shortcut),
         model=dict(kind=kind, path=model, n_threads=threads, n_gpu_layers=gpu_layers, server=server),
     )
     env, label = select_env(domain, problem, env_name, env_args, seed=0 if seed is None else seed)

@@ -3,6 +3,7 @@ doubting wrapper, and the agent that plans through doubts when no plan is found 
 
 from __future__ import annotations
 
+import json
 import random
 from types import MappingProxyType
 
@@ -403,8 +404,6 @@ def test_doubts_work_with_either_search_and_either_mode(algorithm, mode):
 
 
 def test_every_search_is_a_plan_record_and_an_episode_with_doubts_resumes(tmp_path):
-    import json
-
     from planner.view.read import read_episode
 
     log = tmp_path / "ep.jsonl"
@@ -472,3 +471,16 @@ def test_answer_rules_make_the_change_they_must(must, n_absent, n_held, picks, m
         assert added
     if must == "del":
         assert not added and removed
+
+
+def test_solve_takes_the_doubt_settings_and_names_a_bad_one(capsys):
+    from planner.cli import main
+
+    assert main(["solve", "--env", "blocksworld-v0", "--seed", "3", "--doubt", "2"]) == 2
+    assert "agent.doubt" in capsys.readouterr().err
+    assert main(["solve", "--env", "blocksworld-v0", "--seed", "3", "--doubt-shortcut", "-1"]) == 2
+    assert "agent.doubt_shortcut" in capsys.readouterr().err
+    assert main(["solve", "--env", "blocksworld-v0", "--seed", "3", "--doubt", "0.2", "--doubt-shortcut", "3",
+                 "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["solved"] and summary["doubted"] >= 0 and "doubted_applied" in summary
