@@ -44,7 +44,7 @@ from planner.search.result import SearchResult
 from planner.search.tree import SearchTree
 from planner.types import Action, Prediction, State, Transition
 from planner.world.base import WorldModel
-from planner.world.doubt import DoubtingWorldModel, applied_outcomes, apply_probability
+from planner.world.doubt import DoubtingWorldModel, DoubtWatch, applied_outcomes, apply_probability
 from planner.world.memory import ExperienceOverlay
 
 log = get_logger(__name__)
@@ -213,6 +213,8 @@ class _Episode:
     doubted_applied: int = 0
     outcomes: dict[tuple[State, Action], Prediction] = field(default_factory=dict)
     """What the model wrote for doubted refusals, held to "applies" (asked once an episode)."""
+    doubtable: bool = False
+    """A search of the model's own met an answer a doubt could overturn."""
 
     def emit(self, event: str, **data: Any) -> None:
         """Append a record; after the log fails once it is not written again (the failure
@@ -283,7 +285,7 @@ class Agent:
         to reuse; the search works on a copy of it; ``model``: another model than the agent's;
         ``max_depth``: a shorter horizon than ``search.max_depth``)."""
         s = self.config.search
-        problem = SearchProblem(model=model or self.model, goal=self.env.goal, actions=self._actions,
+        problem = SearchProblem(model=self.model if model is None else model, goal=self.env.goal, actions=self._actions,
                                 value=self.value, discount=s.discount)
         budget = Budget(simulations=s.simulations, max_expansions=s.max_expansions,
                         max_depth=min(s.max_depth, max_depth or s.max_depth),
@@ -412,7 +414,7 @@ class Agent:
         shortcut = self.config.agent.doubt_shortcut
         if not ep.last.plan.reaches_goal:
             return self._search_doubting(ep) or bool(ep.plan)
-        if shortcut and len(ep.plan) > shortcut:
+        if shortcut and len(ep.plan) > shortcut and ep.doubtable:
             self._search_doubting(ep, max_depth=len(ep.plan) - shortcut)
         return True
 
@@ -423,8 +425,12 @@ class Agent:
                 and applied_outcomes(self.experience.inner) is not None)
 
     def _search(self, ep: _Episode, *, replan: bool) -> None:
+        """The model's own search; notes in ``ep.doubtable`` when it met an answer a doubt could
+        overturn (until then, a search for a shortcut through doubts would find none)."""
         ep.replans += replan
-        ep.last = self.plan(ep.state, tree=ep.tree if self.config.agent.reuse_tree else None)
+        watch = None if ep.doubtable else DoubtWatch(self.model, threshold=self.config.agent.doubt or 1.0)
+        ep.last = self.plan(ep.state, tree=ep.tree if self.config.agent.reuse_tree else None, model=watch)
+        ep.doubtable = ep.doubtable or (watch is not None and watch.seen)
         ep.searches += 1
         st = ep.last.stats
         for key in _TOTALS:

@@ -64,6 +64,37 @@ def apply_probability(pred: Prediction) -> float:
     return pred.confidence if pred.applicable else 1.0 - pred.confidence
 
 
+def doubtable(state: State, pred: Prediction, threshold: float) -> bool:
+    """Whether ``pred`` (of an action at ``state``) is an answer a doubt could overturn: a refusal
+    (not rejected as invalid) or an "applies, changes nothing", giving the action a probability of
+    applying of at least ``threshold``."""
+    shaky = pred.next_state == state if pred.applicable else pred.confidence > 0.0
+    return shaky and apply_probability(pred) >= threshold
+
+
+class DoubtWatch:
+    """``model``'s answers, unchanged; ``seen`` turns true once one of them was doubtable at
+    ``threshold`` (:func:`doubtable`). A search that saw none cannot be shortened through doubts."""
+
+    def __init__(self, model: WorldModel, *, threshold: float) -> None:
+        self.inner = model
+        self.threshold = threshold
+        self.seen = False
+
+    @property
+    def stats(self) -> ModelStats:
+        return self.inner.stats
+
+    def predict(self, state: State, action: Action) -> Prediction:
+        return self.predict_many(state, [action])[0]
+
+    def predict_many(self, state: State, actions: Sequence[Action]) -> list[Prediction]:
+        preds = self.inner.predict_many(state, actions)
+        if not self.seen:
+            self.seen = any(doubtable(state, p, self.threshold) for p in preds)
+        return preds
+
+
 class DoubtingWorldModel:
     """``model``'s answers, with its doubted refusals answered as if the actions applied.
 
@@ -118,9 +149,7 @@ class DoubtingWorldModel:
     def predict_many(self, state: State, actions: Sequence[Action]) -> list[Prediction]:
         preds = list(self.inner.predict_many(state, actions))
         doubted = [i for i, (a, p) in enumerate(zip(actions, preds))
-                   if (p.next_state == state if p.applicable else p.confidence > 0.0)
-                   and apply_probability(p) >= self.threshold
-                   and not self.exclude(a) and not self.known(state, a)]
+                   if doubtable(state, p, self.threshold) and not self.exclude(a) and not self.known(state, a)]
         ask = [actions[i] for i in doubted if (state, actions[i]) not in self._outcomes]
         if ask:
             for action, outcome in zip(ask, self.applied.predict_applied(state, ask)):
