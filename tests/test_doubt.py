@@ -484,3 +484,11 @@ def test_solve_takes_the_doubt_settings_and_names_a_bad_one(capsys):
                  "--json"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["solved"] and summary["doubted"] >= 0 and "doubted_applied" in summary
+
+
+def test_no_shortcut_search_where_the_model_was_sure_of_every_answer():
+    model = _DoubtsTheDoor(doubts=frozenset())
+    model.edges = set(LINE)  # knows the corridor, sure of every refusal
+    result = Agent(Corridor(door=False), model).run()
+    assert result.solved and len(result.steps) == 3
+    assert result.searches == 1  # its own search only: nothing to doubt, no search through doubts
