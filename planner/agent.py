@@ -215,6 +215,10 @@ class _Episode:
     """What the model wrote for doubted refusals, held to "applies" (asked once an episode)."""
     doubtable: bool = False
     """A search of the model's own met an answer a doubt could overturn."""
+    doubt_run: int = 0
+    """Real steps of the current plan through doubted refusals since its last settled doubt."""
+    doubt_waste: int = 0
+    """Real steps spent on plans through doubted refusals whose doubt did not pay off."""
 
     def emit(self, event: str, **data: Any) -> None:
         """Append a record; after the log fails once it is not written again (the failure
@@ -242,9 +246,9 @@ class Agent:
         selection: MCTS selection policy (default: from ``config.search``).
         log_path: JSONL episode log to append to (``None``: no log).
         on_step: called after each real step (e.g. to show progress).
-        max_probes: most real steps per episode taken on doubt when no plan is found —
-            probes, and doubted plan steps that did not apply as imagined (0: none, and no
-            doubted plans; default ``config.agent.max_probes``).
+        max_probes: most real steps per episode spent on doubts that did not pay off — probes,
+            and the steps of a plan through doubted refusals up to a doubted step that did not
+            apply as imagined (0: none, and no such plans; default ``config.agent.max_probes``).
     """
 
     def __init__(
@@ -484,7 +488,7 @@ class Agent:
             return False
         ep.last = last
         ep.tree = None  # its edges hold answers the model did not give: never reuse them
-        ep.plan, ep.imagined, ep.cursor = last.plan.actions, last.plan.states, 0
+        ep.plan, ep.imagined, ep.cursor, ep.doubt_run = last.plan.actions, last.plan.states, 0, 0
         ep.doubts = {(s, a): doubting.doubted[(s, a)] for s, a in zip(ep.imagined, ep.plan)
                      if (s, a) in doubting.doubted}
         log.info("doubting_plan", length=len(ep.plan), doubted=len(ep.doubts))
@@ -556,9 +560,13 @@ class Agent:
     def _observe(self, ep: _Episode, record: StepRecord) -> None:
         """Learn from a real step: a divergence (or a probe) overrides the model from now on."""
         ep.tried.add((record.state, record.action))
+        if ep.doubts and not record.probe:  # a step of a plan through doubted refusals
+            ep.doubt_run += 1
         if record.doubted:
             ep.doubted += 1
             ep.doubted_applied += not record.diverged
+            ep.doubt_waste += max(1, ep.doubt_run) if record.diverged else 0
+            ep.doubt_run = 0
         if record.diverged or record.probe or record.doubted:
             ep.divergences += record.diverged
             self.experience.record(Transition(
@@ -567,9 +575,10 @@ class Agent:
         ep.state = record.real
 
     def _doubts_spent(self, ep: _Episode) -> bool:
-        """Whether the real steps taken on doubt — probes, and doubted plan steps that did not
-        apply as imagined — have reached ``max_probes``."""
-        return ep.probes + ep.doubted - ep.doubted_applied >= self.max_probes
+        """Whether the real steps spent on doubts that did not pay off — probes, and the steps
+        of a plan through doubted refusals up to a doubted step that did not apply as imagined
+        — have reached ``max_probes``."""
+        return ep.probes + ep.doubt_waste >= self.max_probes
 
     def _probe(self, ep: _Episode) -> StepRecord | None:
         """Get out of a state with no plan by trying actions for real (untried ones only), until

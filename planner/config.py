@@ -110,10 +110,11 @@ class AgentConfig(_Frozen):
         max_steps: most real steps in an episode.
         max_replans: most replans after divergences before giving up.
         reuse_tree: keep the search tree across real steps.
-        max_probes: most real steps per episode taken on doubt when no plan is found from a
-            real state: probes (the actions the model judges most likely applicable, tried for
-            real) and doubted plan steps (``doubt``) that did not apply as imagined; 0 stops
-            the episode with ``no_plan`` instead.
+        max_probes: most real steps per episode spent on doubts that did not pay off: probes
+            out of a state with no plan (the actions the model judges most likely applicable,
+            tried for real), and the steps of a plan through doubted refusals (``doubt``) up to
+            a doubted step that did not apply as imagined; 0 stops the episode with ``no_plan``
+            instead.
         verify: regular expressions (Python ``re.search``) naming irreversible actions
             (``"^\\(slice "``, ``"heat"``): before the agent executes a planned action that
             matches one, it asks the model again and executes it only when the model predicts

@@ -492,3 +492,18 @@ def test_no_shortcut_search_where_the_model_was_sure_of_every_answer():
     result = Agent(Corridor(door=False), model).run()
     assert result.solved and len(result.steps) == 3
     assert result.searches == 1  # its own search only: nothing to doubt, no search through doubts
+
+
+def test_the_steps_leading_to_a_wrong_doubt_count_against_the_budget():
+    # The corridor ends at r2 (no way into r3); the model doubts r2 -> r3. Its plan through the
+    # doubt walks r0 -> r1 -> r2 and fails there: 3 real steps spent on a doubt that did not pay
+    # off, so of a budget of 4 one probe is left.
+    env = Corridor(door=False)
+    env.edges = {("r0", "r1"), ("r1", "r2")}
+    model = _DoubtsTheDoor(doubts=frozenset({("r2", "r3")}))
+    model.edges = set(LINE)  # no door
+    result = Agent(env, model, max_probes=4).run()
+    assert not result.solved and result.stopped_by == "no_plan"
+    assert [s.action.name for s in result.steps[:3]] == ["(go r0 r1)", "(go r1 r2)", "(go r2 r3)"]
+    assert result.doubted == 1 and result.doubted_applied == 0
+    assert result.probes == 1
