@@ -72,14 +72,11 @@ def doubtable(state: State, pred: Prediction, threshold: float) -> bool:
     return shaky and apply_probability(pred) >= threshold
 
 
-class DoubtWatch:
-    """``model``'s answers, unchanged; ``seen`` turns true once one of them was doubtable at
-    ``threshold`` (:func:`doubtable`). A search that saw none cannot be shortened through doubts."""
+class _Front:
+    """A world model in front of ``inner``: its counters, and one prediction as a batch of one."""
 
-    def __init__(self, model: WorldModel, *, threshold: float) -> None:
-        self.inner = model
-        self.threshold = threshold
-        self.seen = False
+    def __init__(self, inner: WorldModel) -> None:
+        self.inner = inner
 
     @property
     def stats(self) -> ModelStats:
@@ -89,13 +86,26 @@ class DoubtWatch:
         return self.predict_many(state, [action])[0]
 
     def predict_many(self, state: State, actions: Sequence[Action]) -> list[Prediction]:
+        raise NotImplementedError
+
+
+class DoubtWatch(_Front):
+    """``model``'s answers, unchanged; ``seen`` turns true once one of them was doubtable at
+    ``threshold`` (:func:`doubtable`). A search that saw none cannot be shortened through doubts."""
+
+    def __init__(self, model: WorldModel, *, threshold: float) -> None:
+        super().__init__(model)
+        self.threshold = threshold
+        self.seen = False
+
+    def predict_many(self, state: State, actions: Sequence[Action]) -> list[Prediction]:
         preds = self.inner.predict_many(state, actions)
         if not self.seen:
             self.seen = any(doubtable(state, p, self.threshold) for p in preds)
         return preds
 
 
-class DoubtingWorldModel:
+class DoubtingWorldModel(_Front):
     """``model``'s answers, with its doubted refusals answered as if the actions applied.
 
     Args:
@@ -131,20 +141,13 @@ class DoubtingWorldModel:
         if isinstance(plausible, bool) or not isinstance(plausible, int | float) or not 0.0 <= plausible <= 1.0:
             raise ConfigError(f"the plausible-outcome threshold must lie in [0, 1], got {plausible!r}")
         self.plausible = float(plausible)
-        self.inner = model
+        super().__init__(model)
         self.applied = applied
         self.threshold = float(threshold)
         self.known = known
         self.exclude = exclude
         self.doubted: dict[Key, float] = {}
         self._outcomes: dict[Key, Prediction] = {} if outcomes is None else outcomes
-
-    @property
-    def stats(self) -> ModelStats:
-        return self.inner.stats
-
-    def predict(self, state: State, action: Action) -> Prediction:
-        return self.predict_many(state, [action])[0]
 
     def predict_many(self, state: State, actions: Sequence[Action]) -> list[Prediction]:
         preds = list(self.inner.predict_many(state, actions))
