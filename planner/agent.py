@@ -219,6 +219,9 @@ class _Episode:
     """Real steps of the current plan through doubted refusals since its last settled doubt."""
     doubt_waste: int = 0
     """Real steps spent on plans through doubted refusals whose doubt did not pay off."""
+    stuck: bool = False
+    """The current plan through doubted refusals was searched because the model's own search
+    found no plan reaching the goal (not as a shortcut)."""
 
     def emit(self, event: str, **data: Any) -> None:
         """Append a record; after the log fails once it is not written again (the failure
@@ -404,22 +407,27 @@ class Agent:
         The model's own search first. When its plan reaches the goal in more than
         ``doubt_shortcut`` steps, a plan at least that many steps shorter is looked for through
         the refusals the model doubts; when it does not reach the goal, one through them at any
-        length. ``redoubt``: the last plan went through a doubted refusal that turned out wrong,
-        after the model's own search had found no plan: searching through the remaining doubts
-        comes first (its plans include the sure ones), the model's own search only if that
-        finds nothing."""
+        length. ``redoubt``: the last plan went through a doubted refusal that turned out wrong:
+        searching through the remaining doubts comes first (its plans include the sure ones).
+        When that finds nothing, the model's own search follows only if the wrong doubt was a
+        shortcut (the model's own search had found a plan); after a model's search that found
+        none, from this state or the one the plan through doubts started from, a search of
+        fewer edges would find none either, and the agent goes on to probe."""
         if redoubt and self._can_doubt(ep):
+            stuck = ep.stuck
             ep.plan, ep.imagined, ep.cursor, ep.doubts = (), (), 0, {}
             if self._search_doubting(ep, replan=replan):
                 return True
+            if stuck:
+                return False
             replan = False  # counted once, by the search just made
         self._search(ep, replan=replan)
         assert ep.last is not None
         shortcut = self.config.agent.doubt_shortcut
         if not ep.last.plan.reaches_goal:
-            return self._search_doubting(ep) or bool(ep.plan)
+            return self._search_doubting(ep, stuck=True) or bool(ep.plan)
         if shortcut and len(ep.plan) > shortcut and ep.doubtable:
-            self._search_doubting(ep, max_depth=len(ep.plan) - shortcut)
+            self._search_doubting(ep, max_depth=len(ep.plan) - shortcut, stuck=False)
         return True
 
     def _can_doubt(self, ep: _Episode) -> bool:
@@ -464,12 +472,15 @@ class Agent:
                 model_seconds=st.model_seconds, wall_seconds=st.wall_seconds,
                 stopped_by=st.stopped_by, replan=replan, **extra)
 
-    def _search_doubting(self, ep: _Episode, *, max_depth: int | None = None, replan: bool = False) -> bool:
+    def _search_doubting(self, ep: _Episode, *, max_depth: int | None = None, replan: bool = False,
+                         stuck: bool | None = None) -> bool:
         """Search with the refusals the model doubts (probability of applying ``agent.doubt``
         or more) answered as if they applied, for a plan reaching the goal within ``max_depth``
         steps (a shortcut) or any. Returns whether it found one, which is then the episode's
         plan. Nothing happens when doubt is off, its budget is spent or the model cannot say
-        what a refused action would do. Every search is a ``plan`` record."""
+        what a refused action would do. Every search is a ``plan`` record. ``stuck``: whether
+        the model's own search found no plan reaching the goal (default: as for the plan it
+        replaces)."""
         if not self._can_doubt(ep):
             return False
         applied = applied_outcomes(self.experience.inner)
@@ -489,6 +500,7 @@ class Agent:
         ep.last = last
         ep.tree = None  # its edges hold answers the model did not give: never reuse them
         ep.plan, ep.imagined, ep.cursor, ep.doubt_run = last.plan.actions, last.plan.states, 0, 0
+        ep.stuck = ep.stuck if stuck is None else stuck
         ep.doubts = {(s, a): doubting.doubted[(s, a)] for s, a in zip(ep.imagined, ep.plan)
                      if (s, a) in doubting.doubted}
         log.info("doubting_plan", length=len(ep.plan), doubted=len(ep.doubts))

@@ -507,3 +507,20 @@ def test_the_steps_leading_to_a_wrong_doubt_count_against_the_budget():
     assert [s.action.name for s in result.steps[:3]] == ["(go r0 r1)", "(go r1 r2)", "(go r2 r3)"]
     assert result.doubted == 1 and result.doubted_applied == 0
     assert result.probes == 1
+
+
+def test_after_a_wrong_doubt_where_no_sure_plan_existed_the_agent_probes_without_searching_again(tmp_path):
+    # The model knows only r0 -> r1 for sure and doubts the door: its own search finds no plan,
+    # the door is tried and refused, the search through the remaining doubts finds none — and
+    # its own search, which found none from here, is not repeated before probing.
+    model = _DoubtsTheDoor()
+    model.edges = {("r0", "r1"), ("r0", "r3")}
+    log = tmp_path / "ep.jsonl"
+    result = Agent(Corridor(door=False), model, log_path=log, max_probes=3).run()
+    events = [(r["event"], r["data"]) for r in read_jsonl(log)]
+    failed = next(i for i, (e, d) in enumerate(events) if e == "step" and d.get("doubted"))
+    assert not events[failed][1]["applicable"]
+    after = [(e, d) for e, d in events[failed + 1:] if e in ("plan", "act")]
+    assert after[0][0] == "plan" and after[0][1]["doubting"] and not after[0][1]["followed"]
+    assert after[1][0] == "act" and after[1][1]["probe"]
+    assert result.probes >= 1
