@@ -66,10 +66,12 @@ def apply_probability(pred: Prediction) -> float:
 
 def doubtable(state: State, pred: Prediction, threshold: float) -> bool:
     """Whether ``pred`` (of an action at ``state``) is an answer a doubt could overturn: a refusal
-    (not rejected as invalid) or an "applies, changes nothing", giving the action a probability of
-    applying of at least ``threshold``."""
-    shaky = pred.next_state == state if pred.applicable else pred.confidence > 0.0
-    return shaky and apply_probability(pred) >= threshold
+    (not rejected as invalid) giving the action a probability of applying of at least
+    ``threshold``, or an "applies, changes nothing" leaving at least ``threshold`` to other
+    answers (``1 - confidence``)."""
+    if pred.applicable:
+        return pred.next_state == state and 1.0 - pred.confidence >= threshold
+    return pred.confidence > 0.0 and apply_probability(pred) >= threshold
 
 
 class _Front:
