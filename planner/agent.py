@@ -268,8 +268,11 @@ class Agent:
     ) -> None:
         self.env = env
         self.experience = ExperienceOverlay(model)
-        self.model: WorldModel = self.experience
         self.config = config or PlannerConfig()
+        # The agent's model: its experience in front of ``model``, watched for answers a doubt
+        # could overturn (a search for a shortcut through doubts needs one to have been met).
+        self._watch = DoubtWatch(self.experience, threshold=self.config.agent.doubt or 1.0)
+        self.model: WorldModel = self._watch
         self.value = value or make_value_policy(self.config, env)
         s = self.config.search
         if selection is None:
@@ -286,11 +289,16 @@ class Agent:
         self._verify = tuple(re.compile(p) for p in self.config.agent.verify)
         self._refused: set[tuple[State, Action]] = set()  # (state, action) pairs refused this episode
 
-    def plan(self, state: State, *, tree: SearchTree | None = None, model: WorldModel | None = None,
-             max_depth: int | None = None) -> SearchResult:
-        """Search from ``state`` with the configured algorithm (``tree``: an earlier search's tree
-        to reuse; the search works on a copy of it; ``model``: another model than the agent's;
-        ``max_depth``: a shorter horizon than ``search.max_depth``)."""
+    def plan(self, state: State, *, tree: SearchTree | None = None) -> SearchResult:
+        """Search from ``state`` with the configured algorithm and the agent's model (``tree``:
+        an earlier search's tree to reuse; the search works on a copy of it). Searches through
+        doubted refusals do not come here."""
+        return self._plan(state, tree=tree)
+
+    def _plan(self, state: State, *, tree: SearchTree | None = None, model: WorldModel | None = None,
+              max_depth: int | None = None) -> SearchResult:
+        """:meth:`plan` with another model than the agent's, or a shorter horizon than
+        ``search.max_depth``."""
         s = self.config.search
         problem = SearchProblem(model=self.model if model is None else model, goal=self.env.goal, actions=self._actions,
                                 value=self.value, discount=s.discount)
@@ -326,6 +334,7 @@ class Agent:
         """
         sink_path = Path(resume) if resume is not None else self.log_path
         self._refused = set()
+        self._watch.seen = False
         sink = JsonlLog(sink_path) if sink_path is not None else None
         try:
             if resume is not None:
@@ -440,9 +449,8 @@ class Agent:
         """The model's own search; notes in ``ep.doubtable`` when it met an answer a doubt could
         overturn (until then, a search for a shortcut through doubts would find none)."""
         ep.replans += replan
-        watch = None if ep.doubtable else DoubtWatch(self.model, threshold=self.config.agent.doubt or 1.0)
-        ep.last = self.plan(ep.state, tree=ep.tree if self.config.agent.reuse_tree else None, model=watch)
-        ep.doubtable = ep.doubtable or (watch is not None and watch.seen)
+        ep.last = self.plan(ep.state, tree=ep.tree if self.config.agent.reuse_tree else None)
+        ep.doubtable = ep.doubtable or self._watch.seen
         ep.searches += 1
         st = ep.last.stats
         for key in _TOTALS:
@@ -488,7 +496,7 @@ class Agent:
         doubting = DoubtingWorldModel(self.experience, applied, threshold=self.config.agent.doubt,
                                       known=self.experience.knows, exclude=self._irreversible,
                                       outcomes=ep.outcomes)
-        last = self.plan(ep.state, model=doubting, max_depth=max_depth)
+        last = self._plan(ep.state, model=doubting, max_depth=max_depth)
         ep.searches += 1
         ep.replans += replan
         for key in _TOTALS:
