@@ -416,12 +416,14 @@ class Agent:
         The model's own search first. When its plan reaches the goal in more than
         ``doubt_shortcut`` steps, a plan at least that many steps shorter is looked for through
         the refusals the model doubts; when it does not reach the goal, one through them at any
-        length. ``redoubt``: the last plan went through a doubted refusal that turned out wrong:
-        searching through the remaining doubts comes first (its plans include the sure ones).
-        When that finds nothing, the model's own search follows only if the wrong doubt was a
-        shortcut (the model's own search had found a plan); after a model's search that found
-        none, from this state or the one the plan through doubts started from, a search of
-        fewer edges would find none either, and the agent goes on to probe."""
+        length.
+
+        ``redoubt``: the last plan went through a doubted step that turned out wrong. The search
+        through the remaining doubts comes first (its plans include the model's sure ones). If
+        it finds nothing and that plan had been searched because the model's own search found
+        none (``ep.stuck``), the model's own search is not repeated — from a state reached from
+        there by sure steps it would find none either — and the caller probes; after a wrong
+        shortcut, the model's own search follows."""
         if redoubt and self._can_doubt(ep):
             stuck = ep.stuck
             ep.plan, ep.imagined, ep.cursor, ep.doubts = (), (), 0, {}
