@@ -177,7 +177,8 @@ def print_summary(result: EpisodeResult, summary: dict[str, Any]) -> None:
         mark = "? " if rec.probe else ("! " if rec.diverged else "~ " if rec.doubted else "  ")
         note = ("   <- probe: no plan from here, tried for real" if rec.probe
                 else "   <- real state differed from the imagined one" if rec.diverged
-                else "   <- doubted refusal: the model said no, it applied as imagined" if rec.doubted else "")
+                else "   <- doubted: planned against the model's own answer, happened as imagined" if rec.doubted
+                else "")
         out.print(f"  {mark}{rec.index + 1:>3}. {rec.action.name}{note}")
     out.print(
         f"searches {result.searches} · replans {result.replans} · divergences "
@@ -203,6 +204,9 @@ def run_episode(
     def progress(rec: StepRecord) -> None:
         if show_imagined:
             mark = "[green]as imagined[/]" if not rec.diverged else "[red]DIVERGED, replanning[/]"
+            if rec.doubted:
+                mark += (" (a doubted step, planned against the model's own answer)" if not rec.diverged
+                         else " (a doubted step: the model's own answer was right)")
             err.print(f"  real step {rec.index + 1}: {rec.action.name} -> {mark}")
             if rec.observation:
                 err.print(f"      {rec.observation}", markup=False)
@@ -223,6 +227,9 @@ def run_episode(
             if callable(render):
                 with contextlib.suppress(PlannerError):  # a game without its text engine
                     out.print(f"         {render(before, action, state)}", markup=False)
+        if not first.plan.reaches_goal and config.agent.doubt > 0:
+            out.print("(no imagined plan reaches the goal: the agent searches again through the answers its model "
+                      "doubts, then probes)")
         out.print("executing in the real environment (every step checked):")
     try:
         with err.status("planning…") as status:
