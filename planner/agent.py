@@ -213,8 +213,6 @@ class _Episode:
     doubted_applied: int = 0
     outcomes: dict[tuple[State, Action], Prediction] = field(default_factory=dict)
     """What the model wrote for doubted refusals, held to "applies" (asked once an episode)."""
-    doubtable: bool = False
-    """A search of the model's own met an answer a doubt could overturn."""
     doubt_run: int = 0
     """Real steps of the current plan through doubted refusals since its last settled doubt."""
     doubt_waste: int = 0
@@ -273,6 +271,7 @@ class Agent:
         # could overturn (a search for a shortcut through doubts needs one to have been met).
         self._watch = DoubtWatch(self.experience, threshold=self.config.agent.doubt or 1.0)
         self.model: WorldModel = self._watch
+        self._applied = applied_outcomes(model)  # what a doubted answer would do (None: cannot doubt)
         self.value = value or make_value_policy(self.config, env)
         s = self.config.search
         if selection is None:
@@ -437,26 +436,29 @@ class Agent:
         shortcut = self.config.agent.doubt_shortcut
         if not ep.last.plan.reaches_goal:
             return self._search_doubting(ep, stuck=True) or bool(ep.plan)
-        if shortcut and len(ep.plan) > shortcut and ep.doubtable:
+        if shortcut and len(ep.plan) > shortcut and self._watch.seen:
             self._search_doubting(ep, max_depth=len(ep.plan) - shortcut, stuck=False)
         return True
 
     def _can_doubt(self, ep: _Episode) -> bool:
         """Whether doubt is on, its budget not spent, and the model can say what a refused
         action would do."""
-        return (self.config.agent.doubt > 0 and not self._doubts_spent(ep)
-                and applied_outcomes(self.experience.inner) is not None)
+        return self.config.agent.doubt > 0 and self._applied is not None and not self._doubts_spent(ep)
+
+    @staticmethod
+    def _tally(ep: _Episode, result: SearchResult) -> None:
+        """Count a search (any kind) in the episode's totals."""
+        ep.searches += 1
+        for key in _TOTALS:
+            ep.totals[key] += getattr(result.stats, key)
 
     def _search(self, ep: _Episode, *, replan: bool) -> None:
-        """The model's own search; notes in ``ep.doubtable`` when it met an answer a doubt could
-        overturn (until then, a search for a shortcut through doubts would find none)."""
+        """The model's own search (its answers watched: ``self._watch.seen`` once one of them was
+        one a doubt could overturn; until then no shortcut through doubts can exist)."""
         ep.replans += replan
         ep.last = self.plan(ep.state, tree=ep.tree if self.config.agent.reuse_tree else None)
-        ep.doubtable = ep.doubtable or self._watch.seen
-        ep.searches += 1
+        self._tally(ep, ep.last)
         st = ep.last.stats
-        for key in _TOTALS:
-            ep.totals[key] += getattr(st, key)
         ep.tree = ep.last.tree
         ep.plan, ep.imagined, ep.cursor = ep.last.plan.actions, ep.last.plan.states, 0
         ep.doubts = {}
@@ -493,16 +495,13 @@ class Agent:
         replaces)."""
         if not self._can_doubt(ep):
             return False
-        applied = applied_outcomes(self.experience.inner)
-        assert applied is not None
-        doubting = DoubtingWorldModel(self.experience, applied, threshold=self.config.agent.doubt,
+        assert self._applied is not None
+        doubting = DoubtingWorldModel(self.experience, self._applied, threshold=self.config.agent.doubt,
                                       known=self.experience.knows, exclude=self._irreversible,
                                       outcomes=ep.outcomes)
         last = self._plan(ep.state, model=doubting, max_depth=max_depth)
-        ep.searches += 1
+        self._tally(ep, last)
         ep.replans += replan
-        for key in _TOTALS:
-            ep.totals[key] += getattr(last.stats, key)
         found = last.plan.reaches_goal
         self._emit_plan(ep, last, replan=replan, doubted=doubting.doubted, followed=found)
         if not found:
