@@ -636,6 +636,7 @@ def train(
              "the steps chosen from their rate (the summary records them: --steps N repeats the run).")] = None,
     batch_size: Annotated[int, typer.Option(help="Sequences per step.")] = 64,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 3e-3,
+    min_lr: Annotated[float, typer.Option(help="Learning rate at the last step (cosine decay from the peak).")] = 1e-4,
     warmup: Annotated[int, typer.Option(help="Steps of linear learning-rate warm-up.")] = 200,
     seed: Annotated[int, typer.Option(help="Seed (model init and batch order).")] = 0,
     threads: Annotated[int, typer.Option(help="CPU threads for training.")] = 2,
@@ -665,6 +666,10 @@ def train(
         help="How records are drawn, grouped by action and by whether it applied: a group of n records is "
              "drawn in proportion to n**BALANCE (1: as collected; 0: every group alike; 0.5: rare cases more "
              "often).")] = 1.0,
+    precision: Annotated[str, typer.Option(
+        help="Arithmetic of the matrix products: fp32; tf32 (CUDA's TensorFloat-32 units); bf16 (forward pass "
+             "in bfloat16); auto: tf32 on CUDA, fp32 on the CPU. Weights and the exported model are float32 "
+             "in every case.")] = "auto",
     init: Annotated[Path | None, typer.Option(
         "--init", help="Start from this GGUF world model's weights (F32, F16 or Q8_0) instead of random ones, "
                        "e.g. to go on training a model with more data or another --balance: its schema, shape "
@@ -683,7 +688,7 @@ def train(
 
     from planner.cores import available_cores
     from planner.training.export import comparison_log, finish_model
-    from planner.training.train import resolve_device
+    from planner.training.train import resolve_device, resolve_precision
     from planner.world.gguf_io import LlamaShape
 
     if steps is not None and minutes is not None:
@@ -719,10 +724,11 @@ def train(
     if loader_workers is None:
         loader_workers = 0 if chosen.type == "cpu" else max(0, min(8, available_cores() - 1))
     try:
-        cfg = TrainConfig(steps=steps if steps is not None else 5000, batch_size=batch_size, lr=lr, warmup=warmup,
-                          seed=seed, threads=threads, shape=shape,
+        cfg = TrainConfig(steps=steps if steps is not None else 5000, batch_size=batch_size, lr=lr, min_lr=min_lr,
+                          warmup=warmup, seed=seed, threads=threads, shape=shape,
                           max_objects=max_objects if max_objects is not None else objects, device=device,
-                          loader_workers=loader_workers, balance=balance)
+                          loader_workers=loader_workers, balance=balance, precision=precision)
+        resolve_precision(precision, chosen)
     except ConfigError as exc:  # name the option, not the field behind it
         raise ConfigError(re.sub(r"TrainConfig\.(\w+)", lambda m: "--" + m.group(1).replace("_", "-"),
                                  str(exc))) from None
@@ -740,8 +746,8 @@ def train(
                                domain=domain_name, signature=signature, config=cfg, resume=not fresh,
                                progress=progress, seconds=None if minutes is None else minutes * 60,
                                init=init)
-    out.print(f"trained {summary['params']} parameters for {summary['steps']} steps on {summary['device']} in "
-              f"{summary['train_seconds']:.0f} s")
+    out.print(f"trained {summary['params']} parameters for {summary['steps']} steps on {summary['device']} "
+              f"({summary['precision']}) in {summary['train_seconds']:.0f} s")
     if not quantize:
         for stale in ("model-q8_0.gguf", "quantize-report.json"):  # they were of an earlier model
             (out_dir / stale).unlink(missing_ok=True)

@@ -135,7 +135,10 @@ def test_a_time_budget_chooses_the_steps_and_steps_repeat_the_run(data, tmp_path
      (["--infer-schema", "--domain", "d.pddl"], "--infer-schema.*--domain d.pddl"),
      (["--loader-workers", "65"], "--loader-workers must be a whole number in 0..64, got 65"),
      (["--balance", "nan"], "--balance must be a number in 0..1, got nan"),
-     (["--warmup", "-1"], "--warmup must be >= 0, got -1")],
+     (["--warmup", "-1"], "--warmup must be >= 0, got -1"),
+     (["--precision", "fp16"], "--precision must be one of auto, fp32, tf32, bf16, got 'fp16'"),
+     (["--precision", "tf32"], "precision 'tf32' needs a CUDA device, not 'cpu'"),
+     (["--min-lr", "-1"], "--min-lr must be a finite number >= 0, got -1.0")],
 )
 def test_bad_training_requests_are_named(data, tmp_path, capsys, extra, match):
     code = main(["train", "--data", str(data), "--out", str(tmp_path / "m"), "--no-quantize", *extra])
@@ -308,3 +311,46 @@ def test_an_output_path_that_is_a_file_is_named(data, tmp_path, capsys):
     assert main(["train", "--data", str(data), "--out", str(target), "--steps", "1", "--no-quantize"]) == 2
     assert f"--out {target} is a file" in capsys.readouterr().err.replace("\n", " ")
     assert target.read_text() == "not a folder"
+
+
+def test_precision_is_chosen_for_the_device_and_named_when_unknown():
+    import torch
+
+    from planner.errors import ConfigError
+    from planner.training.train import TrainConfig, resolve_precision
+
+    cpu, gpu = torch.device("cpu"), torch.device("cuda", 0)
+    assert resolve_precision("auto", cpu) == "fp32" and resolve_precision("auto", gpu) == "tf32"
+    assert resolve_precision("bf16", cpu) == "bf16" and resolve_precision("fp32", gpu) == "fp32"
+    with pytest.raises(ConfigError, match="'tf32' needs a CUDA device"):
+        resolve_precision("tf32", cpu)
+    with pytest.raises(ConfigError, match="precision must be one of auto, fp32, tf32, bf16, got 'half'"):
+        TrainConfig(precision="half")
+
+
+def test_bfloat16_training_learns_and_exports_float32_weights(data, tmp_path, capsys):
+    """bf16 autocasts the forward pass; the weights, and so the exported model, stay float32,
+    and the loss falls as in float32 (the same batches, rounding apart)."""
+    args = ["train", "--data", str(data), "--batch-size", "8", "--dim", "32", "--layers", "1", "--warmup", "5",
+            "--steps", "40", "--lr", "1e-2", "--no-quantize"]
+    assert main([*args, "--out", str(tmp_path / "bf16"), "--precision", "bf16"]) == 0
+    assert main([*args, "--out", str(tmp_path / "fp32")]) == 0
+    assert "(bf16)" in capsys.readouterr().out
+    runs = {name: json.loads((tmp_path / name / "train-summary.json").read_text()) for name in ("bf16", "fp32")}
+    assert runs["bf16"]["precision"] == "bf16" and runs["fp32"]["precision"] == "fp32"
+    first, last = runs["bf16"]["history"][0], runs["bf16"]["history"][-1]
+    assert last["step"] == 40 and last["val_token_acc"] > 0.5
+    assert abs(last["val_token_acc"] - runs["fp32"]["history"][-1]["val_token_acc"]) < 0.1
+    assert first is last or first["loss"] >= last["loss"]
+    a, b = _weights(tmp_path / "bf16"), _weights(tmp_path / "fp32")
+    assert all(a[k].dtype == np.float32 for k in a)
+    assert not all(np.array_equal(a[k], b[k]) for k in a)  # it did compute in another arithmetic
+
+
+def test_the_last_step_reaches_the_final_learning_rate():
+    from planner.training.train import TrainConfig, lr_at
+
+    cfg = TrainConfig(steps=100, warmup=10, lr=2e-3, min_lr=1e-5)
+    assert lr_at(9, cfg) == pytest.approx(2e-3)
+    assert lr_at(100, cfg) == pytest.approx(1e-5)
+    assert all(lr_at(k, cfg) >= lr_at(k + 1, cfg) for k in range(10, 100))

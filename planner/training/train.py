@@ -6,9 +6,11 @@ progress bar and resumable checkpoints (written atomically every ``checkpoint_ev
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import multiprocessing
+import pickle
 import re
 import signal
 import time
@@ -34,6 +36,12 @@ from planner.world.vocab import Vocabulary
 
 DEVICE_PATTERN = re.compile(r"cpu|auto|cuda(:[0-9]+)?")
 """The devices :class:`TrainConfig` accepts."""
+
+PRECISIONS = ("auto", "fp32", "tf32", "bf16")
+"""The arithmetic :class:`TrainConfig` accepts (see :attr:`TrainConfig.precision`)."""
+
+LOSS_READ_EVERY = 10
+"""On a GPU, steps between reading the loss back (each read waits for the device)."""
 
 PROBE_STEPS = 50
 """With a time budget, the steps timed before the total is chosen (see :func:`train`)."""
@@ -74,6 +82,11 @@ class TrainConfig:
             ``1`` draws every record alike (the data's own mix), ``0`` every group alike, ``0.5``
             between (rare cases — a lamp switched on, a take that succeeds among many refused —
             are seen more often without drowning the common ones).
+        precision: the arithmetic of the matrix products. ``"fp32"``: float32 throughout;
+            ``"tf32"`` (CUDA only): float32 weights and results, products on the GPU's
+            TensorFloat-32 units (10-bit mantissa inputs); ``"bf16"``: float32 weights, the
+            forward pass autocast to bfloat16; ``"auto"``: ``tf32`` on CUDA, ``fp32`` on the CPU.
+            The weights are float32 in every case, and so is the exported model.
 
     Raises :class:`~planner.errors.ConfigError` naming a value out of range.
     """
@@ -94,6 +107,7 @@ class TrainConfig:
     device: str = "cpu"
     loader_workers: int = 0
     balance: float = 1.0
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         if not isinstance(self.device, str) or not DEVICE_PATTERN.fullmatch(self.device):
@@ -105,6 +119,8 @@ class TrainConfig:
         if isinstance(self.balance, bool) or not isinstance(self.balance, (int, float)) \
                 or not (math.isfinite(self.balance) and 0 <= self.balance <= 1):
             raise ConfigError(f"TrainConfig.balance must be a number in 0..1, got {self.balance!r}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"TrainConfig.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.embeddings not in EMBEDDINGS:
             raise ConfigError(f"TrainConfig.embeddings must be one of {', '.join(EMBEDDINGS)}, "
                               f"got {self.embeddings!r}")
@@ -180,15 +196,43 @@ def resolve_device(name: str) -> torch.device:
     return torch.device("cuda", index)
 
 
+def resolve_precision(name: str, device: torch.device) -> str:
+    """The arithmetic ``name`` (:attr:`TrainConfig.precision`) stands for on ``device``:
+    ``fp32``, ``tf32`` or ``bf16``.
+
+    Raises :class:`~planner.errors.ConfigError` naming ``name`` when it is no precision, or
+    ``tf32`` off a CUDA device (the CPU has no TensorFloat-32 units)."""
+    if name not in PRECISIONS:
+        raise ConfigError(f"the training precision must be one of {', '.join(PRECISIONS)}, got {name!r}")
+    if name == "auto":
+        return "tf32" if device.type == "cuda" else "fp32"
+    if name == "tf32" and device.type != "cuda":
+        raise ConfigError(f"training precision 'tf32' needs a CUDA device, not {device.type!r} (use fp32 or bf16)")
+    return name
+
+
+@contextlib.contextmanager
+def _matmul_precision(precision: str) -> Iterator[None]:
+    """Let CUDA matrix products use TensorFloat-32 while training in ``tf32`` (PyTorch's global
+    switches, put back afterwards)."""
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    if precision == "tf32":
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
 _worker_state: tuple[list[Encoded], Vocabulary, int, int, np.ndarray | None] | None = None
 
 
-def _init_worker(examples: list[Encoded], vocab: Vocabulary, seed: int, batch_size: int,
-                 p: np.ndarray | None) -> None:
+def _init_worker(payload: bytes) -> None:
+    """Set up a batch worker from the pickled ``(examples, vocab, seed, batch_size, p)``."""
     global _worker_state
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the training loop's to handle
     torch.set_num_threads(1)
-    _worker_state = (examples, vocab, seed, batch_size, p)
+    _worker_state = pickle.loads(payload)
 
 
 def _worker_batch(step: int) -> tuple[np.ndarray, np.ndarray]:
@@ -213,10 +257,12 @@ def batches(examples: list[Encoded], vocab: Vocabulary, *, seed: int, first: int
             step += 1
         return
     # spawn: a forked child of a process that has started CUDA can use neither it nor PyTorch's
-    # thread pools safely; each worker receives the examples once.
+    # thread pools safely; each worker receives the examples once, pickled once for all of them
+    # (pickling hundreds of thousands of examples again for each worker took seconds apiece).
     context = multiprocessing.get_context("spawn")
     ahead: deque[AsyncResult[tuple[np.ndarray, np.ndarray]]] = deque()
-    with context.Pool(workers, initializer=_init_worker, initargs=(examples, vocab, seed, batch_size, p)) as pool:
+    payload = pickle.dumps((examples, vocab, seed, batch_size, p), protocol=pickle.HIGHEST_PROTOCOL)
+    with context.Pool(workers, initializer=_init_worker, initargs=(payload,)) as pool:
         while True:
             while len(ahead) < 4 * workers and step < until():
                 ahead.append(pool.apply_async(_worker_batch, (step,)))
@@ -346,8 +392,11 @@ def train(
     model = model.to(device)
     draw = (sampling_weights([(parse_word(vocab.decode([e.action])[0])[0], bool(e.applicable)) for e in examples],
                              config.balance) if config.balance != 1 else None)
+    precision = resolve_precision(config.precision, device)
+    on_gpu = device.type == "cuda"
+    # one kernel for the whole update on a GPU (the same arithmetic, fewer launches)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.95),
-                            weight_decay=config.weight_decay)
+                            weight_decay=config.weight_decay, **({"fused": True} if on_gpu else {}))
     start_step = 0
     elapsed_before = 0.0
     if resuming:
@@ -371,35 +420,48 @@ def train(
     timed_from = started
     stream = batches(examples, vocab, seed=config.seed, first=start_step, until=lambda: end,
                      batch_size=config.batch_size, workers=config.loader_workers, p=draw)
-    for step, (tokens, targets) in enumerate(stream, start=start_step):
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, config)
-        loss = model.answer_loss(tokens.to(device, non_blocking=True), targets.to(device, non_blocking=True))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        info = {"loss": loss.item(), "lr": lr_at(step, config), "steps": float(end)}
-        done_steps = step + 1
-        if budgeted and done_steps == skip:
-            timed_from = time.perf_counter()
-        if budgeted and done_steps == probe:
-            assert seconds is not None
-            rate = (probe - skip) / max(1e-6, time.perf_counter() - timed_from)
-            total = max(probe, int(rate * (seconds - (time.perf_counter() - started))) + probe)
-            config = replace(config, steps=total)
-            end = total if stop_at is None else max(probe, min(stop_at, total))
-            info["steps"] = float(end)
-        if val_examples and (done_steps % config.eval_every == 0 or done_steps == end):
-            info["val_token_acc"] = evaluate_tokens(model, val_examples, vocab, seed=config.seed)
-            history.append({"step": done_steps, **{k: v for k, v in info.items() if k != "steps"}})
-        if done_steps % config.checkpoint_every == 0 or done_steps == end:
-            _save_checkpoint(ckpt_path, model, opt, done_steps, {
-                "train_seconds": elapsed_before + time.perf_counter() - started,
-                **({"budget_steps": config.steps} if seconds is not None else {}),
-                **({"init": str(init)} if init is not None else {})})
-        if progress is not None:
-            progress(done_steps, info)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    read_every = LOSS_READ_EVERY if on_gpu else 1
+    last_loss = float("nan")
+    with _matmul_precision(precision):
+        for step, (tokens, targets) in enumerate(stream, start=start_step):
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, config)
+            if on_gpu:  # a copy from pinned memory does not wait for the device to finish the last step
+                tokens, targets = tokens.pin_memory(), targets.pin_memory()
+            with autocast:
+                # on a GPU nothing in a step waits for the device, so the next one is queued meanwhile
+                loss = model.answer_loss(tokens.to(device, non_blocking=True), targets.to(device, non_blocking=True),
+                                         dense=on_gpu)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            done_steps = step + 1
+            if budgeted and done_steps == skip:
+                _wait_for(device)  # steps are queued ahead on a GPU: time them done, not launched
+                timed_from = time.perf_counter()
+            if budgeted and done_steps == probe:
+                assert seconds is not None
+                _wait_for(device)
+                rate = (probe - skip) / max(1e-6, time.perf_counter() - timed_from)
+                total = max(probe, int(rate * (seconds - (time.perf_counter() - started))) + probe)
+                config = replace(config, steps=total)
+                end = total if stop_at is None else max(probe, min(stop_at, total))
+            evaluating = bool(val_examples) and (done_steps % config.eval_every == 0 or done_steps == end)
+            if done_steps % read_every == 0 or evaluating or done_steps >= end - 1:
+                last_loss = loss.item()  # on a GPU, waits for the step: not every step
+            info = {"loss": last_loss, "lr": lr_at(step, config), "steps": float(end)}
+            if evaluating:
+                info["val_token_acc"] = evaluate_tokens(model, val_examples, vocab, seed=config.seed)
+                history.append({"step": done_steps, **{k: v for k, v in info.items() if k != "steps"}})
+            if done_steps % config.checkpoint_every == 0 or done_steps == end:
+                _save_checkpoint(ckpt_path, model, opt, done_steps, {
+                    "train_seconds": elapsed_before + time.perf_counter() - started,
+                    **({"budget_steps": config.steps} if seconds is not None else {}),
+                    **({"init": str(init)} if init is not None else {})})
+            if progress is not None:
+                progress(done_steps, info)
     train_seconds = elapsed_before + time.perf_counter() - started
     summary = {
         "domain": domain,
@@ -411,6 +473,9 @@ def train(
         "batch_size": config.batch_size,
         "embeddings": resolve_embeddings(config.embeddings, vocab),
         "balance": config.balance,
+        "precision": precision,
+        "lr": config.lr,
+        "min_lr": config.min_lr,
         **({"init": str(init)} if init is not None else {}),
         "seed": config.seed,
         "train_seconds": round(train_seconds, 1),
@@ -424,6 +489,12 @@ def train(
                       name=f"{domain} fact-delta world model")
     atomic_write_text(out / "train-summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _wait_for(device: torch.device) -> None:
+    """Wait until ``device`` has done the work queued on it (nothing to wait for on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def _init_from_gguf(model: TinyLlama, path: Path, vocab: Vocabulary, shape: LlamaShape) -> None:
