@@ -268,26 +268,13 @@ class TinyLlama(nn.Module):
         table: FactoredTable = self.output  # type: ignore[assignment]
         return hidden @ table.distinct_weight().T, table.distinct_index[targets[mask]]
 
-    def answer_loss(self, tokens: torch.Tensor, targets: torch.Tensor, *, dense: bool = False) -> torch.Tensor:
+    def answer_loss(self, tokens: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy over the answer positions (targets other than ``-100``), under the
-        softmax over every piece.
-
-        ``dense`` computes the logits at every position and lets the loss skip the others: more
-        arithmetic, but no step waits for the device to count the answers (selecting them by a
-        mask does) — on a GPU, where a small model's step is bound by launching its kernels,
-        that lets the next step be queued while this one runs. The same value either way."""
-        if not dense:
-            logits, wanted = self._answer_scores(tokens, targets)
-            if self.factored:
-                logits = logits + self.output.log_count  # type: ignore[operator]
-            return F.cross_entropy(logits, wanted)
-        hidden = self.hidden(tokens).flatten(0, 1)
-        flat = targets.flatten()
-        if not self.factored:
-            return F.cross_entropy(hidden @ self.output_matrix().T, flat, ignore_index=-100)
-        table: FactoredTable = self.output  # type: ignore[assignment]
-        rows = table.distinct_index[flat.clamp(min=0)].masked_fill(flat < 0, -100)
-        return F.cross_entropy(hidden @ table.distinct_weight().T + table.log_count, rows, ignore_index=-100)
+        softmax over every piece."""
+        logits, wanted = self._answer_scores(tokens, targets)
+        if self.factored:
+            logits = logits + self.output.log_count  # type: ignore[operator]
+        return F.cross_entropy(logits, wanted)
 
     def answer_accuracy(self, tokens: torch.Tensor, targets: torch.Tensor) -> float:
         """The fraction of answer positions whose most likely piece is the target."""

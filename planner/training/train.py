@@ -41,7 +41,8 @@ PRECISIONS = ("auto", "fp32", "tf32", "bf16")
 """The arithmetic :class:`TrainConfig` accepts (see :attr:`TrainConfig.precision`)."""
 
 LOSS_READ_EVERY = 10
-"""On a GPU, steps between reading the loss back (each read waits for the device)."""
+"""On a GPU, steps between reading the loss back for the progress bar (each read waits for the
+device to finish the step)."""
 
 PROBE_STEPS = 50
 """With a time budget, the steps timed before the total is chosen (see :func:`train`)."""
@@ -427,12 +428,8 @@ def train(
         for step, (tokens, targets) in enumerate(stream, start=start_step):
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, config)
-            if on_gpu:  # a copy from pinned memory does not wait for the device to finish the last step
-                tokens, targets = tokens.pin_memory(), targets.pin_memory()
             with autocast:
-                # on a GPU nothing in a step waits for the device, so the next one is queued meanwhile
-                loss = model.answer_loss(tokens.to(device, non_blocking=True), targets.to(device, non_blocking=True),
-                                         dense=on_gpu)
+                loss = model.answer_loss(tokens.to(device, non_blocking=True), targets.to(device, non_blocking=True))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -450,7 +447,7 @@ def train(
                 end = total if stop_at is None else max(probe, min(stop_at, total))
             evaluating = bool(val_examples) and (done_steps % config.eval_every == 0 or done_steps == end)
             if done_steps % read_every == 0 or evaluating or done_steps >= end - 1:
-                last_loss = loss.item()  # on a GPU, waits for the step: not every step
+                last_loss = loss.item()
             info = {"loss": last_loss, "lr": lr_at(step, config), "steps": float(end)}
             if evaluating:
                 info["val_token_acc"] = evaluate_tokens(model, val_examples, vocab, seed=config.seed)
