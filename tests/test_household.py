@@ -332,16 +332,18 @@ def test_the_shipped_model_solves_held_out_games(seed):
 
 
 @needs_textworld
-def test_doubted_refusals_rescue_and_shorten_the_shipped_models_plans():
-    """Held-out games where the shipped model gets a needed step wrong, with doubt: seed 18 (a
-    wrong refusal two moves ahead: no plan at all without doubt), seed 7 (it refuses to take
-    the kettle where it is and plans a detour through the fridge) and seed 32 (it believes
-    switching the lamp on changes nothing, as it did in most of its training games)."""
+def test_doubted_refusals_shorten_the_shipped_models_plans():
+    """Held-out games where the shipped model wrongly refuses a needed `take` and plans a detour
+    that makes it believe the take applies: seed 14 (the bowl on the desk, after opening a
+    drawer: 7 steps), seed 11 (the statue on the dresser, after moving the credit card off it:
+    8 steps) and seed 27 (the butter knife in the sink, after opening a drawer: 6 steps), where 4
+    are needed. Through the refusals it doubts, the plans are at most one step longer than the
+    optimal ones, and doubted steps apply for real."""
     from planner.config import PlannerConfig
     from planner.world.factory import bind_environment_model
 
     off = PlannerConfig.model_validate({"agent": {"doubt": 0}})
-    for seed in (18, 7, 32):
+    for seed in (14, 11, 27):
         env = make("household-v0", seed=seed, split="test")
         without = Agent(env, bind_environment_model(SHIPPED, env, reset_seed=seed), config=off).run(seed=seed)
         env = make("household-v0", seed=seed, split="test")
