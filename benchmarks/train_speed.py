@@ -34,6 +34,7 @@ from planner.training.train import (
     make_batch,
     new_model,
     resolve_device,
+    training_step,
 )
 from planner.world.codec import domain_vocabulary
 from planner.world.gguf_io import read_model_shape
@@ -58,12 +59,7 @@ def _time_steps(model: torch.nn.Module, batches: list[tuple[torch.Tensor, torch.
                 if on_gpu:
                     torch.cuda.synchronize(device)
                 started = time.perf_counter()
-            with autocast:
-                loss = model.answer_loss(tokens.to(device, non_blocking=True), targets.to(device, non_blocking=True))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
+            loss = training_step(model, opt, tokens, targets, device, autocast)
             if (k + 1) % (LOSS_READ_EVERY if current and on_gpu else 1) == 0:
                 loss.item()
         if on_gpu:

@@ -428,12 +428,7 @@ def train(
         for step, (tokens, targets) in enumerate(stream, start=start_step):
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, config)
-            with autocast:
-                loss = model.answer_loss(tokens.to(device, non_blocking=True), targets.to(device, non_blocking=True))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
+            loss = training_step(model, opt, tokens, targets, device, autocast)
             done_steps = step + 1
             if budgeted and done_steps == skip:
                 _wait_for(device)  # steps are queued ahead on a GPU: time them done, not launched
@@ -486,6 +481,19 @@ def train(
                       name=f"{domain} fact-delta world model")
     atomic_write_text(out / "train-summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def training_step(model: TinyLlama, opt: torch.optim.Optimizer, tokens: torch.Tensor, targets: torch.Tensor,
+                  device: torch.device, autocast: torch.autocast) -> torch.Tensor:
+    """One optimizer step on a batch (gradients clipped to norm 1); returns the loss, still on
+    ``device`` (reading it waits for the device)."""
+    with autocast:
+        loss = model.answer_loss(tokens.to(device, non_blocking=True), targets.to(device, non_blocking=True))
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return loss
 
 
 def _wait_for(device: torch.device) -> None:
