@@ -636,7 +636,9 @@ def train(
              "the steps chosen from their rate (the summary records them: --steps N repeats the run).")] = None,
     batch_size: Annotated[int, typer.Option(help="Sequences per step.")] = 64,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 3e-3,
-    min_lr: Annotated[float, typer.Option(help="Learning rate at the last step (cosine decay from the peak).")] = 1e-4,
+    min_lr: Annotated[float | None, typer.Option(
+        help="Learning rate at the last step, after a cosine decay from the peak (default 1e-4, or --lr when "
+             "that is lower).")] = None,
     warmup: Annotated[int, typer.Option(help="Steps of linear learning-rate warm-up.")] = 200,
     seed: Annotated[int, typer.Option(help="Seed (model init and batch order).")] = 0,
     threads: Annotated[int, typer.Option(help="CPU threads for training.")] = 2,
@@ -724,7 +726,8 @@ def train(
     if loader_workers is None:
         loader_workers = 0 if chosen.type == "cpu" else max(0, min(8, available_cores() - 1))
     try:
-        cfg = TrainConfig(steps=steps if steps is not None else 5000, batch_size=batch_size, lr=lr, min_lr=min_lr,
+        cfg = TrainConfig(steps=steps if steps is not None else 5000, batch_size=batch_size, lr=lr,
+                          min_lr=min_lr if min_lr is not None else min(TrainConfig.min_lr, lr),
                           warmup=warmup, seed=seed, threads=threads, shape=shape,
                           max_objects=max_objects if max_objects is not None else objects, device=device,
                           loader_workers=loader_workers, balance=balance, precision=precision)

@@ -138,7 +138,8 @@ def test_a_time_budget_chooses_the_steps_and_steps_repeat_the_run(data, tmp_path
      (["--warmup", "-1"], "--warmup must be >= 0, got -1"),
      (["--precision", "fp16"], "--precision must be one of auto, fp32, tf32, bf16, got 'fp16'"),
      (["--precision", "tf32"], "precision 'tf32' needs a CUDA device, not 'cpu'"),
-     (["--min-lr", "-1"], "--min-lr must be a finite number >= 0, got -1.0")],
+     (["--min-lr", "-1"], "--min-lr must be a finite number >= 0, got -1.0"),
+     (["--min-lr", "0.01"], r"--min-lr must be at most --lr \(0.003\).*got 0.01")],
 )
 def test_bad_training_requests_are_named(data, tmp_path, capsys, extra, match):
     code = main(["train", "--data", str(data), "--out", str(tmp_path / "m"), "--no-quantize", *extra])
@@ -345,6 +346,13 @@ def test_bfloat16_training_learns_and_exports_float32_weights(data, tmp_path, ca
     a, b = _weights(tmp_path / "bf16"), _weights(tmp_path / "fp32")
     assert all(a[k].dtype == np.float32 for k in a)
     assert not all(np.array_equal(a[k], b[k]) for k in a)  # it did compute in another arithmetic
+
+
+def test_a_peak_below_the_default_final_rate_ends_at_the_peak(data, tmp_path):
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "m"), "--steps", "2", "--batch-size", "2",
+                 "--dim", "32", "--layers", "1", "--warmup", "1", "--lr", "5e-5", "--no-quantize"]) == 0
+    summary = json.loads((tmp_path / "m" / "train-summary.json").read_text())
+    assert summary["lr"] == summary["min_lr"] == 5e-5
 
 
 def test_the_last_step_reaches_the_final_learning_rate():

@@ -135,6 +135,9 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig.lr must be a finite number > 0, got {self.lr}")
         if not (math.isfinite(self.min_lr) and self.min_lr >= 0):
             raise ConfigError(f"TrainConfig.min_lr must be a finite number >= 0, got {self.min_lr}")
+        if self.min_lr > self.lr:
+            raise ConfigError(f"TrainConfig.min_lr must be at most TrainConfig.lr ({self.lr}): the schedule decays "
+                              f"from the peak to it, got {self.min_lr}")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise ConfigError(f"TrainConfig.weight_decay must be a finite number >= 0, got {self.weight_decay}")
 
