@@ -637,8 +637,8 @@ def train(
     batch_size: Annotated[int, typer.Option(help="Sequences per step.")] = 64,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 3e-3,
     min_lr: Annotated[float | None, typer.Option(
-        help="Learning rate at the last step, after a cosine decay from the peak (default 1e-4, or --lr when "
-             "that is lower).")] = None,
+        help="Learning rate the cosine decay from the peak ends at (default 1e-4, or --lr when that is "
+             "lower).")] = None,
     warmup: Annotated[int, typer.Option(help="Steps of linear learning-rate warm-up.")] = 200,
     seed: Annotated[int, typer.Option(help="Seed (model init and batch order).")] = 0,
     threads: Annotated[int, typer.Option(help="CPU threads for training.")] = 2,

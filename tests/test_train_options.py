@@ -329,23 +329,83 @@ def test_precision_is_chosen_for_the_device_and_named_when_unknown():
         TrainConfig(precision="half")
 
 
-def test_bfloat16_training_learns_and_exports_float32_weights(data, tmp_path, capsys):
+def _train_blocksworld(data, out, **config):
+    from planner.env.blocksworld import DOMAIN_PDDL
+    from planner.env.pddl import domain_schemas
+    from planner.training.train import TrainConfig, train
+    from planner.world.gguf_io import LlamaShape
+
+    _, predicates, actions = domain_schemas(DOMAIN_PDDL, source="blocksworld")
+    cfg = TrainConfig(**{"steps": 40, "batch_size": 8, "warmup": 5, "lr": 1e-2, "eval_every": 10,
+                         "shape": LlamaShape(dim=32, n_layers=1, n_heads=1, ffn_dim=128, context=128), **config})
+    return train(train_path=data / "train.jsonl", val_path=data / "val.jsonl", out_dir=out, predicates=predicates,
+                 actions=actions, domain="blocksworld", config=cfg)
+
+
+def test_bfloat16_training_learns_and_exports_float32_weights(data, tmp_path):
     """bf16 autocasts the forward pass; the weights, and so the exported model, stay float32,
-    and the loss falls as in float32 (the same batches, rounding apart)."""
-    args = ["train", "--data", str(data), "--batch-size", "8", "--dim", "32", "--layers", "1", "--warmup", "5",
-            "--steps", "40", "--lr", "1e-2", "--no-quantize"]
-    assert main([*args, "--out", str(tmp_path / "bf16"), "--precision", "bf16"]) == 0
-    assert main([*args, "--out", str(tmp_path / "fp32")]) == 0
-    assert "(bf16)" in capsys.readouterr().out
-    runs = {name: json.loads((tmp_path / name / "train-summary.json").read_text()) for name in ("bf16", "fp32")}
+    and the model learns as in float32 (the same batches, rounding apart)."""
+    runs = {p: _train_blocksworld(data, tmp_path / p, precision=p) for p in ("bf16", "fp32")}
     assert runs["bf16"]["precision"] == "bf16" and runs["fp32"]["precision"] == "fp32"
-    first, last = runs["bf16"]["history"][0], runs["bf16"]["history"][-1]
-    assert last["step"] == 40 and last["val_token_acc"] > 0.5
-    assert abs(last["val_token_acc"] - runs["fp32"]["history"][-1]["val_token_acc"]) < 0.1
-    assert first is last or first["loss"] >= last["loss"]
+    history = runs["bf16"]["history"]
+    assert [h["step"] for h in history] == [10, 20, 30, 40]
+    assert history[-1]["loss"] < history[0]["loss"] and history[-1]["val_token_acc"] > 0.5
+    assert abs(history[-1]["val_token_acc"] - runs["fp32"]["history"][-1]["val_token_acc"]) < 0.1
     a, b = _weights(tmp_path / "bf16"), _weights(tmp_path / "fp32")
     assert all(a[k].dtype == np.float32 for k in a)
     assert not all(np.array_equal(a[k], b[k]) for k in a)  # it did compute in another arithmetic
+
+
+@pytest.mark.parametrize(("setting", "other"), [("precision", "bf16"), ("min_lr", 5e-4), ("lr", 2e-2)])
+def test_a_checkpoint_resumes_only_with_the_settings_it_was_trained_with(data, tmp_path, setting, other):
+    from planner.errors import ConfigError
+
+    _train_blocksworld(data, tmp_path / "m", steps=20)
+    with pytest.raises(ConfigError, match=f"trained with {setting} .*this run asks for {other!r}.*--fresh"):
+        _train_blocksworld(data, tmp_path / "m", steps=30, **{setting: other})
+    assert _train_blocksworld(data, tmp_path / "m", steps=30)["steps"] == 30  # the same settings go on
+
+
+def test_a_checkpoint_updates_as_the_device_of_the_run_wants(tmp_path):
+    """Whether AdamW is fused is the resuming run's choice (its device's), not the checkpoint's."""
+    import torch
+
+    from planner.training.train import _load_checkpoint, _save_checkpoint
+
+    model = torch.nn.Linear(3, 3)
+    fused = torch.optim.AdamW(model.parameters(), fused=True)
+    model(torch.ones(1, 3)).sum().backward()
+    fused.step()
+    path = tmp_path / "checkpoint.pt"
+    _save_checkpoint(path, model, fused, 1, {})
+    plain = torch.optim.AdamW(model.parameters())
+    assert _load_checkpoint(path, model, plain, fused=False)[0] == 1
+    assert not plain.param_groups[0]["fused"]
+    again = torch.optim.AdamW(model.parameters(), fused=True)
+    _load_checkpoint(path, model, again, fused=True)
+    assert again.param_groups[0]["fused"] is True
+
+
+def test_float32_products_are_ieee_unless_tf32_and_the_switch_is_put_back():
+    import torch
+
+    from planner.training.train import _matmul_precision
+
+    matmul = torch.backends.cuda.matmul
+    if not hasattr(matmul, "fp32_precision"):
+        pytest.skip(f"PyTorch {torch.__version__} has only the legacy TF32 switch")
+    torch.set_float32_matmul_precision("high")  # a process that chose TF32 for itself
+    try:
+        for precision in ("fp32", "bf16"):
+            with _matmul_precision(precision):
+                assert matmul.fp32_precision == "ieee"
+        with pytest.raises(RuntimeError, match="boom"), _matmul_precision("tf32"):
+            assert matmul.fp32_precision == "tf32"
+            torch.set_float32_matmul_precision("highest")
+            raise RuntimeError("boom")
+        assert matmul.fp32_precision == "tf32"  # the process's own choice again
+    finally:
+        torch.set_float32_matmul_precision("highest")
 
 
 def test_a_peak_below_the_default_final_rate_ends_at_the_peak(data, tmp_path):
@@ -355,7 +415,7 @@ def test_a_peak_below_the_default_final_rate_ends_at_the_peak(data, tmp_path):
     assert summary["lr"] == summary["min_lr"] == 5e-5
 
 
-def test_the_last_step_reaches_the_final_learning_rate():
+def test_the_schedule_decays_to_the_final_learning_rate():
     from planner.training.train import TrainConfig, lr_at
 
     cfg = TrainConfig(steps=100, warmup=10, lr=2e-3, min_lr=1e-5)

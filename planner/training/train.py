@@ -207,36 +207,48 @@ def resolve_precision(name: str, device: torch.device) -> str:
     Raises :class:`~planner.errors.ConfigError` naming ``name`` when it is no precision, or
     ``tf32`` off a CUDA device (the CPU has no TensorFloat-32 units)."""
     if name not in PRECISIONS:
-        raise ConfigError(f"the training precision must be one of {', '.join(PRECISIONS)}, got {name!r}")
+        raise ConfigError(f"TrainConfig.precision must be one of {', '.join(PRECISIONS)}, got {name!r}")
     if name == "auto":
         return "tf32" if device.type == "cuda" else "fp32"
     if name == "tf32" and device.type != "cuda":
-        raise ConfigError(f"training precision 'tf32' needs a CUDA device, not {device.type!r} (use fp32 or bf16)")
+        raise ConfigError(f"TrainConfig.precision 'tf32' needs a CUDA device, not {device.type!r} (use fp32 or "
+                          "bf16)")
     return name
 
 
 @contextlib.contextmanager
 def _matmul_precision(precision: str) -> Iterator[None]:
-    """Let CUDA matrix products use TensorFloat-32 while training in ``tf32`` (PyTorch's global
-    switches, put back afterwards)."""
-    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    if precision == "tf32":
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    """Set how CUDA multiplies float32 matrices for ``precision``: on the TensorFloat-32 units
+    for ``tf32``, in full float32 otherwise (whatever the process had set, e.g. with
+    ``torch.set_float32_matmul_precision``); PyTorch's switch is put back afterwards."""
+    matmul = torch.backends.cuda.matmul
+    if hasattr(matmul, "fp32_precision"):  # PyTorch 2.9+: reading the legacy switch may raise
+        before = matmul.fp32_precision
+        matmul.fp32_precision = "tf32" if precision == "tf32" else "ieee"
+        try:
+            yield
+        finally:
+            matmul.fp32_precision = before
+        return
+    legacy = matmul.allow_tf32
+    matmul.allow_tf32 = precision == "tf32"
     try:
         yield
     finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+        matmul.allow_tf32 = legacy
 
 
 _worker_state: tuple[list[Encoded], Vocabulary, int, int, np.ndarray | None] | None = None
 
 
-def _init_worker(payload: bytes) -> None:
-    """Set up a batch worker from the pickled ``(examples, vocab, seed, batch_size, p)``."""
+def _init_worker(payload: bytearray) -> None:
+    """Set up a batch worker from the pickled ``(examples, vocab, seed, batch_size, p)``, then
+    empty ``payload`` (the pool keeps its initial arguments for the worker's lifetime)."""
     global _worker_state
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the training loop's to handle
     torch.set_num_threads(1)
     _worker_state = pickle.loads(payload)
+    del payload[:]
 
 
 def _worker_batch(step: int) -> tuple[np.ndarray, np.ndarray]:
@@ -265,7 +277,7 @@ def batches(examples: list[Encoded], vocab: Vocabulary, *, seed: int, first: int
     # (pickling hundreds of thousands of examples again for each worker took seconds apiece).
     context = multiprocessing.get_context("spawn")
     ahead: deque[AsyncResult[tuple[np.ndarray, np.ndarray]]] = deque()
-    payload = pickle.dumps((examples, vocab, seed, batch_size, p), protocol=pickle.HIGHEST_PROTOCOL)
+    payload = bytearray(pickle.dumps((examples, vocab, seed, batch_size, p), protocol=pickle.HIGHEST_PROTOCOL))
     with context.Pool(workers, initializer=_init_worker, initargs=(payload,)) as pool:
         while True:
             while len(ahead) < 4 * workers and step < until():
@@ -293,21 +305,34 @@ def _save_checkpoint(path: Path, model: TinyLlama, opt: torch.optim.Optimizer, s
         torch.save(state, tmp)
 
 
-def _load_checkpoint(path: Path, model: TinyLlama, opt: torch.optim.Optimizer) -> tuple[int, dict[str, Any]]:
+def _load_checkpoint(path: Path, model: TinyLlama, opt: torch.optim.Optimizer, *,
+                     fused: bool) -> tuple[int, dict[str, Any]]:
     """Restore ``model`` and ``opt`` from ``path``: (steps done, its ``meta``: training seconds
-    so far, and the steps of the schedule where a time budget chose them).
+    so far, and the steps of the schedule where a time budget chose them). The optimizer updates
+    as this run's device wants (``fused``), wherever the checkpoint was written.
 
     Raises :class:`CheckpointError` naming the file when it cannot be restored.
     """
     try:
         ckpt = torch.load(path, weights_only=False, map_location="cpu")  # wherever it was trained
         model.load_state_dict(ckpt["model"])
+        for group in ckpt["opt"]["param_groups"]:  # a saved group's settings replace the new one's
+            group["fused"], group["foreach"] = (True, None) if fused else (None, None)
         opt.load_state_dict(ckpt["opt"])
         return int(ckpt["step"]), dict(ckpt["meta"])
     except Exception as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CheckpointError(f"cannot resume from {path}: {reason} (train without resuming to start "
                               "afresh)") from exc
+
+
+def _check_same_run(path: Path, meta: Mapping[str, Any], now: Mapping[str, Any]) -> None:
+    """Refuse to resume the checkpoint ``path`` with other settings than it was trained with
+    (``meta`` records them; older checkpoints did not, and are not checked)."""
+    for key, value in now.items():
+        if key in meta and meta[key] != value:
+            raise ConfigError(f"{path} was trained with {key} {meta[key]!r}, this run asks for {value!r}: resume it "
+                              "with the same settings, or start afresh (--fresh)")
 
 
 def _load_examples(path: str | Path, vocab: Vocabulary, predicates: Mapping[str, int], actions: Mapping[str, int],
@@ -369,6 +394,7 @@ def train(
     :class:`TrainingDataError` for data that does not fit, and :class:`CheckpointError` for a
     checkpoint that cannot be restored."""
     device = resolve_device(config.device)
+    precision = resolve_precision(config.precision, device)
     probe = min(PROBE_STEPS, config.warmup)
     # The first steps pay for start-up, and with loader workers for the batches they built ahead
     # of the clock: the rate is timed after those.
@@ -396,7 +422,6 @@ def train(
     model = model.to(device)
     draw = (sampling_weights([(parse_word(vocab.decode([e.action])[0])[0], bool(e.applicable)) for e in examples],
                              config.balance) if config.balance != 1 else None)
-    precision = resolve_precision(config.precision, device)
     on_gpu = device.type == "cuda"
     # one kernel for the whole update on a GPU (the same arithmetic, fewer launches)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.95),
@@ -404,7 +429,8 @@ def train(
     start_step = 0
     elapsed_before = 0.0
     if resuming:
-        start_step, meta = _load_checkpoint(ckpt_path, model, opt)
+        start_step, meta = _load_checkpoint(ckpt_path, model, opt, fused=on_gpu)
+        _check_same_run(ckpt_path, meta, {"precision": precision, "lr": config.lr, "min_lr": config.min_lr})
         if init is not None and meta.get("init") != str(init):  # the same run, again: it goes on
             raise ConfigError(f"--init starts a new run, but {out} holds the checkpoint of another one: give --fresh "
                               "to start over, or another --out")
@@ -444,7 +470,7 @@ def train(
                 config = replace(config, steps=total)
                 end = total if stop_at is None else max(probe, min(stop_at, total))
             evaluating = bool(val_examples) and (done_steps % config.eval_every == 0 or done_steps == end)
-            if done_steps % read_every == 0 or evaluating or done_steps >= end - 1:
+            if done_steps % read_every == 0 or evaluating or done_steps in (start_step + 1, end):
                 last_loss = loss.item()
             info = {"loss": last_loss, "lr": lr_at(step, config), "steps": float(end)}
             if evaluating:
@@ -453,6 +479,7 @@ def train(
             if done_steps % config.checkpoint_every == 0 or done_steps == end:
                 _save_checkpoint(ckpt_path, model, opt, done_steps, {
                     "train_seconds": elapsed_before + time.perf_counter() - started,
+                    "precision": precision, "lr": config.lr, "min_lr": config.min_lr,
                     **({"budget_steps": config.steps} if seconds is not None else {}),
                     **({"init": str(init)} if init is not None else {})})
             if progress is not None:
