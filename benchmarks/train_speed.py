@@ -31,6 +31,7 @@ from planner.training.train import (
     TrainConfig,
     _init_from_gguf,
     _matmul_precision,
+    _wait_for,
     make_batch,
     new_model,
     resolve_device,
@@ -56,14 +57,12 @@ def _time_steps(model: torch.nn.Module, batches: list[tuple[torch.Tensor, torch.
     with _matmul_precision(precision):
         for k, (tokens, targets) in enumerate(batches):
             if k == warmup:
-                if on_gpu:
-                    torch.cuda.synchronize(device)
+                _wait_for(device)
                 started = time.perf_counter()
             loss = training_step(model, opt, tokens, targets, device, autocast)
             if (k + 1) % (LOSS_READ_EVERY if current and on_gpu else 1) == 0:
                 loss.item()
-        if on_gpu:
-            torch.cuda.synchronize(device)
+        _wait_for(device)
     return time.perf_counter() - started
 
 

@@ -222,20 +222,16 @@ def _matmul_precision(precision: str) -> Iterator[None]:
     for ``tf32``, in full float32 otherwise (whatever the process had set, e.g. with
     ``torch.set_float32_matmul_precision``); PyTorch's switch is put back afterwards."""
     matmul = torch.backends.cuda.matmul
-    if hasattr(matmul, "fp32_precision"):  # PyTorch 2.9+: reading the legacy switch may raise
-        before = matmul.fp32_precision
-        matmul.fp32_precision = "tf32" if precision == "tf32" else "ieee"
-        try:
-            yield
-        finally:
-            matmul.fp32_precision = before
-        return
-    legacy = matmul.allow_tf32
-    matmul.allow_tf32 = precision == "tf32"
+    tf32 = precision == "tf32"
+    # PyTorch 2.9+ has a new switch, and reading the legacy one after it was used raises
+    switch, value = (("fp32_precision", "tf32" if tf32 else "ieee") if hasattr(matmul, "fp32_precision")
+                     else ("allow_tf32", tf32))
+    before = getattr(matmul, switch)
+    setattr(matmul, switch, value)
     try:
         yield
     finally:
-        matmul.allow_tf32 = legacy
+        setattr(matmul, switch, before)
 
 
 _worker_state: tuple[list[Encoded], Vocabulary, int, int, np.ndarray | None] | None = None
