@@ -361,9 +361,21 @@ def test_a_checkpoint_resumes_only_with_the_settings_it_was_trained_with(data, t
     from planner.errors import ConfigError
 
     _train_blocksworld(data, tmp_path / "m", steps=20)
-    with pytest.raises(ConfigError, match=f"trained with {setting} .*this run asks for {other!r}.*--fresh"):
+    option = "--" + setting.replace("_", "-")
+    with pytest.raises(ConfigError, match=f"trained with {option} .*this run asks for {other!r}.*--fresh"):
         _train_blocksworld(data, tmp_path / "m", steps=30, **{setting: other})
     assert _train_blocksworld(data, tmp_path / "m", steps=30)["steps"] == 30  # the same settings go on
+
+
+def test_a_finished_run_is_exported_again_whatever_its_settings(data, tmp_path):
+    """Nothing is left to train: the model is written again as it was, whatever precision the
+    machine exporting it would train in (a GPU run quantized on a CPU)."""
+    _train_blocksworld(data, tmp_path / "m", steps=20, precision="bf16")
+    before = _weights(tmp_path / "m")
+    summary = _train_blocksworld(data, tmp_path / "m", steps=20, precision="fp32", lr=5e-3)
+    assert summary["steps"] == 20 and summary["precision"] == "bf16" and summary["lr"] == 1e-2
+    after = _weights(tmp_path / "m")
+    assert all(np.array_equal(before[k], after[k]) for k in before)
 
 
 def test_a_checkpoint_updates_as_the_device_of_the_run_wants(tmp_path):

@@ -318,17 +318,19 @@ def _load_checkpoint(path: Path, model: TinyLlama, opt: torch.optim.Optimizer, *
         return int(ckpt["step"]), dict(ckpt["meta"])
     except Exception as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CheckpointError(f"cannot resume from {path}: {reason} (train without resuming to start "
-                              "afresh)") from exc
+        raise CheckpointError(f"cannot resume from {path}: {reason} (start afresh with --fresh, or give "
+                              "another --out)") from exc
 
 
 def _check_same_run(path: Path, meta: Mapping[str, Any], now: Mapping[str, Any]) -> None:
-    """Refuse to resume the checkpoint ``path`` with other settings than it was trained with
-    (``meta`` records them; older checkpoints did not, and are not checked)."""
-    for key, value in now.items():
+    """Refuse to train on from the checkpoint ``path`` with other settings than it was trained
+    with (``now``: option name → this run's value; ``meta`` records them by the name without
+    dashes; older checkpoints did not, and are not checked)."""
+    for option, value in now.items():
+        key = option.lstrip("-").replace("-", "_")
         if key in meta and meta[key] != value:
-            raise ConfigError(f"{path} was trained with {key} {meta[key]!r}, this run asks for {value!r}: resume it "
-                              "with the same settings, or start afresh (--fresh)")
+            raise ConfigError(f"{path} was trained with {option} {meta[key]!r}, this run asks for {value!r}: resume "
+                              "it with the same settings, or start afresh (--fresh)")
 
 
 def _load_examples(path: str | Path, vocab: Vocabulary, predicates: Mapping[str, int], actions: Mapping[str, int],
@@ -426,7 +428,6 @@ def train(
     elapsed_before = 0.0
     if resuming:
         start_step, meta = _load_checkpoint(ckpt_path, model, opt, fused=on_gpu)
-        _check_same_run(ckpt_path, meta, {"precision": precision, "lr": config.lr, "min_lr": config.min_lr})
         if init is not None and meta.get("init") != str(init):  # the same run, again: it goes on
             raise ConfigError(f"--init starts a new run, but {out} holds the checkpoint of another one: give --fresh "
                               "to start over, or another --out")
@@ -434,7 +435,7 @@ def train(
         if seconds is not None:  # the schedule the budget chose goes on
             if "budget_steps" not in meta:
                 raise ConfigError(f"{ckpt_path} was trained to a number of steps, not a time budget: resume it "
-                                  "with those steps, or start afresh")
+                                  "with those steps, or start afresh (--fresh)")
             config = replace(config, steps=int(meta["budget_steps"]))
     budgeted = seconds is not None and start_step == 0
     started = time.perf_counter()
@@ -442,6 +443,12 @@ def train(
     end = config.steps if stop_at is None else max(0, min(stop_at, config.steps))
     if budgeted:
         end = probe  # until the rate is known (warm-up steps: their rate does not depend on the total)
+    if resuming and start_step < end:
+        _check_same_run(ckpt_path, meta, {"--precision": precision, "--lr": config.lr, "--min-lr": config.min_lr})
+    elif resuming:  # nothing left to train, so it may be exported anywhere (e.g. quantized off the GPU): the
+        # summary says how it was trained
+        precision = meta.get("precision", precision)
+        config = replace(config, lr=meta.get("lr", config.lr), min_lr=meta.get("min_lr", config.min_lr))
     model.train()
     timed_from = started
     stream = batches(examples, vocab, seed=config.seed, first=start_step, until=lambda: end,
