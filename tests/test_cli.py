@@ -153,6 +153,33 @@ def test_interrupt_during_startup_prints_no_traceback(bw_files, tmp_path, delay)
     assert err.strip().splitlines()[-1] == "planner: error: interrupted"
 
 
+def test_a_sigterm_swallowed_during_startup_still_ends_the_command(monkeypatch, capsys):
+    """A library that catches the interrupt while the command imports (``except BaseException``)
+    does not make the command run on: the SIGTERM is remembered."""
+    import os
+    import signal
+
+    from planner import console
+
+    ran = []
+
+    def swallowing_import():
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+        except BaseException:  # noqa: BLE001 - the library's fault this test plays
+            pass
+        return lambda: ran.append(True) or 0
+
+    monkeypatch.setattr(console, "_import_command", swallowing_import)
+    monkeypatch.setattr(console, "_terminated", False)
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        assert console.main() == 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert ran == [] and capsys.readouterr().err == "planner: error: interrupted\n"
+
+
 def test_resume_from_the_command_line(bw_files, capsys, tmp_path):
     from planner.io import read_jsonl
 
