@@ -672,6 +672,10 @@ def train(
         help="Arithmetic of the matrix products: fp32; tf32 (CUDA's TensorFloat-32 units); bf16 (forward pass "
              "in bfloat16); auto: tf32 on CUDA, fp32 on the CPU. Weights and the exported model are float32 "
              "in every case.")] = "auto",
+    shuffle_objects: Annotated[float, typer.Option(
+        help="Chance (0..1) that a training sequence's objects are renamed by a random permutation of their "
+             "placeholders, so the model learns rules from the facts, not from where the objects' names sort "
+             "(0: none).")] = 0.0,
     init: Annotated[Path | None, typer.Option(
         "--init", help="Start from this GGUF world model's weights (F32, F16 or Q8_0) instead of random ones, "
                        "e.g. to go on training a model with more data or another --balance: its schema, shape "
@@ -730,7 +734,8 @@ def train(
                           min_lr=min_lr if min_lr is not None else min(TrainConfig.min_lr, lr),
                           warmup=warmup, seed=seed, threads=threads, shape=shape,
                           max_objects=max_objects if max_objects is not None else objects, device=device,
-                          loader_workers=loader_workers, balance=balance, precision=precision)
+                          loader_workers=loader_workers, balance=balance, precision=precision,
+                          shuffle_objects=shuffle_objects)
         resolve_precision(precision, chosen)
     except ConfigError as exc:  # name the option, not the field behind it
         raise ConfigError(re.sub(r"TrainConfig\.(\w+)", lambda m: "--" + m.group(1).replace("_", "-"),

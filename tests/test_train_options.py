@@ -72,15 +72,22 @@ def test_a_missing_gpu_is_a_clear_error_and_auto_falls_back_to_the_cpu():
             resolve_device("cuda")
 
 
-def test_worker_processes_build_the_same_batches_in_the_same_order(data):
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_worker_processes_build_the_same_batches_in_the_same_order(data, shuffled):
+    from planner.training.data import ObjectShuffle
     from planner.training.train import batches
 
     examples, vocab = _examples(data)
-    here = list(batches(examples, vocab, seed=3, first=5, until=lambda: 12, batch_size=8))
-    ahead = list(batches(examples, vocab, seed=3, first=5, until=lambda: 12, batch_size=8, workers=2))
+    shuffle = ObjectShuffle.of(vocab, 8, 0.5) if shuffled else None
+    here = list(batches(examples, vocab, seed=3, first=5, until=lambda: 12, batch_size=8, shuffle=shuffle))
+    ahead = list(batches(examples, vocab, seed=3, first=5, until=lambda: 12, batch_size=8, workers=2,
+                         shuffle=shuffle))
     assert len(here) == len(ahead) == 7
     for (t1, g1), (t2, g2) in zip(here, ahead, strict=True):
         assert np.array_equal(t1.numpy(), t2.numpy()) and np.array_equal(g1.numpy(), g2.numpy())
+    if shuffled:  # and the renaming did happen
+        plain = list(batches(examples, vocab, seed=3, first=5, until=lambda: 12, batch_size=8))
+        assert any(not np.array_equal(a.numpy(), b.numpy()) for (a, _), (b, _) in zip(here, plain, strict=True))
 
 
 def test_the_end_may_move_while_batches_are_consumed(data):
@@ -139,7 +146,9 @@ def test_a_time_budget_chooses_the_steps_and_steps_repeat_the_run(data, tmp_path
      (["--precision", "fp16"], "--precision must be one of auto, fp32, tf32, bf16, got 'fp16'"),
      (["--precision", "tf32"], "precision 'tf32' needs a CUDA device, not 'cpu'"),
      (["--min-lr", "-1"], "--min-lr must be a finite number >= 0, got -1.0"),
-     (["--min-lr", "0.01"], r"--min-lr must be at most --lr \(0.003\).*got 0.01")],
+     (["--min-lr", "0.01"], r"--min-lr must be at most --lr \(0.003\).*got 0.01"),
+     (["--shuffle-objects", "1.5"], "--shuffle-objects must be a number in 0..1, got 1.5"),
+     (["--shuffle-objects", "nan"], "--shuffle-objects must be a number in 0..1, got nan")],
 )
 def test_bad_training_requests_are_named(data, tmp_path, capsys, extra, match):
     code = main(["train", "--data", str(data), "--out", str(tmp_path / "m"), "--no-quantize", *extra])
@@ -356,7 +365,8 @@ def test_bfloat16_training_learns_and_exports_float32_weights(data, tmp_path):
     assert not all(np.array_equal(a[k], b[k]) for k in a)  # it did compute in another arithmetic
 
 
-@pytest.mark.parametrize(("setting", "other"), [("precision", "bf16"), ("min_lr", 5e-4), ("lr", 2e-2)])
+@pytest.mark.parametrize(("setting", "other"), [("precision", "bf16"), ("min_lr", 5e-4), ("lr", 2e-2),
+                                               ("shuffle_objects", 0.5)])
 def test_a_checkpoint_resumes_only_with_the_settings_it_was_trained_with(data, tmp_path, setting, other):
     from planner.errors import ConfigError
 
@@ -434,3 +444,18 @@ def test_the_schedule_decays_to_the_final_learning_rate():
     assert lr_at(9, cfg) == pytest.approx(2e-3)
     assert lr_at(100, cfg) == pytest.approx(1e-5)
     assert all(lr_at(k, cfg) >= lr_at(k + 1, cfg) for k in range(10, 100))
+
+
+def test_a_run_renaming_objects_learns_and_says_how_often_it_renamed(data, tmp_path):
+    """--shuffle-objects: the loss falls as without it, the batches differ, and the summary
+    (and so the model file) records the chance."""
+    from planner.world.gguf_io import read_model_info
+
+    summary = _train_blocksworld(data, tmp_path / "m", shuffle_objects=0.5)
+    history = summary["history"]
+    assert summary["shuffle_objects"] == 0.5 and history[-1]["loss"] < history[0]["loss"]
+    assert history[-1]["val_token_acc"] > 0.5
+    assert read_model_info(tmp_path / "m" / "model-f32.gguf").training["shuffle_objects"] == 0.5
+    _train_blocksworld(data, tmp_path / "plain")  # the same run without renaming trains on other batches
+    shuffled, plain = _weights(tmp_path / "m"), _weights(tmp_path / "plain")
+    assert not all(np.array_equal(shuffled[k], plain[k]) for k in plain)

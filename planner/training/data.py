@@ -14,12 +14,20 @@ many as the problem's goal has (all of them where there are fewer):
 ``done`` is always recomputed from the chosen goal, so labels stay exact (an empty goal, which
 an environment whose goal is no conjunction of facts leaves, is never reached), and goals are
 written in the order the runtime writes them.
+
+The runtime names a problem's objects ``x1 … xn`` in the sorted order of their names, so the
+number a kind of object gets follows from the *names* of the others (``desk_1`` comes just
+before ``desklamp_1``, ``sidetable_1`` after it). A model can learn such an accident of naming
+instead of the rule, and fail on new scenes where it does not hold. :class:`ObjectShuffle`
+renames a sequence's objects by a random permutation of its placeholders (the same transition
+with other names, its facts written again in the runtime's order), so that only the facts say
+which object is which.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,11 +36,11 @@ from planner.data.collect import TransitionRecord, read_records
 from planner.errors import CodecError, PlannerError
 from planner.training.errors import TrainingDataError
 from planner.types import Action, Prediction, State
-from planner.world.codec import DONE, MARKERS, FactDeltaCodec, parse_atom, prompt_prefix, prompt_suffix
+from planner.world.codec import DEL, DONE, MARKERS, FactDeltaCodec, parse_atom, parse_word, prompt_prefix, prompt_suffix
 from planner.world.vocab import Vocabulary, ground_words
 
 __all__ = [
-    "Encoded", "TrainingDataError", "check_fits", "encode_records", "load_records",
+    "Encoded", "ObjectShuffle", "TrainingDataError", "check_fits", "encode_records", "load_records",
     "longest_sequence", "sample_sequence",
 ]
 
@@ -44,7 +52,8 @@ class Encoded:
     ``goal_next``/``goal_now`` the ids of the goal facts (usable in relabelled goals) of the next
     and the current state; ``fact_pool`` every goal fact over the problem's objects; ``answer``
     the answer ids with ``cont`` at the end (``done`` is decided per sample); ``rank`` maps a
-    token id to its word's place in the runtime's order (shared by all examples).
+    token id to its word's place in the runtime's order (shared by all examples); ``objects``
+    the problem's number of objects (placeholders ``x1 … x{objects}``).
     """
 
     goal: np.ndarray
@@ -57,6 +66,7 @@ class Encoded:
     goal_now: np.ndarray
     fact_pool: np.ndarray
     rank: np.ndarray
+    objects: int = 0
 
 
 def load_records(path: str | Path, *, limit: int | None = None) -> list[TransitionRecord]:
@@ -146,6 +156,7 @@ def _encode(r: TransitionRecord, codec: FactDeltaCodec, vocab: Vocabulary, predi
         goal_now=goal_facts(state),
         fact_pool=_word_ids(pool_words, vocab),
         rank=rank,
+        objects=len(r.objects),
     )
 
 
@@ -166,10 +177,103 @@ def check_fits(examples: Iterable[Encoded], context: int) -> None:
                                     f"model's context of {context}: train with a larger context or fewer objects")
 
 
+@dataclass(frozen=True)
+class ObjectShuffle:
+    """Renames the objects of training examples (see the module's description).
+
+    Build it with :meth:`of`; :meth:`apply` renames one example by a permutation drawn from
+    ``rng``. Every token is a name with placeholder arguments (markers and facts without
+    arguments have none, and keep their id): a token's image is the word with the same name
+    and the permuted arguments, found by its key (name index and arguments written in base
+    ``radix``) among the vocabulary's sorted keys.
+
+    Attributes:
+        probability: the chance that :func:`sample_sequence` renames a sequence (0..1).
+        names: token id → index of its name.
+        args: token id → its arguments' placeholder numbers (``1`` for ``x1``), ``0`` past its arity.
+        keys: every token's key, sorted; ``ids``: the token ids in that order.
+        radix: one more than the number of placeholders.
+    """
+
+    probability: float
+    names: np.ndarray
+    args: np.ndarray
+    keys: np.ndarray
+    ids: np.ndarray
+    radix: int
+
+    @classmethod
+    def of(cls, vocab: Vocabulary, max_objects: int, probability: float) -> ObjectShuffle:
+        """The renaming for ``vocab``'s words over ``max_objects`` placeholders.
+
+        Raises :class:`TrainingDataError` naming a word with an argument that is no placeholder."""
+        numbers = {f"x{i + 1}": i + 1 for i in range(max_objects)}
+        word_of = {tid: w for w, tid in vocab.word_ids.items()}
+        parsed = [parse_word(word_of[tid]) if tid in word_of else (f"\0{tid}", ()) for tid in range(len(vocab))]
+        arity = max((len(a) for _, a in parsed), default=0)
+        name_index: dict[str, int] = {}
+        names = np.zeros(len(parsed), dtype=np.int64)
+        args = np.zeros((len(parsed), arity), dtype=np.int64)
+        for tid, (name, word_args) in enumerate(parsed):  # tokens that are no word (pieces) keep their id
+            names[tid] = name_index.setdefault(name, len(name_index))
+            for k, a in enumerate(word_args):
+                if a not in numbers:
+                    raise TrainingDataError(f"word {word_of[tid]!r} has an argument that is no placeholder: {a!r}")
+                args[tid, k] = numbers[a]
+        radix = max_objects + 1
+        keys = cls._key(names, args, radix)
+        order = np.argsort(keys, kind="stable")
+        return cls(probability=float(probability), names=names, args=args, keys=keys[order],
+                   ids=order.astype(np.int64), radix=radix)
+
+    @staticmethod
+    def _key(names: np.ndarray, args: np.ndarray, radix: int) -> np.ndarray:
+        key = names.copy()
+        for k in range(args.shape[1]):
+            key = key * radix + args[:, k]
+        return key
+
+    def rename(self, tokens: np.ndarray, perm: np.ndarray) -> np.ndarray:
+        """``tokens`` with each placeholder ``xi`` renamed ``x{perm[i]}`` (``perm[0] == 0``)."""
+        tokens = np.asarray(tokens, dtype=np.int64)
+        if not len(tokens):
+            return tokens
+        keys = self._key(self.names[tokens], perm[self.args[tokens]], self.radix)
+        return self.ids[np.searchsorted(self.keys, keys)]
+
+    def apply(self, ex: Encoded, rng: np.random.Generator, vocab: Vocabulary) -> Encoded:
+        """``ex`` with its ``ex.objects`` objects renamed by a random permutation (:meth:`permuted`)."""
+        perm = np.arange(self.radix)
+        perm[1:ex.objects + 1] = rng.permutation(ex.objects) + 1
+        return self.permuted(ex, perm, vocab)
+
+    def permuted(self, ex: Encoded, perm: np.ndarray, vocab: Vocabulary) -> Encoded:
+        """``ex`` with each ``xi`` renamed ``x{perm[i]}`` (``perm``: a permutation of ``0 …
+        radix - 1`` that keeps ``0``), its facts written again in the runtime's order: the
+        example of the same transition with its objects so renamed."""
+
+        def facts(tokens: np.ndarray) -> np.ndarray:
+            out = self.rename(tokens, perm)
+            return out[np.argsort(ex.rank[out], kind="stable")]
+
+        answer = self.rename(ex.answer, perm)
+        if ex.applicable:  # ok add <facts> del <facts> cont: each list in the runtime's order
+            ids = vocab.word_ids
+            at_del = int(np.flatnonzero(answer == ids[DEL])[0])
+            answer = np.concatenate([answer[:2], facts(ex.answer[2:at_del]), answer[at_del:at_del + 1],
+                                     facts(ex.answer[at_del + 1:-1]), answer[-1:]])
+        return replace(ex, goal=facts(ex.goal), state=facts(ex.state), action=int(self.rename(np.array([ex.action]),
+                       perm)[0]), answer=answer, next_state=facts(ex.next_state), goal_next=facts(ex.goal_next),
+                       goal_now=facts(ex.goal_now), fact_pool=self.rename(ex.fact_pool, perm))
+
+
 def sample_sequence(ex: Encoded, vocab: Vocabulary, rng: np.random.Generator, *,
-                    relabel: bool = True) -> tuple[list[int], int]:
-    """A training sequence and the index where the answer starts (loss from there on)."""
+                    relabel: bool = True, shuffle: ObjectShuffle | None = None) -> tuple[list[int], int]:
+    """A training sequence and the index where the answer starts (loss from there on); with
+    ``shuffle``, its objects renamed with that probability (:class:`ObjectShuffle`)."""
     ids = vocab.word_ids
+    if shuffle is not None and shuffle.probability > 0 and ex.objects > 1 and rng.random() < shuffle.probability:
+        ex = shuffle.apply(ex, rng, vocab)
     goal = ex.goal
     if relabel:
         size = max(1, len(ex.goal))

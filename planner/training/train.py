@@ -27,7 +27,7 @@ import torch
 from planner.cores import available_cores
 from planner.errors import ConfigError
 from planner.io import atomic_output, atomic_write_text
-from planner.training.data import Encoded, check_fits, encode_records, load_records, sample_sequence
+from planner.training.data import Encoded, ObjectShuffle, check_fits, encode_records, load_records, sample_sequence
 from planner.training.errors import CheckpointError, TrainingDataError
 from planner.training.model import EMBEDDINGS, Factoring, TinyLlama, resolve_embeddings
 from planner.world.codec import CODEC_NAME, CODEC_VERSION, domain_vocabulary, parse_word
@@ -88,6 +88,10 @@ class TrainConfig:
             TensorFloat-32 units (10-bit mantissa inputs); ``"bf16"``: float32 weights, the
             forward pass autocast to bfloat16; ``"auto"``: ``tf32`` on CUDA, ``fp32`` on the CPU.
             The weights are float32 in every case, and so is the exported model.
+        shuffle_objects: the chance (0..1) that a training sequence's objects are renamed by a
+            random permutation of its placeholders (:class:`~planner.training.data.ObjectShuffle`):
+            the model then learns rules from the facts alone, not from where names happen to
+            sort. ``0`` (the default) renames none.
 
     Raises :class:`~planner.errors.ConfigError` naming a value out of range.
     """
@@ -109,6 +113,7 @@ class TrainConfig:
     loader_workers: int = 0
     balance: float = 1.0
     precision: str = "auto"
+    shuffle_objects: float = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.device, str) or not DEVICE_PATTERN.fullmatch(self.device):
@@ -120,6 +125,9 @@ class TrainConfig:
         if isinstance(self.balance, bool) or not isinstance(self.balance, (int, float)) \
                 or not (math.isfinite(self.balance) and 0 <= self.balance <= 1):
             raise ConfigError(f"TrainConfig.balance must be a number in 0..1, got {self.balance!r}")
+        if isinstance(self.shuffle_objects, bool) or not isinstance(self.shuffle_objects, (int, float)) \
+                or not (math.isfinite(self.shuffle_objects) and 0 <= self.shuffle_objects <= 1):
+            raise ConfigError(f"TrainConfig.shuffle_objects must be a number in 0..1, got {self.shuffle_objects!r}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"TrainConfig.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.embeddings not in EMBEDDINGS:
@@ -150,11 +158,13 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 
 def make_batch(examples: list[Encoded], vocab: Vocabulary, rng: np.random.Generator, batch_size: int,
-               relabel: bool = True, p: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               relabel: bool = True, p: np.ndarray | None = None,
+               shuffle: ObjectShuffle | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Token ids (batch, time) and loss targets (-100 outside the answers); the examples are
-    drawn alike, or with probabilities ``p`` (:func:`sampling_weights`)."""
+    drawn alike, or with probabilities ``p`` (:func:`sampling_weights`), their objects renamed
+    as ``shuffle`` says."""
     picks = rng.integers(len(examples), size=batch_size) if p is None else rng.choice(len(examples), batch_size, p=p)
-    seqs = [sample_sequence(examples[i], vocab, rng, relabel=relabel) for i in picks]
+    seqs = [sample_sequence(examples[i], vocab, rng, relabel=relabel, shuffle=shuffle) for i in picks]
     width = max(len(s) for s, _ in seqs)
     tokens = np.full((batch_size, width), vocab.eos_id, dtype=np.int64)
     targets = np.full((batch_size, width), -100, dtype=np.int64)
@@ -234,11 +244,11 @@ def _matmul_precision(precision: str) -> Iterator[None]:
         setattr(matmul, switch, before)
 
 
-_worker_state: tuple[list[Encoded], Vocabulary, int, int, np.ndarray | None] | None = None
+_worker_state: tuple[list[Encoded], Vocabulary, int, int, np.ndarray | None, ObjectShuffle | None] | None = None
 
 
 def _init_worker(payload: bytearray) -> None:
-    """Set up a batch worker from the pickled ``(examples, vocab, seed, batch_size, p)``, then
+    """Set up a batch worker from the pickled ``(examples, vocab, seed, batch_size, p, shuffle)``, then
     empty ``payload`` (the pool keeps its initial arguments for the worker's lifetime)."""
     global _worker_state
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the training loop's to handle
@@ -249,23 +259,24 @@ def _init_worker(payload: bytearray) -> None:
 
 def _worker_batch(step: int) -> tuple[np.ndarray, np.ndarray]:
     assert _worker_state is not None, "batch worker not initialised"
-    examples, vocab, seed, batch_size, p = _worker_state
-    tokens, targets = make_batch(examples, vocab, np.random.default_rng([seed, step]), batch_size, p=p)
+    examples, vocab, seed, batch_size, p, shuffle = _worker_state
+    tokens, targets = make_batch(examples, vocab, np.random.default_rng([seed, step]), batch_size, p=p,
+                                 shuffle=shuffle)
     return tokens.numpy(), targets.numpy()
 
 
 def batches(examples: list[Encoded], vocab: Vocabulary, *, seed: int, first: int, until: Callable[[], int],
-            batch_size: int, workers: int = 0, p: np.ndarray | None = None
-            ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+            batch_size: int, workers: int = 0, p: np.ndarray | None = None,
+            shuffle: ObjectShuffle | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """The batches of steps ``first, first + 1, …`` while the step is below ``until()`` (read
     again before each step, so a caller may move the end while it trains): batch ``k`` is
     :func:`make_batch` with the generator seeded by ``(seed, k)``, built here (``workers=0``) or
     by ``workers`` processes a few steps ahead. The same batches either way. ``p``: each
-    example's probability of being drawn (``None``: alike)."""
+    example's probability of being drawn (``None``: alike); ``shuffle``: how objects are renamed."""
     step = first
     if workers <= 0:
         while step < until():
-            yield make_batch(examples, vocab, np.random.default_rng([seed, step]), batch_size, p=p)
+            yield make_batch(examples, vocab, np.random.default_rng([seed, step]), batch_size, p=p, shuffle=shuffle)
             step += 1
         return
     # spawn: a forked child of a process that has started CUDA can use neither it nor PyTorch's
@@ -273,7 +284,7 @@ def batches(examples: list[Encoded], vocab: Vocabulary, *, seed: int, first: int
     # (pickling hundreds of thousands of examples again for each worker took seconds apiece).
     context = multiprocessing.get_context("spawn")
     ahead: deque[AsyncResult[tuple[np.ndarray, np.ndarray]]] = deque()
-    payload = bytearray(pickle.dumps((examples, vocab, seed, batch_size, p), protocol=pickle.HIGHEST_PROTOCOL))
+    payload = bytearray(pickle.dumps((examples, vocab, seed, batch_size, p, shuffle), protocol=pickle.HIGHEST_PROTOCOL))
     with context.Pool(workers, initializer=_init_worker, initargs=(payload,)) as pool:
         while True:
             while len(ahead) < 4 * workers and step < until():
@@ -444,15 +455,19 @@ def train(
     if budgeted:
         end = probe  # until the rate is known (warm-up steps: their rate does not depend on the total)
     if resuming and start_step < end:
-        _check_same_run(ckpt_path, meta, {"--precision": precision, "--lr": config.lr, "--min-lr": config.min_lr})
+        _check_same_run(ckpt_path, meta, {"--precision": precision, "--lr": config.lr, "--min-lr": config.min_lr,
+                                          "--shuffle-objects": config.shuffle_objects})
     elif resuming:  # nothing left to train, so it may be exported anywhere (e.g. quantized off the GPU): the
         # summary says how it was trained
         precision = meta.get("precision", precision)
-        config = replace(config, lr=meta.get("lr", config.lr), min_lr=meta.get("min_lr", config.min_lr))
+        config = replace(config, lr=meta.get("lr", config.lr), min_lr=meta.get("min_lr", config.min_lr),
+                         shuffle_objects=meta.get("shuffle_objects", config.shuffle_objects))
     model.train()
     timed_from = started
     stream = batches(examples, vocab, seed=config.seed, first=start_step, until=lambda: end,
-                     batch_size=config.batch_size, workers=config.loader_workers, p=draw)
+                     batch_size=config.batch_size, workers=config.loader_workers, p=draw,
+                     shuffle=ObjectShuffle.of(vocab, config.max_objects, config.shuffle_objects)
+                     if config.shuffle_objects else None)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     read_every = LOSS_READ_EVERY if on_gpu else 1
     last_loss = float("nan")
@@ -483,6 +498,7 @@ def train(
                 _save_checkpoint(ckpt_path, model, opt, done_steps, {
                     "train_seconds": elapsed_before + time.perf_counter() - started,
                     "precision": precision, "lr": config.lr, "min_lr": config.min_lr,
+                    "shuffle_objects": config.shuffle_objects,
                     **({"budget_steps": config.steps} if seconds is not None else {}),
                     **({"init": str(init)} if init is not None else {})})
             if progress is not None:
@@ -501,6 +517,7 @@ def train(
         "precision": precision,
         "lr": config.lr,
         "min_lr": config.min_lr,
+        "shuffle_objects": config.shuffle_objects,
         **({"init": str(init)} if init is not None else {}),
         "seed": config.seed,
         "train_seconds": round(train_seconds, 1),
