@@ -303,6 +303,17 @@ def _check_output(flag: str, path: Path | None) -> None:
         raise ConfigError(f"{flag} {path}: {parent} is not a folder")
 
 
+def _output_folder(flag: str, path: Path) -> None:
+    """Make the output folder ``path`` and check that it can be written, before any long work;
+    :class:`ConfigError` naming ``flag`` and the reason otherwise."""
+    from planner.io import FileWriteError, writable_folder
+
+    try:
+        writable_folder(path)
+    except FileWriteError as exc:
+        raise ConfigError(f"{flag}: {exc}") from None
+
+
 def _value(choice: Enum | None) -> str | None:
     return None if choice is None else str(choice.value)
 
@@ -548,6 +559,7 @@ def collect(
     if env_name is None and demos is not None:
         raise ConfigError("--demos needs --env (demonstrations are replayed in that environment)")
     parallel = workers is not None or ray is not None
+    _output_folder("--out", out_dir)
     if env_name is not None:
         _collect_env(out_dir, env_name, env_args, seeds=seeds, episodes_per_seed=episodes_per_seed,
                      max_steps=max_steps, behaviour=behaviour, demos=demos, seed=seed,
@@ -707,8 +719,7 @@ def train(
     train_file = data / "train.jsonl"
     if not train_file.is_file():
         raise ConfigError(f"no training data: {train_file} not found (run `planner collect` first)")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ConfigError(f"--out {out_dir} is a file, not a folder")
+    _output_folder("--out", out_dir)
     if init is not None:
         taken = {"--domain": domain, "--infer-schema": infer_schema or None, "--dim": dim, "--layers": layers,
                  "--context": context, "--max-objects": max_objects}
@@ -862,6 +873,7 @@ def learn(
     kwargs = parse_env_args(env_args)
     ranges = _parse_seed_ranges(seeds)
     make(env_name, seed=next(iter(ranges.values()))[0], **kwargs)  # a bad name or argument: exit 2 now
+    _output_folder("--out", out_dir)
     argv = ["planner", "learn", "--env", env_name, *[a for item in env_args or [] for a in ("--env-arg", item)],
             "--out", str(out_dir), "--minutes", f"{minutes:g}", "--seeds", seeds, "--seed", str(seed),
             *(["--steps", str(steps)] if steps is not None else []),

@@ -64,6 +64,7 @@ __all__ = [
     "iter_jsonl",
     "iter_jsonl_numbered",
     "read_jsonl",
+    "writable_folder",
 ]
 
 _NEW_FILE_MODE = 0o666
@@ -126,6 +127,32 @@ def _errors_name(path: str | Path) -> Iterator[None]:
         raise
     except OSError as exc:
         raise _write_error(path, _reason(exc, path), cause=exc) from exc
+
+
+# -- output folders -------------------------------------------------------------------------
+def writable_folder(path: str | Path) -> Path:
+    """Make the folder ``path`` (and its parents) and check that files can be made in it, so a
+    long job fails before it starts, not at its first write.
+
+    Raises :class:`FileWriteError` naming ``path``: when it, or a folder above it, is a file;
+    when it cannot be made; when a file cannot be created in it (read-only, no permission, no
+    space)."""
+    folder = Path(path)
+    for above in (folder, *folder.parents):
+        if above.exists() or above.is_symlink():
+            if not above.is_dir():
+                what = "it is" if above == folder else f"{above} is"
+                raise _write_error(path, f"{what} a file, not a folder")
+            break
+    with _errors_name(path):
+        folder.mkdir(parents=True, exist_ok=True)
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-check-", dir=folder)
+    except OSError as exc:
+        raise _write_error(path, f"no file can be made in it: {exc.strerror or exc}", cause=exc) from exc
+    os.close(fd)
+    os.unlink(probe)
+    return folder
 
 
 # -- permissions ----------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from planner.io import (
     current_umask,
     iter_jsonl_numbered,
     read_jsonl,
+    writable_folder,
 )
 
 
@@ -114,6 +115,26 @@ def test_no_space_is_a_file_write_error():
     with JsonlLog("/dev/full") as log, pytest.raises(FileWriteError, match="/dev/full"):
         log.write({"a": 1})
     assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+
+
+def test_an_output_folder_is_made_and_checked_before_any_work(tmp_path):
+    made = writable_folder(tmp_path / "a" / "b")
+    assert made.is_dir() and list(made.iterdir()) == []  # the probe file is gone
+    assert writable_folder(made) == made  # an existing folder is fine
+    afile = tmp_path / "afile"
+    afile.write_text("keep")
+    with pytest.raises(FileWriteError, match=f"cannot write {re.escape(str(afile))}: it is a file, not a folder"):
+        writable_folder(afile)
+    with pytest.raises(FileWriteError, match=f"{re.escape(str(afile))} is a file, not a folder"):
+        writable_folder(afile / "sub" / "deeper")
+    assert afile.read_text() == "keep" and not (tmp_path / "sub").exists()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
+def test_a_folder_where_no_file_can_be_made_is_named():
+    # /proc/self is a folder nobody, root included, can create files in
+    with pytest.raises(FileWriteError, match="cannot write /proc/self: no file can be made in it"):
+        writable_folder("/proc/self")
 
 
 def test_symlink_target_is_written_and_the_link_kept(tmp_path):

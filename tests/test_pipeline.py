@@ -108,6 +108,9 @@ def test_cli_errors_for_the_pipeline(tmp_path, capsys):
     assert main(["collect", "--blocks", "3", "--train-problems", "1", "--val-problems", "0",
                  "--test-problems", "0", "--out", str(tmp_path / "file")]) == 2
     assert "cannot write" in capsys.readouterr().err
+    out = tmp_path / "file" / "sub"  # under a file: named before anything is collected
+    assert main(["collect", "--env", "blocksworld-v0", "--seeds", "train=0-0", "--out", str(out)]) == 2
+    assert f"--out: cannot write {out}: {tmp_path / 'file'} is a file" in capsys.readouterr().err.replace("\n", " ")
 
 
 @needs_torch

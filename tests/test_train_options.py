@@ -319,8 +319,11 @@ def test_an_output_path_that_is_a_file_is_named(data, tmp_path, capsys):
     target = tmp_path / "model.gguf"
     target.write_text("not a folder")
     assert main(["train", "--data", str(data), "--out", str(target), "--steps", "1", "--no-quantize"]) == 2
-    assert f"--out {target} is a file" in capsys.readouterr().err.replace("\n", " ")
+    assert f"--out: cannot write {target}: it is a file, not a folder" in capsys.readouterr().err.replace("\n", " ")
     assert target.read_text() == "not a folder"
+    # a folder below a file, found before the data is read
+    assert main(["train", "--data", str(data), "--out", str(target / "sub"), "--steps", "1", "--no-quantize"]) == 2
+    assert f"--out: cannot write {target / 'sub'}: {target} is a file" in capsys.readouterr().err.replace("\n", " ")
 
 
 def test_precision_is_chosen_for_the_device_and_named_when_unknown():
@@ -459,3 +462,27 @@ def test_a_run_renaming_objects_learns_and_says_how_often_it_renamed(data, tmp_p
     _train_blocksworld(data, tmp_path / "plain")  # the same run without renaming trains on other batches
     shuffled, plain = _weights(tmp_path / "m"), _weights(tmp_path / "plain")
     assert not all(np.array_equal(shuffled[k], plain[k]) for k in plain)
+
+
+def test_a_checkpoint_of_another_shape_is_named_with_the_weight_that_differs(data, tmp_path, capsys):
+    args = ["train", "--data", str(data), "--out", str(tmp_path / "m"), "--steps", "2", "--batch-size", "2",
+            "--no-quantize", "--layers", "1"]
+    assert main([*args, "--dim", "32"]) == 0
+    capsys.readouterr()
+    assert main([*args, "--dim", "64", "--steps", "4"]) == 2
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert re.search(r"cannot resume from .*checkpoint.pt: it was trained with another model: weight \S+ is "
+                     r"\[(\d+, )?32\] there, \[(\d+, )?64\] in this run .*--fresh", err), err
+
+
+def test_a_run_from_a_model_goes_on_whatever_the_spelling_of_its_path(data, tmp_path, capsys):
+    args = ["train", "--data", str(data), "--batch-size", "2", "--no-quantize", "--layers", "1", "--dim", "32"]
+    assert main([*args, "--out", str(tmp_path / "a"), "--steps", "2"]) == 0
+    start = tmp_path / "a" / "model-f32.gguf"
+    (tmp_path / "link.gguf").symlink_to(start)
+    go_on = ["train", "--data", str(data), "--batch-size", "2", "--no-quantize", "--out", str(tmp_path / "b")]
+    assert main([*go_on, "--init", str(start), "--steps", "2"]) == 0
+    for steps, spelling in ((3, tmp_path / "a" / ".." / "a" / "model-f32.gguf"), (4, tmp_path / "link.gguf")):
+        assert main([*go_on, "--init", str(spelling), "--steps", str(steps)]) == 0, capsys.readouterr().err
+    assert main([*go_on, "--init", str(tmp_path / "b" / "model-f32.gguf"), "--steps", "5"]) == 2
+    assert "holds the checkpoint of another one" in capsys.readouterr().err.replace("\n", " ")

@@ -26,7 +26,7 @@ import torch
 
 from planner.cores import available_cores
 from planner.errors import ConfigError
-from planner.io import JsonlLog, atomic_write_text, read_jsonl
+from planner.io import JsonlLog, atomic_write_text, read_jsonl, writable_folder
 from planner.logs import get_logger
 from planner.training.errors import TrainingDataError
 from planner.training.model import TinyLlama
@@ -179,7 +179,7 @@ def train_text(train: Sequence[TextTransition], out_dir: str | Path, *, config: 
     torch.manual_seed(config.seed)
     torch.set_num_threads(max(1, min(config.threads, available_cores())))
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    writable_folder(out)  # a folder that cannot be written fails now, not at the first checkpoint
     vocab = build_vocabulary(train)
     examples, skipped = encode(train, vocab, context=config.shape.context)
     if not examples:

@@ -10,6 +10,7 @@ import contextlib
 import json
 import math
 import multiprocessing
+import os
 import pickle
 import re
 import signal
@@ -26,7 +27,7 @@ import torch
 
 from planner.cores import available_cores
 from planner.errors import ConfigError
-from planner.io import atomic_output, atomic_write_text
+from planner.io import atomic_output, atomic_write_text, writable_folder
 from planner.training.data import Encoded, ObjectShuffle, check_fits, encode_records, load_records, sample_sequence
 from planner.training.errors import CheckpointError, TrainingDataError
 from planner.training.model import EMBEDDINGS, Factoring, TinyLlama, resolve_embeddings
@@ -322,6 +323,7 @@ def _load_checkpoint(path: Path, model: TinyLlama, opt: torch.optim.Optimizer, *
     """
     try:
         ckpt = torch.load(path, weights_only=False, map_location="cpu")  # wherever it was trained
+        _check_shapes(ckpt["model"], model.state_dict())
         model.load_state_dict(ckpt["model"])
         for group in ckpt["opt"]["param_groups"]:  # a saved group's settings replace the new one's
             group["fused"], group["foreach"] = (True, None) if fused else (None, None)
@@ -331,6 +333,30 @@ def _load_checkpoint(path: Path, model: TinyLlama, opt: torch.optim.Optimizer, *
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CheckpointError(f"cannot resume from {path}: {reason} (start afresh with --fresh, or give "
                               "another --out)") from exc
+
+
+def _same_path(recorded: Any, given: str | Path) -> bool:
+    """Whether the path a checkpoint recorded (as it was typed) names the file ``given`` names
+    (another spelling of it, through ``..`` or a link, included)."""
+    if not isinstance(recorded, str):
+        return False
+    try:
+        return os.path.samefile(recorded, given)
+    except OSError:  # one of them is gone: compare the spellings
+        return os.path.abspath(recorded) == os.path.abspath(given)
+
+
+def _check_shapes(saved: Mapping[str, torch.Tensor], now: Mapping[str, torch.Tensor]) -> None:
+    """Raise ``ValueError`` naming the first weight whose shape (or presence) differs between a
+    checkpoint's model and this run's (another --dim, --layers, vocabulary or embeddings)."""
+    for name in sorted(set(saved) | set(now)):
+        if name not in saved or name not in now:
+            where = "this run's model" if name not in saved else "the checkpoint"
+            raise ValueError(f"it was trained with another model: weight {name} is only in {where}")
+        a, b = tuple(saved[name].shape), tuple(now[name].shape)
+        if a != b:
+            raise ValueError(f"it was trained with another model: weight {name} is {list(a)} there, {list(b)} in "
+                             "this run")
 
 
 def _check_same_run(path: Path, meta: Mapping[str, Any], now: Mapping[str, Any]) -> None:
@@ -416,7 +442,7 @@ def train(
     torch.manual_seed(config.seed)
     torch.set_num_threads(min(config.threads, available_cores()))
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    writable_folder(out)  # a folder that cannot be written fails now, not at the first checkpoint
     vocab = domain_vocabulary(predicates, actions, config.max_objects)
     n_records, n_problems, examples = _load_examples(train_path, vocab, predicates, actions, config)
     val_examples = (_load_examples(val_path, vocab, predicates, actions, config, limit=4000, required=False)[2]
@@ -439,7 +465,7 @@ def train(
     elapsed_before = 0.0
     if resuming:
         start_step, meta = _load_checkpoint(ckpt_path, model, opt, fused=on_gpu)
-        if init is not None and meta.get("init") != str(init):  # the same run, again: it goes on
+        if init is not None and not _same_path(meta.get("init"), init):  # the same run, again: it goes on
             raise ConfigError(f"--init starts a new run, but {out} holds the checkpoint of another one: give --fresh "
                               "to start over, or another --out")
         elapsed_before = float(meta.get("train_seconds", 0.0))
