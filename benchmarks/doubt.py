@@ -24,10 +24,9 @@ from planner.config import PlannerConfig
 from planner.data.collect import SPLIT_SEED_BASE
 from planner.env.blocksworld import write_problem
 from planner.env.pddl import PDDLEnvironment
+from planner.world.doubt import AGENT_MODES
 from planner.world.factory import default_model_path
 from planner.world.llama import LlamaWorldModel
-
-MODES = {"off": {"doubt": 0.0}, "stuck": {"doubt_shortcut": 0}, "on": {}}
 
 
 def main() -> None:
@@ -44,7 +43,7 @@ def main() -> None:
             for k in range(args.per_size):
                 seed = SPLIT_SEED_BASE["test"] + k
                 files = write_problem(Path(tmp) / f"{blocks}-{seed}", blocks, seed=seed)
-                for mode, agent in MODES.items():
+                for mode, agent in AGENT_MODES.items():
                     env = PDDLEnvironment(*files)
                     model = LlamaWorldModel.for_environment(path, env, on_invalid="reject")
                     try:

@@ -29,6 +29,7 @@ from planner.agent import Agent
 from planner.config import PlannerConfig
 from planner.env.household import SPLITS, HouseholdEnvironment, make_household
 from planner.env.household.env import _textworld_env
+from planner.world.doubt import AGENT_MODES
 from planner.world.oracle import OracleWorldModel
 
 
@@ -44,15 +45,6 @@ def mean(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f}" if values else "n/a"
 
 
-DOUBT_MODES = {
-    "off": {"doubt": 0.0},
-    "stuck": {"doubt_shortcut": 0},
-    "on": {},
-}
-"""``--doubt`` modes: ``off`` (no doubted refusals: probes only), ``stuck`` (plans through doubted
-refusals only when no plan is found), ``on`` (the defaults: also for shortcuts)."""
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", default="0-19", help="A-B, ends inclusive, per split")
@@ -65,8 +57,8 @@ def main() -> None:
     lo, _, hi = args.seeds.partition("-")
     seeds = range(int(lo), int(hi or lo) + 1)
     modes = args.doubt.split(",")
-    if unknown := [m for m in modes if m not in DOUBT_MODES]:
-        parser.error(f"unknown --doubt mode(s) {unknown}: choose from {', '.join(DOUBT_MODES)}")
+    if unknown := [m for m in modes if m not in AGENT_MODES]:
+        parser.error(f"unknown --doubt mode(s) {unknown}: choose from {', '.join(AGENT_MODES)}")
     rows: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for split in args.splits.split(","):
         for seed in seeds:
@@ -87,7 +79,7 @@ def main() -> None:
                     model = bind_environment_model(args.model, env, reset_seed=seed)
                 else:
                     model = OracleWorldModel(env)
-                config = PlannerConfig.model_validate({"agent": DOUBT_MODES[mode]})
+                config = PlannerConfig.model_validate({"agent": AGENT_MODES[mode]})
                 started = time.perf_counter()
                 result = Agent(env, model, config=config).run(seed=seed)
                 r["episode"].append(time.perf_counter() - started)

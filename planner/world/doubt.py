@@ -33,6 +33,15 @@ refusal. Below it the outcome is one the model does not believe either (measured
 scenes: the outcomes written for actions that really apply are nearly all above 0.9; about half
 of those written for actions that do not are near 0)."""
 
+AGENT_MODES: dict[str, dict[str, float | int]] = {
+    "off": {"doubt": 0.0},
+    "stuck": {"doubt_shortcut": 0},
+    "on": {},
+}
+"""Agent settings (``PlannerConfig.agent``) of the three ways to treat doubted refusals, as the
+benchmarks compare them: ``off`` (none: probes only), ``stuck`` (planned through only when no
+plan is found), ``on`` (the defaults: also for shortcuts)."""
+
 
 @runtime_checkable
 class AppliedOutcomes(Protocol):
