@@ -10,7 +10,8 @@ The runtime numbers a problem's objects ``x1 … xn`` in the sorted order of the
 model that learned a rule from the facts scores the same under any renaming; one that learned
 an accident of naming (in the household games ``desk_1`` sorts just before ``desklamp_1``)
 scores worse. Renaming ``k`` puts the prefix ``oNN_`` before each name, ``NN`` from a
-permutation seeded by ``k`` and the problem (renaming 0 is the log as recorded).
+permutation seeded by ``k`` and the problem (renaming 0 is the log as recorded; a problem of
+few objects may draw the names' own order).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ def renaming(objects: list[str], problem: str, k: int) -> dict[str, str]:
         return {o: o for o in names}
     order = list(range(len(names)))
     random.Random(f"{k}/{problem}").shuffle(order)
-    return {o: f"o{order[i]:02d}_{o}" for i, o in enumerate(names)}
+    width = len(str(len(names)))  # o07_… sorts before o10_… whatever the count
+    return {o: f"o{order[i]:0{width}d}_{o}" for i, o in enumerate(names)}
 
 
 def _atom(text: str, new: dict[str, str]) -> str:
@@ -66,7 +68,11 @@ def main() -> None:
     parser.add_argument("--renamings", type=int, default=3, help="renamings besides the names as recorded")
     parser.add_argument("--limit", type=int, default=None, help="the first N transitions")
     args = parser.parse_args()
+    if args.renamings < 0:
+        parser.error(f"--renamings must be 0 or more, got {args.renamings}")
     records = read_records(args.data, limit=args.limit)
+    if not records:
+        parser.error(f"no transition records in {args.data}")
     binder = ProblemBinder(args.model, mode="prefix", on_invalid="reject")
     started = time.perf_counter()
     results = []

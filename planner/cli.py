@@ -304,12 +304,13 @@ def _check_output(flag: str, path: Path | None) -> None:
 
 
 def _output_folder(flag: str, path: Path) -> None:
-    """Make the output folder ``path`` and check that it can be written, before any long work;
-    :class:`ConfigError` naming ``flag`` and the reason otherwise."""
+    """Check that the output folder ``path`` can be made and written, before any long work (it is
+    not made here: a request refused later leaves nothing behind); :class:`ConfigError` naming
+    ``flag`` and the reason otherwise."""
     from planner.io import FileWriteError, writable_folder
 
     try:
-        writable_folder(path)
+        writable_folder(path, create=False)
     except FileWriteError as exc:
         raise ConfigError(f"{flag}: {exc}") from None
 
@@ -746,7 +747,7 @@ def train(
                           warmup=warmup, seed=seed, threads=threads, shape=shape,
                           max_objects=max_objects if max_objects is not None else objects, device=device,
                           loader_workers=loader_workers, balance=balance, precision=precision,
-                          shuffle_objects=shuffle_objects)
+                          shuffle_objects=shuffle_objects + 0.0)  # -0 is 0
         resolve_precision(precision, chosen)
     except ConfigError as exc:  # name the option, not the field behind it
         raise ConfigError(re.sub(r"TrainConfig\.(\w+)", lambda m: "--" + m.group(1).replace("_", "-"),

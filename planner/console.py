@@ -36,6 +36,8 @@ def _interrupted() -> int:
 
 def main() -> int:
     """Run the ``planner`` command with the process's arguments; return its exit code."""
+    global _terminated
+    _terminated = False
     try:
         signal.signal(signal.SIGTERM, _interrupt)
         run_command = _import_command()

@@ -130,26 +130,34 @@ def _errors_name(path: str | Path) -> Iterator[None]:
 
 
 # -- output folders -------------------------------------------------------------------------
-def writable_folder(path: str | Path) -> Path:
-    """Make the folder ``path`` (and its parents) and check that files can be made in it, so a
-    long job fails before it starts, not at its first write.
+def writable_folder(path: str | Path, *, create: bool = True) -> Path:
+    """Check that the folder ``path`` can be written, so a long job fails before it starts, not
+    at its first write: make it (and its parents) and a file in it; with ``create=False`` make
+    nothing that stays — the file is tried in the nearest folder that exists (``path`` itself, or
+    the one its missing folders would be made in), so a request refused later leaves no folder
+    behind.
 
     Raises :class:`FileWriteError` naming ``path``: when it, or a folder above it, is a file;
-    when it cannot be made; when a file cannot be created in it (read-only, no permission, no
-    space)."""
+    when it cannot be made or looked at (no permission); when no file can be made in it
+    (read-only, no permission, no inodes left)."""
     folder = Path(path)
-    for above in (folder, *folder.parents):
-        if above.exists() or above.is_symlink():
-            if not above.is_dir():
-                what = "it is" if above == folder else f"{above} is"
-                raise _write_error(path, f"{what} a file, not a folder")
-            break
     with _errors_name(path):
-        folder.mkdir(parents=True, exist_ok=True)
+        existing = folder
+        for above in (folder, *folder.parents):
+            if above.exists() or above.is_symlink():
+                if not above.is_dir():
+                    what = "it is" if above == folder else f"{above} is"
+                    raise _write_error(path, f"{what} a file, not a folder")
+                existing = above
+                break
+        if create:
+            folder.mkdir(parents=True, exist_ok=True)
+            existing = folder
     try:
-        fd, probe = tempfile.mkstemp(prefix=".write-check-", dir=folder)
+        fd, probe = tempfile.mkstemp(prefix=".write-check-", dir=existing)
     except OSError as exc:
-        raise _write_error(path, f"no file can be made in it: {exc.strerror or exc}", cause=exc) from exc
+        where = "in it" if existing == folder else f"in {existing}"
+        raise _write_error(path, f"no file can be made {where}: {exc.strerror or exc}", cause=exc) from exc
     os.close(fd)
     os.unlink(probe)
     return folder

@@ -128,6 +128,9 @@ def test_an_output_folder_is_made_and_checked_before_any_work(tmp_path):
     with pytest.raises(FileWriteError, match=f"{re.escape(str(afile))} is a file, not a folder"):
         writable_folder(afile / "sub" / "deeper")
     assert afile.read_text() == "keep" and not (tmp_path / "sub").exists()
+    # only checked: nothing is made, and nothing is left in the folder the check wrote in
+    assert writable_folder(tmp_path / "later" / "deeper", create=False) == tmp_path / "later" / "deeper"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "afile"]
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")

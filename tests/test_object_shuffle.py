@@ -112,4 +112,13 @@ def test_a_word_over_something_else_than_placeholders_is_named():
     from planner.world.vocab import Vocabulary
 
     with pytest.raises(TrainingDataError, match=r"'on\(x1,table\)'.*'table'"):
-        ObjectShuffle.of(Vocabulary.build(["ok"], {}, 2).__class__(("ok", "on(x1,table)")), 2, 1.0)
+        ObjectShuffle.of(Vocabulary(("ok", "on(x1,table)")), 2, 1.0)
+
+
+def test_a_vocabulary_without_every_renaming_of_its_words_is_refused():
+    from planner.training.errors import TrainingDataError
+    from planner.world.vocab import Vocabulary
+
+    # on(x1,x2) with x1 and x2 swapped is on(x2,x1), which the vocabulary lacks
+    with pytest.raises(TrainingDataError, match=r"has 'on\(x1,x2\)' but not every renaming"):
+        ObjectShuffle.of(Vocabulary(("ok", "on(x1,x2)", "on(x2,x3)")), 3, 1.0)

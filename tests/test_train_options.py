@@ -486,3 +486,26 @@ def test_a_run_from_a_model_goes_on_whatever_the_spelling_of_its_path(data, tmp_
         assert main([*go_on, "--init", str(spelling), "--steps", str(steps)]) == 0, capsys.readouterr().err
     assert main([*go_on, "--init", str(tmp_path / "b" / "model-f32.gguf"), "--steps", "5"]) == 2
     assert "holds the checkpoint of another one" in capsys.readouterr().err.replace("\n", " ")
+
+
+def test_a_checkpoint_from_before_renaming_resumes_only_without_it(data, tmp_path):
+    import torch
+
+    from planner.errors import ConfigError
+
+    _train_blocksworld(data, tmp_path / "m", steps=20)
+    path = tmp_path / "m" / "checkpoint.pt"
+    ckpt = torch.load(path, weights_only=False)
+    del ckpt["meta"]["shuffle_objects"]  # as written before the option existed
+    torch.save(ckpt, path)
+    with pytest.raises(ConfigError, match="trained with --shuffle-objects 0.0, this run asks for 0.5"):
+        _train_blocksworld(data, tmp_path / "m", steps=30, shuffle_objects=0.5)
+    assert _train_blocksworld(data, tmp_path / "m", steps=30)["shuffle_objects"] == 0.0
+
+
+def test_a_refused_request_leaves_no_output_folder(data, tmp_path, capsys):
+    out = tmp_path / "new" / "model"
+    assert main(["train", "--data", str(data), "--out", str(out), "--shuffle-objects", "1.5", "--no-quantize"]) == 2
+    assert main(["collect", "--blocks", "bogus", "--out", str(out)]) == 2
+    assert main(["collect", "--env", "no-such-env-v0", "--out", str(out)]) == 2
+    assert not (tmp_path / "new").exists()

@@ -223,6 +223,18 @@ class ObjectShuffle:
         radix = max_objects + 1
         keys = cls._key(names, args, radix)
         order = np.argsort(keys, kind="stable")
+        # Every renaming must lead to a word of the vocabulary: it is enough that a swap and a
+        # cycle of the placeholders do, since the two make every permutation.
+        swap, cycle = np.arange(radix), np.arange(radix)
+        if max_objects > 1:
+            swap[[1, 2]] = [2, 1]
+            cycle[1:] = np.roll(cycle[1:], 1)
+        for perm in (swap, cycle):
+            missing = ~np.isin(cls._key(names, perm[args], radix), keys)
+            if missing.any():
+                tid = int(np.flatnonzero(missing)[0])
+                raise TrainingDataError(f"the vocabulary has {word_of[tid]!r} but not every renaming of its objects: "
+                                        "objects cannot be shuffled")
         return cls(probability=float(probability), names=names, args=args, keys=keys[order],
                    ids=order.astype(np.int64), radix=radix)
 

@@ -481,13 +481,15 @@ def train(
     if budgeted:
         end = probe  # until the rate is known (warm-up steps: their rate does not depend on the total)
     if resuming and start_step < end:
-        _check_same_run(ckpt_path, meta, {"--precision": precision, "--lr": config.lr, "--min-lr": config.min_lr,
-                                          "--shuffle-objects": config.shuffle_objects})
+        # a checkpoint from before --shuffle-objects renamed nothing
+        _check_same_run(ckpt_path, {"shuffle_objects": 0.0, **meta}, {
+            "--precision": precision, "--lr": config.lr, "--min-lr": config.min_lr,
+            "--shuffle-objects": config.shuffle_objects})
     elif resuming:  # nothing left to train, so it may be exported anywhere (e.g. quantized off the GPU): the
         # summary says how it was trained
         precision = meta.get("precision", precision)
         config = replace(config, lr=meta.get("lr", config.lr), min_lr=meta.get("min_lr", config.min_lr),
-                         shuffle_objects=meta.get("shuffle_objects", config.shuffle_objects))
+                         shuffle_objects=meta.get("shuffle_objects", 0.0))
     model.train()
     timed_from = started
     stream = batches(examples, vocab, seed=config.seed, first=start_step, until=lambda: end,
