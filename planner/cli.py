@@ -17,7 +17,7 @@ import math
 import re
 import signal
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, cast
@@ -703,7 +703,6 @@ def train(
         from planner.training.train import train as run_training
     except ImportError as exc:
         raise ConfigError(f"training needs PyTorch: pip install -e '.[train]' ({exc})") from None
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from planner.cores import available_cores
     from planner.training.export import comparison_log, finish_model
@@ -752,14 +751,7 @@ def train(
     except ConfigError as exc:  # name the option, not the field behind it
         raise ConfigError(re.sub(r"TrainConfig\.(\w+)", lambda m: "--" + m.group(1).replace("_", "-"),
                                  str(exc))) from None
-    columns = (TextColumn("training"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
-               TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err) as bar:
-        task = bar.add_task("train", total=cfg.steps if minutes is None else None, loss=float("nan"))
-
-        def progress(step: int, info: dict[str, float]) -> None:
-            bar.update(task, completed=step, total=int(info["steps"]), loss=info["loss"])
-
+    with _training_progress(cfg.steps if minutes is None else None, every=cfg.checkpoint_every) as progress:
         val = data / "val.jsonl"
         summary = run_training(train_path=train_file, val_path=val if val.is_file() else None, out_dir=out_dir,
                                predicates=predicates, actions=actions,
@@ -778,6 +770,41 @@ def train(
     compared = (f"Q8_0 agrees with F32 on {agreement:.2%} of {report['checked']} predictions" if agreement is not None
                 else "no transitions to compare Q8_0 with F32 on")
     out.print(f"wrote {report['f32']} and {report['q8_0']} ({report['q8_0_bytes'] / 1e6:.2f} MB); {compared}")
+
+
+@contextlib.contextmanager
+def _training_progress(total: int | None, *, every: int) -> Iterator[Callable[[int, dict[str, float]], None]]:
+    """A progress callback for training: a live bar on a terminal; elsewhere (a log file, a
+    pipe) a plain line every ``every`` steps, at each validation and at the end, so a run in
+    the background shows how it goes."""
+    if err.is_terminal:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        columns = (TextColumn("training"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
+                   TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=err) as bar:
+            task = bar.add_task("train", total=total, loss=float("nan"))
+
+            def update(step: int, info: dict[str, float]) -> None:
+                bar.update(task, completed=step, total=int(info["steps"]), loss=info["loss"])
+
+            yield update
+        return
+    import time
+
+    started = time.monotonic()
+
+    def line(step: int, info: dict[str, float]) -> None:
+        end = int(info["steps"])
+        if step % every and step != end and "val_token_acc" not in info:
+            return
+        seconds = time.monotonic() - started
+        val = f", validation token accuracy {info['val_token_acc']:.4f}" if "val_token_acc" in info else ""
+        print(f"training: step {step}/{end}, loss {info['loss']:.4f}{val}, learning rate {info['lr']:.2e}, "
+              f"{seconds:.0f} s", file=sys.stderr, flush=True)
+
+    print("training: reading the data", file=sys.stderr, flush=True)
+    yield line
 
 
 def _model_schemas(path: Path) -> tuple[str, dict[str, int], dict[str, int], dict[str, Any] | None, Any, int]:

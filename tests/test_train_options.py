@@ -509,3 +509,14 @@ def test_a_refused_request_leaves_no_output_folder(data, tmp_path, capsys):
     assert main(["collect", "--blocks", "bogus", "--out", str(out)]) == 2
     assert main(["collect", "--env", "no-such-env-v0", "--out", str(out)]) == 2
     assert not (tmp_path / "new").exists()
+
+
+def test_a_run_in_the_background_logs_its_progress_in_plain_lines(data, tmp_path, capsys):
+    """Away from a terminal (a log file, a pipe) there is no live bar to see: plain lines say
+    how the run goes."""
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "m"), "--steps", "3", "--batch-size", "2",
+                 "--no-quantize", "--layers", "1", "--dim", "32"]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "training: reading the data"
+    assert re.fullmatch(r"training: step 3/3, loss \d+\.\d{4}, validation token accuracy \d\.\d{4}, "
+                        r"learning rate \S+, \d+ s", lines[1]), lines
