@@ -498,7 +498,7 @@ def test_a_checkpoint_from_before_renaming_resumes_only_without_it(data, tmp_pat
     ckpt = torch.load(path, weights_only=False)
     del ckpt["meta"]["shuffle_objects"]  # as written before the option existed
     torch.save(ckpt, path)
-    with pytest.raises(ConfigError, match="trained with --shuffle-objects 0.0, this run asks for 0.5"):
+    with pytest.raises(ConfigError, match=r"trained with --shuffle-objects 0\.0, this run asks for 0\.5"):
         _train_blocksworld(data, tmp_path / "m", steps=30, shuffle_objects=0.5)
     assert _train_blocksworld(data, tmp_path / "m", steps=30)["shuffle_objects"] == 0.0
 
