@@ -193,6 +193,7 @@ class ObjectShuffle:
         args: token id → its arguments' placeholder numbers (``1`` for ``x1``), ``0`` past its arity.
         keys: every token's key, sorted; ``ids``: the token ids in that order.
         radix: one more than the number of placeholders.
+        del_id: the id of the answer's ``del`` marker (``-1`` when the vocabulary has none).
     """
 
     probability: float
@@ -201,6 +202,7 @@ class ObjectShuffle:
     keys: np.ndarray
     ids: np.ndarray
     radix: int
+    del_id: int = -1
 
     @classmethod
     def of(cls, vocab: Vocabulary, max_objects: int, probability: float) -> ObjectShuffle:
@@ -236,7 +238,7 @@ class ObjectShuffle:
                 raise TrainingDataError(f"the vocabulary has {word_of[tid]!r} but not every renaming of its objects: "
                                         "objects cannot be shuffled")
         return cls(probability=float(probability), names=names, args=args, keys=keys[order],
-                   ids=order.astype(np.int64), radix=radix)
+                   ids=order.astype(np.int64), radix=radix, del_id=vocab.word_ids.get(DEL, -1))
 
     @staticmethod
     def _key(names: np.ndarray, args: np.ndarray, radix: int) -> np.ndarray:
@@ -253,13 +255,13 @@ class ObjectShuffle:
         keys = self._key(self.names[tokens], perm[self.args[tokens]], self.radix)
         return self.ids[np.searchsorted(self.keys, keys)]
 
-    def apply(self, ex: Encoded, rng: np.random.Generator, vocab: Vocabulary) -> Encoded:
+    def apply(self, ex: Encoded, rng: np.random.Generator) -> Encoded:
         """``ex`` with its ``ex.objects`` objects renamed by a random permutation (:meth:`permuted`)."""
         perm = np.arange(self.radix)
         perm[1:ex.objects + 1] = rng.permutation(ex.objects) + 1
-        return self.permuted(ex, perm, vocab)
+        return self.permuted(ex, perm)
 
-    def permuted(self, ex: Encoded, perm: np.ndarray, vocab: Vocabulary) -> Encoded:
+    def permuted(self, ex: Encoded, perm: np.ndarray) -> Encoded:
         """``ex`` with each ``xi`` renamed ``x{perm[i]}`` (``perm``: a permutation of ``0 …
         radix - 1`` that keeps ``0``), its facts written again in the runtime's order: the
         example of the same transition with its objects so renamed."""
@@ -270,8 +272,7 @@ class ObjectShuffle:
 
         answer = self.rename(ex.answer, perm)
         if ex.applicable:  # ok add <facts> del <facts> cont: each list in the runtime's order
-            ids = vocab.word_ids
-            at_del = int(np.flatnonzero(answer == ids[DEL])[0])
+            at_del = int(np.flatnonzero(answer == self.del_id)[0])
             answer = np.concatenate([answer[:2], facts(ex.answer[2:at_del]), answer[at_del:at_del + 1],
                                      facts(ex.answer[at_del + 1:-1]), answer[-1:]])
         return replace(ex, goal=facts(ex.goal), state=facts(ex.state), action=int(self.rename(np.array([ex.action]),
@@ -285,7 +286,7 @@ def sample_sequence(ex: Encoded, vocab: Vocabulary, rng: np.random.Generator, *,
     ``shuffle``, its objects renamed with that probability (:class:`ObjectShuffle`)."""
     ids = vocab.word_ids
     if shuffle is not None and shuffle.probability > 0 and ex.objects > 1 and rng.random() < shuffle.probability:
-        ex = shuffle.apply(ex, rng, vocab)
+        ex = shuffle.apply(ex, rng)
     goal = ex.goal
     if relabel:
         size = max(1, len(ex.goal))

@@ -361,11 +361,11 @@ def _check_shapes(saved: Mapping[str, torch.Tensor], now: Mapping[str, torch.Ten
 
 def _check_same_run(path: Path, meta: Mapping[str, Any], now: Mapping[str, Any]) -> None:
     """Refuse to train on from the checkpoint ``path`` with other settings than it was trained
-    with (``now``: option name → this run's value; ``meta`` records them by the name without
-    dashes; older checkpoints did not, and are not checked)."""
-    for option, value in now.items():
-        key = option.lstrip("-").replace("-", "_")
+    with (``now``: setting → this run's value, as ``meta`` records them; older checkpoints did
+    not record them all, and are not checked for those they lack). Errors name the option."""
+    for key, value in now.items():
         if key in meta and meta[key] != value:
+            option = "--" + key.replace("_", "-")
             raise ConfigError(f"{path} was trained with {option} {meta[key]!r}, this run asks for {value!r}: resume "
                               "it with the same settings, or start afresh (--fresh)")
 
@@ -480,22 +480,23 @@ def train(
     end = config.steps if stop_at is None else max(0, min(stop_at, config.steps))
     if budgeted:
         end = probe  # until the rate is known (warm-up steps: their rate does not depend on the total)
-    if resuming and start_step < end:
-        # a checkpoint from before --shuffle-objects renamed nothing
-        _check_same_run(ckpt_path, {"shuffle_objects": 0.0, **meta}, {
-            "--precision": precision, "--lr": config.lr, "--min-lr": config.min_lr,
-            "--shuffle-objects": config.shuffle_objects})
-    elif resuming:  # nothing left to train, so it may be exported anywhere (e.g. quantized off the GPU): the
-        # summary says how it was trained
-        precision = meta.get("precision", precision)
-        config = replace(config, lr=meta.get("lr", config.lr), min_lr=meta.get("min_lr", config.min_lr),
-                         shuffle_objects=meta.get("shuffle_objects", 0.0))
+    # the settings a checkpoint trains on only with, recorded in it and in the summary
+    settings: dict[str, Any] = {"precision": precision, "lr": config.lr, "min_lr": config.min_lr,
+                                "shuffle_objects": config.shuffle_objects}
+    if resuming:
+        recorded = {"shuffle_objects": 0.0, **meta}  # a checkpoint from before --shuffle-objects renamed nothing
+        if start_step < end:
+            _check_same_run(ckpt_path, recorded, settings)
+        else:  # nothing left to train, so it may be exported anywhere (e.g. quantized off the GPU): the
+            # summary says how it was trained
+            settings = {key: recorded.get(key, value) for key, value in settings.items()}
     model.train()
     timed_from = started
     stream = batches(examples, vocab, seed=config.seed, first=start_step, until=lambda: end,
                      batch_size=config.batch_size, workers=config.loader_workers, p=draw,
-                     shuffle=ObjectShuffle.of(vocab, config.max_objects, config.shuffle_objects)
-                     if config.shuffle_objects else None)
+                     shuffle=ObjectShuffle.of(vocab, config.max_objects, settings["shuffle_objects"])
+                     if settings["shuffle_objects"] else None)
+    precision = settings["precision"]
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     read_every = LOSS_READ_EVERY if on_gpu else 1
     last_loss = float("nan")
@@ -525,8 +526,7 @@ def train(
             if done_steps % config.checkpoint_every == 0 or done_steps == end:
                 _save_checkpoint(ckpt_path, model, opt, done_steps, {
                     "train_seconds": elapsed_before + time.perf_counter() - started,
-                    "precision": precision, "lr": config.lr, "min_lr": config.min_lr,
-                    "shuffle_objects": config.shuffle_objects,
+                    **settings,
                     **({"budget_steps": config.steps} if seconds is not None else {}),
                     **({"init": str(init)} if init is not None else {})})
             if progress is not None:
@@ -542,10 +542,7 @@ def train(
         "batch_size": config.batch_size,
         "embeddings": resolve_embeddings(config.embeddings, vocab),
         "balance": config.balance,
-        "precision": precision,
-        "lr": config.lr,
-        "min_lr": config.min_lr,
-        "shuffle_objects": config.shuffle_objects,
+        **settings,
         **({"init": str(init)} if init is not None else {}),
         "seed": config.seed,
         "train_seconds": round(train_seconds, 1),
