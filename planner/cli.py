@@ -871,6 +871,9 @@ def learn(
         "--logs", help="With --improve: an episode log written by planner solve --log (repeatable). A corrupt log, "
                        "or one using words outside the model's vocabulary, is refused before anything changes.")
     ] = None,
+    device: Annotated[str, typer.Option(
+        help="Where PyTorch trains: cpu, cuda, cuda:N, or auto (a CUDA device when PyTorch sees one); the "
+             "training rate, and so the steps --minutes buys, is measured there.")] = "cpu",
 ) -> None:
     """Learn a world model of an environment from interaction alone: collect, infer the
     vocabulary, train, quantize to Q8_0, measure fidelity and planning success on held-out
@@ -884,8 +887,9 @@ def learn(
 
     if improve_dir is not None:
         _learn_improve(improve_dir, logs or [], env_name, env_args, minutes=minutes, steps=steps, seed=seed,
-                       new_run={"--out": out_dir, "--seeds": seeds, "--episodes-per-seed": episodes_per_seed,
-                                "--max-steps": max_steps, "--rounds": rounds})
+                       device=device, new_run={"--out": out_dir, "--seeds": seeds,
+                                               "--episodes-per-seed": episodes_per_seed, "--max-steps": max_steps,
+                                               "--rounds": rounds})
         return
     if logs:
         raise ConfigError(f"--logs {logs[0]} needs --improve DIR (the folder of a planner learn run to improve)")
@@ -905,12 +909,13 @@ def learn(
     argv = ["planner", "learn", "--env", env_name, *[a for item in env_args or [] for a in ("--env-arg", item)],
             "--out", str(out_dir), "--minutes", f"{minutes:g}", "--seeds", seeds, "--seed", str(seed),
             *(["--steps", str(steps)] if steps is not None else []),
-            "--episodes-per-seed", str(episodes_per_seed), "--max-steps", str(max_steps), "--rounds", str(rounds)]
+            "--episodes-per-seed", str(episodes_per_seed), "--max-steps", str(max_steps), "--rounds", str(rounds),
+            *(["--device", device] if device != "cpu" else [])]
     report = run_learn(_split_aware(env_name, kwargs, ranges), out_dir=out_dir, seeds=ranges, minutes=minutes,
                        seed=seed, domain_name=Path(env_name.split(":")[0]).stem,
                        progress=lambda line: err.print(line, markup=False), steps=steps,
                        episodes_per_seed=episodes_per_seed, max_steps=max_steps, command=shlex.join(argv),
-                       rounds=rounds)
+                       rounds=rounds, device=device)
     out.print(report.fidelity.table())
     out.print(f"planning on held-out seeds {report.planning.seeds_text()}: {report.planning.line()}")
     out.print(f"model {report.model} ({report.params:,} parameters, {report.steps} steps in "
@@ -947,7 +952,8 @@ def _option_values(argv: list[str], flag: str) -> list[str]:
 
 
 def _learn_improve(improve_dir: Path, logs: list[Path], env_name: str | None, env_args: list[str] | None, *,
-                   minutes: float, steps: int | None, seed: int | None, new_run: dict[str, Any]) -> None:
+                   minutes: float, steps: int | None, seed: int | None, new_run: dict[str, Any],
+                   device: str = "cpu") -> None:
     """``planner learn --improve DIR --logs LOG…``: the environment is ``--env`` when given,
     else the one DIR's recorded ``planner learn`` command names (``learn.json``, else the
     card's "Reproduce" block); the held-out seeds are the run's test split."""
@@ -988,10 +994,11 @@ def _learn_improve(improve_dir: Path, logs: list[Path], env_name: str | None, en
     argv = ["planner", "learn", "--improve", str(improve_dir), *[a for log in logs for a in ("--logs", str(log))],
             "--minutes", f"{minutes:g}", *(["--steps", str(steps)] if steps is not None else []),
             *(["--seed", str(seed)] if seed is not None else []),
+            *(["--device", device] if device != "cpu" else []),
             *(["--env", name, *[a for item in env_args or [] for a in ("--env-arg", item)]] if given_env else [])]
     report = improve(lambda s: make(name, seed=s, **kwargs), model_dir=improve_dir, logs=logs, minutes=minutes,
                      steps=steps, test_seeds=test, seed=seed, progress=lambda line: err.print(line, markup=False),
-                     command=shlex.join(argv))
+                     command=shlex.join(argv), device=device)
     out.print(f"{'model':<8} {'steps':>7} {'next EM':>9} {'precond':>9} {'solved':>9} {'mean plan length':>17}")
     for label, m in (("before", report.before), ("after", report.after)):
         o = m.fidelity.overall

@@ -221,6 +221,26 @@ def _require_torch() -> None:
         raise LearnError(f"planner learn needs PyTorch: pip install -e '.[train]' ({exc})") from None
 
 
+def _check_device(device: str) -> None:
+    """:class:`LearnError` naming ``device`` when PyTorch cannot train there (no such device,
+    no CUDA build), before any work."""
+    from planner.training.train import resolve_device
+
+    try:
+        resolve_device(device)
+    except ConfigError as exc:
+        raise LearnError(str(exc)) from None
+
+
+def _loader_workers(device: str) -> int:
+    """Processes building batches ahead of training: none on the CPU (they would take its
+    cores), up to 8 beside a GPU (as ``planner train`` chooses)."""
+    from planner.cores import available_cores
+    from planner.training.train import resolve_device
+
+    return 0 if resolve_device(device).type == "cpu" else max(0, min(8, available_cores() - 1))
+
+
 def _check_budget(minutes: float, steps: int | None) -> None:
     """:class:`LearnError` naming a bad budget."""
     if not (minutes == minutes and 0 < minutes <= 24 * 60):
@@ -262,26 +282,37 @@ def choose_context(records: Sequence[TransitionRecord]) -> int:
 def measure_rate(examples: Sequence[Any], vocab: Any, config: TrainConfig, schemas: Mapping[str, int], *,
                  steps: int = WARMUP_STEPS) -> float:
     """Training steps per second of a fresh model of ``config`` (shape, word tables, batch size,
-    threads) on ``examples`` (encoded records), timed over ``steps`` optimizer steps after one
-    untimed step."""
+    threads, device and precision) on ``examples`` (encoded records), timed over ``steps``
+    optimizer steps after one untimed step (on a GPU: until the device has done them)."""
     import numpy as np
     import torch
 
-    from planner.training.train import make_batch, new_model
+    from planner.training.train import (
+        _matmul_precision,
+        _wait_for,
+        make_batch,
+        new_model,
+        resolve_device,
+        resolve_precision,
+        training_step,
+    )
 
+    device = resolve_device(config.device)
+    precision = resolve_precision(config.precision, device)
     torch.set_num_threads(config.threads)
-    model = new_model(config, vocab, schemas)
+    model = new_model(config, vocab, schemas).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     started = 0.0
     pool = list(examples)  # once: copying tens of thousands of records per step made the rate look slow
-    for k in range(steps + 1):
-        if k == 1:
-            started = time.perf_counter()
-        tokens, targets = make_batch(pool, vocab, np.random.default_rng([7, k]), config.batch_size)
-        loss = model.answer_loss(tokens, targets)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    with _matmul_precision(precision):
+        for k in range(steps + 1):
+            if k == 1:
+                _wait_for(device)
+                started = time.perf_counter()
+            tokens, targets = make_batch(pool, vocab, np.random.default_rng([7, k]), config.batch_size)
+            training_step(model, opt, tokens, targets, device, autocast)
+        _wait_for(device)
     return steps / max(1e-6, time.perf_counter() - started)
 
 
@@ -325,6 +356,7 @@ def learn(
     command: str = "",
     planning_config: PlannerConfig = DEFAULT_CONFIG,
     rounds: int = ROUNDS,
+    device: str = "cpu",
 ) -> LearnReport:
     """Learn a world model of ``make_env``'s environments; see the module's description.
 
@@ -345,12 +377,16 @@ def learn(
             goal-directed).
         rounds: training rounds; between two, a goal-directed collection of at most
             :data:`GOAL_SHARE` of the budget (``1``: none).
+        device: where PyTorch trains: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (the training
+            rate, and so the steps a budget buys, is measured there).
 
-    Raises :class:`LearnError` (before any work) without PyTorch or for a bad request, and what
+    Raises :class:`LearnError` (before any work) without PyTorch, for a device it cannot train
+    on or for a bad request, and what
     collection, schema inference and training raise.
     """
     started = time.perf_counter()
     _require_torch()
+    _check_device(device)
     _check_request(seeds, minutes, steps)
     if isinstance(rounds, bool) or not isinstance(rounds, int) or not 1 <= rounds <= 10:
         raise LearnError(f"rounds must be a whole number in 1..10, got {rounds!r}")
@@ -378,7 +414,8 @@ def learn(
                    f"{len(schema.operators)} STRIPS operators")
     goal_seconds = GOAL_SHARE * minutes * 60
     plan = _plan_training(train_records, schema, started=started, minutes=minutes, steps=steps, seed=seed,
-                          threads=threads, progress=progress, reserve=(rounds - 1) * goal_seconds)
+                          threads=threads, progress=progress, reserve=(rounds - 1) * goal_seconds,
+                          device=device)
     goal_seeds = itertools.cycle(seeds["train"])
     goals: list[GoalRound] = []
     done = 0
@@ -477,7 +514,7 @@ def goal_round(make_env: Callable[[int], Environment], *, out: Path, data_dir: P
 
 def _plan_training(records: Sequence[TransitionRecord], schema: LearnedSchema, *, started: float, minutes: float,
                    steps: int | None, seed: int, threads: int, progress: Progress | None,
-                   reserve: float = 0.0) -> _Plan:
+                   reserve: float = 0.0, device: str = "cpu") -> _Plan:
     """Model size from the data, steps from what is left of the budget at the measured rate
     once ``reserve`` seconds (goal-directed collection) are set aside."""
     from planner.training.data import encode_records
@@ -488,7 +525,8 @@ def _plan_training(records: Sequence[TransitionRecord], schema: LearnedSchema, *
     vocab = domain_vocabulary(schema.predicates, schema.actions, max_objects)
     shape = choose_shape(len(vocab), choose_context(records), len(records))
     examples = encode_records(records[:2000], vocab, schema.predicates, schema.actions, max_objects)
-    probe = TrainConfig(steps=1, batch_size=BATCH_SIZE, threads=threads, shape=shape, max_objects=max_objects)
+    probe = TrainConfig(steps=1, batch_size=BATCH_SIZE, threads=threads, shape=shape, max_objects=max_objects,
+                        device=device, loader_workers=_loader_workers(device))
     rate = measure_rate(examples, vocab, probe, {**schema.predicates, **schema.actions})
     left = minutes * 60 - (time.perf_counter() - started) - reserve
     chosen = steps if steps is not None else _budget_steps(rate, left)
@@ -785,6 +823,19 @@ def improve_inputs(out: Path) -> dict[str, Path]:
     return need
 
 
+def _resumable_precision(out: Path, precision: str, device: str) -> str:
+    """The arithmetic a run trained with (``precision``, as its summary records it), which its
+    checkpoint trains on only with; :class:`LearnError` when ``device`` cannot do it (a run
+    trained with TensorFloat-32 on a GPU, improved on the CPU)."""
+    from planner.training.train import resolve_device, resolve_precision
+
+    try:
+        return resolve_precision(precision, resolve_device(device))
+    except ConfigError:
+        raise LearnError(f"{out} was trained with {precision} arithmetic, which device {device!r} cannot do: "
+                         "improve it with --device cuda") from None
+
+
 def _train_summary(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -807,6 +858,7 @@ def improve(
     progress: Progress | None = None,
     command: str = "",
     planning_config: PlannerConfig = DEFAULT_CONFIG,
+    device: str = "cpu",
 ) -> ImproveReport:
     """Fold the real steps of episode logs into a learned model's data and continue training;
     see the module's description.
@@ -827,8 +879,10 @@ def improve(
         progress: receives one line per stage.
         command: the command line of this run, quoted on the card.
         planning_config: the search and agent limits of the planning episodes.
+        device: where PyTorch trains (as :func:`learn`'s).
 
-    Raises :class:`LearnError` (before any work) without PyTorch, for a bad budget or a folder
+    Raises :class:`LearnError` (before any work) without PyTorch, for a training device it
+    cannot use, for a bad budget or a folder
     that was not written by :func:`learn`; :class:`~planner.data.experience.ExperienceError`
     for logs without steps or with words outside the model's vocabulary and
     :class:`~planner.io.CorruptLogError` for a malformed log (both before anything is
@@ -841,6 +895,7 @@ def improve(
 
     started = time.perf_counter()
     _require_torch()
+    _check_device(device)
     _check_budget(minutes, steps)
     out = Path(model_dir)
     files = improve_inputs(out)
@@ -855,6 +910,7 @@ def improve(
     info = read_model_info(files["model"])
     summary = _train_summary(files["summary"])
     shape: LlamaShape = summary["shape"]
+    precision = _resumable_precision(out, str(summary.get("precision", "fp32")), device)
     domain = info.domain or (record.domain if record is not None else "env")
     existing = read_records(files["train"])
     known = {(r.episode, r.step) for r in existing if r.episode.startswith("log:")}
@@ -880,7 +936,8 @@ def improve(
     # A model trained before word tables could be factored has free ones: its checkpoint
     # resumes only into the same kind.
     probe = TrainConfig(steps=1, batch_size=int(summary.get("batch_size", BATCH_SIZE)), threads=threads,
-                        shape=shape, max_objects=info.max_objects, embeddings=str(summary.get("embeddings", "free")))
+                        shape=shape, max_objects=info.max_objects, embeddings=str(summary.get("embeddings", "free")),
+                        device=device, loader_workers=_loader_workers(device), precision=precision)
     rate = measure_rate(examples, vocab, probe, {**info.predicates, **info.actions})
     left = minutes * 60 - (time.perf_counter() - started) - before.seconds
     extra = steps if steps is not None else _budget_steps(rate, left)

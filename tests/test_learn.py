@@ -270,3 +270,70 @@ def test_learn_refuses_a_name_used_for_a_fact_and_an_action_before_training(tmp_
         learn(lambda s: DoorEnv(), out_dir=tmp_path, seeds={"train": range(0, 2), "test": range(9, 10)}, steps=1,
               episodes_per_seed=1, max_steps=4)
     assert not (tmp_path / "checkpoint.pt").exists()
+
+
+@pytest.mark.parametrize(("device", "named"), [
+    ("tpu", "must be cpu, cuda, cuda:N or auto, got 'tpu'"),
+    ("cuda:7x", "got 'cuda:7x'"),
+    ("cuda", "'cuda' asked for, but PyTorch"),
+])
+def test_learn_names_a_training_device_it_cannot_use_before_any_work(tmp_path, capsys, device, named):
+    torch = pytest.importorskip("torch")
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("PyTorch sees a CUDA device here")
+    out = tmp_path / "m"
+    code, _, err = run(capsys, "learn", "--env", "blocksworld-v0", "--env-arg", "blocks=3", "--out", out,
+                       "--seeds", SEEDS, "--steps", "4", "--device", device)
+    assert code == 2 and named in " ".join(err.split())
+    assert not (out / "data").exists()  # nothing collected
+
+
+def test_learn_trains_where_device_says_and_records_it(tmp_path, capsys):
+    """``--device auto`` is the CPU on a machine without CUDA; the command recorded (and quoted on
+    the card) repeats the device."""
+    torch = pytest.importorskip("torch")
+    out = tmp_path / "m"
+    code, _, _ = run(capsys, "learn", "--env", "blocksworld-v0", "--env-arg", "blocks=3", "--out", out,
+                     "--seeds", "train=0-2,test=200-201", "--steps", "4", "--episodes-per-seed", "1",
+                     "--max-steps", "10", "--rounds", "1", "--device", "auto")
+    assert code == 0
+    summary = json.loads((out / "train-summary.json").read_text())
+    assert summary["device"] == ("cuda:0" if torch.cuda.is_available() else "cpu")
+    assert "--device auto" in json.loads((out / "learn.json").read_text())["command"]
+
+
+def test_improve_refuses_a_device_that_cannot_do_the_runs_arithmetic(tmp_path):
+    """A run trained with TensorFloat-32 on a GPU trains on only with it: improving it on the
+    CPU is refused before any work, naming what to do."""
+    pytest.importorskip("torch")
+    from planner.learn import LearnError, _resumable_precision
+
+    with pytest.raises(LearnError, match=r"trained with tf32 arithmetic, which device 'cpu' cannot do: improve it "
+                                         r"with --device cuda"):
+        _resumable_precision(tmp_path, "tf32", "cpu")
+    assert _resumable_precision(tmp_path, "fp32", "cpu") == "fp32"
+    assert _resumable_precision(tmp_path, "fp32", "auto") == "fp32"  # on any device
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not __import__("importlib").util.find_spec("torch") or not __import__("torch").cuda.is_available(),
+    reason="PyTorch sees no CUDA device"))])
+def test_the_training_rate_is_measured_on_the_device_that_trains(device):
+    pytest.importorskip("torch")
+    from planner.data.collect import TransitionRecord
+    from planner.learn import measure_rate
+    from planner.training.data import encode_records
+    from planner.training.train import TrainConfig
+    from planner.world.codec import domain_vocabulary
+    from planner.world.gguf_io import LlamaShape
+
+    predicates, actions = {"on": 2, "clear": 1}, {"move": 2}
+    vocab = domain_vocabulary(predicates, actions, 3)
+    record = TransitionRecord(problem="p", domain="d", episode="e", step=0, objects=["a", "b", "c"],
+                              goal=["(on a b)"], state=["(clear a)", "(clear b)"], action="(move a b)",
+                              applicable=True, next_state=["(on a b)", "(clear a)"], reward=1.0, done=True,
+                              source="random", split="train")
+    examples = encode_records([record] * 8, vocab, predicates, actions, 3)
+    config = TrainConfig(steps=1, batch_size=4, shape=LlamaShape(dim=32, n_layers=1, n_heads=1, ffn_dim=64,
+                                                                  context=64), max_objects=3, device=device)
+    assert measure_rate(examples, vocab, config, {**predicates, **actions}, steps=2) > 0
