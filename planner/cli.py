@@ -923,11 +923,11 @@ def learn(
 
 
 def _split_aware(env_name: str, kwargs: dict[str, Any], ranges: Mapping[str, range]) -> Callable[[int], Any]:
-    """``seed -> environment`` for ``planner learn``: when the environment's factory takes a
-    ``split`` keyword argument and ``--env-arg split=…`` does not set it, each seed is built
-    with the name of the split whose range holds it (``train``, ``val``, ``test``; a seed in
-    none of them: ``train``), so held-out seeds play held-out variations (``household-v0``'s
-    scenes)."""
+    """``seed -> environment`` for ``planner learn`` and ``planner collect``: when the
+    environment's factory takes a ``split`` keyword argument and ``--env-arg split=…`` does not
+    set it, each seed is built with the name of the split whose range holds it (``train``,
+    ``val``, ``test``; a seed in none of them: ``train``), so held-out seeds play held-out
+    variations (``household-v0``'s scenes)."""
     from planner.env.registry import accepts, make
 
     if "split" in kwargs or not accepts(env_name, "split"):
@@ -996,7 +996,7 @@ def _learn_improve(improve_dir: Path, logs: list[Path], env_name: str | None, en
             *(["--seed", str(seed)] if seed is not None else []),
             *(["--device", device] if device != "cpu" else []),
             *(["--env", name, *[a for item in env_args or [] for a in ("--env-arg", item)]] if given_env else [])]
-    report = improve(lambda s: make(name, seed=s, **kwargs), model_dir=improve_dir, logs=logs, minutes=minutes,
+    report = improve(_split_aware(name, kwargs, {"test": test}), model_dir=improve_dir, logs=logs, minutes=minutes,
                      steps=steps, test_seeds=test, seed=seed, progress=lambda line: err.print(line, markup=False),
                      command=shlex.join(argv), device=device)
     out.print(f"{'model':<8} {'steps':>7} {'next EM':>9} {'precond':>9} {'solved':>9} {'mean plan length':>17}")
@@ -1415,9 +1415,10 @@ def _collect_env(out_dir: Path, env_name: str, env_args: list[str] | None, *, se
         _print_collected(out_dir, _collect_jobs(task, env_jobs(ranges), out_dir, None, None, executor=executor),
                          unit="seeds")
         return
+    ranges = _parse_seed_ranges(seeds)
     with err.status(f"exploring {env_name}…"):
-        stats = collect_from_env(lambda s: make(env_name, seed=s, **kwargs), out_dir=out_dir,
-                                 seeds=cast(Any, _parse_seed_ranges(seeds)),  # split names checked there
+        stats = collect_from_env(_split_aware(env_name, kwargs, ranges), out_dir=out_dir,
+                                 seeds=cast(Any, ranges),  # split names checked there
                                  episodes_per_seed=episodes_per_seed, max_steps=max_steps,
                                  behaviours=cast(Any, tuple(behaviour or BEHAVIOURS)),  # likewise behaviours
                                  demonstrations=demonstrations, domain=Path(env_name.split(":")[0]).stem, seed=seed)

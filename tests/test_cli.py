@@ -370,6 +370,37 @@ def test_collect_from_an_environment_and_infer_its_domain(bw_files, capsys, tmp_
     assert code == 2 and "bogus" in err
 
 
+SPLIT_WORLDS = """
+from planner.env.registry import make
+
+
+def make_world(seed=0, split="train"):
+    # held-out splits are other worlds: 4 blocks instead of 3
+    return make("blocksworld-v0", seed=seed, blocks=3 if split == "train" else 4)
+"""
+
+
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]])
+def test_collect_builds_each_seed_in_the_split_that_names_it(capsys, tmp_path, workers):
+    """As ``planner learn`` does: an environment whose factory takes ``split`` plays held-out
+    seeds in held-out variations (household-v0's scenes), unless ``--env-arg split=…`` says."""
+    factory = tmp_path / "worlds.py"
+    factory.write_text(SPLIT_WORLDS)
+    env = f"{factory}:make_world"
+
+    def objects(folder, split):
+        return {len(json.loads(line)["objects"]) for line in (folder / f"{split}.jsonl").read_text().splitlines()}
+
+    code, _, err = run(capsys, "collect", "--env", env, "--seeds", "train=0-1,val=10,test=20-21",
+                       "--episodes-per-seed", "1", "--max-steps", "5", "--out", tmp_path / "a", *workers)
+    assert code == 0, err
+    assert [objects(tmp_path / "a", s) for s in ("train", "val", "test")] == [{3}, {4}, {4}]
+    code, _, err = run(capsys, "collect", "--env", env, "--env-arg", "split=train", "--seeds", "train=0,test=20",
+                       "--episodes-per-seed", "1", "--max-steps", "5", "--out", tmp_path / "b", *workers)
+    assert code == 0, err
+    assert [objects(tmp_path / "b", s) for s in ("train", "test")] == [{3}, {3}]
+
+
 def test_outputs_never_overwrite_inputs(capsys, tmp_path):
     from planner.data.collect import collect_blocksworld
 

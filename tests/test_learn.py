@@ -337,3 +337,29 @@ def test_the_training_rate_is_measured_on_the_device_that_trains(device):
     config = TrainConfig(steps=1, batch_size=4, shape=LlamaShape(dim=32, n_layers=1, n_heads=1, ffn_dim=64,
                                                                   context=64), max_objects=3, device=device)
     assert measure_rate(examples, vocab, config, {**predicates, **actions}, steps=2) > 0
+
+
+def test_improve_plays_the_held_out_seeds_in_their_split(learned, tmp_path, capsys, monkeypatch):
+    """``--improve`` measures before and after on the run's test seeds, built in the test split
+    (household-v0's test scenes) as ``planner learn`` built them, not in the default one."""
+    import planner.learn
+
+    factory = tmp_path / "worlds.py"
+    factory.write_text('from planner.env.registry import make\n\n\n'
+                       'def make_world(seed=0, split="train"):\n'
+                       '    return make("blocksworld-v0", seed=seed, blocks=3 if split == "train" else 4)\n')
+    log = tmp_path / "episodes.jsonl"
+    log.write_text("{}\n")
+    seen = {}
+
+    def blocks(env):
+        return len({name for fact in env.state.facts for name in fact.strip("()").split()[1:]})
+
+    def fake_improve(make_env, **kwargs):
+        seen["test"], seen["train"] = blocks(make_env(kwargs["test_seeds"][0])), blocks(make_env(0))
+        raise ConfigError("stopped after the environment was built")
+
+    monkeypatch.setattr(planner.learn, "improve", fake_improve)
+    code, _, err = run(capsys, "learn", "--improve", learned, "--logs", log, "--env", f"{factory}:make_world")
+    assert code == 2 and "stopped after the environment was built" in err
+    assert seen == {"test": 4, "train": 3}  # 4 blocks in the test split, 3 outside it

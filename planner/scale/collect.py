@@ -149,9 +149,12 @@ class EnvCollect:
 
     def __call__(self, job: CollectJob) -> Collected:
         from planner.data.explore import collect_from_env
-        from planner.env.registry import make
+        from planner.env.registry import accepts, make
 
-        name, kwargs, s = self.env, self.env_args, job.index
+        name, s = self.env, job.index
+        # as without workers: a factory that takes a split is given the job's unless an argument names one
+        kwargs = ({**self.env_args, "split": job.split} if "split" not in self.env_args and accepts(name, "split")
+                  else self.env_args)
         demo = {s: self.demonstrations[s]} if s in self.demonstrations else None
         with tempfile.TemporaryDirectory(prefix="planner-collect-") as scratch:
             stats = collect_from_env(lambda seed: make(name, seed=seed, **kwargs), out_dir=scratch,
