@@ -881,7 +881,6 @@ def learn(
     With --improve DIR --logs LOG: continue that model's training with recorded real steps."""
     import shlex
 
-    from planner.env.registry import make
     from planner.learn import ROUNDS
     from planner.learn import learn as run_learn
 
@@ -904,7 +903,7 @@ def learn(
     rounds = ROUNDS if rounds is None else rounds
     kwargs = parse_env_args(env_args)
     ranges = _parse_seed_ranges(seeds)
-    make(env_name, seed=next(iter(ranges.values()))[0], **kwargs)  # a bad name or argument: exit 2 now
+    _split_aware(env_name, kwargs, ranges)(next(iter(ranges.values()))[0])  # a bad name or argument: exit 2 now
     _output_folder("--out", out_dir)
     argv = ["planner", "learn", "--env", env_name, *[a for item in env_args or [] for a in ("--env-arg", item)],
             "--out", str(out_dir), "--minutes", f"{minutes:g}", "--seeds", seeds, "--seed", str(seed),
@@ -959,7 +958,6 @@ def _learn_improve(improve_dir: Path, logs: list[Path], env_name: str | None, en
     card's "Reproduce" block); the held-out seeds are the run's test split."""
     import shlex
 
-    from planner.env.registry import make
     from planner.learn import improve, improve_inputs, read_learn_record, recorded_command
 
     for flag, value in new_run.items():
@@ -990,13 +988,17 @@ def _learn_improve(improve_dir: Path, logs: list[Path], env_name: str | None, en
             raise ConfigError(f"--improve {improve_dir}: its recorded --seeds name no test split")
     kwargs = parse_env_args(env_args)
     name = env_name
-    make(name, seed=test[0], **kwargs)  # a bad name or argument: exit 2 now
+    # the run's seeds, each in its split (log seeds in none of them: train), as planner learn built them
+    recorded_ranges = {k: record.split(k) for k in record.seeds} if record is not None else {}
+    ranges = {**{k: r for k, r in recorded_ranges.items() if r is not None}, "test": test}
+    build = _split_aware(name, kwargs, ranges)
+    build(test[0])  # a bad name or argument: exit 2 now
     argv = ["planner", "learn", "--improve", str(improve_dir), *[a for log in logs for a in ("--logs", str(log))],
             "--minutes", f"{minutes:g}", *(["--steps", str(steps)] if steps is not None else []),
             *(["--seed", str(seed)] if seed is not None else []),
             *(["--device", device] if device != "cpu" else []),
             *(["--env", name, *[a for item in env_args or [] for a in ("--env-arg", item)]] if given_env else [])]
-    report = improve(_split_aware(name, kwargs, {"test": test}), model_dir=improve_dir, logs=logs, minutes=minutes,
+    report = improve(build, model_dir=improve_dir, logs=logs, minutes=minutes,
                      steps=steps, test_seeds=test, seed=seed, progress=lambda line: err.print(line, markup=False),
                      command=shlex.join(argv), device=device)
     out.print(f"{'model':<8} {'steps':>7} {'next EM':>9} {'precond':>9} {'solved':>9} {'mean plan length':>17}")
@@ -1396,10 +1398,10 @@ def _collect_env(out_dir: Path, env_name: str, env_args: list[str] | None, *, se
     """``planner collect --env``: explore an environment through reset and step only (with
     ``executor``: one job per seed, see :mod:`planner.scale.collect`)."""
     from planner.data.explore import BEHAVIOURS, collect_from_env
-    from planner.env.registry import make
 
     kwargs = parse_env_args(env_args)
-    make(env_name, seed=_parse_seed_ranges(seeds).popitem()[1][0], **kwargs)  # a bad name or argument: exit 2 now
+    first = _parse_seed_ranges(seeds)
+    _split_aware(env_name, kwargs, first)(first.popitem()[1][0])  # a bad name or argument: exit 2 now
 
     demonstrations = None if demos is None else _read_demos(demos)
     if executor is not None:

@@ -88,6 +88,8 @@ MIN_STEPS = 20
 """Fewest training steps chosen from a budget."""
 WARMUP_STEPS = 4
 """Timed optimizer steps of the rate measurement (after one untimed step)."""
+GPU_TIMED_STEPS = 30
+"""Fewest steps :func:`measure_rate` times beside a GPU, whose steps are short and queued ahead."""
 BATCH_SIZE = 64
 """Sequences per training step."""
 FIDELITY_LIMIT = 3000
@@ -282,15 +284,17 @@ def choose_context(records: Sequence[TransitionRecord]) -> int:
 def measure_rate(examples: Sequence[Any], vocab: Any, config: TrainConfig, schemas: Mapping[str, int], *,
                  steps: int = WARMUP_STEPS) -> float:
     """Training steps per second of a fresh model of ``config`` (shape, word tables, batch size,
-    threads, device and precision) on ``examples`` (encoded records), timed over ``steps``
-    optimizer steps after one untimed step (on a GPU: until the device has done them)."""
-    import numpy as np
+    threads, device, precision and batch workers) on ``examples`` (encoded records), as
+    :func:`~planner.training.train.train` runs them: timed over ``steps`` optimizer steps on the
+    CPU; beside a GPU over at least :data:`GPU_TIMED_STEPS`, after the steps that pay for
+    start-up and for the batches the workers built ahead of the clock, until the device has
+    done them."""
     import torch
 
     from planner.training.train import (
         _matmul_precision,
         _wait_for,
-        make_batch,
+        batches,
         new_model,
         resolve_device,
         resolve_precision,
@@ -299,21 +303,25 @@ def measure_rate(examples: Sequence[Any], vocab: Any, config: TrainConfig, schem
 
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
+    on_gpu = device.type == "cuda"
     torch.set_num_threads(config.threads)
     model = new_model(config, vocab, schemas).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True if on_gpu else None)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
-    started = 0.0
+    skip = 1 + (4 * config.loader_workers if config.loader_workers else 0)
+    timed = max(steps, GPU_TIMED_STEPS) if on_gpu else steps
     pool = list(examples)  # once: copying tens of thousands of records per step made the rate look slow
+    started = 0.0
+    stream = batches(pool, vocab, seed=7, first=0, until=lambda: skip + timed, batch_size=config.batch_size,
+                     workers=config.loader_workers)
     with _matmul_precision(precision):
-        for k in range(steps + 1):
-            if k == 1:
+        for k, (tokens, targets) in enumerate(stream):
+            if k == skip:
                 _wait_for(device)
                 started = time.perf_counter()
-            tokens, targets = make_batch(pool, vocab, np.random.default_rng([7, k]), config.batch_size)
             training_step(model, opt, tokens, targets, device, autocast)
         _wait_for(device)
-    return steps / max(1e-6, time.perf_counter() - started)
+    return timed / max(1e-6, time.perf_counter() - started)
 
 
 def _signature(schema: LearnedSchema, probe: Environment) -> dict[str, Any] | None:
@@ -378,7 +386,9 @@ def learn(
         rounds: training rounds; between two, a goal-directed collection of at most
             :data:`GOAL_SHARE` of the budget (``1``: none).
         device: where PyTorch trains: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (the training
-            rate, and so the steps a budget buys, is measured there).
+            rate, and so the steps a budget buys, is measured there). Beside a GPU, batches are
+            built by worker processes started with ``spawn``: a script that calls this must
+            guard its entry point (``if __name__ == "__main__":``).
 
     Raises :class:`LearnError` (before any work) without PyTorch, for a device it cannot train
     on or for a bad request, and what
@@ -825,15 +835,20 @@ def improve_inputs(out: Path) -> dict[str, Path]:
 
 def _resumable_precision(out: Path, precision: str, device: str) -> str:
     """The arithmetic a run trained with (``precision``, as its summary records it), which its
-    checkpoint trains on only with; :class:`LearnError` when ``device`` cannot do it (a run
-    trained with TensorFloat-32 on a GPU, improved on the CPU)."""
-    from planner.training.train import resolve_device, resolve_precision
+    checkpoint trains on only with. :class:`LearnError` when ``device`` cannot do it (a run
+    trained with TensorFloat-32 on a GPU, improved on the CPU) or the summary records none
+    that exists."""
+    from planner.training.train import PRECISIONS, resolve_device, resolve_precision
 
-    try:
-        return resolve_precision(precision, resolve_device(device))
-    except ConfigError:
-        raise LearnError(f"{out} was trained with {precision} arithmetic, which device {device!r} cannot do: "
-                         "improve it with --device cuda") from None
+    if precision not in PRECISIONS or precision == "auto":
+        raise LearnError(f"{out / 'train-summary.json'} records precision {precision!r}, not one of fp32, tf32, "
+                         "bf16: not a summary planner learn wrote")
+    where = resolve_device(device)
+    if precision == "tf32" and where.type != "cuda":
+        raise LearnError(f"{out} was trained on a GPU with TensorFloat-32 arithmetic (tf32), which its checkpoint "
+                         f"trains on only with, and device {device!r} is the CPU: improve it on a machine with "
+                         "a CUDA GPU, with --device cuda")
+    return resolve_precision(precision, where)
 
 
 def _train_summary(path: Path) -> dict[str, Any]:

@@ -288,40 +288,73 @@ def test_learn_names_a_training_device_it_cannot_use_before_any_work(tmp_path, c
     assert not (out / "data").exists()  # nothing collected
 
 
-def test_learn_trains_where_device_says_and_records_it(tmp_path, capsys):
-    """``--device auto`` is the CPU on a machine without CUDA; the command recorded (and quoted on
-    the card) repeats the device."""
+def test_learn_trains_where_device_says_and_records_it(tmp_path, capsys, monkeypatch):
+    """``--device`` reaches the rate measurement and every training round (``auto`` is the CPU
+    on a machine without CUDA, with no batch workers there); the command recorded (and quoted
+    on the card) repeats it."""
     torch = pytest.importorskip("torch")
+    import planner.learn
+    import planner.training.train
+
+    seen = []
+    real_rate, real_train = planner.learn.measure_rate, planner.training.train.train
+
+    def rate(examples, vocab, config, schemas, **kw):
+        seen.append(("rate", config.device, config.loader_workers))
+        return real_rate(examples, vocab, config, schemas, **kw)
+
+    def train(**kw):
+        seen.append(("train", kw["config"].device, kw["config"].loader_workers))
+        return real_train(**kw)
+
+    monkeypatch.setattr(planner.learn, "measure_rate", rate)
+    monkeypatch.setattr(planner.training.train, "train", train)
     out = tmp_path / "m"
     code, _, _ = run(capsys, "learn", "--env", "blocksworld-v0", "--env-arg", "blocks=3", "--out", out,
                      "--seeds", "train=0-2,test=200-201", "--steps", "4", "--episodes-per-seed", "1",
-                     "--max-steps", "10", "--rounds", "1", "--device", "auto")
+                     "--max-steps", "10", "--rounds", "2", "--device", "auto")
     assert code == 0
+    workers = 0 if not torch.cuda.is_available() else seen[0][2]
+    assert seen == [("rate", "auto", workers), ("train", "auto", workers), ("train", "auto", workers)]
     summary = json.loads((out / "train-summary.json").read_text())
     assert summary["device"] == ("cuda:0" if torch.cuda.is_available() else "cpu")
     assert "--device auto" in json.loads((out / "learn.json").read_text())["command"]
 
 
-def test_improve_refuses_a_device_that_cannot_do_the_runs_arithmetic(tmp_path):
+def test_improve_refuses_a_device_that_cannot_do_the_runs_arithmetic(learned, tmp_path, capsys):
     """A run trained with TensorFloat-32 on a GPU trains on only with it: improving it on the
-    CPU is refused before any work, naming what to do."""
+    CPU is refused before any work (nothing copied, the data untouched), naming what to do."""
     pytest.importorskip("torch")
+    import shutil
+
     from planner.learn import LearnError, _resumable_precision
 
-    with pytest.raises(LearnError, match=r"trained with tf32 arithmetic, which device 'cpu' cannot do: improve it "
-                                         r"with --device cuda"):
-        _resumable_precision(tmp_path, "tf32", "cpu")
-    assert _resumable_precision(tmp_path, "fp32", "cpu") == "fp32"
-    assert _resumable_precision(tmp_path, "fp32", "auto") == "fp32"  # on any device
+    copy = tmp_path / "gpu-run"
+    shutil.copytree(learned, copy)
+    summary = json.loads((copy / "train-summary.json").read_text())
+    (copy / "train-summary.json").write_text(json.dumps({**summary, "precision": "tf32"}))
+    data = (copy / "data" / "train.jsonl").read_bytes()
+    log = tmp_path / "episodes.jsonl"
+    log.write_text("{}\n")
+    code, _, err = run(capsys, "learn", "--improve", copy, "--logs", log, "--device", "cpu")
+    assert code == 2
+    assert "trained on a GPU with TensorFloat-32 arithmetic (tf32)" in " ".join(err.split())
+    assert "--device cuda" in err
+    assert not list(copy.glob("*before*")) and (copy / "data" / "train.jsonl").read_bytes() == data
+    with pytest.raises(LearnError, match=r"records precision 'fp16', not one of fp32, tf32, bf16"):
+        _resumable_precision(copy, "fp16", "cpu")
+    assert _resumable_precision(copy, "fp32", "cpu") == "fp32"
+    assert _resumable_precision(copy, "fp32", "auto") == "fp32"  # on any device
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
     not __import__("importlib").util.find_spec("torch") or not __import__("torch").cuda.is_available(),
     reason="PyTorch sees no CUDA device"))])
-def test_the_training_rate_is_measured_on_the_device_that_trains(device):
+def test_the_training_rate_is_measured_on_the_device_that_trains(device, monkeypatch):
     pytest.importorskip("torch")
+    import planner.training.train
     from planner.data.collect import TransitionRecord
-    from planner.learn import measure_rate
+    from planner.learn import GPU_TIMED_STEPS, measure_rate
     from planner.training.data import encode_records
     from planner.training.train import TrainConfig
     from planner.world.codec import domain_vocabulary
@@ -336,7 +369,17 @@ def test_the_training_rate_is_measured_on_the_device_that_trains(device):
     examples = encode_records([record] * 8, vocab, predicates, actions, 3)
     config = TrainConfig(steps=1, batch_size=4, shape=LlamaShape(dim=32, n_layers=1, n_heads=1, ffn_dim=64,
                                                                   context=64), max_objects=3, device=device)
+    devices = []
+    real = planner.training.train.training_step
+
+    def step(model, opt, tokens, targets, where, autocast):
+        devices.append(where.type)
+        return real(model, opt, tokens, targets, where, autocast)
+
+    monkeypatch.setattr(planner.training.train, "training_step", step)
     assert measure_rate(examples, vocab, config, {**predicates, **actions}, steps=2) > 0
+    # one untimed step, then the timed ones (beside a GPU at least GPU_TIMED_STEPS), on the device
+    assert devices == [device] * (1 + (2 if device == "cpu" else GPU_TIMED_STEPS))
 
 
 def test_improve_plays_the_held_out_seeds_in_their_split(learned, tmp_path, capsys, monkeypatch):
