@@ -315,6 +315,42 @@ def test_ctrl_c_stops_a_run_with_loader_workers_at_once_and_quietly(data, tmp_pa
     assert "Traceback" not in err and "interrupted" in err
 
 
+def test_ctrl_c_while_the_loader_workers_start_is_quiet(data, tmp_path):
+    """Ctrl-C reaches the whole process group, workers still importing PyTorch included: they
+    ignore it from their start, so the run ends with one line, not their tracebacks."""
+    import os
+    from pathlib import Path
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "planner", "train", "--data", str(data), "--out",
+                             str(tmp_path / "m"), "--batch-size", "2", "--dim", "32", "--layers", "1", "--steps",
+                             "1000000", "--warmup", "10", "--loader-workers", "2", "--no-quantize"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    if not children.exists():
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.skip("no /proc/PID/task/PID/children here to see the workers start")
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        pids = children.read_text().split()
+        if len(pids) >= 2:  # the spawned workers, about to import PyTorch (a second or more)
+            break
+        time.sleep(0.01)
+    time.sleep(0.3)  # into their imports
+    assert proc.poll() is None, "the run ended by itself"
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:  # pragma: no cover - the defect this guards against
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail("planner train did not stop after Ctrl-C")
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err and "interrupted" in err
+
+
 def test_an_output_path_that_is_a_file_is_named(data, tmp_path, capsys):
     target = tmp_path / "model.gguf"
     target.write_text("not a folder")

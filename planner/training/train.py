@@ -14,6 +14,8 @@ import os
 import pickle
 import re
 import signal
+import tempfile
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -245,17 +247,34 @@ def _matmul_precision(precision: str) -> Iterator[None]:
         setattr(matmul, switch, before)
 
 
+@contextlib.contextmanager
+def _children_ignore_sigint() -> Iterator[None]:
+    """Processes started inside this block ignore SIGINT from their first instruction (an
+    ignored signal stays ignored across exec, and Python then installs no handler of its own):
+    a terminal's Ctrl-C reaches the whole process group, and a worker still importing PyTorch
+    would print a traceback. The training loop alone answers it. Keep the block short: a
+    SIGINT arriving during it is ignored by this process too. Off the main thread, which
+    cannot set handlers, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 _worker_state: tuple[list[Encoded], Vocabulary, int, int, np.ndarray | None, ObjectShuffle | None] | None = None
 
 
-def _init_worker(payload: bytearray) -> None:
-    """Set up a batch worker from the pickled ``(examples, vocab, seed, batch_size, p, shuffle)``, then
-    empty ``payload`` (the pool keeps its initial arguments for the worker's lifetime)."""
+def _init_worker(payload: str) -> None:
+    """Set up a batch worker from the file ``payload``: the pickled ``(examples, vocab, seed,
+    batch_size, p, shuffle)``."""
     global _worker_state
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the training loop's to handle
     torch.set_num_threads(1)
-    _worker_state = pickle.loads(payload)
-    del payload[:]
+    _worker_state = pickle.loads(Path(payload).read_bytes())
 
 
 def _worker_batch(step: int) -> tuple[np.ndarray, np.ndarray]:
@@ -281,20 +300,27 @@ def batches(examples: list[Encoded], vocab: Vocabulary, *, seed: int, first: int
             step += 1
         return
     # spawn: a forked child of a process that has started CUDA can use neither it nor PyTorch's
-    # thread pools safely; each worker receives the examples once, pickled once for all of them
-    # (pickling hundreds of thousands of examples again for each worker took seconds apiece).
+    # thread pools safely; each worker reads the examples once from a file, pickled once for all
+    # of them (pickling hundreds of thousands of examples again for each worker took seconds
+    # apiece; sent through the start-up pipe instead, each start would wait for its worker to
+    # import PyTorch, and the pool's start is kept to milliseconds: see _children_ignore_sigint).
     context = multiprocessing.get_context("spawn")
     ahead: deque[AsyncResult[tuple[np.ndarray, np.ndarray]]] = deque()
-    payload = bytearray(pickle.dumps((examples, vocab, seed, batch_size, p, shuffle), protocol=pickle.HIGHEST_PROTOCOL))
-    with context.Pool(workers, initializer=_init_worker, initargs=(payload,)) as pool:
-        while True:
-            while len(ahead) < 4 * workers and step < until():
-                ahead.append(pool.apply_async(_worker_batch, (step,)))
-                step += 1
-            if not ahead:
-                return
-            tokens, targets = ahead.popleft().get()
-            yield torch.from_numpy(tokens), torch.from_numpy(targets)
+    with tempfile.TemporaryDirectory(prefix="planner-batches-") as scratch:
+        payload = Path(scratch) / "examples.pickle"
+        payload.write_bytes(pickle.dumps((examples, vocab, seed, batch_size, p, shuffle),
+                                         protocol=pickle.HIGHEST_PROTOCOL))
+        with _children_ignore_sigint():
+            pool = context.Pool(workers, initializer=_init_worker, initargs=(str(payload),))
+        with pool:
+            while True:
+                while len(ahead) < 4 * workers and step < until():
+                    ahead.append(pool.apply_async(_worker_batch, (step,)))
+                    step += 1
+                if not ahead:
+                    return
+                tokens, targets = ahead.popleft().get()
+                yield torch.from_numpy(tokens), torch.from_numpy(targets)
 
 
 def new_model(config: TrainConfig, vocab: Vocabulary, schemas: Mapping[str, int]) -> TinyLlama:
