@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -290,28 +291,43 @@ def test_an_empty_validation_log_falls_back_to_the_training_log(data, tmp_path, 
     assert report["checked"] > 0
 
 
-def test_ctrl_c_stops_a_run_with_loader_workers_at_once_and_quietly(data, tmp_path):
-    import os
-    import signal
+def _endless_run_with_workers(data, tmp_path):
+    """``planner train`` with 2 loader workers and a million steps, in its own process group."""
     import subprocess
     import sys
-    import time
 
-    proc = subprocess.Popen([sys.executable, "-m", "planner", "train", "--data", str(data), "--out",
+    return subprocess.Popen([sys.executable, "-m", "planner", "train", "--data", str(data), "--out",
                              str(tmp_path / "m"), "--batch-size", "2", "--dim", "32", "--layers", "1", "--steps",
                              "1000000", "--warmup", "10", "--loader-workers", "2", "--no-quantize"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.monotonic() + 120
-    while not (tmp_path / "m" / "checkpoint.pt").exists() and time.monotonic() < deadline:
-        time.sleep(0.5)  # the workers are running once a checkpoint is written
+
+
+def _ctrl_c(proc) -> str:
+    """What a terminal's Ctrl-C does (SIGINT to the whole process group); the run's stderr once
+    it has stopped, which it must within a minute."""
+    import os
+    import signal
+    import subprocess
+
     assert proc.poll() is None, "the run ended by itself"  # a million steps: it cannot have finished
-    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole process group
+    os.killpg(proc.pid, signal.SIGINT)
     try:
         _, err = proc.communicate(timeout=60)
     except subprocess.TimeoutExpired:  # pragma: no cover - the defect this guards against
         os.killpg(proc.pid, signal.SIGKILL)
         pytest.fail("planner train did not stop after Ctrl-C")
     assert proc.returncode == 130, err
+    return err
+
+
+def test_ctrl_c_stops_a_run_with_loader_workers_at_once_and_quietly(data, tmp_path):
+    import time
+
+    proc = _endless_run_with_workers(data, tmp_path)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "m" / "checkpoint.pt").exists() and time.monotonic() < deadline:
+        time.sleep(0.5)  # the workers are running once a checkpoint is written
+    err = _ctrl_c(proc)
     assert "Traceback" not in err and "interrupted" in err
 
 
@@ -319,35 +335,21 @@ def test_ctrl_c_while_the_loader_workers_start_is_quiet(data, tmp_path):
     """Ctrl-C reaches the whole process group, workers still importing PyTorch included: they
     ignore it from their start, so the run ends with one line, not their tracebacks."""
     import os
-    from pathlib import Path
     import signal
-    import subprocess
-    import sys
     import time
 
-    proc = subprocess.Popen([sys.executable, "-m", "planner", "train", "--data", str(data), "--out",
-                             str(tmp_path / "m"), "--batch-size", "2", "--dim", "32", "--layers", "1", "--steps",
-                             "1000000", "--warmup", "10", "--loader-workers", "2", "--no-quantize"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = _endless_run_with_workers(data, tmp_path)
     children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
     if not children.exists():
         os.killpg(proc.pid, signal.SIGKILL)
         pytest.skip("no /proc/PID/task/PID/children here to see the workers start")
     deadline = time.monotonic() + 120
     while proc.poll() is None and time.monotonic() < deadline:
-        pids = children.read_text().split()
-        if len(pids) >= 2:  # the spawned workers, about to import PyTorch (a second or more)
+        if len(children.read_text().split()) >= 2:  # the spawned workers, about to import PyTorch
             break
         time.sleep(0.01)
-    time.sleep(0.3)  # into their imports
-    assert proc.poll() is None, "the run ended by itself"
-    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
-    try:
-        _, err = proc.communicate(timeout=60)
-    except subprocess.TimeoutExpired:  # pragma: no cover - the defect this guards against
-        os.killpg(proc.pid, signal.SIGKILL)
-        pytest.fail("planner train did not stop after Ctrl-C")
-    assert proc.returncode == 130, err
+    time.sleep(0.3)  # into their imports (a second or more)
+    err = _ctrl_c(proc)
     assert "Traceback" not in err and "KeyboardInterrupt" not in err and "interrupted" in err
 
 
