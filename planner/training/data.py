@@ -35,7 +35,7 @@ import numpy as np
 from planner.data.collect import TransitionRecord, read_records
 from planner.errors import CodecError, PlannerError
 from planner.training.errors import TrainingDataError
-from planner.types import Action, Prediction, State
+from planner.types import Action, Prediction
 from planner.world.codec import DEL, DONE, MARKERS, FactDeltaCodec, parse_atom, parse_word, prompt_prefix, prompt_suffix
 from planner.world.vocab import Vocabulary, ground_words
 
@@ -109,6 +109,7 @@ def encode_records(records: Iterable[TransitionRecord], vocab: Vocabulary, predi
         goal_predicates = goal_predicates_of(records)
     rank = word_ranks(vocab)
     codecs: dict[tuple[str, ...], FactDeltaCodec] = {}
+    pools: dict[int, np.ndarray] = {}  # objects → ids of every goal fact over them (one array, read-only)
     out: list[Encoded] = []
     for index, r in enumerate(records):
         try:
@@ -117,7 +118,12 @@ def encode_records(records: Iterable[TransitionRecord], vocab: Vocabulary, predi
             if codec is None:
                 codec = codecs[objs] = FactDeltaCodec(objects=objs, predicates=predicates, actions=actions,
                                                       max_objects=max_objects)
-            out.append(_encode(r, codec, vocab, predicates, goal_predicates, rank))
+            pool = pools.get(len(objs))
+            if pool is None:
+                pool = pools[len(objs)] = _word_ids(ground_words(
+                    {p: predicates[p] for p in goal_predicates if p in predicates}, len(objs)), vocab)
+                pool.flags.writeable = False
+            out.append(_encode(r, codec, vocab, goal_predicates, rank, pool))
         except (PlannerError, ValueError, KeyError) as exc:
             reason = f"unknown name {exc}" if isinstance(exc, KeyError) else str(exc)
             raise TrainingDataError(f"record {index} (problem {r.problem!r}) cannot be encoded: {reason}") from None
@@ -135,26 +141,27 @@ def _word_ids(words: Iterable[str], vocab: Vocabulary) -> np.ndarray:
     return np.array(out, dtype=np.int32)
 
 
-def _encode(r: TransitionRecord, codec: FactDeltaCodec, vocab: Vocabulary, predicates: Mapping[str, int],
-            goal_predicates: tuple[str, ...], rank: np.ndarray) -> Encoded:
-    """One record, encoded (see :class:`Encoded`)."""
+def _encode(r: TransitionRecord, codec: FactDeltaCodec, vocab: Vocabulary, goal_predicates: tuple[str, ...],
+            rank: np.ndarray, fact_pool: np.ndarray) -> Encoded:
+    """One record, encoded (see :class:`Encoded`); ``fact_pool``: the ids of every goal fact
+    over its objects (shared by the records with as many objects)."""
     state, nxt = r.state_obj(), r.next_state_obj()
     answer = codec.answer_words(Prediction(applicable=r.applicable, next_state=nxt, done=False), state)
-    pool_words = ground_words({p: predicates[p] for p in goal_predicates if p in predicates}, len(r.objects))
+    state_words, next_words = codec.state_words(state), codec.state_words(nxt)
 
-    def goal_facts(s: State) -> np.ndarray:
-        return _word_ids((w for w in codec.state_words(s) if w.split("(")[0] in goal_predicates), vocab)
+    def goal_facts(words: list[str]) -> np.ndarray:
+        return _word_ids((w for w in words if w.split("(")[0] in goal_predicates), vocab)
 
     return Encoded(
         goal=_word_ids(sorted(codec.fact_word(f) for f in r.goal), vocab),
-        state=_word_ids(codec.state_words(state), vocab),
+        state=_word_ids(state_words, vocab),
         action=int(_word_ids([codec.action_word(Action(r.action))], vocab)[0]),
         answer=_word_ids(answer, vocab),
         applicable=r.applicable,
-        next_state=_word_ids(codec.state_words(nxt), vocab),
-        goal_next=goal_facts(nxt),
-        goal_now=goal_facts(state),
-        fact_pool=_word_ids(pool_words, vocab),
+        next_state=_word_ids(next_words, vocab),
+        goal_next=goal_facts(next_words),
+        goal_now=goal_facts(state_words),
+        fact_pool=fact_pool,
         rank=rank,
         objects=len(r.objects),
     )
