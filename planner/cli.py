@@ -1015,6 +1015,45 @@ def _learn_improve(improve_dir: Path, logs: list[Path], env_name: str | None, en
               f"{report.total_seconds:.0f} s")
 
 
+@app.command("quantize")
+def quantize_model(
+    model: Annotated[Path, typer.Argument(help="A float GGUF world model (F32 or F16), e.g. DIR/model-f32.gguf.")],
+    out_path: Annotated[Path | None, typer.Option(
+        "--out", help="Where the quantized model goes (default: beside MODEL, -f32 replaced by -q8_0, or "
+                      "-q8_0 added).")] = None,
+    kind: Annotated[str, typer.Option(help="q8_0 (default) or q4_0.")] = "q8_0",
+    compare: Annotated[Path | None, typer.Option(
+        "--compare", help="A transition log (JSONL): predict its first --sample transitions with both models "
+                          "and say how often they agree.")] = None,
+    sample: Annotated[int, typer.Option(help="Transitions of --compare to predict.")] = 300,
+) -> None:
+    """Quantize a float GGUF world model with llama.cpp (what planner train does after training;
+    for a model trained with --no-quantize on a machine without llama.cpp, when its checkpoint
+    stayed there), and compare the two on a log."""
+    from planner.training.export import compare_models
+    from planner.world.gguf_io import quantize
+
+    if not model.is_file():
+        raise ConfigError(f"no model at {model}" if not model.exists() else f"{model} is not a file")
+    if compare is not None and not compare.is_file():
+        raise ConfigError(f"--compare {compare}: no such transition log")
+    if sample < 1:
+        raise ConfigError(f"--sample must be at least 1, got {sample}")
+    if out_path is None:
+        stem = model.name.removesuffix(".gguf")
+        name = stem[:-len("-f32")] if stem.endswith("-f32") else stem
+        out_path = model.with_name(f"{name}-{kind}.gguf")
+    _check_output("--out", out_path)
+    if out_path.resolve() == model.resolve():
+        raise ConfigError(f"--out {out_path} is the model itself; name another file")
+    written = quantize(model, out_path, kind=kind)
+    out.print(f"wrote {written} ({written.stat().st_size / 1e6:.2f} MB, {kind})")
+    if compare is not None:
+        agree, checked = compare_models(model, written, compare, sample=sample)
+        share = f"{agree / checked:.2%}" if checked else "n/a"
+        out.print(f"{kind} agrees with {model.name} on {agree} of {checked} predictions ({share}) of {compare}")
+
+
 @app.command("eval")
 def eval_batch(
     out_path: Annotated[Path, typer.Option(

@@ -492,3 +492,48 @@ def test_small_states_are_shown_whole_and_large_ones_as_changes():
     before, after = State.from_facts([*big, "(x)"]), State.from_facts([*big, "(y)"])
     assert imagined_text(before, after) == "+(y) -(x)"
     assert imagined_text(before, before) == "(no change)"
+
+
+def test_quantize_a_float_model_and_compare_it(tiny_gguf, capsys, tmp_path):
+    """``planner quantize``: a float model trained where llama.cpp is not (``--no-quantize``)
+    becomes Q8_0 beside it, compared with it on a log."""
+    import shutil
+
+    from planner.world.gguf_io import read_model_info
+
+    model = tmp_path / "model-f32.gguf"
+    shutil.copy(tiny_gguf, model)
+    code, _, err = run(capsys, "collect", "--env", "blocksworld-v0", "--env-arg", "blocks=3", "--seeds", "train=0",
+                       "--episodes-per-seed", "1", "--max-steps", "6", "--out", tmp_path / "data")
+    assert code == 0, err
+    code, out, err = run(capsys, "quantize", model, "--compare", tmp_path / "data" / "train.jsonl", "--sample", "5")
+    assert code == 0, err
+    q8 = tmp_path / "model-q8_0.gguf"
+    assert f"wrote {q8}" in out and "q8_0 agrees with model-f32.gguf on" in out and "of 5 predictions" in out
+    assert read_model_info(q8).domain == read_model_info(model).domain
+    assert q8.stat().st_size < model.stat().st_size
+    code, out, _ = run(capsys, "quantize", model, "--out", tmp_path / "small.gguf", "--kind", "q4_0")
+    assert code == 0 and (tmp_path / "small.gguf").is_file()
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    (["{missing}"], "no model at {missing}"),
+    (["{model}", "--out", "{model}"], "is the model itself"),
+    (["{model}", "--kind", "q5_k"], "unknown quantization 'q5_k'"),
+    (["{model}", "--compare", "{missing}"], "--compare {missing}: no such transition log"),
+    (["{model}", "--out", "{tmp}"], "is a folder; name a file"),
+    (["{bad}"], "{bad}"),
+])
+def test_quantize_names_what_it_cannot_use(tiny_gguf, capsys, tmp_path, args, named):
+    import shutil
+
+    model = tmp_path / "m.gguf"
+    shutil.copy(tiny_gguf, model)
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF not really")
+    fill = {"model": model, "missing": tmp_path / "nope.gguf", "tmp": tmp_path, "bad": bad}
+    code, _, err = run(capsys, "quantize", *[a.format(**fill) for a in args])
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, err
+    assert named.format(**fill) in lines[0]
+    assert not list(tmp_path.glob("m-*.gguf"))  # nothing written
