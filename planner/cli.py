@@ -921,6 +921,11 @@ def learn(
               f"{report.train_seconds:.0f} s); card {report.card}; total {report.total_seconds:.0f} s")
 
 
+def _range_text(seeds: range) -> str:
+    """``2000-2049`` (ends inclusive), or ``7`` for one seed."""
+    return str(seeds.start) if len(seeds) == 1 else f"{seeds.start}-{seeds.stop - 1}"
+
+
 def _split_aware(env_name: str, kwargs: dict[str, Any], ranges: Mapping[str, range]) -> Callable[[int], Any]:
     """``seed -> environment`` for ``planner learn`` and ``planner collect``: when the
     environment's factory takes a ``split`` keyword argument and ``--env-arg split=…`` does not
@@ -929,7 +934,15 @@ def _split_aware(env_name: str, kwargs: dict[str, Any], ranges: Mapping[str, ran
     variations (``household-v0``'s scenes)."""
     from planner.env.registry import accepts, make
 
-    if "split" in kwargs or not accepts(env_name, "split"):
+    if not accepts(env_name, "split"):
+        return lambda s: make(env_name, seed=s, **kwargs)
+    if "split" in kwargs:
+        other = [name for name in ranges if name != kwargs["split"]]
+        if other:  # seeds named for one split, played in another: held-out scenes in training data, or back
+            raise ConfigError(f"--env-arg split={kwargs['split']} plays every seed in the {kwargs['split']} split, "
+                              f"but --seeds names {other[0]}={_range_text(ranges[other[0]])}: drop --env-arg "
+                              "split (each seed is then played in the split that names it), or name the seeds "
+                              f"{kwargs['split']}=…")
         return lambda s: make(env_name, seed=s, **kwargs)
 
     def build(seed: int) -> Any:
@@ -1030,15 +1043,24 @@ def quantize_model(
     """Quantize a float GGUF world model with llama.cpp (what planner train does after training;
     for a model trained with --no-quantize on a machine without llama.cpp, when its checkpoint
     stayed there), and compare the two on a log."""
+    from planner.data.collect import read_records
+    from planner.io import atomic_output
     from planner.training.export import compare_models
-    from planner.world.gguf_io import quantize
+    from planner.world.engine import LlamaEngine
+    from planner.world.gguf_io import quantize, tensor_types
 
     if not model.is_file():
         raise ConfigError(f"no model at {model}" if not model.exists() else f"{model} is not a file")
-    if compare is not None and not compare.is_file():
-        raise ConfigError(f"--compare {compare}: no such transition log")
     if sample < 1:
         raise ConfigError(f"--sample must be at least 1, got {sample}")
+    if compare is not None:
+        if not compare.is_file():
+            raise ConfigError(f"--compare {compare}: no such transition log")
+        if not read_records(compare, limit=1):  # a corrupt log is named here too, before any writing
+            raise ConfigError(f"--compare {compare} holds no transitions")
+    quantized = sorted(set(tensor_types(model).values()) - {"F32", "F16", "BF16"})
+    if quantized:
+        raise ConfigError(f"{model} is already quantized ({', '.join(quantized)}); name a float (F32 or F16) model")
     if out_path is None:
         stem = model.name.removesuffix(".gguf")
         name = stem[:-len("-f32")] if stem.endswith("-f32") else stem
@@ -1046,12 +1068,17 @@ def quantize_model(
     _check_output("--out", out_path)
     if out_path.resolve() == model.resolve():
         raise ConfigError(f"--out {out_path} is the model itself; name another file")
-    written = quantize(model, out_path, kind=kind)
-    out.print(f"wrote {written} ({written.stat().st_size / 1e6:.2f} MB, {kind})")
-    if compare is not None:
-        agree, checked = compare_models(model, written, compare, sample=sample)
-        share = f"{agree / checked:.2%}" if checked else "n/a"
-        out.print(f"{kind} agrees with {model.name} on {agree} of {checked} predictions ({share}) of {compare}")
+    # written beside --out and put in its place only once llama.cpp loads it and the comparison
+    # is done: a failure leaves an existing --out as it was
+    with atomic_output(out_path) as tmp:
+        quantize(model, tmp, kind=kind)
+        LlamaEngine(tmp, n_ctx=64, n_seq_max=1).close()  # a file llama.cpp cannot load is not a model
+        compared = compare_models(model, tmp, compare, sample=sample) if compare is not None else None
+    out.print(f"wrote {out_path} ({out_path.stat().st_size / 1e6:.2f} MB, {kind})")
+    if compared is not None:
+        agree, checked = compared
+        out.print(f"{kind} agrees with {model.name} on {agree} of {checked} predictions ({agree / checked:.2%}) "
+                  f"of {compare}")
 
 
 @app.command("eval")

@@ -383,7 +383,8 @@ def make_world(seed=0, split="train"):
 @pytest.mark.parametrize("workers", [[], ["--workers", "2"]])
 def test_collect_builds_each_seed_in_the_split_that_names_it(capsys, tmp_path, workers):
     """As ``planner learn`` does: an environment whose factory takes ``split`` plays held-out
-    seeds in held-out variations (household-v0's scenes), unless ``--env-arg split=…`` says."""
+    seeds in held-out variations (household-v0's scenes); ``--env-arg split=…`` may name the
+    split only of seeds named for it."""
     factory = tmp_path / "worlds.py"
     factory.write_text(SPLIT_WORLDS)
     env = f"{factory}:make_world"
@@ -395,10 +396,17 @@ def test_collect_builds_each_seed_in_the_split_that_names_it(capsys, tmp_path, w
                        "--episodes-per-seed", "1", "--max-steps", "5", "--out", tmp_path / "a", *workers)
     assert code == 0, err
     assert [objects(tmp_path / "a", s) for s in ("train", "val", "test")] == [{3}, {4}, {4}]
-    code, _, err = run(capsys, "collect", "--env", env, "--env-arg", "split=train", "--seeds", "train=0,test=20",
+    code, _, err = run(capsys, "collect", "--env", env, "--env-arg", "split=train", "--seeds", "train=0-1",
                        "--episodes-per-seed", "1", "--max-steps", "5", "--out", tmp_path / "b", *workers)
     assert code == 0, err
-    assert [objects(tmp_path / "b", s) for s in ("train", "test")] == [{3}, {3}]
+    assert objects(tmp_path / "b", "train") == {3}
+    # seeds named for one split but played in another would put held-out variations in training
+    # data (or the reverse): refused, before anything is collected
+    code, _, err = run(capsys, "collect", "--env", env, "--env-arg", "split=train", "--seeds", "train=0,test=20-21",
+                       "--episodes-per-seed", "1", "--max-steps", "5", "--out", tmp_path / "c", *workers)
+    assert code == 2 and "--env-arg split=train plays every seed in the train split, but --seeds names test=20-21" \
+        in " ".join(err.split())
+    assert not (tmp_path / "c").exists()
 
 
 def test_outputs_never_overwrite_inputs(capsys, tmp_path):
@@ -514,6 +522,36 @@ def test_quantize_a_float_model_and_compare_it(tiny_gguf, capsys, tmp_path):
     assert q8.stat().st_size < model.stat().st_size
     code, out, _ = run(capsys, "quantize", model, "--out", tmp_path / "small.gguf", "--kind", "q4_0")
     assert code == 0 and (tmp_path / "small.gguf").is_file()
+
+
+def test_a_failed_quantize_writes_nothing_and_keeps_what_was_there(tiny_gguf, capsys, tmp_path):
+    """Each refusal comes before anything is put in place: an existing --out stays as it was,
+    and no half-written file is left beside it."""
+    import shutil
+
+    import gguf
+
+    from tests.conftest import rewrite_gguf
+
+    model = tmp_path / "m-f32.gguf"
+    shutil.copy(tiny_gguf, model)
+    keep = tmp_path / "keep.gguf"
+    keep.write_text("keep")
+    (tmp_path / "corrupt.jsonl").write_text("not json\n")
+    (tmp_path / "empty.jsonl").write_text("")
+    rewrite_gguf(model, changes={"llama.block_count": (5, gguf.GGUFValueType.UINT32)}, out=tmp_path / "blocks.gguf")
+    code, _, _ = run(capsys, "quantize", model, "--out", tmp_path / "q8.gguf")
+    assert code == 0
+    for args, named in [
+        ([model, "--compare", tmp_path / "corrupt.jsonl"], "corrupt.jsonl:1: not a JSON object"),
+        ([model, "--compare", tmp_path / "empty.jsonl"], "empty.jsonl holds no transitions"),
+        ([tmp_path / "q8.gguf"], "is already quantized (Q8_0); name a float (F32 or F16) model"),
+        ([tmp_path / "blocks.gguf"], "llama.cpp could not load"),
+    ]:
+        before = sorted(p.name for p in tmp_path.iterdir())
+        code, _, err = run(capsys, "quantize", *args, "--out", keep)
+        assert code == 2 and named in " ".join(err.split()), err
+        assert keep.read_text() == "keep" and sorted(p.name for p in tmp_path.iterdir()) == before
 
 
 @pytest.mark.parametrize(("args", "named"), [

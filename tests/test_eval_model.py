@@ -105,3 +105,21 @@ def test_evaluate_planning_counts_a_failing_seed_as_not_solved():
     failed = report.episodes[1]
     assert failed.stopped_by == "error" and "cannot write" in (failed.error or "")
     assert "1 ended by an error" in report.line()
+
+
+def test_an_action_the_model_does_not_know_is_scored_wrong_not_fatal(tmp_path, capsys):
+    """A held-out log may hold an action the training data never showed (``planner learn`` on
+    a few seeds): those transitions count as wrong, and the report says how many raised."""
+    code, _, err = run(capsys, "collect", *ENV, "--seeds", "train=5", "--out", tmp_path)
+    assert code == 0, err
+    log = tmp_path / "train.jsonl"
+    lines = log.read_text().splitlines()
+    record = json.loads(lines[0])
+    obj = record["objects"][0]
+    lines.append(json.dumps({**record, "action": f"(jump {obj})", "applicable": False,
+                             "next_state": record["state"], "step": 99}))
+    log.write_text("\n".join(lines) + "\n")
+    code, out, err = run(capsys, "eval-model", SHIPPED, "--data", log)
+    assert code == 0, err
+    assert "2 raised (counted wrong)" in out  # the step, and its episode rolled out through it
+    assert f"all {len(lines)}" in " ".join(out.split())

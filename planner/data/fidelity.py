@@ -99,7 +99,7 @@ def evaluate(
     problem (a model may be re-bound rather than reloaded)."""
     import time
 
-    from planner.errors import VocabularyError, WorldModelError
+    from planner.errors import UnknownActionError, VocabularyError, WorldModelError
 
     start = time.perf_counter()
     recs = list(records)
@@ -120,7 +120,7 @@ def evaluate(
             state, real_next = r.state_obj(), r.next_state_obj()
             try:
                 pred = model.predict(state, Action(r.action))
-            except (WorldModelError, VocabularyError):
+            except (WorldModelError, VocabularyError, UnknownActionError):
                 report.errors += 1
                 continue
             c.pre += pred.applicable == r.applicable
@@ -143,7 +143,7 @@ def evaluate(
                 for r in ep:
                     imagined = model.predict(imagined, Action(r.action)).next_state
                     same = same and imagined == r.next_state_obj()
-            except (WorldModelError, VocabularyError):
+            except (WorldModelError, VocabularyError, UnknownActionError):
                 report.errors += 1
                 same = False
             real_success = goal.satisfied(ep[-1].next_state_obj())

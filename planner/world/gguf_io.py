@@ -414,6 +414,15 @@ def read_model_info(path: str | Path) -> ModelInfo:
     return _read(Path(path))[0]
 
 
+def tensor_types(path: str | Path) -> dict[str, str]:
+    """Each tensor's storage type (``F32``, ``F16``, ``Q8_0``, …) by name, after the checks of
+    :func:`read_model_info` (whose errors it raises)."""
+    import gguf
+
+    read_model_info(path)
+    return {t.name: t.tensor_type.name for t in gguf.GGUFReader(str(path)).tensors}
+
+
 def _read(p: Path) -> tuple[ModelInfo, Mapping[str, Any]]:
     """:func:`read_model_info`'s work, with the file's metadata fields as parsed."""
     if not p.exists():
