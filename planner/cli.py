@@ -794,11 +794,17 @@ def _training_progress(total: int | None, *, every: int) -> Iterator[Callable[[i
 
     started = time.monotonic()
 
+    trained_from: list[float] = []  # when the first step was reported: the seconds shown count from there
+
     def line(step: int, info: dict[str, float]) -> None:
+        if not trained_from:
+            trained_from.append(time.monotonic())
+            print(f"training: data read and the first step taken in {trained_from[0] - started:.0f} s",
+                  file=sys.stderr, flush=True)
         end = int(info["steps"])
         if step % every and step != end and "val_token_acc" not in info:
             return
-        seconds = time.monotonic() - started
+        seconds = time.monotonic() - trained_from[0]
         val = f", validation token accuracy {info['val_token_acc']:.4f}" if "val_token_acc" in info else ""
         print(f"training: step {step}/{end}, loss {info['loss']:.4f}{val}, learning rate {info['lr']:.2e}, "
               f"{seconds:.0f} s", file=sys.stderr, flush=True)

@@ -556,5 +556,7 @@ def test_a_run_in_the_background_logs_its_progress_in_plain_lines(data, tmp_path
                  "--no-quantize", "--layers", "1", "--dim", "32"]) == 0
     lines = capsys.readouterr().err.splitlines()
     assert lines[0] == "training: reading the data"
+    # the seconds of the step lines count from the first step, after the data were read
+    assert re.fullmatch(r"training: data read and the first step taken in \d+ s", lines[1]), lines
     assert re.fullmatch(r"training: step 3/3, loss \d+\.\d{4}, validation token accuracy \d\.\d{4}, "
-                        r"learning rate \S+, \d+ s", lines[1]), lines
+                        r"learning rate \S+, \d+ s", lines[2]), lines
