@@ -17,7 +17,7 @@ import math
 import re
 import signal
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, cast
@@ -704,9 +704,8 @@ def train(
     except ImportError as exc:
         raise ConfigError(f"training needs PyTorch: pip install -e '.[train]' ({exc})") from None
 
-    from planner.cores import available_cores
     from planner.training.export import comparison_log, finish_model
-    from planner.training.train import resolve_device, resolve_precision
+    from planner.training.train import default_loader_workers, resolve_device, resolve_precision
     from planner.world.gguf_io import LlamaShape
 
     if steps is not None and minutes is not None:
@@ -739,7 +738,7 @@ def train(
                            context=context if context is not None else shape.context)
     chosen = resolve_device(device)
     if loader_workers is None:
-        loader_workers = 0 if chosen.type == "cpu" else max(0, min(8, available_cores() - 1))
+        loader_workers = default_loader_workers(chosen)
     try:
         cfg = TrainConfig(steps=steps if steps is not None else 5000, batch_size=batch_size, lr=lr,
                           min_lr=min_lr if min_lr is not None else min(TrainConfig.min_lr, lr),
@@ -794,17 +793,18 @@ def _training_progress(total: int | None, *, every: int) -> Iterator[Callable[[i
 
     started = time.monotonic()
 
-    trained_from: list[float] = []  # when the first step was reported: the seconds shown count from there
+    trained_from: float | None = None  # when the first step was reported: the seconds shown count from there
 
     def line(step: int, info: dict[str, float]) -> None:
-        if not trained_from:
-            trained_from.append(time.monotonic())
-            print(f"training: data read and the first step taken in {trained_from[0] - started:.0f} s",
+        nonlocal trained_from
+        if trained_from is None:
+            trained_from = time.monotonic()
+            print(f"training: data read and the first step taken in {trained_from - started:.0f} s",
                   file=sys.stderr, flush=True)
         end = int(info["steps"])
         if step % every and step != end and "val_token_acc" not in info:
             return
-        seconds = time.monotonic() - trained_from[0]
+        seconds = time.monotonic() - trained_from
         val = f", validation token accuracy {info['val_token_acc']:.4f}" if "val_token_acc" in info else ""
         print(f"training: step {step}/{end}, loss {info['loss']:.4f}{val}, learning rate {info['lr']:.2e}, "
               f"{seconds:.0f} s", file=sys.stderr, flush=True)
@@ -887,6 +887,7 @@ def learn(
     With --improve DIR --logs LOG: continue that model's training with recorded real steps."""
     import shlex
 
+    from planner.env.registry import split_aware
     from planner.learn import ROUNDS
     from planner.learn import learn as run_learn
 
@@ -909,14 +910,15 @@ def learn(
     rounds = ROUNDS if rounds is None else rounds
     kwargs = parse_env_args(env_args)
     ranges = _parse_seed_ranges(seeds)
-    _split_aware(env_name, kwargs, ranges)(next(iter(ranges.values()))[0])  # a bad name or argument: exit 2 now
+    build = split_aware(env_name, kwargs, ranges)
+    build(next(iter(ranges.values()))[0])  # a bad name or argument: exit 2 now
     _output_folder("--out", out_dir)
     argv = ["planner", "learn", "--env", env_name, *[a for item in env_args or [] for a in ("--env-arg", item)],
             "--out", str(out_dir), "--minutes", f"{minutes:g}", "--seeds", seeds, "--seed", str(seed),
             *(["--steps", str(steps)] if steps is not None else []),
             "--episodes-per-seed", str(episodes_per_seed), "--max-steps", str(max_steps), "--rounds", str(rounds),
             *(["--device", device] if device != "cpu" else [])]
-    report = run_learn(_split_aware(env_name, kwargs, ranges), out_dir=out_dir, seeds=ranges, minutes=minutes,
+    report = run_learn(build, out_dir=out_dir, seeds=ranges, minutes=minutes,
                        seed=seed, domain_name=Path(env_name.split(":")[0]).stem,
                        progress=lambda line: err.print(line, markup=False), steps=steps,
                        episodes_per_seed=episodes_per_seed, max_steps=max_steps, command=shlex.join(argv),
@@ -925,37 +927,6 @@ def learn(
     out.print(f"planning on held-out seeds {report.planning.seeds_text()}: {report.planning.line()}")
     out.print(f"model {report.model} ({report.params:,} parameters, {report.steps} steps in "
               f"{report.train_seconds:.0f} s); card {report.card}; total {report.total_seconds:.0f} s")
-
-
-def _range_text(seeds: range) -> str:
-    """``2000-2049`` (ends inclusive), or ``7`` for one seed."""
-    return str(seeds.start) if len(seeds) == 1 else f"{seeds.start}-{seeds.stop - 1}"
-
-
-def _split_aware(env_name: str, kwargs: dict[str, Any], ranges: Mapping[str, range]) -> Callable[[int], Any]:
-    """``seed -> environment`` for ``planner learn`` and ``planner collect``: when the
-    environment's factory takes a ``split`` keyword argument and ``--env-arg split=…`` does not
-    set it, each seed is built with the name of the split whose range holds it (``train``,
-    ``val``, ``test``; a seed in none of them: ``train``), so held-out seeds play held-out
-    variations (``household-v0``'s scenes)."""
-    from planner.env.registry import accepts, make
-
-    if not accepts(env_name, "split"):
-        return lambda s: make(env_name, seed=s, **kwargs)
-    if "split" in kwargs:
-        other = [name for name in ranges if name != kwargs["split"]]
-        if other:  # seeds named for one split, played in another: held-out scenes in training data, or back
-            raise ConfigError(f"--env-arg split={kwargs['split']} plays every seed in the {kwargs['split']} split, "
-                              f"but --seeds names {other[0]}={_range_text(ranges[other[0]])}: drop --env-arg "
-                              "split (each seed is then played in the split that names it), or name the seeds "
-                              f"{kwargs['split']}=…")
-        return lambda s: make(env_name, seed=s, **kwargs)
-
-    def build(seed: int) -> Any:
-        split = next((name for name, seeds in ranges.items() if seed in seeds), "train")
-        return make(env_name, seed=seed, split=split, **kwargs)
-
-    return build
 
 
 def _option_values(argv: list[str], flag: str) -> list[str]:
@@ -977,6 +948,7 @@ def _learn_improve(improve_dir: Path, logs: list[Path], env_name: str | None, en
     card's "Reproduce" block); the held-out seeds are the run's test split."""
     import shlex
 
+    from planner.env.registry import split_aware
     from planner.learn import improve, improve_inputs, read_learn_record, recorded_command
 
     for flag, value in new_run.items():
@@ -1010,7 +982,7 @@ def _learn_improve(improve_dir: Path, logs: list[Path], env_name: str | None, en
     # the run's seeds, each in its split (log seeds in none of them: train), as planner learn built them
     recorded_ranges = {k: record.split(k) for k in record.seeds} if record is not None else {}
     ranges = {**{k: r for k, r in recorded_ranges.items() if r is not None}, "test": test}
-    build = _split_aware(name, kwargs, ranges)
+    build = split_aware(name, kwargs, ranges)
     build(test[0])  # a bad name or argument: exit 2 now
     argv = ["planner", "learn", "--improve", str(improve_dir), *[a for log in logs for a in ("--logs", str(log))],
             "--minutes", f"{minutes:g}", *(["--steps", str(steps)] if steps is not None else []),
@@ -1470,17 +1442,18 @@ def _collect_env(out_dir: Path, env_name: str, env_args: list[str] | None, *, se
     """``planner collect --env``: explore an environment through reset and step only (with
     ``executor``: one job per seed, see :mod:`planner.scale.collect`)."""
     from planner.data.explore import BEHAVIOURS, collect_from_env
+    from planner.env.registry import split_aware
 
     kwargs = parse_env_args(env_args)
-    first = _parse_seed_ranges(seeds)
-    _split_aware(env_name, kwargs, first)(first.popitem()[1][0])  # a bad name or argument: exit 2 now
+    ranges = _parse_seed_ranges(seeds)
+    build = split_aware(env_name, kwargs, ranges)
+    build(list(ranges.values())[-1][0])  # a bad name or argument: exit 2 now
 
     demonstrations = None if demos is None else _read_demos(demos)
     if executor is not None:
         from planner.data.explore import _check_request
         from planner.scale.collect import EnvCollect, env_jobs
 
-        ranges = _parse_seed_ranges(seeds)
         behaviours = tuple(behaviour or BEHAVIOURS)
         _check_request(cast(Any, ranges), episodes_per_seed, max_steps, behaviours, demonstrations)  # exit 2 now
         task = EnvCollect(env=env_name, env_args=kwargs, episodes_per_seed=episodes_per_seed, max_steps=max_steps,
@@ -1489,9 +1462,8 @@ def _collect_env(out_dir: Path, env_name: str, env_args: list[str] | None, *, se
         _print_collected(out_dir, _collect_jobs(task, env_jobs(ranges), out_dir, None, None, executor=executor),
                          unit="seeds")
         return
-    ranges = _parse_seed_ranges(seeds)
     with err.status(f"exploring {env_name}…"):
-        stats = collect_from_env(_split_aware(env_name, kwargs, ranges), out_dir=out_dir,
+        stats = collect_from_env(build, out_dir=out_dir,
                                  seeds=cast(Any, ranges),  # split names checked there
                                  episodes_per_seed=episodes_per_seed, max_steps=max_steps,
                                  behaviours=cast(Any, tuple(behaviour or BEHAVIOURS)),  # likewise behaviours

@@ -235,12 +235,11 @@ def _check_device(device: str) -> None:
 
 
 def _loader_workers(device: str) -> int:
-    """Processes building batches ahead of training: none on the CPU (they would take its
-    cores), up to 8 beside a GPU (as ``planner train`` chooses)."""
-    from planner.cores import available_cores
-    from planner.training.train import resolve_device
+    """Processes building batches ahead of training on ``device``, as ``planner train``
+    chooses them (:func:`~planner.training.train.default_loader_workers`)."""
+    from planner.training.train import default_loader_workers, resolve_device
 
-    return 0 if resolve_device(device).type == "cpu" else max(0, min(8, available_cores() - 1))
+    return default_loader_workers(resolve_device(device))
 
 
 def _check_budget(minutes: float, steps: int | None) -> None:
@@ -308,7 +307,7 @@ def measure_rate(examples: Sequence[Any], vocab: Any, config: TrainConfig, schem
     model = new_model(config, vocab, schemas).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True if on_gpu else None)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
-    skip = 1 + (4 * config.loader_workers if config.loader_workers else 0)
+    skip = 1 + 4 * config.loader_workers  # start-up, and the batches the workers built ahead
     timed = max(steps, GPU_TIMED_STEPS) if on_gpu else steps
     pool = list(examples)  # once: copying tens of thousands of records per step made the rate look slow
     started = 0.0

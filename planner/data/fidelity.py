@@ -101,6 +101,9 @@ def evaluate(
 
     from planner.errors import UnknownActionError, VocabularyError, WorldModelError
 
+    # an answer that cannot be read, or a problem or action the model cannot write: scored wrong
+    unanswerable = (WorldModelError, VocabularyError, UnknownActionError)
+
     start = time.perf_counter()
     recs = list(records)
     by_problem: dict[str, list[TransitionRecord]] = defaultdict(list)
@@ -120,7 +123,7 @@ def evaluate(
             state, real_next = r.state_obj(), r.next_state_obj()
             try:
                 pred = model.predict(state, Action(r.action))
-            except (WorldModelError, VocabularyError, UnknownActionError):
+            except unanswerable:
                 report.errors += 1
                 continue
             c.pre += pred.applicable == r.applicable
@@ -143,7 +146,7 @@ def evaluate(
                 for r in ep:
                     imagined = model.predict(imagined, Action(r.action)).next_state
                     same = same and imagined == r.next_state_obj()
-            except (WorldModelError, VocabularyError, UnknownActionError):
+            except unanswerable:
                 report.errors += 1
                 same = False
             real_success = goal.satisfied(ep[-1].next_state_obj())

@@ -138,6 +138,36 @@ def accepts(name_or_path: str, keyword: str) -> bool:
     return keyword in parameters
 
 
+def split_aware(name_or_path: str, kwargs: Mapping[str, Any],
+                ranges: Mapping[str, range]) -> Callable[[int], Environment]:
+    """``seed -> environment`` for seeds named by split (``planner learn``, ``planner collect``
+    and their worker jobs): when the factory takes a ``split`` keyword argument and ``kwargs``
+    does not set it, each seed is built with the name of the split whose range holds it
+    (``train``, ``val``, ``test``; a seed in none of them: ``train``), so held-out seeds play
+    held-out variations (``household-v0``'s scenes). ``kwargs`` may set ``split`` only to the
+    one split ``ranges`` name: seeds named for one split but played in another would put
+    held-out variations in training data, or the reverse (:class:`ConfigError` naming both).
+    Errors of :func:`accepts` too."""
+    kwargs = dict(kwargs)
+    if not accepts(name_or_path, "split"):
+        return lambda s: make(name_or_path, seed=s, **kwargs)
+    if "split" in kwargs:
+        other = [name for name in ranges if name != kwargs["split"]]
+        if other:
+            seeds = ranges[other[0]]
+            span = str(seeds.start) if len(seeds) == 1 else f"{seeds.start}-{seeds.stop - 1}"
+            raise ConfigError(f"--env-arg split={kwargs['split']} plays every seed in the {kwargs['split']} split, "
+                              f"but --seeds names {other[0]}={span}: drop --env-arg split (each seed is then "
+                              f"played in the split that names it), or name the seeds {kwargs['split']}=…")
+        return lambda s: make(name_or_path, seed=s, **kwargs)
+
+    def build(seed: int) -> Environment:
+        split = next((name for name, seeds in ranges.items() if seed in seeds), "train")
+        return make(name_or_path, seed=seed, split=split, **kwargs)
+
+    return build
+
+
 def is_path_form(text: str) -> bool:
     """True when ``text`` names a file (``PATH.py:FACTORY``, or a bare ``PATH.py``) rather than an id."""
     return PATH_SEPARATOR in text or text.endswith(".py")

@@ -149,16 +149,15 @@ class EnvCollect:
 
     def __call__(self, job: CollectJob) -> Collected:
         from planner.data.explore import collect_from_env
-        from planner.env.registry import accepts, make
+        from planner.env.registry import split_aware
 
-        name, s = self.env, job.index
-        # as without workers: a factory that takes a split is given the job's unless an argument names one
-        kwargs = ({**self.env_args, "split": job.split} if "split" not in self.env_args and accepts(name, "split")
-                  else self.env_args)
+        s = job.index
+        seeds = {job.split: range(s, s + 1)}
         demo = {s: self.demonstrations[s]} if s in self.demonstrations else None
         with tempfile.TemporaryDirectory(prefix="planner-collect-") as scratch:
-            stats = collect_from_env(lambda seed: make(name, seed=seed, **kwargs), out_dir=scratch,
-                                     seeds={job.split: range(s, s + 1)},  # type: ignore[dict-item]
+            # as without workers: the seed is built in its job's split
+            stats = collect_from_env(split_aware(self.env, self.env_args, seeds), out_dir=scratch,
+                                     seeds=seeds,  # type: ignore[arg-type]
                                      episodes_per_seed=self.episodes_per_seed, max_steps=self.max_steps,
                                      behaviours=self.behaviours,  # type: ignore[arg-type]
                                      demonstrations=demo, domain=self.domain, seed=self.seed)

@@ -213,6 +213,13 @@ def resolve_device(name: str) -> torch.device:
     return torch.device("cuda", index)
 
 
+def default_loader_workers(device: torch.device) -> int:
+    """Processes building batches ahead of training on ``device`` when none are asked for: none
+    on the CPU (they would take the cores it trains on), up to 8 beside a GPU, whose steps
+    outpace one Python process building batches (one core is left to the training loop)."""
+    return 0 if device.type == "cpu" else max(0, min(8, available_cores() - 1))
+
+
 def resolve_precision(name: str, device: torch.device) -> str:
     """The arithmetic ``name`` (:attr:`TrainConfig.precision`) stands for on ``device``:
     ``fp32``, ``tf32`` or ``bf16``.
