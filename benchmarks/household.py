@@ -14,6 +14,8 @@ and the median times to generate a game, load it in the engine, and take one eng
 
 ``--doubt`` plays each game once per agent mode (rows side by side, measured in one run):
 without doubted refusals, with them only when no plan is found, and with the defaults.
+``--votes 1,3`` plays each of those once per vote count (the model asked under that many
+numberings of the objects, :mod:`planner.world.votes`), side by side too.
 """
 
 from __future__ import annotations
@@ -52,21 +54,25 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="a GGUF world model (default: the exact model)")
     parser.add_argument("--doubt", default="on", help="comma-separated agent modes, one row each: "
                         "off (no doubted refusals), stuck (only when no plan is found), on (the defaults)")
+    parser.add_argument("--votes", default="1", help="comma-separated vote counts of the GGUF model, one row each")
     parser.add_argument("--verbose", action="store_true", help="one line per episode")
     args = parser.parse_args()
+    votes = [int(v) for v in args.votes.split(",")]
+    if votes != [1] and not args.model:
+        parser.error("--votes counts a GGUF model's answers: give --model")
     lo, _, hi = args.seeds.partition("-")
     seeds = range(int(lo), int(hi or lo) + 1)
     modes = args.doubt.split(",")
     if unknown := [m for m in modes if m not in AGENT_MODES]:
         parser.error(f"unknown --doubt mode(s) {unknown}: choose from {', '.join(AGENT_MODES)}")
-    rows: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    rows: dict[tuple[str, str, int], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for split in args.splits.split(","):
         for seed in seeds:
             started = time.perf_counter()
             planning = make_household(seed=seed, split=split, engine="planner")
             generate = time.perf_counter() - started
-            for mode in modes:
-                r = rows[(split, mode)]
+            for mode, vote in [(m, v) for m in modes for v in votes]:
+                r = rows[(split, mode, vote)]
                 r["generate"].append(generate)
                 started = time.perf_counter()
                 env = HouseholdEnvironment(planning.game)
@@ -76,7 +82,7 @@ def main() -> None:
                 if args.model:
                     from planner.world.factory import bind_environment_model
 
-                    model = bind_environment_model(args.model, env, reset_seed=seed)
+                    model = bind_environment_model(args.model, env, reset_seed=seed, votes=vote)
                 else:
                     model = OracleWorldModel(env)
                 config = PlannerConfig.model_validate({"agent": AGENT_MODES[mode]})
@@ -91,7 +97,7 @@ def main() -> None:
                     r["vs_expert"].append(len(result.steps) / expert)
                     r["vs_optimal"].append(len(result.steps) / env.game.optimal)
                 if args.verbose:
-                    print(f"{split} seed {seed} {mode}: solved={result.solved} steps={len(result.steps)} "
+                    print(f"{split} seed {seed} {mode} votes {vote}: solved={result.solved} steps={len(result.steps)} "
                           f"expert={expert} divergences={result.divergences} probes={result.probes} "
                           f"doubted={result.doubted} ({result.doubted_applied} applied) "
                           f"stopped_by={result.stopped_by} {r['episode'][-1]:.1f} s", flush=True)
@@ -101,14 +107,16 @@ def main() -> None:
                     env.step(action)
                 r["engine_step"].append((time.perf_counter() - started) / max(1, env.game.optimal))
     print(f"household-v0, seeds {args.seeds} per split, model: {args.model or 'exact'}")
-    print("| split | doubt | solved | plan / expert | plan / optimal | divergences | doubted steps (applied) "
-          "| episode s (median) | generate s | engine load s | engine step ms |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for (split, mode), r in rows.items():
+    print("| split | doubt | votes | solved | plan / expert | plan / optimal | divergences | doubted steps (applied) "
+          "| episode s (median / mean) | generate s | engine load s | engine step ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for (split, mode, vote), r in rows.items():
         n = len(r["solved"])
-        print(f"| {split} | {mode} | {int(sum(r['solved']))}/{n} | {mean(r['vs_expert'])} | {mean(r['vs_optimal'])} | "
+        print(f"| {split} | {mode} | {vote} | {int(sum(r['solved']))}/{n} | {mean(r['vs_expert'])} | "
+              f"{mean(r['vs_optimal'])} | "
               f"{int(sum(r['divergences']))} | {int(sum(r['doubted']))} ({int(sum(r['doubted_applied']))}) | "
-              f"{statistics.median(r['episode']):.1f} | {statistics.median(r['generate']):.2f} | "
+              f"{statistics.median(r['episode']):.1f} / {statistics.mean(r['episode']):.1f} | "
+              f"{statistics.median(r['generate']):.2f} | "
               f"{statistics.median(r['load']):.2f} | {1e3 * statistics.median(r['engine_step']):.1f} |")
 
 

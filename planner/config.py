@@ -27,6 +27,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from planner.errors import ConfigError
+from planner.world.votes import MAX_VOTES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -181,11 +182,14 @@ class ModelConfig(_Frozen):
             header the client reads.
         concurrency: requests a served model keeps in flight for one state's candidates.
         timeout_s: seconds a served model waits for a connection or an answer.
+        votes: object numberings each prediction is asked under, the majority answer kept
+            (:mod:`planner.world.votes`; 1: once).
 
     Bounds: ``cache_size`` 0..2,000,000; ``n_threads`` 1..1024 (bounded further by the cores
     available); ``n_gpu_layers`` -1..4096; ``n_ctx`` 32..262,144 (llama.cpp allocates at
     least 256 cells anyway; the model checks at load time that the problem's prompts fit);
-    ``server`` an http(s) URL; ``concurrency`` 1..256; ``timeout_s`` (0, 3600].
+    ``server`` an http(s) URL; ``concurrency`` 1..256; ``timeout_s`` (0, 3600]; ``votes`` 1..15 (a
+    GGUF model only).
     """
 
     kind: Literal["oracle", "gguf"] = "gguf"
@@ -197,6 +201,7 @@ class ModelConfig(_Frozen):
     server: str | None = Field(None, max_length=2048)
     concurrency: int = Field(4, ge=1, le=256)
     timeout_s: float = Field(30.0, gt=0, le=3600, allow_inf_nan=False)
+    votes: int = Field(1, ge=1, le=MAX_VOTES)
 
     @field_validator("server")
     @classmethod
@@ -215,6 +220,9 @@ class ModelConfig(_Frozen):
         if self.kind == "oracle" and self.server is not None:
             raise ValueError(f"kind 'oracle' is the exact model, computed here: it takes no server "
                              f"(got server {self.server!r})")
+        if self.kind == "oracle" and self.votes != 1:
+            raise ValueError(f"kind 'oracle' is the exact model: it answers once, votes must be 1 "
+                             f"(got votes {self.votes})")
         return self
 
     @field_validator("path", mode="before")

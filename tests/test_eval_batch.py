@@ -321,6 +321,8 @@ def test_how_the_model_runs_is_not_part_of_a_batch_identity():
     in_process = header(n_threads=2)
     assert header(server="http://127.0.0.1:8090", timeout_s=60.0, concurrency=8, n_gpu_layers=-1) == in_process
     assert header(cache_size=10) != in_process  # what the planner sees still counts
+    assert header(votes=3) != in_process and header(votes=3)["model"]["votes"] == 3
+    assert "votes" not in in_process["model"]  # one vote: as files written before votes existed
 
 
 def test_an_unreachable_ray_address_is_one_line_at_once(tmp_path):

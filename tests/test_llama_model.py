@@ -122,7 +122,7 @@ def test_random_model_is_retried_then_raises_with_raw_text(tiny_gguf, tiny_env):
 
 
 def _answers(model, state, actions):
-    prefix, suffixes, max_new = model._prompt(state, actions)
+    prefix, suffixes, max_new = model._prompt(model.codec, state, actions)
     answers = model._decode(prefix, suffixes, max_new, frozenset(model.codec.state_words(state)), temperature=0.0)
     return [" ".join(model._id_word[t] for t in ans.tokens) for ans in answers]
 
@@ -229,7 +229,7 @@ def test_confidence_is_a_probability(tmp_path, tiny_env):
     # structurally valid: its confidence is the product of 1/n_vocab factors.
     path = build_tiny_gguf(tmp_path / "flat.gguf", scale=0.0)
     model = _model(path, tiny_env)
-    answers = model._decode(*model._prompt(tiny_env.state, tiny_env.candidate_actions(tiny_env.state)[:1]),
+    answers = model._decode(*model._prompt(model.codec, tiny_env.state, tiny_env.candidate_actions(tiny_env.state)[:1]),
                             frozenset(model.codec.state_words(tiny_env.state)), temperature=0.0)
     import math
 

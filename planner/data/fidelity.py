@@ -64,6 +64,8 @@ class FidelityReport:
     errors: int = 0
     invalid_rejected: int = 0
     seconds: float = 0.0
+    votes: int = 1
+    split_votes: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {"by_objects": {str(k): v for k, v in sorted(self.by_objects.items())},
@@ -71,7 +73,7 @@ class FidelityReport:
                 "multistep_consistency": self.multistep_consistency,
                 "trajectory_exact_match": self.trajectory_exact_match,
                 "model_errors": self.errors, "invalid_rejected": self.invalid_rejected,
-                "seconds": self.seconds}
+                "seconds": self.seconds, "votes": self.votes, "split_votes": self.split_votes}
 
     def table(self) -> str:
         head = f"{'objects':>7} {'transitions':>11} {'precond':>9} {'effect EM':>9} {'next EM':>9} {'done':>9}"
@@ -85,6 +87,9 @@ class FidelityReport:
                      f"(whole trajectory exact: {self.trajectory_exact_match:.4f})")
         lines.append(f"answers invalid after retries: {self.invalid_rejected} read as 'not applicable', "
                      f"{self.errors} raised (counted wrong)")
+        if self.votes > 1:
+            lines.append(f"asked under {self.votes} numberings of the objects: they disagreed on "
+                         f"{self.split_votes} predictions (the majority answered)")
         return "\n".join(lines)
 
 

@@ -131,6 +131,8 @@ class EvalSettings:
         # the same answers: not part of what a resumed batch must share
         running = ("n_threads", "n_gpu_layers", "server", "concurrency", "timeout_s")
         data["model"] = {k: v for k, v in data["model"].items() if k not in running}
+        if data["model"].get("votes") == 1:  # one vote is what files written before votes existed mean
+            del data["model"]["votes"]
         return EvalHeader(source="pddl" if self.domain is not None else "env", env=self.env,
                           env_args=dict(self.env_args),
                           domain=str(Path(self.domain).resolve()) if self.domain is not None else None,

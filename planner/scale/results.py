@@ -48,7 +48,7 @@ class EvalHeader(BaseModel):
         model: ``"oracle"``, or the GGUF file (absolute path; the shipped default resolved).
         model_sha256: the GGUF file's SHA-256 (hex), ``None`` for the oracle.
         config: the ``search`` and ``agent`` sections and the ``model`` section's settings
-            that change predictions (``kind``, ``path``, ``cache_size``, ``n_ctx``; not the
+            that change predictions (``kind``, ``path``, ``cache_size``, ``n_ctx``, ``votes``; not the
             thread count or GPU layers).
         reference: whether reference plan lengths are computed.
         created: when the file was started (Unix time, seconds; not compared).

@@ -25,6 +25,8 @@ class ModelStats:
         invalid: answers still invalid after the last retry, rejected (treated as "not
             applicable") instead of raised.
         seconds: wall-clock seconds spent inside the model.
+        split_votes: predictions whose numberings disagreed (a model asked under several
+            object numberings, :mod:`planner.world.votes`; the majority answered).
     """
 
     predictions: int = 0
@@ -34,11 +36,12 @@ class ModelStats:
     retries: int = 0
     seconds: float = 0.0
     invalid: int = 0
+    split_votes: int = 0
 
     def snapshot(self) -> ModelStats:
         return ModelStats(
             self.predictions, self.cache_hits, self.prompt_tokens, self.generated_tokens,
-            self.retries, self.seconds, self.invalid,
+            self.retries, self.seconds, self.invalid, self.split_votes,
         )
 
     def since(self, earlier: ModelStats) -> ModelStats:
@@ -51,4 +54,5 @@ class ModelStats:
             self.retries - earlier.retries,
             self.seconds - earlier.seconds,
             self.invalid - earlier.invalid,
+            self.split_votes - earlier.split_votes,
         )

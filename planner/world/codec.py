@@ -124,12 +124,16 @@ class FactDeltaCodec:
         predicates: predicate name → arity.
         actions: action schema name → arity.
         max_objects: placeholders the model knows.
+        numbering: the objects in the order they become ``x1 … xn`` instead (a permutation of
+            ``objects``; empty: sorted). A model that learned the rules, not the names, answers
+            alike under any numbering; :mod:`planner.world.votes` asks it under several.
     """
 
     objects: tuple[str, ...]
     predicates: Mapping[str, int]
     actions: Mapping[str, int]
     max_objects: int
+    numbering: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.objects) > self.max_objects:
@@ -142,6 +146,11 @@ class FactDeltaCodec:
             raise VocabularyError(f"the problem lists objects more than once: {repeated[:5]}")
         ordered = sorted(self.objects)
         object.__setattr__(self, "objects", tuple(ordered))
+        if self.numbering:
+            if sorted(self.numbering) != ordered:
+                raise VocabularyError(f"a numbering must list each of the problem's objects once: "
+                                      f"{list(self.numbering)[:5]} for objects {ordered[:5]}")
+            ordered = list(self.numbering)
         object.__setattr__(self, "_to_ph", {o: placeholder(i) for i, o in enumerate(ordered)})
         object.__setattr__(self, "_from_ph", {placeholder(i): o for i, o in enumerate(ordered)})
         # Memo of fact ↔ word translations: search asks about the same facts over and over.

@@ -1,8 +1,10 @@
 """Constrained decoding of sibling answers on parallel llama.cpp sequences.
 
-The decoder knows token ids, not words: a prompt is a shared prefix of token ids (kept in
-sequence 0 of the KV cache and reused by the next call when it starts the same way) and one
-suffix per sibling. Each sibling is decoded on a sequence of its own that shares the prefix's
+The decoder knows token ids, not words: a prompt is a shared prefix of token ids (kept in a
+prefix sequence of the KV cache and reused by the next call that starts the same way) and one
+suffix per sibling. A model asked under several numberings of its objects keeps one prefix
+sequence per numbering (``slot``), so alternating between them does not evaluate each prefix
+again. Each sibling is decoded on a sequence of its own that shares the prefix's
 cells; all siblings advance together, one batch per step, and a sibling leaves the batch as
 soon as its answer is complete. What an answer may look like is decided by a small per-answer
 state machine (:class:`AnswerRules`): the tokens allowed next, and the tokens that follow a
@@ -71,31 +73,33 @@ class Decoder:
     """Batched constrained decoding on ``engine`` with prefix reuse.
 
     Args:
-        engine: the loaded model and context; sequence 0 holds the shared prefix, sequences
-            ``1..max_siblings`` the siblings.
+        engine: the loaded model and context; sequences ``0..prefixes-1`` hold the prefixes,
+            the next ``max_siblings`` the siblings.
         stats: counters to add evaluated prompt tokens and generated tokens to.
-        max_siblings: most siblings decoded in one batch (``1..engine.n_seq_max - 1``).
+        max_siblings: most siblings decoded in one batch (``1..engine.n_seq_max - prefixes``).
         reuse_prefix: keep the prefix in the KV cache between calls (``False``: clear the
             cache before every call, as a baseline).
         seed: seeds sampling (``temperature > 0``).
+        prefixes: prefix sequences kept (``slot`` of :meth:`decode`), at least 1.
     """
 
     def __init__(self, engine: LlamaEngine, *, stats: ModelStats, max_siblings: int, reuse_prefix: bool = True,
-                 seed: int = 0) -> None:
+                 seed: int = 0, prefixes: int = 1) -> None:
         self.engine = engine
         self.stats = stats
         self.max_siblings = max_siblings
         self.reuse_prefix = reuse_prefix
+        self.prefixes = max(1, prefixes)
         self._rng = np.random.default_rng(seed)
-        self._cached: list[int] = []
+        self._cached: list[list[int]] = [[] for _ in range(self.prefixes)]
 
     def clear(self) -> None:
         """Empty the KV cache (the next call evaluates its whole prefix)."""
         self.engine.clear()
-        self._cached = []
+        self._cached = [[] for _ in range(self.prefixes)]
 
     def decode(self, prefix: list[int], suffixes: Sequence[list[int]], *, rules: Callable[[], AnswerRules],
-               max_new: int, temperature: float = 0.0) -> list[Answer]:
+               max_new: int, temperature: float = 0.0, slot: int = 0) -> list[Answer]:
         """One answer per suffix, for the prompt ``prefix + suffix``.
 
         Args:
@@ -105,47 +109,60 @@ class Decoder:
             max_new: most tokens an answer can have (sizes the KV-cache room per sibling;
                 the rules must end answers within it).
             temperature: 0 for greedy decoding, > 0 to sample.
+            slot: the prefix sequence to keep ``prefix`` in (``0..prefixes-1``).
 
         Raises :class:`WorldModelError` for non-finite logits and
         :class:`~planner.errors.ContextOverflowError` when the KV cache has no room.
         """
+        if not 0 <= slot < self.prefixes:
+            raise ValueError(f"prefix slot {slot} outside 0..{self.prefixes - 1}")
         longest = max(len(s) for s in suffixes)
         per_seq = longest + max_new + 2
-        room = (self.engine.n_ctx - len(prefix)) // per_seq
+        kept = sum(len(c) for j, c in enumerate(self._cached) if j != slot)
+        if kept and (self.engine.n_ctx - len(prefix) - kept) // per_seq < 1:
+            self._drop_other_prefixes(slot)  # the siblings need the room more than the other numberings
+            kept = 0
+        room = (self.engine.n_ctx - len(prefix) - kept) // per_seq
         # Every sibling's suffix (and later its fed tokens) must fit one decode batch, so that
         # only the last chunk of a decode call asks for logits.
         per_batch = self.engine.n_batch // max(longest, 2)
         group = max(1, min(self.max_siblings, room, per_batch))
         answers: list[Answer] = []
         for start in range(0, len(suffixes), group):
-            self._ensure_prefix(prefix)
-            answers.extend(self._decode_group(len(prefix), suffixes[start:start + group], rules, temperature))
+            self._ensure_prefix(prefix, slot)
+            answers.extend(self._decode_group(len(prefix), suffixes[start:start + group], rules, temperature, slot))
         return answers
 
-    def _ensure_prefix(self, prefix: list[int]) -> None:
-        """Leave exactly ``prefix`` in sequence 0, evaluating only what is not cached."""
+    def _drop_other_prefixes(self, slot: int) -> None:
+        for j in range(self.prefixes):
+            if j != slot and self._cached[j]:
+                self.engine.seq_rm(j)
+                self._cached[j] = []
+
+    def _ensure_prefix(self, prefix: list[int], slot: int) -> None:
+        """Leave exactly ``prefix`` in sequence ``slot``, evaluating only what is not cached."""
         if not self.reuse_prefix:
             self.clear()
-        cached = self._cached
+        cached = self._cached[slot]
         common = 0
         limit = min(len(cached), len(prefix))
         while common < limit and cached[common] == prefix[common]:
             common += 1
         if common == len(prefix) == len(cached):
             return
-        self.engine.seq_rm(0, common, -1)
-        self.engine.decode([(tok, pos, 0, False) for pos, tok in enumerate(prefix) if pos >= common])
+        self.engine.seq_rm(slot, common, -1)
+        self.engine.decode([(tok, pos, slot, False) for pos, tok in enumerate(prefix) if pos >= common])
         self.stats.prompt_tokens += len(prefix) - common
-        self._cached = list(prefix)
+        self._cached[slot] = list(prefix)
 
     def _decode_group(self, p: int, suffixes: Sequence[list[int]], rules: Callable[[], AnswerRules],
-                      temperature: float) -> list[Answer]:
+                      temperature: float, slot: int) -> list[Answer]:
         eng = self.engine
-        siblings = [_Sibling(seq=j + 1, pos=p + len(s), rules=rules()) for j, s in enumerate(suffixes)]
+        siblings = [_Sibling(seq=self.prefixes + j, pos=p + len(s), rules=rules()) for j, s in enumerate(suffixes)]
         entries: list[tuple[int, int, int, bool]] = []
         for sib, suffix in zip(siblings, suffixes):
             eng.seq_rm(sib.seq)
-            eng.seq_cp(0, sib.seq)
+            eng.seq_cp(slot, sib.seq)
             entries.extend((tok, p + k, sib.seq, k == len(suffix) - 1) for k, tok in enumerate(suffix))
         self.stats.prompt_tokens += len(entries)
         try:

@@ -62,6 +62,7 @@ from planner.world.engine import MAX_N_CTX, LlamaEngine, check_whole, max_sequen
 from planner.world.gguf_io import KEY_ACTIONS, KEY_PREDICATES, ModelInfo, read_model_info
 from planner.world.retry import retry_invalid
 from planner.world.vocab import SPACE, ground_words
+from planner.world.votes import MAX_VOTES, decided, numberings, tally, winner
 
 log = get_logger(__name__)
 
@@ -148,7 +149,8 @@ class _FactDeltaRules:
 
 
 def _check_arguments(*, mode: object, max_siblings: object, retries: object, retry_temperature: object,
-                     seed: object, on_invalid: object, n_ctx: object, consistent: object) -> None:
+                     seed: object, on_invalid: object, n_ctx: object, consistent: object,
+                     votes: object = 1) -> None:
     """:class:`ConfigError` naming the first argument of :class:`LlamaWorldModel` out of range."""
     if not isinstance(consistent, bool):
         raise ConfigError(f"consistent must be True or False, got {consistent!r}")
@@ -157,7 +159,8 @@ def _check_arguments(*, mode: object, max_siblings: object, retries: object, ret
     if on_invalid not in ("raise", "reject"):
         raise ConfigError(f"on_invalid must be 'raise' or 'reject', got {on_invalid!r}")
     for name, value, low, high in (("max_siblings", max_siblings, 1, 2**31 - 1), ("retries", retries, 0, MAX_RETRIES),
-                                   ("seed", seed, 0, 2**32 - 1), ("n_ctx", n_ctx, MIN_N_CTX, MAX_N_CTX)):
+                                   ("seed", seed, 0, 2**32 - 1), ("n_ctx", n_ctx, MIN_N_CTX, MAX_N_CTX),
+                                   ("votes", votes, 1, MAX_VOTES)):
         check_whole(name, value, low, high)
     if (isinstance(retry_temperature, bool) or not isinstance(retry_temperature, (int, float))
             or not math.isfinite(retry_temperature) or retry_temperature <= 0):
@@ -207,6 +210,9 @@ class LlamaWorldModel:
             removed facts present), so an answer can
             be wrong but hardly ever invalid; ``False`` decodes the raw model, to measure how
             often it answers invalid by itself.
+        votes: object numberings each prediction is asked under (``1..MAX_VOTES``); the answer
+            most of them give is returned (:mod:`planner.world.votes`). 1: the sorted numbering
+            alone; 3 asks a third only where the first two disagree (about twice the calls).
 
     Raises :class:`~planner.errors.ConfigError` for an argument out of range,
     :class:`~planner.errors.ModelLoadError` for a file that is not a fact-delta model, and
@@ -232,19 +238,22 @@ class LlamaWorldModel:
         seed: int = 0,
         on_invalid: Literal["raise", "reject"] = "raise",
         consistent: bool = True,
+        votes: int = 1,
     ) -> None:
         _check_arguments(mode=mode, max_siblings=max_siblings, retries=retries, retry_temperature=retry_temperature,
-                         seed=seed, on_invalid=on_invalid, n_ctx=n_ctx, consistent=consistent)
+                         seed=seed, on_invalid=on_invalid, n_ctx=n_ctx, consistent=consistent, votes=votes)
         self._setup(path, read_model_info(path), objects=objects, goal=goal, state=state, facts=facts,
                     actions=actions, n_ctx=n_ctx, mode=mode, on_invalid=on_invalid, retries=retries,
-                    retry_temperature=retry_temperature, seed=seed, consistent=consistent)
+                    retry_temperature=retry_temperature, seed=seed, consistent=consistent, votes=votes)
         siblings = max_siblings if mode == "batched" else 1
-        self.engine = LlamaEngine(path, n_ctx=n_ctx, n_seq_max=min(siblings, max_sequences() - 1) + 1,
+        slots = len(self.codecs) if votes > 1 else 1
+        self.engine = LlamaEngine(path, n_ctx=n_ctx, n_seq_max=min(siblings, max(1, max_sequences() - slots)) + slots,
                                   n_threads=n_threads, n_gpu_layers=n_gpu_layers)
-        # Sequence 0 holds the shared prefix; llama.cpp may have allowed fewer sequences.
-        self.max_siblings = max(1, min(siblings, self.engine.n_seq_max - 1))
-        self.decoder = Decoder(self.engine, stats=self.stats, max_siblings=self.max_siblings,
-                               reuse_prefix=mode != "naive", seed=seed)
+        # The first sequences hold the shared prefixes (one per numbering); llama.cpp may have
+        # allowed fewer sequences.
+        self._slots = max(1, min(slots, self.engine.n_seq_max - 1))
+        self.max_siblings = max(1, min(siblings, self.engine.n_seq_max - self._slots))
+        self.decoder = self._new_decoder()
         self._index = {p: i for i, p in enumerate(self.engine.pieces())}
         self.word_ids: dict[str, int] = {}
         """Token id of each codec word (markers, ground facts and actions of the bound problem)."""
@@ -258,14 +267,18 @@ class LlamaWorldModel:
     def _setup(self, path: str | Path, info: ModelInfo, *, objects: Sequence[str], goal: FactGoal,
                state: State | None, facts: Iterable[str], actions: Sequence[Action], n_ctx: int, mode: Mode,
                on_invalid: Literal["raise", "reject"], retries: int, retry_temperature: float, seed: int,
-               consistent: bool) -> None:
+               consistent: bool, votes: int) -> None:
         """What every fact-delta model holds before its decoding starts: the file's header
-        (checked), the codec bound to the problem, the answer settings, a lock and counters."""
+        (checked), the codec bound to the problem under each numbering, the answer settings, a
+        lock and counters."""
         self._path = Path(path)
         self.info: ModelInfo = info
         _check_codec(info)
         self.consistent = consistent
-        self.codec = self._bind(objects, goal, state, facts=facts, actions=actions, n_ctx=n_ctx)
+        self.votes = votes
+        self._slots = 1  # prefix sequences kept by the decoder (an in-process model keeps one per numbering)
+        self.codec: FactDeltaCodec = self._bind(objects, goal, state, facts=facts, actions=actions, n_ctx=n_ctx)
+        self.codecs: tuple[FactDeltaCodec, ...] = self._numbered(self.codec)
         self.goal = goal
         self.mode = mode
         self.on_invalid = on_invalid
@@ -293,6 +306,14 @@ class LlamaWorldModel:
         if state is not None:
             self._check_fits(codec, goal, state, n_ctx=n_ctx)
         return codec
+
+    def _new_decoder(self) -> Decoder:
+        return Decoder(self.engine, stats=self.stats, max_siblings=self.max_siblings,
+                       reuse_prefix=self.mode != "naive", seed=self._seed, prefixes=self._slots)
+
+    def _numbered(self, codec: FactDeltaCodec) -> tuple[FactDeltaCodec, ...]:
+        """``codec`` under each numbering a prediction is asked under (``codec`` itself first)."""
+        return (codec, *(replace(codec, numbering=order) for order in numberings(codec.objects, self.votes)[1:]))
 
     def _check_fits(self, codec: FactDeltaCodec, goal: FactGoal, state: State, *, n_ctx: int) -> None:
         """The prompt about ``state`` and its longest answer must fit the context."""
@@ -332,15 +353,14 @@ class LlamaWorldModel:
         with self._lock:
             codec = self._bind(objects, goal, state, facts=facts, actions=actions, n_ctx=self.engine.n_ctx)
             self._learn_words(len(codec.objects))
-            self.codec, self.goal = codec, goal
+            self.codec, self.codecs, self.goal = codec, self._numbered(codec), goal
 
     def reset_decoding(self) -> None:
         """Decode from here on as a freshly loaded model would: nothing in the KV cache and the
         retry sampler seeded anew (so a problem's predictions do not depend on the problems this
         model served before)."""
         with self._lock:
-            self.decoder = Decoder(self.engine, stats=self.stats, max_siblings=self.max_siblings,
-                                   reuse_prefix=self.mode != "naive", seed=self._seed)
+            self.decoder = self._new_decoder()
             self.decoder.clear()
 
     @classmethod
@@ -393,39 +413,59 @@ class LlamaWorldModel:
         return self._predict(state, actions, applied=True)
 
     def _predict(self, state: State, actions: Sequence[Action], *, applied: bool) -> list[Prediction]:
-        """One prediction per action at ``state`` (``applied``: with the verdict held to ``ok``)."""
+        """One prediction per action at ``state`` (``applied``: with the verdict held to ``ok``):
+        under each numbering in turn, for the actions whose majority is still open."""
         if not actions:
             return []
         with self._lock:
             start = time.perf_counter()
             try:
-                prefix, suffixes, max_new = self._prompt(state, actions)
-                state_words = frozenset(self.codec.state_words(state))
-                chosen: list[tuple[Answer, Literal["add", "del"] | None]]
-                if applied:  # the likelier of the best answer adding something, and of one only removing
-                    adds = self._decode(prefix, suffixes, max_new, state_words, temperature=0.0, must="add")
-                    dels = self._decode(prefix, suffixes, max_new, state_words, temperature=0.0, must="del")
-                    chosen = [(a, "add") if a.logprob >= d.logprob else (d, "del") for a, d in zip(adds, dels)]
-                else:
-                    chosen = [(a, None) for a in self._decode(prefix, suffixes, max_new, state_words,
-                                                              temperature=0.0)]
-                preds = [self._finish(state, state_words, prefix, suf, ans, max_new, must=must)
-                         for suf, (ans, must) in zip(suffixes, chosen)]
+                ballots: list[list[Prediction]] = [[] for _ in actions]
+                open_ = list(range(len(actions)))
+                for k in range(len(self.codecs)):
+                    answers = self._predict_as(k, state, [actions[i] for i in open_], applied=applied)
+                    for i, answer in zip(open_, answers):
+                        ballots[i].append(answer)
+                    left = len(self.codecs) - k - 1
+                    open_ = [i for i in open_ if not decided(ballots[i], left)]
+                    if not open_:
+                        break
+                preds = [winner(b) for b in ballots]
+                if len(self.codecs) > 1:
+                    self.stats.split_votes += sum(len(tally(b)) > 1 for b in ballots)
             finally:
                 self.stats.seconds += time.perf_counter() - start
             self.stats.predictions += len(preds)
             return preds
 
+    def _predict_as(self, k: int, state: State, actions: Sequence[Action], *, applied: bool) -> list[Prediction]:
+        """One prediction per action at ``state``, the objects numbered as ``self.codecs[k]``
+        numbers them."""
+        codec, slot = self.codecs[k], k % self._slots
+        prefix, suffixes, max_new = self._prompt(codec, state, actions)
+        state_words = frozenset(codec.state_words(state))
+        chosen: list[tuple[Answer, Literal["add", "del"] | None]]
+        if applied:  # the likelier of the best answer adding something, and of one only removing
+            adds = self._decode(prefix, suffixes, max_new, state_words, temperature=0.0, must="add", slot=slot)
+            dels = self._decode(prefix, suffixes, max_new, state_words, temperature=0.0, must="del", slot=slot)
+            chosen = [(a, "add") if a.logprob >= d.logprob else (d, "del") for a, d in zip(adds, dels)]
+        else:
+            chosen = [(a, None) for a in self._decode(prefix, suffixes, max_new, state_words, temperature=0.0,
+                                                      slot=slot)]
+        return [self._finish(codec, state, state_words, prefix, suf, ans, max_new, must=must, slot=slot)
+                for suf, (ans, must) in zip(suffixes, chosen)]
+
     # -- prompts -------------------------------------------------------------------------------
-    def _prompt(self, state: State, actions: Sequence[Action]) -> tuple[list[int], list[list[int]], int]:
+    def _prompt(self, codec: FactDeltaCodec, state: State,
+                actions: Sequence[Action]) -> tuple[list[int], list[list[int]], int]:
         """Token ids of the shared prefix (goal and state) and of each action's suffix, and
         the most answer tokens; :class:`ContextOverflowError` when they do not fit."""
         try:
-            words = self.codec.prefix_words(self.goal, state)
+            words = codec.prefix_words(self.goal, state)
         except (CodecError, VocabularyError) as exc:
             raise VocabularyError(f"state cannot be written for {self._path}: {exc}") from None
         prefix = [self.engine.bos] + [self.word_ids[w] for w in words]
-        suffixes = [self._suffix(a) for a in actions]
+        suffixes = [self._suffix(codec, a) for a in actions]
         max_new = self._max_new(state)
         need = len(prefix) + max(len(s) for s in suffixes) + max_new
         limit = min(self.engine.n_ctx_train, self.engine.n_ctx)
@@ -436,9 +476,9 @@ class LlamaWorldModel:
             )
         return prefix, suffixes, max_new
 
-    def _suffix(self, action: Action) -> list[int]:
+    def _suffix(self, codec: FactDeltaCodec, action: Action) -> list[int]:
         try:
-            return [self.word_ids[w] for w in self.codec.suffix_words(action)]
+            return [self.word_ids[w] for w in codec.suffix_words(action)]
         except (CodecError, VocabularyError, KeyError):
             raise UnknownActionError(
                 f"unknown action {action.name!r}: not in the world model's vocabulary "
@@ -450,7 +490,7 @@ class LlamaWorldModel:
 
     # -- answers -------------------------------------------------------------------------------
     def _decode(self, prefix: list[int], suffixes: list[list[int]], max_new: int, state_words: frozenset[str], *,
-                temperature: float, must: Literal["add", "del"] | None = None) -> list[Answer]:
+                temperature: float, must: Literal["add", "del"] | None = None, slot: int = 0) -> list[Answer]:
         """Decode one answer per suffix (``must``: with the verdict held to ``ok`` and that change
         made, see :class:`_FactDeltaRules`)."""
         ids = self._answer_ids if must is None else self._applied_ids
@@ -460,7 +500,7 @@ class LlamaWorldModel:
             rules = partial(_FactDeltaRules, ids, max_new, facts[~holds], facts[holds], must=must)
         else:
             rules = partial(_FactDeltaRules, ids, max_new, facts, facts, must=must)
-        return self.decoder.decode(prefix, suffixes, rules=rules, max_new=max_new, temperature=temperature)
+        return self.decoder.decode(prefix, suffixes, rules=rules, max_new=max_new, temperature=temperature, slot=slot)
 
     def _likelier_failure(self, pred: Prediction, answer: Answer, state: State) -> Prediction:
         """``pred``, or "not applicable" when the model finds the answer ``fail`` likelier than
@@ -482,15 +522,16 @@ class LlamaWorldModel:
         share = 1.0 / (1.0 + math.exp(answer.logprob - fail))
         return Prediction(applicable=False, next_state=state, confidence=share, raw=pred.raw, p_apply=pred.p_apply)
 
-    def _finish(self, state: State, state_words: frozenset[str], prefix: list[int], suffix: list[int],
-                first: Answer, max_new: int, *, must: Literal["add", "del"] | None = None) -> Prediction:
+    def _finish(self, codec: FactDeltaCodec, state: State, state_words: frozenset[str], prefix: list[int],
+                suffix: list[int], first: Answer, max_new: int, *,
+                must: Literal["add", "del"] | None = None, slot: int = 0) -> Prediction:
         """Parse ``first``; on a validation failure, sample again (bounded), then raise or reject.
         ``must``: the answers were decoded with the verdict held to ``ok`` and that change made."""
 
         def attempt(n: int) -> Prediction:
             answer = first if n == 1 else self._decode(prefix, [suffix], max_new, state_words,
-                                                       temperature=self.retry_temperature, must=must)[0]
-            pred = self.codec.parse([self._id_word[t] for t in answer.tokens], state,
+                                                       temperature=self.retry_temperature, must=must, slot=slot)[0]
+            pred = codec.parse([self._id_word[t] for t in answer.tokens], state,
                                     confidence=math.exp(answer.logprob), state_words=state_words)
             ok = answer.first.get(self.word_ids[OK])
             if ok is not None:

@@ -278,9 +278,10 @@ class RemoteDecoder:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def decode(self, prefix: list[int], suffixes: Sequence[list[int]], *, rules: Callable[[], AnswerRules],
-               max_new: int, temperature: float = 0.0) -> list[Answer]:
+               max_new: int, temperature: float = 0.0, slot: int = 0) -> list[Answer]:
         """One answer per suffix for the prompt ``prefix + suffix`` (``prefix`` starts with the
-        begin-of-sequence token, which the server adds itself)."""
+        begin-of-sequence token, which the server adds itself; ``slot`` is the in-process
+        decoder's, as the server keeps its own cache)."""
         head = self._text(prefix[1:])
         head = head[1:] if head.startswith(" ") else head  # the server's tokenizer puts the first space back
         self.stats.prompt_tokens += len(prefix) - 1 + sum(len(s) for s in suffixes)
@@ -389,7 +390,8 @@ class RemoteWorldModel(LlamaWorldModel):
         url: the server's base URL, e.g. ``http://127.0.0.1:8080`` (``planner serve MODEL``
             starts one on the loopback interface).
         objects, goal, state, facts, actions, retries, retry_temperature, seed, on_invalid,
-            consistent: as for :class:`~planner.world.llama.LlamaWorldModel`.
+            consistent, votes: as for :class:`~planner.world.llama.LlamaWorldModel` (the votes
+            are counted here, each numbering's questions sent to the server).
         concurrency: requests in flight at once for the candidate actions of one state
             (``1..MAX_CONCURRENCY``; the connection pool has as many connections).
         timeout: seconds to wait for a connection or an answer.
@@ -421,16 +423,17 @@ class RemoteWorldModel(LlamaWorldModel):
         seed: int = 0,
         on_invalid: Literal["raise", "reject"] = "raise",
         consistent: bool = True,
+        votes: int = 1,
     ) -> None:
         check_whole("concurrency", concurrency, 1, MAX_CONCURRENCY)
         info, pieces, bos = read_model_vocabulary(path)
         context = info.context or 4096
         _check_arguments(mode="batched", max_siblings=concurrency, retries=retries,
                          retry_temperature=retry_temperature, seed=seed, on_invalid=on_invalid,
-                         n_ctx=max(context, 32), consistent=consistent)
+                         n_ctx=max(context, 32), consistent=consistent, votes=votes)
         self._setup(path, info, objects=objects, goal=goal, state=state, facts=facts, actions=actions,
                     n_ctx=context, mode="batched", on_invalid=on_invalid, retries=retries,
-                    retry_temperature=retry_temperature, seed=seed, consistent=consistent)
+                    retry_temperature=retry_temperature, seed=seed, consistent=consistent, votes=votes)
         self.max_siblings = concurrency
         self.client = CompletionClient(url, timeout=timeout, retries=http_retries, max_connections=concurrency,
                                        api_key=api_key)

@@ -1,0 +1,202 @@
+"""Voting over object numberings: the counting rules (property tests) and the GGUF model asked
+under several numberings (the shipped Blocksworld model, run by llama.cpp)."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from planner.config import PlannerConfig
+from planner.env.blocksworld import write_problem
+from planner.env.pddl import PDDLEnvironment
+from planner.errors import ConfigError, VocabularyError
+from planner.types import Action, FactGoal, Prediction, State
+from planner.world.codec import FactDeltaCodec
+from planner.world.factory import default_model_path
+from planner.world.llama import LlamaWorldModel
+from planner.world.votes import MAX_VOTES, decided, numberings, tally, winner
+from tests.conftest import BW_ACTIONS, BW_PREDICATES
+
+MODEL = default_model_path("blocksworld")
+
+
+def _answer(k: int) -> Prediction:
+    """Answer ``k``: distinct outcomes for distinct ``k`` (confidence does not count)."""
+    return Prediction(applicable=k > 0, next_state=State.from_facts([f"(f{k})"]), confidence=1.0 / (k + 2))
+
+
+# -- numberings ------------------------------------------------------------------------------------
+
+@given(st.lists(st.text("abcxyz_0123456789", min_size=1, max_size=6), min_size=1, max_size=9, unique=True),
+       st.integers(1, MAX_VOTES))
+def test_numberings_are_distinct_orders_of_the_objects_sorted_first(objects, votes):
+    orders = numberings(objects, votes)
+    assert orders[0] == tuple(sorted(objects))
+    assert len(orders) == min(votes, math.factorial(len(objects)))
+    assert len(set(orders)) == len(orders)
+    assert all(sorted(o) == sorted(objects) for o in orders)
+    assert numberings(list(reversed(objects)), votes) == orders  # the names decide, not their order
+
+
+def test_a_numbering_makes_the_placeholders():
+    codec = FactDeltaCodec(objects=("a", "b", "c"), predicates=BW_PREDICATES, actions=BW_ACTIONS, max_objects=8,
+                           numbering=("c", "a", "b"))
+    assert codec.objects == ("a", "b", "c")
+    assert codec.fact_word("(on c a)") == "on(x1,x2)"
+    assert codec.word_fact("on(x3,x1)") == "(on b c)"
+    with pytest.raises(VocabularyError, match="numbering must list each"):
+        FactDeltaCodec(objects=("a", "b", "c"), predicates=BW_PREDICATES, actions=BW_ACTIONS, max_objects=8,
+                       numbering=("a", "b", "b"))
+
+
+# -- counting --------------------------------------------------------------------------------------
+
+ballot_lists = st.lists(st.integers(0, 3), min_size=1, max_size=8)
+
+
+@given(ballot_lists)
+def test_the_winner_has_most_votes_and_ties_go_to_the_answer_given_first(ks):
+    ballots = [_answer(k) for k in ks]
+    best = winner(ballots)
+    counts = {k: ks.count(k) for k in ks}
+    top = max(counts.values())
+    first_top = next(k for k in ks if counts[k] == top)
+    assert best.same_outcome(_answer(first_top))
+    assert best is ballots[ks.index(first_top)]  # represented by its first ballot
+    assert sum(n for _, n in tally(ballots)) == len(ballots)
+
+
+@settings(max_examples=300)
+@given(ballot_lists, st.integers(0, 4), st.data())
+def test_a_decided_vote_stays_decided_whatever_the_remaining_ballots(ks, remaining, data):
+    ballots = [_answer(k) for k in ks]
+    if not decided(ballots, remaining):
+        return
+    more = data.draw(st.lists(st.integers(0, 5), min_size=remaining, max_size=remaining))
+    assert winner(ballots + [_answer(k) for k in more]).same_outcome(winner(ballots))
+
+
+def test_undecided_when_the_remaining_ballots_could_still_overturn():
+    a, b = _answer(1), _answer(2)
+    assert not decided([a], 2)  # two newcomers could outvote it
+    assert decided([a, a], 1)
+    assert not decided([a, b], 1)
+    assert decided([a, b, b], 0)
+    with pytest.raises(ValueError, match="no ballots"):
+        winner([])
+
+
+# -- the GGUF model asked under several numberings --------------------------------------------------
+
+def _renamed(order: tuple[str, ...]) -> dict[str, str]:
+    """Names that sort in ``order`` (so the sorted numbering of the renamed problem is ``order``)."""
+    return {o: f"n{i:02d}{o}" for i, o in enumerate(order)}
+
+
+def _atom(text: str, new: dict[str, str]) -> str:
+    name, *args = text.strip("()").split()
+    return "(" + " ".join([name, *(new[a] for a in args)]) + ")"
+
+
+def test_votes_return_the_majority_of_the_numberings_as_renamed_problems_answer(tmp_path):
+    """Each numbering answers as the same problem with its objects renamed to sort in that order
+    would, and the voted answer is the majority of those."""
+    env = PDDLEnvironment(*write_problem(tmp_path, 6, seed=3))
+    voted = LlamaWorldModel.for_environment(MODEL, env, on_invalid="reject", votes=3, mode="prefix")
+    orders = numberings(voted.codec.objects, 3)
+    assert [c.numbering or tuple(sorted(voted.codec.objects)) for c in voted.codecs] == orders
+    singles = []
+    for order in orders:
+        new = _renamed(order)
+        singles.append((new, LlamaWorldModel(MODEL, objects=[new[o] for o in order], mode="prefix",
+                                             goal=FactGoal(frozenset(_atom(g, new) for g in env.goal.facts)),
+                                             on_invalid="reject")))
+    rng = random.Random(0)
+    checked = 0
+    try:
+        for state in env.random_walk(env.state, 4, rng):
+            actions = list(env.candidate_actions(state))
+            got = voted.predict_many(state, actions)
+            for action, pred in zip(actions, got):
+                ballots = []
+                for new, single in singles:
+                    back = {v: k for k, v in new.items()}
+                    p = single.predict(State.from_facts(_atom(f, new) for f in state.facts),
+                                       Action(_atom(action.name, new)))
+                    ballots.append(Prediction(applicable=p.applicable, done=p.done,
+                                              next_state=State.from_facts(_atom(f, back) for f in p.next_state.facts)))
+                assert pred.same_outcome(winner(ballots)), action
+                checked += 1
+    finally:
+        voted.close()
+        for _, single in singles:
+            single.close()
+    assert checked >= 20
+
+
+def test_a_third_numbering_is_asked_only_where_the_first_two_disagree(tmp_path, monkeypatch):
+    """The model's answers are real; the second numbering's answer to every other action is
+    swapped for another outcome, so that the two disagree there."""
+    env = PDDLEnvironment(*write_problem(tmp_path, 4, seed=1))
+    model = LlamaWorldModel.for_environment(MODEL, env, on_invalid="reject", votes=3)
+    asked: list[dict[str, Prediction]] = []
+    real = model._predict_as
+
+    def recording(k, state, actions, *, applied):
+        answers = real(k, state, actions, applied=applied)
+        assert k == len(asked)  # the numberings in turn
+        if len(asked) == 1:
+            answers = [_answer(7) if i % 2 else p for i, p in enumerate(answers)]
+        asked.append({a.name: p for a, p in zip(actions, answers)})
+        return answers
+
+    monkeypatch.setattr(model, "_predict_as", recording)
+    state = env.state
+    actions = [a.name for a in env.candidate_actions(state)]
+    try:
+        preds = model.predict_many(state, [Action(a) for a in actions])
+    finally:
+        model.close()
+    first, second = asked[0], asked[1]
+    assert list(first) == list(second) == actions
+    split = [a for a in actions if not first[a].same_outcome(second[a])]
+    assert split == actions[1::2]
+    assert len(asked) == 3 and list(asked[2]) == split
+    assert model.stats.split_votes == len(split)
+    for a, pred in zip(actions, preds):
+        ballots = [first[a], second[a]] + ([asked[2][a]] if a in split else [])
+        assert pred is winner(ballots)
+
+
+def test_votes_out_of_range_are_refused_naming_the_value(tiny_gguf, tiny_env):
+    for bad in (0, MAX_VOTES + 1, 2.5, True):
+        with pytest.raises(ConfigError, match="votes"):
+            LlamaWorldModel.for_environment(tiny_gguf, tiny_env, votes=bad)
+    with pytest.raises(ConfigError, match="votes"):
+        PlannerConfig().updated(model={"votes": 0})
+    with pytest.raises(ConfigError, match=r"oracle.*votes"):
+        PlannerConfig().updated(model={"kind": "oracle", "votes": 3})
+
+
+def test_each_numbering_keeps_its_prefix_in_the_kv_cache(tmp_path):
+    """Asking the same state again evaluates no prefix token under any numbering: each keeps its
+    own prefix sequence, so alternating numberings does not evaluate their prefixes again."""
+    env = PDDLEnvironment(*write_problem(tmp_path, 5, seed=2))
+    model = LlamaWorldModel.for_environment(MODEL, env, on_invalid="reject", votes=3)
+    state = env.state
+    actions = list(env.candidate_actions(state))
+    try:
+        first = model.predict_many(state, actions)
+        asked = 2 + (model.stats.split_votes > 0)
+        tokens = model.stats.prompt_tokens
+        again = model.predict_many(state, actions)
+        second = model.stats.prompt_tokens - tokens
+        prefix = len(model._prompt(model.codec, state, actions)[0])
+    finally:
+        model.close()
+    assert [p.same_outcome(q) for p, q in zip(first, again)] == [True] * len(actions)
+    assert tokens - second == asked * prefix
