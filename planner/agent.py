@@ -102,6 +102,8 @@ class EpisodeResult:
         divergences: real steps that differed from the imagined ones.
         model_calls, cache_hits, prompt_tokens, generated_tokens: summed over all searches.
         invalid_answers: model answers rejected as invalid after retries.
+        split_votes: predictions whose object numberings disagreed (a model asked under several,
+            ``model.votes``; the majority answered).
         model_seconds: seconds inside the world model.
         search_seconds: seconds of search outside the model.
         wall_seconds: the whole episode (this run of it, when resumed).
@@ -135,6 +137,7 @@ class EpisodeResult:
     stopped_by: str
     last_search: SearchResult | None
     invalid_answers: int = 0
+    split_votes: int = 0
     probes: int = 0
     episode_id: str = ""
     resumed_steps: int = 0
@@ -193,6 +196,7 @@ class _Episode:
     state: State
     started: float
     invalid_before: int
+    split_before: int = 0
     steps: list[StepRecord] = field(default_factory=list)
     totals: dict[str, float] = field(default_factory=lambda: dict.fromkeys(_TOTALS, 0))
     searches: int = 0
@@ -351,7 +355,7 @@ class Agent:
         invalid_before = self.model.stats.invalid
         state, info = _checked_reset(self.env, seed)
         ep = _Episode(id=episode or new_episode_id(), sink=sink, state=state, started=started,
-                      invalid_before=invalid_before)
+                      invalid_before=invalid_before, split_before=self.model.stats.split_votes)
         ep.emit("start", state=state.canonical(), goal=str(self.env.goal), seed=seed,
                 config=self.config.model_dump(mode="json"), info=_jsonable(info))
         return ep
@@ -636,7 +640,8 @@ class Agent:
             divergences=ep.divergences, wall_seconds=time.perf_counter() - ep.started,
             stopped_by="goal" if solved and stopped_by not in ("interrupted", "error") else stopped_by,
             last_search=ep.last, invalid_answers=self.model.stats.invalid - ep.invalid_before,
-            probes=ep.probes, episode_id=ep.id, resumed_steps=ep.resumed_steps, error=error,
+            split_votes=self.model.stats.split_votes - ep.split_before, probes=ep.probes, episode_id=ep.id,
+            resumed_steps=ep.resumed_steps, error=error,
             verified=ep.verified, refused=len(self._refused), doubted=ep.doubted,
             doubted_applied=ep.doubted_applied,
             **ep.totals,  # type: ignore[arg-type]
@@ -647,7 +652,8 @@ class Agent:
                     doubted_applied=ep.doubted_applied,
                     wall_seconds=result.wall_seconds,
                     stopped_by=result.stopped_by, plan=[a.name for a in result.actions],
-                    invalid_answers=result.invalid_answers, error=error, verified=result.verified,
+                    invalid_answers=result.invalid_answers, split_votes=result.split_votes, error=error,
+                    verified=result.verified,
                     refused=result.refused, **ep.totals)
         except FileWriteError as exc:
             if stopped_by in ("interrupted", "error"):  # the first failure is the one to report
@@ -672,7 +678,7 @@ class Agent:
             raise ResumeError(f"{path}: episode {episode_id} started from another state than this "
                               f"environment's start ({start.state!r:.120} vs {state.canonical()!r:.120})")
         ep = _Episode(id=episode_id, sink=sink, state=state, started=started,
-                      invalid_before=self.model.stats.invalid)
+                      invalid_before=self.model.stats.invalid, split_before=self.model.stats.split_votes)
         ep.searches = sum(e.event == "plan" for e in mine)
         ep.replans = sum(e.event == "plan" and bool(e.data.get("replan")) for e in mine)
         for event in mine:

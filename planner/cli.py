@@ -62,8 +62,8 @@ SERVER_HELP = ("Base URL of a llama.cpp server running the same GGUF file (plann
                "e.g. http://127.0.0.1:8080: the world model is asked there instead of run in-process.")
 GPU_LAYERS_HELP = "Layers offloaded to a GPU (CUDA or Metal builds of llama.cpp; -1: all)."
 VOTES_HELP = ("Ask the world model under N numberings of the objects and keep the answer most give (1..15; "
-              "default 1. 3 asks a third numbering only where two disagree: fewer wrong predictions for "
-              "about twice the model time).")
+              "default 1; ties go to the sorted numbering, so 2 is 1. 3 asks a third numbering only where two "
+              "disagree: fewer wrong predictions for about twice the model time).")
 
 
 def _check_one_model(oracle: bool, model: Path | None, server: str | None) -> None:
@@ -153,6 +153,7 @@ def summary_dict(env: Environment, result: EpisodeResult, config: PlannerConfig,
         "model_calls": result.model_calls,
         "cache_hits": result.cache_hits,
         "invalid_answers": result.invalid_answers,
+        "split_votes": result.split_votes,
         "prompt_tokens": result.prompt_tokens,
         "generated_tokens": result.generated_tokens,
         "model_seconds": round(result.model_seconds, 4),
@@ -188,6 +189,7 @@ def print_summary(result: EpisodeResult, summary: dict[str, Any]) -> None:
         f"{result.divergences} · probes {result.probes}"
         + (f" · doubted {result.doubted} ({result.doubted_applied} applied)" if result.doubted else "")
         + (f" · verified {result.verified} · refused {result.refused}" if result.verified or result.refused else "")
+        + (f" · numberings disagreed {result.split_votes}" if result.split_votes else "")
         + f" · model calls {result.model_calls} (cache hits "
         f"{result.cache_hits}) · model {result.model_seconds:.2f} s · search "
         f"{result.search_seconds:.2f} s · total {result.wall_seconds:.2f} s"
@@ -1264,7 +1266,8 @@ def eval_model(
     max_episodes: Annotated[int | None, typer.Option(help="Episodes for multi-step consistency.")] = None,
     threads: Annotated[int | None, typer.Option(help="llama.cpp CPU threads.")] = None,
     gpu_layers: Annotated[int, typer.Option(help=GPU_LAYERS_HELP)] = 0,
-    votes: Annotated[int, typer.Option(help=VOTES_HELP)] = 1,
+    votes: Annotated[int | None, typer.Option(help=VOTES_HELP + " With --env and --config: the file's "
+                                              "[model] votes unless given.")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Count answers still invalid after retries as "
                                          "errors instead of reading them as 'not applicable'.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object as the last line.")] = False,
@@ -1296,7 +1299,7 @@ def eval_model(
         if not records:
             raise ConfigError(f"no transitions in {data}")
         report = _fidelity_of(model, records, threads=threads, gpu_layers=gpu_layers, strict=strict,
-                              max_episodes=max_episodes, votes=votes)
+                              max_episodes=max_episodes, votes=votes or 1)
         if as_json:
             print(json.dumps(_finite({"model": str(model), "data": str(data), **report.to_dict()})))
         else:
@@ -1343,7 +1346,7 @@ def _fidelity_of(model: Path, records: list[Any], *, threads: int | None, strict
 def _eval_model_env(model: Path, env_name: str, env_args: list[str] | None, *, seeds: str, out_dir: Path | None,
                     episodes_per_seed: int, max_steps: int, solve: bool, config: Path | None, limit: int | None,
                     max_episodes: int | None, threads: int | None, strict: bool, as_json: bool,
-                    gpu_layers: int = 0, votes: int = 1) -> None:
+                    gpu_layers: int = 0, votes: int | None = None) -> None:
     """``planner eval-model --env``: collect fresh transitions from the seeds (into a temporary
     folder, or ``--out``), score the model on them, then plan once per seed."""
     import tempfile
@@ -1378,7 +1381,7 @@ def _eval_model_env(model: Path, env_name: str, env_args: list[str] | None, *, s
             raise ConfigError(f"no transitions collected from {env_name} seeds {seeds} "
                               f"(--episodes-per-seed {episodes_per_seed})")
         report = _fidelity_of(model, records, threads=threads, gpu_layers=gpu_layers, strict=strict,
-                              max_episodes=max_episodes, votes=votes)
+                              max_episodes=max_episodes, votes=plan_config.model.votes)
     planning = None
     if solve:
         done: list[int] = []

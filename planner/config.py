@@ -183,7 +183,7 @@ class ModelConfig(_Frozen):
         concurrency: requests a served model keeps in flight for one state's candidates.
         timeout_s: seconds a served model waits for a connection or an answer.
         votes: object numberings each prediction is asked under, the majority answer kept
-            (:mod:`planner.world.votes`; 1: once).
+            (:mod:`planner.world.votes`; 1: once; ties go to the sorted numbering, so 2 is 1).
 
     Bounds: ``cache_size`` 0..2,000,000; ``n_threads`` 1..1024 (bounded further by the cores
     available); ``n_gpu_layers`` -1..4096; ``n_ctx`` 32..262,144 (llama.cpp allocates at

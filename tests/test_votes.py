@@ -200,3 +200,46 @@ def test_each_numbering_keeps_its_prefix_in_the_kv_cache(tmp_path):
         model.close()
     assert [p.same_outcome(q) for p, q in zip(first, again)] == [True] * len(actions)
     assert tokens - second == asked * prefix
+
+
+def test_a_prefix_that_failed_to_decode_is_not_taken_as_cached(tmp_path, monkeypatch):
+    """A prefix decode that fails part way leaves the KV cache holding less than before: the
+    next question about the earlier state evaluates its prefix again and answers as before."""
+    env = PDDLEnvironment(*write_problem(tmp_path, 5, seed=4))
+    model = LlamaWorldModel.for_environment(MODEL, env, on_invalid="reject", votes=3)
+    state = env.state
+    actions = list(env.candidate_actions(state))
+    later = env.simulate(state, next(a for a in actions if env.simulate(state, a).applicable)).next_state
+    try:
+        before = model.predict_many(state, actions)
+        real = model.engine.decode
+
+        def failing(entries):
+            raise RuntimeError("decode failed")
+
+        monkeypatch.setattr(model.engine, "decode", failing)
+        with pytest.raises(RuntimeError):
+            model.predict_many(later, actions)
+        monkeypatch.setattr(model.engine, "decode", real)
+        tokens = model.stats.prompt_tokens
+        after = model.predict_many(state, actions)
+        assert model.stats.prompt_tokens - tokens > sum(len(model._suffix(model.codec, a)) for a in actions)
+    finally:
+        model.close()
+    assert [(p.applicable, p.next_state, round(p.confidence, 4)) for p in after] == \
+        [(p.applicable, p.next_state, round(p.confidence, 4)) for p in before]
+
+
+def test_solve_with_votes_plans_and_reports_how_often_the_numberings_disagreed(bw_files, capsys, tmp_path):
+    import json
+
+    from planner.cli import main
+
+    domain, problem = bw_files(5, 7)
+    code = main(["solve", str(domain), str(problem), "--votes", "3", "--json", "--log", str(tmp_path / "ep.jsonl")])
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0 and summary["solved"] is True
+    end = [json.loads(line) for line in (tmp_path / "ep.jsonl").read_text().splitlines()][-1]
+    assert end["event"] == "end" and end["data"]["split_votes"] == summary["split_votes"] >= 0
+    assert main(["solve", str(domain), str(problem), "--votes", "16"]) == 2
+    assert "votes" in capsys.readouterr().err

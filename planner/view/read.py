@@ -120,8 +120,8 @@ class _ResumeData(_Data):
 
 
 _END_COUNTS = ("steps", "searches", "replans", "divergences", "probes", "doubted", "doubted_applied", "verified",
-               "refused", "model_calls", "cache_hits", "invalid_answers", "prompt_tokens", "generated_tokens",
-               "model_seconds", "search_seconds", "wall_seconds")
+               "refused", "model_calls", "cache_hits", "invalid_answers", "split_votes", "prompt_tokens",
+               "generated_tokens", "model_seconds", "search_seconds", "wall_seconds")
 """Counts of an ``end`` record shown as the outcome, in this order."""
 
 

@@ -119,7 +119,8 @@ class Decoder:
         longest = max(len(s) for s in suffixes)
         per_seq = longest + max_new + 2
         kept = sum(len(c) for j, c in enumerate(self._cached) if j != slot)
-        if kept and (self.engine.n_ctx - len(prefix) - kept) // per_seq < 1:
+        wanted = min(len(suffixes), self.max_siblings)
+        if kept and (self.engine.n_ctx - len(prefix) - kept) // per_seq < wanted:
             self._drop_other_prefixes(slot)  # the siblings need the room more than the other numberings
             kept = 0
         room = (self.engine.n_ctx - len(prefix) - kept) // per_seq
@@ -151,6 +152,7 @@ class Decoder:
         if common == len(prefix) == len(cached):
             return
         self.engine.seq_rm(slot, common, -1)
+        self._cached[slot] = cached[:common]  # what the sequence holds should the decode fail
         self.engine.decode([(tok, pos, slot, False) for pos, tok in enumerate(prefix) if pos >= common])
         self.stats.prompt_tokens += len(prefix) - common
         self._cached[slot] = list(prefix)

@@ -246,7 +246,7 @@ class LlamaWorldModel:
                     actions=actions, n_ctx=n_ctx, mode=mode, on_invalid=on_invalid, retries=retries,
                     retry_temperature=retry_temperature, seed=seed, consistent=consistent, votes=votes)
         siblings = max_siblings if mode == "batched" else 1
-        slots = len(self.codecs) if votes > 1 else 1
+        slots = votes  # one per numbering, whatever the first problem's object count allows
         self.engine = LlamaEngine(path, n_ctx=n_ctx, n_seq_max=min(siblings, max(1, max_sequences() - slots)) + slots,
                                   n_threads=n_threads, n_gpu_layers=n_gpu_layers)
         # The first sequences hold the shared prefixes (one per numbering); llama.cpp may have

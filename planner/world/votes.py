@@ -7,13 +7,14 @@ domain's rules answers alike under any numbering; where it learned an accident o
 numbering instead (a placeholder pair rarely seen together, a fact's position in the prompt),
 another numbering often answers right, and the errors of different numberings seldom agree.
 Voting trades model calls for fidelity: on the household test scenes, three numberings cut the
-wrong next states of the shipped model from 39 to 16 of 5,936 (``python
-benchmarks/votes.py``).
+wrong next states of the shipped model from 39 to 24 of 5,936 for twice the model time
+(``python benchmarks/votes.py``).
 
 The questions are asked one numbering at a time and an action stops being asked once no later
 numbering can change its majority: with three votes, the third numbering is asked only about
 the actions the first two disagree on, so voting costs about twice one call where the model is
-sure of itself, not three times.
+sure of itself, not three times. A tie goes to the answer given first (the sorted numbering's
+when it is among the tied), so two votes are one.
 
 Plain functions; :class:`~planner.world.llama.LlamaWorldModel` (``votes=``) uses them.
 """
