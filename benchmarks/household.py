@@ -55,6 +55,8 @@ def main() -> None:
     parser.add_argument("--doubt", default="on", help="comma-separated agent modes, one row each: "
                         "off (no doubted refusals), stuck (only when no plan is found), on (the defaults)")
     parser.add_argument("--votes", default="1", help="comma-separated vote counts of the GGUF model, one row each")
+    parser.add_argument("--vote-below", type=float, default=0.99, help="with votes: ask the other numberings "
+                        "about answers less sure than this")
     parser.add_argument("--verbose", action="store_true", help="one line per episode")
     args = parser.parse_args()
     votes = [int(v) for v in args.votes.split(",")]
@@ -82,7 +84,8 @@ def main() -> None:
                 if args.model:
                     from planner.world.factory import bind_environment_model
 
-                    model = bind_environment_model(args.model, env, reset_seed=seed, votes=vote)
+                    model = bind_environment_model(args.model, env, reset_seed=seed, votes=vote,
+                                                   vote_below=args.vote_below)
                 else:
                     model = OracleWorldModel(env)
                 config = PlannerConfig.model_validate({"agent": AGENT_MODES[mode]})
@@ -106,7 +109,8 @@ def main() -> None:
                 for action in env.optimal_plan() or []:
                     env.step(action)
                 r["engine_step"].append((time.perf_counter() - started) / max(1, env.game.optimal))
-    print(f"household-v0, seeds {args.seeds} per split, model: {args.model or 'exact'}")
+    print(f"household-v0, seeds {args.seeds} per split, model: {args.model or 'exact'}"
+          + (f", votes asked again below {args.vote_below}" if votes != [1] else ""))
     print("| split | doubt | votes | solved | plan / expert | plan / optimal | divergences | doubted steps (applied) "
           "| episode s (median / mean) | generate s | engine load s | engine step ms |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")

@@ -3,13 +3,14 @@ per action, and the model's time per prediction, on a transition log, for each v
 measured in one run.
 
     python benchmarks/votes.py --model planner/models/household-q8_0.gguf \\
-        --data runs/hh-data/test.jsonl --votes 1,3,5
+        --data runs/hh-data/test.jsonl --votes 1,3,5 --vote-below 0.99,1
 
 Each record's recorded state and action are asked of the model as ``planner eval-model`` asks
 them (one prediction at a time, the answer held consistent with the state), under ``--votes N``
-numberings of the problem's objects (:mod:`planner.world.votes`). The time ratio is the model's
-seconds over those of one vote, from this run. To see the cost beside other work, run it again
-next to a busy loop (``python3 -c 'while True: pass' &``).
+numberings of the problem's objects (:mod:`planner.world.votes`), the others asked only about
+answers the first gives with a confidence below each ``--vote-below`` (1: about every answer).
+The time ratio is the model's seconds over those of the first row, from this run. To see the
+cost beside other work, run it again next to a busy loop (``python3 -c 'while True: pass' &``).
 """
 
 from __future__ import annotations
@@ -35,12 +36,13 @@ class Score:
     split: int
 
 
-def score(model_path: str, records: list[TransitionRecord], votes: int) -> Score:
-    """The model asked about every record under ``votes`` numberings."""
+def score(model_path: str, records: list[TransitionRecord], votes: int, below: float) -> Score:
+    """The model asked about every record under ``votes`` numberings (``below``: see
+    :class:`~planner.world.llama.LlamaWorldModel`'s ``vote_below``)."""
     by_problem: dict[str, list[TransitionRecord]] = defaultdict(list)
     for r in records:
         by_problem[r.problem].append(r)
-    bind = ProblemBinder(model_path, mode="prefix", on_invalid="reject", votes=votes)
+    bind = ProblemBinder(model_path, mode="prefix", on_invalid="reject", votes=votes, vote_below=below)
     wrong: Counter[str] = Counter()
     precondition = 0
     try:
@@ -64,32 +66,36 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="a GGUF world model")
     parser.add_argument("--data", required=True, help="a transition log of the model's domain")
     parser.add_argument("--votes", default="1,3,5", help="comma-separated vote counts (1 first for the ratios)")
+    parser.add_argument("--vote-below", default="0.99,1", help="comma-separated confidences below which the "
+                        "other numberings are asked (one row each, for each vote count above 1)")
     parser.add_argument("--limit", type=int, default=None, help="the first N transitions")
     args = parser.parse_args()
     counts = [int(v) for v in args.votes.split(",")]
+    belows = [float(b) for b in args.vote_below.split(",")]
+    runs = [(v, b) for v in counts for b in (belows if v > 1 else belows[:1])]
     records = read_records(args.data, limit=args.limit)
     if not records:
         parser.error(f"no transition records in {args.data}")
     started = time.perf_counter()
-    results = {v: score(args.model, records, v) for v in counts}
+    results = {(v, b): score(args.model, records, v, b) for v, b in runs}
     total = len(records)
     verbs = sorted({r.action.strip("()").split()[0] for r in records})
     n = Counter(r.action.strip("()").split()[0] for r in records)
     print(f"{args.model} on {total} transitions of {args.data}, {time.perf_counter() - started:.0f} s")
-    print("| votes | next state | wrong | precondition | numberings disagreed | model ms / prediction | "
-          "time / 1 vote |")
-    print("|---|---|---|---|---|---|---|")
-    base = results[counts[0]].seconds
-    for v, res in results.items():
+    print("| votes | asked again below | next state | wrong | precondition | numberings disagreed "
+          "| model ms / prediction | time / first row |")
+    print("|---|---|---|---|---|---|---|---|")
+    base = results[runs[0]].seconds
+    for (v, b), res in results.items():
         bad = sum(res.wrong.values())
-        print(f"| {v} | {1 - bad / total:.2%} | {bad} | {1 - res.precondition / total:.2%} | {res.split} | "
-              f"{1e3 * res.seconds / total:.1f} | {res.seconds / base:.2f}× |")
+        print(f"| {v} | {b if v > 1 else '—'} | {1 - bad / total:.2%} | {bad} | {1 - res.precondition / total:.2%} "
+              f"| {res.split} | {1e3 * res.seconds / total:.1f} | {res.seconds / base:.2f}× |")
     print()
     print("wrong next states per action")
-    print("| action | transitions | " + " | ".join(f"{v} vote{'s' if v > 1 else ''}" for v in counts) + " |")
-    print("|---|---" + "|---" * len(counts) + "|")
+    print("| action | transitions | " + " | ".join(f"{v} ({b})" if v > 1 else "1" for v, b in runs) + " |")
+    print("|---|---" + "|---" * len(runs) + "|")
     for verb in verbs:
-        print(f"| {verb} | {n[verb]} | " + " | ".join(str(results[v].wrong[verb]) for v in counts) + " |")
+        print(f"| {verb} | {n[verb]} | " + " | ".join(str(results[r].wrong[verb]) for r in runs) + " |")
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ from planner.types import State
 from planner.world.base import WorldModel
 from planner.world.cache import CachedWorldModel
 from planner.world.oracle import OracleWorldModel
+from planner.world.votes import VOTE_BELOW
 
 app = typer.Typer(
     add_completion=False,
@@ -63,7 +64,9 @@ SERVER_HELP = ("Base URL of a llama.cpp server running the same GGUF file (plann
 GPU_LAYERS_HELP = "Layers offloaded to a GPU (CUDA or Metal builds of llama.cpp; -1: all)."
 VOTES_HELP = ("Ask the world model under N numberings of the objects and keep the answer most give (1..15; "
               "default 1; ties go to the sorted numbering, so 2 is 1. 3 asks a third numbering only where two "
-              "disagree: fewer wrong predictions for about twice the model time).")
+              "disagree).")
+VOTE_BELOW_HELP = ("With --votes above 1: ask the other numberings only about answers the first gives with a "
+                   "confidence below this (0..1; default 0.99; 1: about every answer).")
 
 
 def _check_one_model(oracle: bool, model: Path | None, server: str | None) -> None:
@@ -417,6 +420,7 @@ def solve(
     threads: Annotated[int | None, typer.Option(help="llama.cpp CPU threads.")] = None,
     gpu_layers: Annotated[int | None, typer.Option(help=GPU_LAYERS_HELP)] = None,
     votes: Annotated[int | None, typer.Option(help=VOTES_HELP)] = None,
+    vote_below: Annotated[float | None, typer.Option(help=VOTE_BELOW_HELP)] = None,
     server: Annotated[str | None, typer.Option("--server", help=SERVER_HELP)] = None,
     config: Annotated[Path | None, typer.Option("--config", help="TOML configuration.")] = None,
     log: Annotated[Path | None, typer.Option("--log", help="Append the episode to this JSONL file.")] = None,
@@ -446,7 +450,8 @@ def solve(
                     time_limit_s=time_limit, heuristic=_value(heuristic), seed=seed),
         agent=dict(mode=_value(mode), max_steps=max_steps, verify=tuple(verify) if verify else None,
                    verify_confidence=verify_confidence, doubt=doubt, doubt_shortcut=doubt_shortcut),
-        model=dict(kind=kind, path=model, n_threads=threads, n_gpu_layers=gpu_layers, server=server, votes=votes),
+        model=dict(kind=kind, path=model, n_threads=threads, n_gpu_layers=gpu_layers, server=server, votes=votes,
+                   vote_below=vote_below),
     )
     env, label = select_env(domain, problem, env_name, env_args, seed=0 if seed is None else seed)
     check_model_fits(cfg.model.kind, env, path=cfg.model.path)
@@ -469,6 +474,7 @@ def demo(
     model: Annotated[Path | None, typer.Option("--model", help="GGUF world model.")] = None,
     gpu_layers: Annotated[int | None, typer.Option(help=GPU_LAYERS_HELP)] = None,
     votes: Annotated[int | None, typer.Option(help=VOTES_HELP)] = None,
+    vote_below: Annotated[float | None, typer.Option(help=VOTE_BELOW_HELP)] = None,
     server: Annotated[str | None, typer.Option("--server", help=SERVER_HELP)] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the generated PDDL.")] = Path("runs/demo"),
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object as the last line.")] = False,
@@ -480,7 +486,8 @@ def demo(
     _check_one_model(oracle, model, server)
     kind = "oracle" if oracle else "gguf"
     name = "oracle" if kind == "oracle" else str(model or "default")
-    model_options = dict(kind=kind, path=model, n_gpu_layers=gpu_layers, server=server, votes=votes)
+    model_options = dict(kind=kind, path=model, n_gpu_layers=gpu_layers, server=server, votes=votes,
+                         vote_below=vote_below)
     if env_name is not None:
         _demo_env(env_name, env_args, blocks=blocks, seed=seed, search=_value(search), model_options=model_options,
                   out_dir=out_dir, as_json=as_json, model_name=name)
@@ -1096,6 +1103,7 @@ def eval_batch(
     threads: Annotated[int | None, typer.Option(help="llama.cpp CPU threads per worker (default 1).")] = None,
     gpu_layers: Annotated[int | None, typer.Option(help=GPU_LAYERS_HELP)] = None,
     votes: Annotated[int | None, typer.Option(help=VOTES_HELP)] = None,
+    vote_below: Annotated[float | None, typer.Option(help=VOTE_BELOW_HELP)] = None,
     server: Annotated[str | None, typer.Option("--server", help=SERVER_HELP + " Every worker asks it.")] = None,
     reference: Annotated[bool, typer.Option(
         "--reference/--no-reference", help="Compute each problem's reference plan length: optimal (A*) for PDDL "
@@ -1123,7 +1131,7 @@ def eval_batch(
     cfg = base.updated(search=dict(algorithm=_value(search), time_limit_s=time_limit, seed=seed),
                        agent=dict(max_steps=max_steps),
                        model=dict(kind=kind, path=model.resolve() if model is not None else None, n_threads=threads,
-                                  n_gpu_layers=gpu_layers, server=server, votes=votes))
+                                  n_gpu_layers=gpu_layers, server=server, votes=votes, vote_below=vote_below))
     if env_name is not None:
         if paths:
             raise ConfigError(f"give either PDDL files or --env, not both (got {paths[0]} and --env {env_name})")
@@ -1268,6 +1276,7 @@ def eval_model(
     gpu_layers: Annotated[int, typer.Option(help=GPU_LAYERS_HELP)] = 0,
     votes: Annotated[int | None, typer.Option(help=VOTES_HELP + " With --env and --config: the file's "
                                               "[model] votes unless given.")] = None,
+    vote_below: Annotated[float | None, typer.Option(help=VOTE_BELOW_HELP)] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Count answers still invalid after retries as "
                                          "errors instead of reading them as 'not applicable'.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object as the last line.")] = False,
@@ -1279,7 +1288,7 @@ def eval_model(
     By default the model is scored as the planner uses it: an answer that still fails
     validation after its retries is read as "not applicable" (and counted in the report)."""
     _check_gpu_layers(gpu_layers)
-    PlannerConfig().updated(model={"votes": votes})  # out of range: exit 2 naming it
+    PlannerConfig().updated(model={"votes": votes, "vote_below": vote_below})  # out of range: exit 2 naming it
     if (data is None) == (env_name is None):
         raise ConfigError("give either --data LOG (recorded transitions) or --env NAME|PATH.py:FACTORY (fresh "
                           "episodes), not " + ("both" if data is not None else "neither"))
@@ -1299,7 +1308,8 @@ def eval_model(
         if not records:
             raise ConfigError(f"no transitions in {data}")
         report = _fidelity_of(model, records, threads=threads, gpu_layers=gpu_layers, strict=strict,
-                              max_episodes=max_episodes, votes=votes or 1)
+                              max_episodes=max_episodes, votes=votes or 1,
+                              vote_below=VOTE_BELOW if vote_below is None else vote_below)
         if as_json:
             print(json.dumps(_finite({"model": str(model), "data": str(data), **report.to_dict()})))
         else:
@@ -1311,7 +1321,7 @@ def eval_model(
                     episodes_per_seed=3 if episodes_per_seed is None else episodes_per_seed,
                     max_steps=60 if max_steps is None else max_steps, solve=solve is not False, config=config,
                     limit=limit, max_episodes=max_episodes, threads=threads, gpu_layers=gpu_layers, strict=strict,
-                    as_json=as_json, votes=votes)
+                    as_json=as_json, votes=votes, vote_below=vote_below)
 
 
 def _read_transitions(path: Path, *, limit: int | None = None) -> list[Any]:
@@ -1322,14 +1332,15 @@ def _read_transitions(path: Path, *, limit: int | None = None) -> list[Any]:
 
 
 def _fidelity_of(model: Path, records: list[Any], *, threads: int | None, strict: bool,
-                 max_episodes: int | None, gpu_layers: int = 0, votes: int = 1) -> Any:
+                 max_episodes: int | None, gpu_layers: int = 0, votes: int = 1,
+                 vote_below: float = VOTE_BELOW) -> Any:
     """The fidelity report of ``model`` on ``records``, as the planner uses the model (or
     ``strict``), asked under ``votes`` numberings of the objects."""
     from planner.data.fidelity import evaluate
     from planner.world.llama import ProblemBinder
 
     bind = ProblemBinder(model, n_threads=threads, n_gpu_layers=gpu_layers, mode="prefix",
-                         on_invalid="raise" if strict else "reject", votes=votes)
+                         on_invalid="raise" if strict else "reject", votes=votes, vote_below=vote_below)
     try:
         with err.status(f"evaluating on {len(records)} transitions…"):
             report = evaluate(records, bind, max_episodes=max_episodes)
@@ -1346,7 +1357,7 @@ def _fidelity_of(model: Path, records: list[Any], *, threads: int | None, strict
 def _eval_model_env(model: Path, env_name: str, env_args: list[str] | None, *, seeds: str, out_dir: Path | None,
                     episodes_per_seed: int, max_steps: int, solve: bool, config: Path | None, limit: int | None,
                     max_episodes: int | None, threads: int | None, strict: bool, as_json: bool,
-                    gpu_layers: int = 0, votes: int | None = None) -> None:
+                    gpu_layers: int = 0, votes: int | None = None, vote_below: float | None = None) -> None:
     """``planner eval-model --env``: collect fresh transitions from the seeds (into a temporary
     folder, or ``--out``), score the model on them, then plan once per seed."""
     import tempfile
@@ -1362,7 +1373,7 @@ def _eval_model_env(model: Path, env_name: str, env_args: list[str] | None, *, s
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out {out_dir} is not a folder")
     plan_config = (load_config(config) if config is not None else DEFAULT_CONFIG).updated(
-        model=dict(n_threads=threads, n_gpu_layers=gpu_layers, votes=votes))
+        model=dict(n_threads=threads, n_gpu_layers=gpu_layers, votes=votes, vote_below=vote_below))
     make(env_name, seed=span[0], **kwargs)  # a bad name or argument: exit 2 now
 
     def make_one(s: int) -> Environment:
@@ -1381,7 +1392,8 @@ def _eval_model_env(model: Path, env_name: str, env_args: list[str] | None, *, s
             raise ConfigError(f"no transitions collected from {env_name} seeds {seeds} "
                               f"(--episodes-per-seed {episodes_per_seed})")
         report = _fidelity_of(model, records, threads=threads, gpu_layers=gpu_layers, strict=strict,
-                              max_episodes=max_episodes, votes=plan_config.model.votes)
+                              max_episodes=max_episodes, votes=plan_config.model.votes,
+                              vote_below=plan_config.model.vote_below)
     planning = None
     if solve:
         done: list[int] = []

@@ -27,7 +27,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from planner.errors import ConfigError
-from planner.world.votes import MAX_VOTES
+from planner.world.votes import MAX_VOTES, VOTE_BELOW
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -184,12 +184,14 @@ class ModelConfig(_Frozen):
         timeout_s: seconds a served model waits for a connection or an answer.
         votes: object numberings each prediction is asked under, the majority answer kept
             (:mod:`planner.world.votes`; 1: once; ties go to the sorted numbering, so 2 is 1).
+        vote_below: with ``votes`` above 1, the other numberings are asked only about answers
+            the first gives with a confidence below this (1: about every answer).
 
     Bounds: ``cache_size`` 0..2,000,000; ``n_threads`` 1..1024 (bounded further by the cores
     available); ``n_gpu_layers`` -1..4096; ``n_ctx`` 32..262,144 (llama.cpp allocates at
     least 256 cells anyway; the model checks at load time that the problem's prompts fit);
     ``server`` an http(s) URL; ``concurrency`` 1..256; ``timeout_s`` (0, 3600]; ``votes`` 1..15 (a
-    GGUF model only).
+    GGUF model only); ``vote_below`` (0, 1].
     """
 
     kind: Literal["oracle", "gguf"] = "gguf"
@@ -202,6 +204,7 @@ class ModelConfig(_Frozen):
     concurrency: int = Field(4, ge=1, le=256)
     timeout_s: float = Field(30.0, gt=0, le=3600, allow_inf_nan=False)
     votes: int = Field(1, ge=1, le=MAX_VOTES)
+    vote_below: float = Field(VOTE_BELOW, gt=0, le=1, allow_inf_nan=False)
 
     @field_validator("server")
     @classmethod

@@ -142,7 +142,9 @@ def test_a_third_numbering_is_asked_only_where_the_first_two_disagree(tmp_path, 
     """The model's answers are real; the second numbering's answer to every other action is
     swapped for another outcome, so that the two disagree there."""
     env = PDDLEnvironment(*write_problem(tmp_path, 4, seed=1))
-    model = LlamaWorldModel.for_environment(MODEL, env, on_invalid="reject", votes=3)
+    model = LlamaWorldModel.for_environment(MODEL, env, on_invalid="reject", votes=3, vote_below=1.0)
+    assert all(p.confidence < 1.0 for p in model.predict_many(env.state, list(env.candidate_actions(env.state))))
+    model.stats.split_votes = 0
     asked: list[dict[str, Prediction]] = []
     real = model._predict_as
 
@@ -180,13 +182,18 @@ def test_votes_out_of_range_are_refused_naming_the_value(tiny_gguf, tiny_env):
         PlannerConfig().updated(model={"votes": 0})
     with pytest.raises(ConfigError, match=r"oracle.*votes"):
         PlannerConfig().updated(model={"kind": "oracle", "votes": 3})
+    for bad in (0, 1.5, float("nan"), True):
+        with pytest.raises(ConfigError, match="vote_below"):
+            LlamaWorldModel.for_environment(tiny_gguf, tiny_env, votes=3, vote_below=bad)
+        with pytest.raises(ConfigError, match="vote_below"):
+            PlannerConfig().updated(model={"votes": 3, "vote_below": bad})
 
 
 def test_each_numbering_keeps_its_prefix_in_the_kv_cache(tmp_path):
     """Asking the same state again evaluates no prefix token under any numbering: each keeps its
     own prefix sequence, so alternating numberings does not evaluate their prefixes again."""
     env = PDDLEnvironment(*write_problem(tmp_path, 5, seed=2))
-    model = LlamaWorldModel.for_environment(MODEL, env, on_invalid="reject", votes=3)
+    model = LlamaWorldModel.for_environment(MODEL, env, on_invalid="reject", votes=3, vote_below=1.0)
     state = env.state
     actions = list(env.candidate_actions(state))
     try:
@@ -243,3 +250,32 @@ def test_solve_with_votes_plans_and_reports_how_often_the_numberings_disagreed(b
     assert end["event"] == "end" and end["data"]["split_votes"] == summary["split_votes"] >= 0
     assert main(["solve", str(domain), str(problem), "--votes", "16"]) == 2
     assert "votes" in capsys.readouterr().err
+
+
+def test_only_answers_less_sure_than_vote_below_are_asked_again(tmp_path, monkeypatch):
+    env = PDDLEnvironment(*write_problem(tmp_path, 5, seed=5))
+    state = env.state
+    actions = list(env.candidate_actions(state))
+    asked: dict[float, list[int]] = {}
+    for below in (1e-9, 0.99, 1.0):
+        model = LlamaWorldModel.for_environment(MODEL, env, on_invalid="reject", votes=3, vote_below=below)
+        real = model._predict_as
+        calls: list[int] = []
+        first: list[Prediction] = []
+
+        def recording(k, state, actions, *, applied, real=real, calls=calls, first=first):
+            answers = real(k, state, actions, applied=applied)
+            calls.append(len(actions))
+            if k == 0:
+                first.extend(answers)
+            return answers
+
+        monkeypatch.setattr(model, "_predict_as", recording)
+        try:
+            model.predict_many(state, actions)
+        finally:
+            model.close()
+        asked[below] = calls
+        unsure = sum(p.confidence < below for p in first)
+        assert calls[0] == len(actions) and (len(calls) == 1 or calls[1] == unsure)
+    assert asked[1e-9] == [len(actions)]  # nobody is that unsure: one numbering, as with one vote

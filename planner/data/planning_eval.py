@@ -58,9 +58,10 @@ ModelBuilder = Callable[[PlannerConfig, Environment], WorldModel]
 def model_kwargs(m: ModelConfig) -> dict[str, Any]:
     """Keyword arguments of :func:`~planner.world.factory.load_gguf_world_model` for the
     ``[model]`` section ``m``: the in-process settings, or the server and its client's."""
+    votes = {"votes": m.votes, "vote_below": m.vote_below}
     if m.server is not None:
-        return {"server": m.server, "concurrency": m.concurrency, "timeout": m.timeout_s, "votes": m.votes}
-    return {"n_ctx": m.n_ctx, "n_threads": m.n_threads, "n_gpu_layers": m.n_gpu_layers, "votes": m.votes}
+        return {"server": m.server, "concurrency": m.concurrency, "timeout": m.timeout_s, **votes}
+    return {"n_ctx": m.n_ctx, "n_threads": m.n_threads, "n_gpu_layers": m.n_gpu_layers, **votes}
 
 
 def gguf_model(config: PlannerConfig, env: Environment) -> WorldModel:

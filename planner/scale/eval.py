@@ -133,6 +133,7 @@ class EvalSettings:
         data["model"] = {k: v for k, v in data["model"].items() if k not in running}
         if data["model"].get("votes") == 1:  # one vote is what files written before votes existed mean
             del data["model"]["votes"]
+            data["model"].pop("vote_below", None)  # and then no answer is asked again
         return EvalHeader(source="pddl" if self.domain is not None else "env", env=self.env,
                           env_args=dict(self.env_args),
                           domain=str(Path(self.domain).resolve()) if self.domain is not None else None,

@@ -62,7 +62,7 @@ from planner.world.engine import MAX_N_CTX, LlamaEngine, check_whole, max_sequen
 from planner.world.gguf_io import KEY_ACTIONS, KEY_PREDICATES, ModelInfo, read_model_info
 from planner.world.retry import retry_invalid
 from planner.world.vocab import SPACE, ground_words
-from planner.world.votes import MAX_VOTES, decided, numberings, tally, winner
+from planner.world.votes import MAX_VOTES, VOTE_BELOW, decided, numberings, tally, winner
 
 log = get_logger(__name__)
 
@@ -150,7 +150,7 @@ class _FactDeltaRules:
 
 def _check_arguments(*, mode: object, max_siblings: object, retries: object, retry_temperature: object,
                      seed: object, on_invalid: object, n_ctx: object, consistent: object,
-                     votes: object = 1) -> None:
+                     votes: object = 1, vote_below: object = VOTE_BELOW) -> None:
     """:class:`ConfigError` naming the first argument of :class:`LlamaWorldModel` out of range."""
     if not isinstance(consistent, bool):
         raise ConfigError(f"consistent must be True or False, got {consistent!r}")
@@ -162,6 +162,9 @@ def _check_arguments(*, mode: object, max_siblings: object, retries: object, ret
                                    ("seed", seed, 0, 2**32 - 1), ("n_ctx", n_ctx, MIN_N_CTX, MAX_N_CTX),
                                    ("votes", votes, 1, MAX_VOTES)):
         check_whole(name, value, low, high)
+    if (isinstance(vote_below, bool) or not isinstance(vote_below, (int, float))
+            or not math.isfinite(vote_below) or not 0 < vote_below <= 1):
+        raise ConfigError(f"vote_below must be a number in (0, 1], got {vote_below!r}")
     if (isinstance(retry_temperature, bool) or not isinstance(retry_temperature, (int, float))
             or not math.isfinite(retry_temperature) or retry_temperature <= 0):
         raise ConfigError(f"retry_temperature must be a finite number > 0, got {retry_temperature!r}")
@@ -212,7 +215,11 @@ class LlamaWorldModel:
             often it answers invalid by itself.
         votes: object numberings each prediction is asked under (``1..MAX_VOTES``); the answer
             most of them give is returned (:mod:`planner.world.votes`). 1: the sorted numbering
-            alone; 3 asks a third only where the first two disagree (about twice the calls).
+            alone; 3 asks a third only where the first two disagree.
+        vote_below: the other numberings are asked only about answers the first gives with a
+            confidence below this, in (0, 1] (1: about every answer). The default,
+            :data:`~planner.world.votes.VOTE_BELOW`, keeps most of what votes fix for a
+            fraction of their cost.
 
     Raises :class:`~planner.errors.ConfigError` for an argument out of range,
     :class:`~planner.errors.ModelLoadError` for a file that is not a fact-delta model, and
@@ -239,12 +246,15 @@ class LlamaWorldModel:
         on_invalid: Literal["raise", "reject"] = "raise",
         consistent: bool = True,
         votes: int = 1,
+        vote_below: float = VOTE_BELOW,
     ) -> None:
         _check_arguments(mode=mode, max_siblings=max_siblings, retries=retries, retry_temperature=retry_temperature,
-                         seed=seed, on_invalid=on_invalid, n_ctx=n_ctx, consistent=consistent, votes=votes)
+                         seed=seed, on_invalid=on_invalid, n_ctx=n_ctx, consistent=consistent, votes=votes,
+                         vote_below=vote_below)
         self._setup(path, read_model_info(path), objects=objects, goal=goal, state=state, facts=facts,
                     actions=actions, n_ctx=n_ctx, mode=mode, on_invalid=on_invalid, retries=retries,
-                    retry_temperature=retry_temperature, seed=seed, consistent=consistent, votes=votes)
+                    retry_temperature=retry_temperature, seed=seed, consistent=consistent, votes=votes,
+                    vote_below=vote_below)
         siblings = max_siblings if mode == "batched" else 1
         slots = votes  # one per numbering, whatever the first problem's object count allows
         self.engine = LlamaEngine(path, n_ctx=n_ctx, n_seq_max=min(siblings, max(1, max_sequences() - slots)) + slots,
@@ -267,7 +277,7 @@ class LlamaWorldModel:
     def _setup(self, path: str | Path, info: ModelInfo, *, objects: Sequence[str], goal: FactGoal,
                state: State | None, facts: Iterable[str], actions: Sequence[Action], n_ctx: int, mode: Mode,
                on_invalid: Literal["raise", "reject"], retries: int, retry_temperature: float, seed: int,
-               consistent: bool, votes: int) -> None:
+               consistent: bool, votes: int, vote_below: float = VOTE_BELOW) -> None:
         """What every fact-delta model holds before its decoding starts: the file's header
         (checked), the codec bound to the problem under each numbering, the answer settings, a
         lock and counters."""
@@ -276,6 +286,7 @@ class LlamaWorldModel:
         _check_codec(info)
         self.consistent = consistent
         self.votes = votes
+        self.vote_below = float(vote_below)
         self._slots = 1  # prefix sequences kept by the decoder (an in-process model keeps one per numbering)
         self.codec: FactDeltaCodec = self._bind(objects, goal, state, facts=facts, actions=actions, n_ctx=n_ctx)
         self.codecs: tuple[FactDeltaCodec, ...] = self._numbered(self.codec)
@@ -414,7 +425,8 @@ class LlamaWorldModel:
 
     def _predict(self, state: State, actions: Sequence[Action], *, applied: bool) -> list[Prediction]:
         """One prediction per action at ``state`` (``applied``: with the verdict held to ``ok``):
-        under each numbering in turn, for the actions whose majority is still open."""
+        under each numbering in turn, for the actions whose majority is still open and whose
+        first answer is less sure than ``vote_below``."""
         if not actions:
             return []
         with self._lock:
@@ -427,7 +439,8 @@ class LlamaWorldModel:
                     for i, answer in zip(open_, answers):
                         ballots[i].append(answer)
                     left = len(self.codecs) - k - 1
-                    open_ = [i for i in open_ if not decided(ballots[i], left)]
+                    open_ = [i for i in open_ if not decided(ballots[i], left)
+                             and ballots[i][0].confidence < self.vote_below]
                     if not open_:
                         break
                 preds = [winner(b) for b in ballots]

@@ -50,6 +50,7 @@ from planner.world.engine import check_whole
 from planner.world.gguf_io import read_model_vocabulary
 from planner.world.llama import LlamaWorldModel, _check_arguments
 from planner.world.vocab import SPACE
+from planner.world.votes import VOTE_BELOW
 
 log = get_logger(__name__)
 
@@ -390,7 +391,7 @@ class RemoteWorldModel(LlamaWorldModel):
         url: the server's base URL, e.g. ``http://127.0.0.1:8080`` (``planner serve MODEL``
             starts one on the loopback interface).
         objects, goal, state, facts, actions, retries, retry_temperature, seed, on_invalid,
-            consistent, votes: as for :class:`~planner.world.llama.LlamaWorldModel` (the votes
+            consistent, votes, vote_below: as for :class:`~planner.world.llama.LlamaWorldModel` (the votes
             are counted here, each numbering's questions sent to the server).
         concurrency: requests in flight at once for the candidate actions of one state
             (``1..MAX_CONCURRENCY``; the connection pool has as many connections).
@@ -424,16 +425,18 @@ class RemoteWorldModel(LlamaWorldModel):
         on_invalid: Literal["raise", "reject"] = "raise",
         consistent: bool = True,
         votes: int = 1,
+        vote_below: float = VOTE_BELOW,
     ) -> None:
         check_whole("concurrency", concurrency, 1, MAX_CONCURRENCY)
         info, pieces, bos = read_model_vocabulary(path)
         context = info.context or 4096
         _check_arguments(mode="batched", max_siblings=concurrency, retries=retries,
                          retry_temperature=retry_temperature, seed=seed, on_invalid=on_invalid,
-                         n_ctx=max(context, 32), consistent=consistent, votes=votes)
+                         n_ctx=max(context, 32), consistent=consistent, votes=votes, vote_below=vote_below)
         self._setup(path, info, objects=objects, goal=goal, state=state, facts=facts, actions=actions,
                     n_ctx=context, mode="batched", on_invalid=on_invalid, retries=retries,
-                    retry_temperature=retry_temperature, seed=seed, consistent=consistent, votes=votes)
+                    retry_temperature=retry_temperature, seed=seed, consistent=consistent, votes=votes,
+                    vote_below=vote_below)
         self.max_siblings = concurrency
         self.client = CompletionClient(url, timeout=timeout, retries=http_retries, max_connections=concurrency,
                                        api_key=api_key)
