@@ -66,7 +66,7 @@ VOTES_HELP = ("Ask the world model under N numberings of the objects and keep th
               "default 1; ties go to the sorted numbering, so 2 is 1. 3 asks a third numbering only where two "
               "disagree).")
 VOTE_BELOW_HELP = ("With --votes above 1: ask the other numberings only about answers the first gives with a "
-                   "confidence below this (0..1; default 0.99; 1: about every answer).")
+                   "confidence below this (above 0, at most 1; default 0.99; 1: about every answer).")
 
 
 def _check_one_model(oracle: bool, model: Path | None, server: str | None) -> None:
