@@ -333,15 +333,15 @@ def test_the_shipped_model_solves_held_out_games(seed):
 
 @needs_textworld
 def test_doubted_refusals_shorten_the_shipped_models_plans():
-    """Held-out games where the shipped model wrongly refuses a step it needs and plans a detour
-    that makes it believe the step applies: seeds 9 and 27 take 8 and 6 steps without doubt
-    where 6 and 4 are needed. Through the refusals it doubts, the plans are at most one step
-    longer than the optimal ones, and doubted steps apply for real."""
+    """A held-out game where the shipped model wrongly refuses a step it needs and plans a detour
+    that makes it believe the step applies: seed 27 takes 6 steps without doubt where 4 are
+    needed. Through the refusals it doubts, the plan is at most one step longer than the optimal
+    one, and a doubted step applies for real."""
     from planner.config import PlannerConfig
     from planner.world.factory import bind_environment_model
 
     off = PlannerConfig.model_validate({"agent": {"doubt": 0}})
-    for seed in (9, 27):
+    for seed in (27,):
         env = make("household-v0", seed=seed, split="test")
         without = Agent(env, bind_environment_model(SHIPPED, env, reset_seed=seed), config=off).run(seed=seed)
         env = make("household-v0", seed=seed, split="test")

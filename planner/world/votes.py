@@ -6,8 +6,8 @@ of their names (:class:`~planner.world.codec.FactDeltaCodec`). A model that lear
 domain's rules answers alike under any numbering; where it learned an accident of the
 numbering instead (a placeholder pair rarely seen together, a fact's position in the prompt),
 another numbering often answers right, and the errors of different numberings seldom agree.
-Voting trades model calls for fidelity: on the household test scenes, three numberings cut the
-wrong next states of the shipped model from 39 to 24 of 5,936 for twice the model time
+Voting trades model calls for fidelity: on the household test scenes, five numberings cut the
+wrong next states of the shipped model from 32 to 18 of 5,936 for 2.2 times the model time
 (``python benchmarks/votes.py``).
 
 The questions are asked one numbering at a time, the other numberings only about answers the
@@ -33,8 +33,9 @@ MAX_VOTES = 15
 VOTE_BELOW = 0.99
 """Default confidence below which an answer is asked again under other numberings. On the
 household test scenes every wrong next state of the shipped model had a confidence (the
-probability of its whole answer) below 0.95, and 70% of all answers are above 0.99: asking
-again only below 0.99 keeps what three votes fix for 1.3 model calls a prediction instead of 2."""
+probability of its whole answer) below 0.97, and 71% of all answers are above 0.99: asking
+again only below 0.99 keeps what the votes fix for 2/3 of the model time of asking every answer
+again."""
 
 
 def numberings(objects: Sequence[str], votes: int) -> list[tuple[str, ...]]:
