@@ -75,6 +75,24 @@ def test_served_model_predicts_as_the_in_process_model(server_url, tmp_path):
     assert compared >= 200
 
 
+def test_a_served_model_votes_as_the_in_process_model(server_url, tmp_path):
+    """Votes are counted by the client: under three numberings, the served model's majority is the
+    in-process model's, and they disagree on the same predictions."""
+    env = _env(tmp_path, 5, 6)
+    states = env.random_walk(env.state, 5, random.Random(6))
+    local = LlamaWorldModel.for_environment(MODEL, env, votes=3, vote_below=1.0)
+    remote = RemoteWorldModel.for_environment(MODEL, env, url=server_url, concurrency=4, votes=3, vote_below=1.0)
+    try:
+        for state in states:
+            actions = list(env.candidate_actions(state))
+            for a, b in zip(local.predict_many(state, actions), remote.predict_many(state, actions)):
+                assert a.same_outcome(b) and a.raw == b.raw
+        assert remote.stats.split_votes == local.stats.split_votes
+    finally:
+        local.close()
+        remote.close()
+
+
 def test_one_request_at_a_time_gives_the_same_answers(server_url, tmp_path):
     env = _env(tmp_path, 4, 7)
     actions = list(env.candidate_actions(env.state))
