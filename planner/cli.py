@@ -47,7 +47,6 @@ from planner.types import State
 from planner.world.base import WorldModel
 from planner.world.cache import CachedWorldModel
 from planner.world.oracle import OracleWorldModel
-from planner.world.votes import VOTE_BELOW
 
 app = typer.Typer(
     add_completion=False,
@@ -1288,7 +1287,7 @@ def eval_model(
     By default the model is scored as the planner uses it: an answer that still fails
     validation after its retries is read as "not applicable" (and counted in the report)."""
     _check_gpu_layers(gpu_layers)
-    PlannerConfig().updated(model={"votes": votes, "vote_below": vote_below})  # out of range: exit 2 naming it
+    voting = PlannerConfig().updated(model={"votes": votes, "vote_below": vote_below}).model  # out of range: exit 2
     if (data is None) == (env_name is None):
         raise ConfigError("give either --data LOG (recorded transitions) or --env NAME|PATH.py:FACTORY (fresh "
                           "episodes), not " + ("both" if data is not None else "neither"))
@@ -1308,8 +1307,7 @@ def eval_model(
         if not records:
             raise ConfigError(f"no transitions in {data}")
         report = _fidelity_of(model, records, threads=threads, gpu_layers=gpu_layers, strict=strict,
-                              max_episodes=max_episodes, votes=votes or 1,
-                              vote_below=VOTE_BELOW if vote_below is None else vote_below)
+                              max_episodes=max_episodes, votes=voting.votes, vote_below=voting.vote_below)
         if as_json:
             print(json.dumps(_finite({"model": str(model), "data": str(data), **report.to_dict()})))
         else:
@@ -1332,8 +1330,7 @@ def _read_transitions(path: Path, *, limit: int | None = None) -> list[Any]:
 
 
 def _fidelity_of(model: Path, records: list[Any], *, threads: int | None, strict: bool,
-                 max_episodes: int | None, gpu_layers: int = 0, votes: int = 1,
-                 vote_below: float = VOTE_BELOW) -> Any:
+                 max_episodes: int | None, votes: int, vote_below: float, gpu_layers: int = 0) -> Any:
     """The fidelity report of ``model`` on ``records``, as the planner uses the model (or
     ``strict``), asked under ``votes`` numberings of the objects."""
     from planner.data.fidelity import evaluate

@@ -58,20 +58,16 @@ def numberings(objects: Sequence[str], votes: int) -> list[tuple[str, ...]]:
     return out
 
 
-def same_answer(a: Prediction, b: Prediction) -> bool:
-    """Whether two predictions are the same vote: applicability, next state and ``done``."""
-    return a.same_outcome(b)
-
-
 def tally(ballots: Sequence[Prediction]) -> list[tuple[Prediction, int]]:
-    """The distinct answers among ``ballots`` with their vote counts, most votes first, ties in
-    the order the answers were first given (each answer is represented by its first ballot,
-    whose confidence and raw text it keeps)."""
+    """The distinct answers among ``ballots`` (the same vote: the same outcome,
+    :meth:`~planner.types.Prediction.same_outcome`) with their vote counts, most votes first,
+    ties in the order the answers were first given (each answer is represented by its first
+    ballot, whose confidence and raw text it keeps)."""
     answers: list[Prediction] = []
     counts: list[int] = []
     for ballot in ballots:
         for i, answer in enumerate(answers):
-            if same_answer(answer, ballot):
+            if answer.same_outcome(ballot):
                 counts[i] += 1
                 break
         else:
@@ -89,7 +85,7 @@ def decided(ballots: Sequence[Prediction], remaining: int) -> bool:
         return True
     counts = tally(ballots)
     lead = counts[0][1] - (counts[1][1] if len(counts) > 1 else 0)
-    return lead > remaining or (lead == remaining and same_answer(counts[0][0], ballots[0]))
+    return lead > remaining or (lead == remaining and counts[0][0].same_outcome(ballots[0]))
 
 
 def winner(ballots: Sequence[Prediction]) -> Prediction:
