@@ -265,10 +265,16 @@ def _validate(data: Any, *, source: str) -> PlannerConfig:
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
-            + (f" (got {_short(err['input'])})" if err["type"] != "missing" else "")
+            + (f" (got {_short(err['input'])})" if _shows_input(err) else "")
             for err in exc.errors()
         )
         raise ConfigError(f"invalid configuration in {source}: {problems}") from None
+
+
+def _shows_input(err: Mapping[str, Any]) -> bool:
+    """Whether a validation error's message is worth the value it was given: not for a missing
+    key, nor for a whole section a section's own check refused (its message names the values)."""
+    return err["type"] != "missing" and not (err["type"] == "value_error" and isinstance(err["input"], Mapping))
 
 
 def _short(value: Any, limit: int = 80) -> str:

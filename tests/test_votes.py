@@ -180,8 +180,9 @@ def test_votes_out_of_range_are_refused_naming_the_value(tiny_gguf, tiny_env):
             LlamaWorldModel.for_environment(tiny_gguf, tiny_env, votes=bad)
     with pytest.raises(ConfigError, match="votes"):
         PlannerConfig().updated(model={"votes": 0})
-    with pytest.raises(ConfigError, match=r"oracle.*votes"):
+    with pytest.raises(ConfigError, match=r"oracle.*votes") as refused:
         PlannerConfig().updated(model={"kind": "oracle", "votes": 3})
+    assert str(refused.value).endswith("votes must be 1 (got votes 3)")  # not the whole section again
     for bad in (0, 1.5, float("nan"), True):
         with pytest.raises(ConfigError, match="vote_below"):
             LlamaWorldModel.for_environment(tiny_gguf, tiny_env, votes=3, vote_below=bad)
