@@ -156,6 +156,8 @@ def summary_dict(env: Environment, result: EpisodeResult, config: PlannerConfig,
         "cache_hits": result.cache_hits,
         "invalid_answers": result.invalid_answers,
         "split_votes": result.split_votes,
+        "votes": config.model.votes,
+        **({"vote_below": config.model.vote_below} if config.model.votes > 1 else {}),
         "prompt_tokens": result.prompt_tokens,
         "generated_tokens": result.generated_tokens,
         "model_seconds": round(result.model_seconds, 4),
@@ -336,6 +338,22 @@ WORKERS_HELP = WORKERS_BASE_HELP + (" Each worker loads the model once and runs 
                                     "--threads says otherwise.")
 RAY_HELP = ("Run the jobs on Ray: a cluster address (host:port, ray://host:port, auto), or 'local' to start Ray here "
             "for this run (needs the optional ray extra of the planner package).")
+
+
+def parse_focus(items: list[str] | None) -> tuple[tuple[str, float], ...]:
+    """``["use=3", "slice=2.5"]`` → ``(("use", 3.0), ("slice", 2.5))`` (``--focus``);
+    :class:`ConfigError` naming an item that is not ``ACTION=NUMBER``."""
+    out = []
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        try:
+            factor = float(value)
+        except ValueError:
+            factor = None
+        if not sep or not name.strip() or factor is None:
+            raise ConfigError(f"--focus must look like ACTION=FACTOR (e.g. use=3), got {item!r}")
+        out.append((name.strip(), factor))
+    return tuple(out)
 
 
 def parse_env_args(items: list[str] | None) -> dict[str, Any]:
@@ -702,6 +720,10 @@ def train(
         help="Chance (0..1) that a training sequence's objects are renamed by a random permutation of their "
              "placeholders, so the model learns rules from the facts, not from where the objects' names sort "
              "(0: none).")] = 0.0,
+    focus: Annotated[list[str] | None, typer.Option(
+        "--focus", help="ACTION=FACTOR: draw the records of this action (applied or not) FACTOR times as often "
+                        "as --balance alone would, e.g. use=3 for an action the model still gets wrong; "
+                        "repeatable.")] = None,
     init: Annotated[Path | None, typer.Option(
         "--init", help="Start from this GGUF world model's weights (F32, F16 or Q8_0) instead of random ones, "
                        "e.g. to go on training a model with more data or another --balance: its schema, shape "
@@ -758,7 +780,8 @@ def train(
                           warmup=warmup, seed=seed, threads=threads, shape=shape,
                           max_objects=max_objects if max_objects is not None else objects, device=device,
                           loader_workers=loader_workers, balance=balance, precision=precision,
-                          shuffle_objects=shuffle_objects + 0.0)  # -0 is 0
+                          shuffle_objects=shuffle_objects + 0.0,  # -0 is 0
+                          focus=parse_focus(focus))
         resolve_precision(precision, chosen)
     except ConfigError as exc:  # name the option, not the field behind it
         raise ConfigError(re.sub(r"TrainConfig\.(\w+)", lambda m: "--" + m.group(1).replace("_", "-"),

@@ -149,7 +149,13 @@ def test_a_time_budget_chooses_the_steps_and_steps_repeat_the_run(data, tmp_path
      (["--min-lr", "-1"], "--min-lr must be a finite number >= 0, got -1.0"),
      (["--min-lr", "0.01"], r"--min-lr must be at most --lr \(0.003\).*got 0.01"),
      (["--shuffle-objects", "1.5"], "--shuffle-objects must be a number in 0..1, got 1.5"),
-     (["--shuffle-objects", "nan"], "--shuffle-objects must be a number in 0..1, got nan")],
+     (["--shuffle-objects", "nan"], "--shuffle-objects must be a number in 0..1, got nan"),
+     (["--focus", "stack"], "--focus must look like ACTION=FACTOR .*got 'stack'"),
+     (["--focus", "stack=x"], "--focus must look like ACTION=FACTOR .*got 'stack=x'"),
+     (["--focus", "stack=0"], "--focus factor of 'stack' must be a finite number > 0, got 0.0"),
+     (["--focus", "stack=inf"], "--focus factor of 'stack' must be a finite number > 0, got inf"),
+     (["--focus", "stack=2", "--focus", "stack=3"], "--focus names 'stack' twice"),
+     (["--focus", "fly=2", "--steps", "1"], "focus names action 'fly', which the model does not have .*pick-up")],
 )
 def test_bad_training_requests_are_named(data, tmp_path, capsys, extra, match):
     code = main(["train", "--data", str(data), "--out", str(tmp_path / "m"), "--no-quantize", *extra])
@@ -186,6 +192,24 @@ def test_each_group_is_drawn_in_proportion_to_its_size_to_the_balance(sizes, bal
     assert np.allclose(totals, want / want.sum())
 
 
+@settings(max_examples=100, deadline=None)
+@given(sizes=st.lists(st.integers(1, 50), min_size=1, max_size=6), balance=st.floats(0, 1),
+       factor=st.floats(0.1, 10))
+def test_a_focused_action_is_drawn_factor_times_as_often_as_balance_alone_says(sizes, balance, factor):
+    from planner.training.train import sampling_weights
+
+    groups = [(f"a{g // 2}", g % 2 == 0) for g, n in enumerate(sizes) for _ in range(n)]
+    p = sampling_weights(groups, balance, {"a0": factor})
+    assert p is not None and np.isclose(p.sum(), 1.0) and (p > 0).all()
+    plain = sampling_weights(groups, balance, {"a0": 1.0})  # a factor of 1 is balance alone
+    assert plain is not None
+    focused = np.array([g[0] == "a0" for g in groups])
+    # the odds of a focused record against any other one grow by the factor exactly
+    ratio = (p[focused].sum() / p[~focused].sum()) / (plain[focused].sum() / plain[~focused].sum()) \
+        if (~focused).any() else factor
+    assert np.isclose(ratio, factor, rtol=1e-4)
+
+
 @pytest.mark.parametrize("balance", [-0.1, 1.5, float("nan"), True])
 def test_a_balance_out_of_range_is_named(balance):
     from planner.errors import ConfigError
@@ -205,9 +229,10 @@ def test_training_can_start_from_a_models_weights(data, tmp_path, capsys):
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
     # Some steps with rebalanced draws: the run goes on from there and says so.
     assert main(["train", *args, "--out", str(tmp_path / "c"), "--init", str(start), "--steps", "3",
-                 "--balance", "0.5"]) == 0
+                 "--balance", "0.5", "--focus", "stack=3"]) == 0
     summary = json.loads((tmp_path / "c" / "train-summary.json").read_text())
     assert summary["init"] == str(start) and summary["balance"] == 0.5 and summary["embeddings"] == "free"
+    assert summary["focus"] == {"stack": 3.0}
     c = _weights(tmp_path / "c")
     assert any(not np.array_equal(a[k], c[k]) for k in a)
 

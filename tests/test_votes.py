@@ -18,7 +18,7 @@ from planner.types import Action, FactGoal, Prediction, State
 from planner.world.codec import FactDeltaCodec
 from planner.world.factory import default_model_path
 from planner.world.llama import LlamaWorldModel
-from planner.world.votes import MAX_VOTES, decided, numberings, tally, winner
+from planner.world.votes import MAX_VOTES, VOTE_BELOW, decided, numberings, tally, winner
 from tests.conftest import BW_ACTIONS, BW_PREDICATES
 
 MODEL = default_model_path("blocksworld")
@@ -188,6 +188,9 @@ def test_votes_out_of_range_are_refused_naming_the_value(tiny_gguf, tiny_env):
             LlamaWorldModel.for_environment(tiny_gguf, tiny_env, votes=3, vote_below=bad)
         with pytest.raises(ConfigError, match="vote_below"):
             PlannerConfig().updated(model={"votes": 3, "vote_below": bad})
+    # a threshold with one vote would change nothing: refused rather than ignored
+    with pytest.raises(ConfigError, match=r"vote_below 0\.9 .*needs votes above 1 \(got votes 1\)"):
+        PlannerConfig().updated(model={"vote_below": 0.9})
 
 
 def test_each_numbering_keeps_its_prefix_in_the_kv_cache(tmp_path):
@@ -247,10 +250,13 @@ def test_solve_with_votes_plans_and_reports_how_often_the_numberings_disagreed(b
     code = main(["solve", str(domain), str(problem), "--votes", "3", "--json", "--log", str(tmp_path / "ep.jsonl")])
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert code == 0 and summary["solved"] is True
+    assert summary["votes"] == 3 and summary["vote_below"] == VOTE_BELOW
     end = [json.loads(line) for line in (tmp_path / "ep.jsonl").read_text().splitlines()][-1]
     assert end["event"] == "end" and end["data"]["split_votes"] == summary["split_votes"] >= 0
     assert main(["solve", str(domain), str(problem), "--votes", "16"]) == 2
     assert "votes" in capsys.readouterr().err
+    assert main(["solve", str(domain), str(problem), "--vote-below", "0.5"]) == 2
+    assert "vote_below 0.5" in capsys.readouterr().err.replace("\n", " ")
 
 
 def test_only_answers_less_sure_than_vote_below_are_asked_again(tmp_path, monkeypatch):

@@ -95,6 +95,10 @@ class TrainConfig:
             random permutation of its placeholders (:class:`~planner.training.data.ObjectShuffle`):
             the model then learns rules from the facts alone, not from where names happen to
             sort. ``0`` (the default) renames none.
+        focus: ``(action name, factor)`` pairs: the records of these actions (applied or not)
+            are drawn ``factor`` times as often as ``balance`` alone would draw them, e.g.
+            ``(("use", 3.0),)`` for the actions a model still gets wrong. Factors are finite
+            and > 0; each action is named once.
 
     Raises :class:`~planner.errors.ConfigError` naming a value out of range.
     """
@@ -117,8 +121,10 @@ class TrainConfig:
     balance: float = 1.0
     precision: str = "auto"
     shuffle_objects: float = 0.0
+    focus: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
+        check_focus(self.focus)
         if not isinstance(self.device, str) or not DEVICE_PATTERN.fullmatch(self.device):
             raise ConfigError(f"TrainConfig.device must be cpu, cuda, cuda:N or auto, got {self.device!r}")
         if isinstance(self.loader_workers, bool) or not isinstance(self.loader_workers, int) \
@@ -178,16 +184,39 @@ def make_batch(examples: list[Encoded], vocab: Vocabulary, rng: np.random.Genera
     return torch.from_numpy(tokens), torch.from_numpy(targets)
 
 
-def sampling_weights(groups: list[tuple[str, bool]], balance: float) -> np.ndarray | None:
+def check_focus(focus: object) -> None:
+    """Raise :class:`~planner.errors.ConfigError` naming the bad entry unless ``focus`` is a
+    tuple of ``(action name, factor)`` pairs with distinct names and finite factors > 0
+    (:attr:`TrainConfig.focus`)."""
+    if not isinstance(focus, tuple):
+        raise ConfigError(f"TrainConfig.focus must be a tuple of (action, factor) pairs, got {focus!r}")
+    seen: set[str] = set()
+    for entry in focus:
+        if not (isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], str) and entry[0]):
+            raise ConfigError(f"TrainConfig.focus entries must be (action, factor) pairs, got {entry!r}")
+        name, factor = entry
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) \
+                or not (math.isfinite(factor) and factor > 0):
+            raise ConfigError(f"TrainConfig.focus factor of {name!r} must be a finite number > 0, got {factor!r}")
+        if name in seen:
+            raise ConfigError(f"TrainConfig.focus names {name!r} twice")
+        seen.add(name)
+
+
+def sampling_weights(groups: list[tuple[str, bool]], balance: float,
+                     focus: Mapping[str, float] | None = None) -> np.ndarray | None:
     """Each example's probability of being drawn when its group (``groups[i]``: action name,
     applied) of ``n`` examples is drawn in proportion to ``n ** balance``
-    (:attr:`TrainConfig.balance`); ``None`` (every example alike) for ``balance == 1``."""
-    if balance == 1 or not groups:
+    (:attr:`TrainConfig.balance`), times ``focus[action]`` for the actions ``focus`` names
+    (:attr:`TrainConfig.focus`); ``None`` (every example alike) for ``balance == 1`` and no
+    focus."""
+    focus = focus or {}
+    if (balance == 1 and not focus) or not groups:
         return None
     sizes: dict[tuple[str, bool], int] = {}
     for g in groups:
         sizes[g] = sizes.get(g, 0) + 1
-    w = np.array([float(sizes[g]) ** (balance - 1.0) for g in groups])
+    w = np.array([float(sizes[g]) ** (balance - 1.0) * focus.get(g[0], 1.0) for g in groups])
     return w / w.sum()
 
 
@@ -476,6 +505,11 @@ def train(
     torch.set_num_threads(min(config.threads, available_cores()))
     out = Path(out_dir)
     writable_folder(out)  # a folder that cannot be written fails now, not at the first checkpoint
+    focus = dict(config.focus)
+    unknown = sorted(set(focus) - set(actions))
+    if unknown:
+        raise ConfigError(f"focus names action {unknown[0]!r}, which the model does not have (its actions: "
+                          f"{', '.join(sorted(actions))})")
     vocab = domain_vocabulary(predicates, actions, config.max_objects)
     n_records, n_problems, examples = _load_examples(train_path, vocab, predicates, actions, config)
     val_examples = (_load_examples(val_path, vocab, predicates, actions, config, limit=4000, required=False)[2]
@@ -489,7 +523,7 @@ def train(
         _init_from_gguf(model, Path(init), vocab, config.shape)
     model = model.to(device)
     draw = (sampling_weights([(parse_word(vocab.decode([e.action])[0])[0], bool(e.applicable)) for e in examples],
-                             config.balance) if config.balance != 1 else None)
+                             config.balance, focus) if config.balance != 1 or focus else None)
     on_gpu = device.type == "cuda"
     # one kernel for the whole update on a GPU (the same arithmetic, fewer launches)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.95),
@@ -575,6 +609,7 @@ def train(
         "batch_size": config.batch_size,
         "embeddings": resolve_embeddings(config.embeddings, vocab),
         "balance": config.balance,
+        **({"focus": focus} if focus else {}),
         **settings,
         **({"init": str(init)} if init is not None else {}),
         "seed": config.seed,
