@@ -68,6 +68,14 @@ VOTE_BELOW_HELP = ("With --votes above 1: ask the other numberings only about an
                    "confidence below this (above 0, at most 1; default 0.99; 1: about every answer).")
 
 
+def _check_vote_below(vote_below: float | None, votes: int) -> None:
+    """:class:`ConfigError` when ``--vote-below`` is given but the episode asks one numbering
+    (``votes``, from ``--votes`` or the configuration), so that it would change nothing."""
+    if vote_below is not None and votes == 1:
+        raise ConfigError(f"--vote-below {vote_below} says which answers other numberings are asked about: it "
+                          f"needs --votes above 1 (or [model] votes in --config), got 1 vote")
+
+
 def _check_one_model(oracle: bool, model: Path | None, server: str | None) -> None:
     """:class:`ConfigError` when the exact model is asked for beside a GGUF file or a server."""
     for flag, value in (("--model", model), ("--server", server)):
@@ -470,6 +478,7 @@ def solve(
         model=dict(kind=kind, path=model, n_threads=threads, n_gpu_layers=gpu_layers, server=server, votes=votes,
                    vote_below=vote_below),
     )
+    _check_vote_below(vote_below, cfg.model.votes)
     env, label = select_env(domain, problem, env_name, env_args, seed=0 if seed is None else seed)
     check_model_fits(cfg.model.kind, env, path=cfg.model.path)
     name = "oracle" if cfg.model.kind == "oracle" else str(cfg.model.path or "default")
@@ -505,6 +514,7 @@ def demo(
     name = "oracle" if kind == "oracle" else str(model or "default")
     model_options = dict(kind=kind, path=model, n_gpu_layers=gpu_layers, server=server, votes=votes,
                          vote_below=vote_below)
+    _check_vote_below(vote_below, 1 if votes is None else votes)
     if env_name is not None:
         _demo_env(env_name, env_args, blocks=blocks, seed=seed, search=_value(search), model_options=model_options,
                   out_dir=out_dir, as_json=as_json, model_name=name)
@@ -740,9 +750,14 @@ def train(
         raise ConfigError(f"training needs PyTorch: pip install -e '.[train]' ({exc})") from None
 
     from planner.training.export import comparison_log, finish_model
-    from planner.training.train import default_loader_workers, resolve_device, resolve_precision
+    from planner.training.train import check_focus, default_loader_workers, resolve_device, resolve_precision
     from planner.world.gguf_io import LlamaShape
 
+    focused = parse_focus(focus)
+    try:
+        check_focus(focused)
+    except ConfigError as exc:
+        raise ConfigError(str(exc).replace("TrainConfig.focus", "--focus")) from None
     if steps is not None and minutes is not None:
         raise ConfigError(f"give --steps ({steps}) or --minutes ({minutes}), not both")
     if minutes is not None and not (math.isfinite(minutes) and 0 < minutes <= MAX_TRAIN_MINUTES):
@@ -766,6 +781,10 @@ def train(
     else:
         domain_name, predicates, actions, signature = _domain_schemas(domain)
         shape, objects = LlamaShape(), 8
+    unknown = sorted({name for name, _ in focused} - set(actions))
+    if unknown:
+        raise ConfigError(f"--focus names action {unknown[0]!r}, which the model does not have (its actions: "
+                          f"{', '.join(sorted(actions))})")
     if init is None:
         width = dim if dim is not None else shape.dim
         shape = LlamaShape(dim=width, n_layers=layers if layers is not None else shape.n_layers,
@@ -781,7 +800,7 @@ def train(
                           max_objects=max_objects if max_objects is not None else objects, device=device,
                           loader_workers=loader_workers, balance=balance, precision=precision,
                           shuffle_objects=shuffle_objects + 0.0,  # -0 is 0
-                          focus=parse_focus(focus))
+                          focus=focused)
         resolve_precision(precision, chosen)
     except ConfigError as exc:  # name the option, not the field behind it
         raise ConfigError(re.sub(r"TrainConfig\.(\w+)", lambda m: "--" + m.group(1).replace("_", "-"),
@@ -1154,6 +1173,7 @@ def eval_batch(
                        agent=dict(max_steps=max_steps),
                        model=dict(kind=kind, path=model.resolve() if model is not None else None, n_threads=threads,
                                   n_gpu_layers=gpu_layers, server=server, votes=votes, vote_below=vote_below))
+    _check_vote_below(vote_below, cfg.model.votes)
     if env_name is not None:
         if paths:
             raise ConfigError(f"give either PDDL files or --env, not both (got {paths[0]} and --env {env_name})")
@@ -1310,7 +1330,6 @@ def eval_model(
     By default the model is scored as the planner uses it: an answer that still fails
     validation after its retries is read as "not applicable" (and counted in the report)."""
     _check_gpu_layers(gpu_layers)
-    voting = PlannerConfig().updated(model={"votes": votes, "vote_below": vote_below}).model  # out of range: exit 2
     if (data is None) == (env_name is None):
         raise ConfigError("give either --data LOG (recorded transitions) or --env NAME|PATH.py:FACTORY (fresh "
                           "episodes), not " + ("both" if data is not None else "neither"))
@@ -1324,6 +1343,8 @@ def eval_model(
         given = next((flag for flag, value in env_only.items() if value is not None), None)
         if given is not None:
             raise ConfigError(f"{given} needs --env (it is about fresh episodes, not the log --data {data})")
+        voting = PlannerConfig().updated(model={"votes": votes, "vote_below": vote_below}).model  # out of range
+        _check_vote_below(vote_below, voting.votes)
         if not data.is_file():
             raise ConfigError(f"data file not found: {data}")
         records = _read_transitions(data, limit=limit)
@@ -1394,6 +1415,7 @@ def _eval_model_env(model: Path, env_name: str, env_args: list[str] | None, *, s
         raise ConfigError(f"--out {out_dir} is not a folder")
     plan_config = (load_config(config) if config is not None else DEFAULT_CONFIG).updated(
         model=dict(n_threads=threads, n_gpu_layers=gpu_layers, votes=votes, vote_below=vote_below))
+    _check_vote_below(vote_below, plan_config.model.votes)
     make(env_name, seed=span[0], **kwargs)  # a bad name or argument: exit 2 now
 
     def make_one(s: int) -> Environment:

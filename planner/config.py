@@ -185,8 +185,7 @@ class ModelConfig(_Frozen):
         votes: object numberings each prediction is asked under, the majority answer kept
             (:mod:`planner.world.votes`; 1: once; ties go to the sorted numbering, so 2 is 1).
         vote_below: with ``votes`` above 1, the other numberings are asked only about answers
-            the first gives with a confidence below this (1: about every answer); a value other
-            than the default with ``votes`` 1 is refused, as it would change nothing.
+            the first gives with a confidence below this (1: about every answer).
 
     Bounds: ``cache_size`` 0..2,000,000; ``n_threads`` 1..1024 (bounded further by the cores
     available); ``n_gpu_layers`` -1..4096; ``n_ctx`` 32..262,144 (llama.cpp allocates at
@@ -227,9 +226,6 @@ class ModelConfig(_Frozen):
         if self.kind == "oracle" and self.votes != 1:
             raise ValueError(f"kind 'oracle' is the exact model: it answers once, votes must be 1 "
                              f"(got votes {self.votes})")
-        if self.votes == 1 and self.vote_below != VOTE_BELOW:
-            raise ValueError(f"vote_below {self.vote_below} says which answers other numberings are asked "
-                             f"about: it needs votes above 1 (got votes 1)")
         return self
 
     @field_validator("path", mode="before")

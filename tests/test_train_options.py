@@ -155,7 +155,7 @@ def test_a_time_budget_chooses_the_steps_and_steps_repeat_the_run(data, tmp_path
      (["--focus", "stack=0"], "--focus factor of 'stack' must be a finite number > 0, got 0.0"),
      (["--focus", "stack=inf"], "--focus factor of 'stack' must be a finite number > 0, got inf"),
      (["--focus", "stack=2", "--focus", "stack=3"], "--focus names 'stack' twice"),
-     (["--focus", "fly=2", "--steps", "1"], "focus names action 'fly', which the model does not have .*pick-up")],
+     (["--focus", "fly=2", "--steps", "1"], "--focus names action 'fly', which the model does not have .*pick-up")],
 )
 def test_bad_training_requests_are_named(data, tmp_path, capsys, extra, match):
     code = main(["train", "--data", str(data), "--out", str(tmp_path / "m"), "--no-quantize", *extra])
@@ -208,6 +208,32 @@ def test_a_focused_action_is_drawn_factor_times_as_often_as_balance_alone_says(s
     ratio = (p[focused].sum() / p[~focused].sum()) / (plain[focused].sum() / plain[~focused].sum()) \
         if (~focused).any() else factor
     assert np.isclose(ratio, factor, rtol=1e-4)
+
+
+def test_focus_reaches_the_draws_and_is_refused_before_the_data_is_read(data, tmp_path, monkeypatch, capsys):
+    import planner.training.train as training
+
+    drawn = []
+    real = training.batches
+
+    def spy(*args, **kwargs):
+        drawn.append(kwargs["p"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training, "batches", spy)
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "m"), "--no-quantize", "--steps", "1",
+                 "--batch-size", "2", "--dim", "32", "--layers", "1", "--balance", "1", "--focus", "stack=3"]) == 0
+    p = drawn[0]
+    assert p is not None and np.isclose(p.sum(), 1.0)
+    assert np.allclose(sorted(set(np.round(p / p.min(), 6))), [1.0, 3.0])  # stack records: 3 × the others
+    # an unknown action is named before a (here unreadable) log is read
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "train.jsonl").write_text("{not json\n")
+    capsys.readouterr()
+    assert main(["train", "--data", str(broken), "--out", str(tmp_path / "b"), "--no-quantize", "--steps", "1",
+                 "--focus", "fly=2"]) == 2
+    assert "--focus names action 'fly'" in capsys.readouterr().err.replace("\n", " ")
 
 
 @pytest.mark.parametrize("balance", [-0.1, 1.5, float("nan"), True])
@@ -549,6 +575,15 @@ def test_a_run_from_a_model_goes_on_whatever_the_spelling_of_its_path(data, tmp_
         assert main([*go_on, "--init", str(spelling), "--steps", str(steps)]) == 0, capsys.readouterr().err
     assert main([*go_on, "--init", str(tmp_path / "b" / "model-f32.gguf"), "--steps", "5"]) == 2
     assert "holds the checkpoint of another one" in capsys.readouterr().err.replace("\n", " ")
+
+
+def test_a_checkpoint_resumes_only_with_the_focus_it_was_trained_with(data, tmp_path):
+    from planner.errors import ConfigError
+
+    _train_blocksworld(data, tmp_path / "m", steps=20, focus=(("stack", 3.0),))
+    with pytest.raises(ConfigError, match=r"trained with --focus \{'stack': 3\.0\}, this run asks for \{\}"):
+        _train_blocksworld(data, tmp_path / "m", steps=30)
+    assert _train_blocksworld(data, tmp_path / "m", steps=30, focus=(("stack", 3.0),))["focus"] == {"stack": 3.0}
 
 
 def test_a_checkpoint_from_before_renaming_resumes_only_without_it(data, tmp_path):

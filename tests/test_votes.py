@@ -188,9 +188,6 @@ def test_votes_out_of_range_are_refused_naming_the_value(tiny_gguf, tiny_env):
             LlamaWorldModel.for_environment(tiny_gguf, tiny_env, votes=3, vote_below=bad)
         with pytest.raises(ConfigError, match="vote_below"):
             PlannerConfig().updated(model={"votes": 3, "vote_below": bad})
-    # a threshold with one vote would change nothing: refused rather than ignored
-    with pytest.raises(ConfigError, match=r"vote_below 0\.9 .*needs votes above 1 \(got votes 1\)"):
-        PlannerConfig().updated(model={"vote_below": 0.9})
 
 
 def test_each_numbering_keeps_its_prefix_in_the_kv_cache(tmp_path):
@@ -255,8 +252,18 @@ def test_solve_with_votes_plans_and_reports_how_often_the_numberings_disagreed(b
     assert end["event"] == "end" and end["data"]["split_votes"] == summary["split_votes"] >= 0
     assert main(["solve", str(domain), str(problem), "--votes", "16"]) == 2
     assert "votes" in capsys.readouterr().err
+    # a threshold with one vote would change nothing: refused rather than ignored
     assert main(["solve", str(domain), str(problem), "--vote-below", "0.5"]) == 2
-    assert "vote_below 0.5" in capsys.readouterr().err.replace("\n", " ")
+    assert "--vote-below 0.5 says which answers" in capsys.readouterr().err.replace("\n", " ")
+    # ... but the configuration's votes count, and one vote leaves vote_below out of the summary
+    (tmp_path / "v.toml").write_text("[model]\nvotes = 3\n")
+    assert main(["solve", str(domain), str(problem), "--config", str(tmp_path / "v.toml"), "--vote-below", "0.5",
+                 "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["votes"] == 3 and summary["vote_below"] == 0.5
+    assert main(["solve", str(domain), str(problem), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["votes"] == 1 and "vote_below" not in summary
 
 
 def test_only_answers_less_sure_than_vote_below_are_asked_again(tmp_path, monkeypatch):

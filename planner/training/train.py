@@ -487,7 +487,8 @@ def train(
     run is refused.
 
     Raises :class:`~planner.errors.ConfigError` for a device that is not there, a budget
-    without warm-up steps to time, or an ``init`` model that does not fit,
+    without warm-up steps to time, a ``focus`` on an action the model does not have (before
+    the data is read), or an ``init`` model that does not fit,
     :class:`TrainingDataError` for data that does not fit, and :class:`CheckpointError` for a
     checkpoint that cannot be restored."""
     device = resolve_device(config.device)
@@ -508,8 +509,8 @@ def train(
     focus = dict(config.focus)
     unknown = sorted(set(focus) - set(actions))
     if unknown:
-        raise ConfigError(f"focus names action {unknown[0]!r}, which the model does not have (its actions: "
-                          f"{', '.join(sorted(actions))})")
+        raise ConfigError(f"TrainConfig.focus names action {unknown[0]!r}, which the model does not have (its "
+                          f"actions: {', '.join(sorted(actions))})")
     vocab = domain_vocabulary(predicates, actions, config.max_objects)
     n_records, n_problems, examples = _load_examples(train_path, vocab, predicates, actions, config)
     val_examples = (_load_examples(val_path, vocab, predicates, actions, config, limit=4000, required=False)[2]
@@ -549,9 +550,10 @@ def train(
         end = probe  # until the rate is known (warm-up steps: their rate does not depend on the total)
     # the settings a checkpoint trains on only with, recorded in it and in the summary
     settings: dict[str, Any] = {"precision": precision, "lr": config.lr, "min_lr": config.min_lr,
-                                "shuffle_objects": config.shuffle_objects}
+                                "shuffle_objects": config.shuffle_objects, "focus": focus}
     if resuming:
-        recorded = {"shuffle_objects": 0.0, **meta}  # a checkpoint from before --shuffle-objects renamed nothing
+        # a checkpoint from before --shuffle-objects renamed nothing, one from before --focus focused on nothing
+        recorded = {"shuffle_objects": 0.0, "focus": {}, **meta}
         if start_step < end:
             _check_same_run(ckpt_path, recorded, settings)
         else:  # nothing left to train, so it may be exported anywhere (e.g. quantized off the GPU): the
@@ -609,7 +611,6 @@ def train(
         "batch_size": config.batch_size,
         "embeddings": resolve_embeddings(config.embeddings, vocab),
         "balance": config.balance,
-        **({"focus": focus} if focus else {}),
         **settings,
         **({"init": str(init)} if init is not None else {}),
         "seed": config.seed,
