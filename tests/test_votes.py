@@ -116,7 +116,7 @@ def test_votes_return_the_majority_of_the_numberings_as_renamed_problems_answer(
                                              goal=FactGoal(frozenset(_atom(g, new) for g in env.goal.facts)),
                                              on_invalid="reject")))
     rng = random.Random(0)
-    checked = 0
+    checked = applied = 0
     try:
         for state in env.random_walk(env.state, 4, rng):
             actions = list(env.candidate_actions(state))
@@ -130,12 +130,55 @@ def test_votes_return_the_majority_of_the_numberings_as_renamed_problems_answer(
                     ballots.append(Prediction(applicable=p.applicable, done=p.done,
                                               next_state=State.from_facts(_atom(f, back) for f in p.next_state.facts)))
                 assert pred.same_outcome(winner(ballots)), action
+                # its raw text reads in the sorted numbering, as one vote's would (a refusal's raw text
+                # may be the applicable answer it found less likely than "fail")
+                if pred.applicable:
+                    assert pred.raw is not None and voted.codec.parse(pred.raw.split(), state).same_outcome(pred)
+                    applied += 1
                 checked += 1
     finally:
         voted.close()
         for _, single in singles:
             single.close()
-    assert checked >= 20
+    assert checked >= 20 and applied >= 4
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 12), seed=st.integers(0, 10_000))
+def test_renumbering_an_answer_names_the_same_objects(n, seed):
+    objects = [f"o{i}" for i in range(n)]
+    order = list(objects)
+    random.Random(seed).shuffle(order)
+    first = FactDeltaCodec(objects=tuple(objects), predicates={"on": 2, "clear": 1}, actions={}, max_objects=12)
+    other = FactDeltaCodec(objects=tuple(objects), predicates={"on": 2, "clear": 1}, actions={}, max_objects=12,
+                           numbering=tuple(order))
+    facts = [f"(on {objects[i]} {objects[(i * 7 + 3) % n]})" for i in range(n)] + [f"(clear {o})" for o in objects]
+    text = "ok add " + " ".join(other.fact_word(f) for f in facts) + " del cont"
+    again = other.renumbered(text, first)
+    assert again.split()[2:-2] == [first.fact_word(f) for f in facts]
+    assert first.renumbered(again, other) == text
+    assert other.renumbered("fail", first) == "fail"
+
+
+def test_an_answer_won_by_another_numbering_reads_in_the_sorted_one(tmp_path, monkeypatch):
+    """The sorted numbering's answers are swapped for a wrong outcome, so the other two (real,
+    and agreeing) win; the winners' raw text is written in the sorted numbering's placeholders."""
+    env = PDDLEnvironment(*write_problem(tmp_path, 6, seed=4))
+    model = LlamaWorldModel.for_environment(MODEL, env, on_invalid="reject", votes=3, vote_below=1.0)
+    real = model._predict_as
+
+    def outvoted(k, state, actions, *, applied):
+        answers = real(k, state, actions, applied=applied)
+        return [_answer(7) for _ in answers] if k == 0 else answers
+
+    monkeypatch.setattr(model, "_predict_as", outvoted)
+    try:
+        state = env.state
+        preds = model.predict_many(state, list(env.candidate_actions(state)))
+    finally:
+        model.close()
+    won = [p for p in preds if p.applicable and p.raw is not None]
+    assert won and all(model.codec.parse(p.raw.split(), state).same_outcome(p) for p in won)
 
 
 def test_a_third_numbering_is_asked_only_where_the_first_two_disagree(tmp_path, monkeypatch):

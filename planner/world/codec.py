@@ -17,6 +17,7 @@ tokens: the main speed lever.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -31,6 +32,8 @@ CODEC_NAME = "fact-delta"
 CODEC_VERSION = 1
 
 GOAL, STATE, ACTION, ARROW = "goal", "state", "action", "=>"
+_PLACEHOLDER = re.compile(r"(?<![A-Za-z0-9_-])x[1-9][0-9]*(?![A-Za-z0-9_-])")
+"""A placeholder standing alone or as a fact word's argument (``x3`` in ``in(x3,x12)``)."""
 OK, FAIL, ADD, DEL, DONE, CONT = "ok", "fail", "add", "del", "done", "cont"
 MARKERS = (GOAL, STATE, ACTION, ARROW, OK, FAIL, ADD, DEL, DONE, CONT)
 
@@ -182,6 +185,14 @@ class FactDeltaCodec:
             names = [self._from_ph[a] for a in args]  # type: ignore[attr-defined]
             fact = memo[word] = "(" + " ".join([name, *names]) + ")"
         return fact
+
+    def renumbered(self, text: str, into: FactDeltaCodec) -> str:
+        """``text`` (an answer or prompt written with this codec's placeholders) with each
+        placeholder replaced by the one ``into`` (the same problem, another numbering) gives the
+        same object; text that names no placeholder of this codec comes back unchanged."""
+        to_ph: dict[str, str] = into._to_ph  # type: ignore[attr-defined]
+        names: dict[str, str] = self._from_ph  # type: ignore[attr-defined]
+        return _PLACEHOLDER.sub(lambda m: to_ph[names[m.group(0)]] if m.group(0) in names else m.group(0), text)
 
     def action_word(self, action: Action) -> str:
         name, args = parse_atom(action.name)

@@ -443,13 +443,21 @@ class LlamaWorldModel:
                              and ballots[i][0].confidence < self.vote_below]
                     if not open_:
                         break
-                preds = [winner(b) for b in ballots]
+                preds = [self._in_first_numbering(b, winner(b)) for b in ballots]
                 if len(self.codecs) > 1:
                     self.stats.split_votes += sum(len(tally(b)) > 1 for b in ballots)
             finally:
                 self.stats.seconds += time.perf_counter() - start
             self.stats.predictions += len(preds)
             return preds
+
+    def _in_first_numbering(self, ballots: Sequence[Prediction], chosen: Prediction) -> Prediction:
+        """``chosen`` (one of ``ballots``, asked under the numberings in turn) with its raw text
+        written in the first numbering's placeholders, as a single vote writes it."""
+        k = next(i for i, ballot in enumerate(ballots) if ballot is chosen)
+        if k == 0 or chosen.raw is None:
+            return chosen
+        return replace(chosen, raw=self.codecs[k].renumbered(chosen.raw, self.codecs[0]))
 
     def _predict_as(self, k: int, state: State, actions: Sequence[Action], *, applied: bool) -> list[Prediction]:
         """One prediction per action at ``state``, the objects numbered as ``self.codecs[k]``
