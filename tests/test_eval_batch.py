@@ -152,9 +152,10 @@ def test_an_interrupted_eval_resumes_where_it_stopped(capsys, tmp_path):
         if path.is_file() and len(path.read_text().splitlines()) >= 2:  # the header and a first episode
             break
         time.sleep(0.05)
+    lines_at_interrupt = len(path.read_text().splitlines()) if path.is_file() else 0
     proc.send_signal(signal.SIGINT)  # Ctrl-C
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    assert proc.returncode == 130, (lines_at_interrupt, out[-2000:], err)
     assert "interrupted:" in err and "run the same command again" in err
     before = episodes(path)
     assert 1 <= len(before) < 10
