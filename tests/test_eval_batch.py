@@ -145,7 +145,11 @@ def test_an_interrupted_eval_resumes_where_it_stopped(capsys, tmp_path):
     path = tmp_path / "results.jsonl"
     args = ["eval", "--env", "blocksworld-v0", "--env-arg", "blocks=5", "--seeds", "0-9", "--workers", "2",
             "--out", str(path)]
-    proc = subprocess.Popen([sys.executable, "-m", "planner.cli", *args], cwd=ROOT, stdout=subprocess.PIPE,
+    # A child inherits an ignored SIGINT from a background shell (a CI run started with `&`):
+    # restore Python's handler, as a terminal's foreground job has it.
+    start = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+             "from planner.cli import main; sys.exit(main(sys.argv[1:]))")
+    proc = subprocess.Popen([sys.executable, "-c", start, *args], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
