@@ -807,11 +807,14 @@ def train(
                                  str(exc))) from None
     with _training_progress(cfg.steps if minutes is None else None, every=cfg.checkpoint_every) as progress:
         val = data / "val.jsonl"
-        summary = run_training(train_path=train_file, val_path=val if val.is_file() else None, out_dir=out_dir,
-                               predicates=predicates, actions=actions,
-                               domain=domain_name, signature=signature, config=cfg, resume=not fresh,
-                               progress=progress, seconds=None if minutes is None else minutes * 60,
-                               init=init)
+        try:
+            summary = run_training(train_path=train_file, val_path=val if val.is_file() else None, out_dir=out_dir,
+                                   predicates=predicates, actions=actions,
+                                   domain=domain_name, signature=signature, config=cfg, resume=not fresh,
+                                   progress=progress, seconds=None if minutes is None else minutes * 60,
+                                   init=init)
+        except ConfigError as exc:  # name the option, not the field behind it
+            raise ConfigError(str(exc).replace("TrainConfig.focus", "--focus")) from None
     out.print(f"trained {summary['params']} parameters for {summary['steps']} steps on {summary['device']} "
               f"({summary['precision']}) in {summary['train_seconds']:.0f} s")
     if not quantize:

@@ -234,6 +234,15 @@ def test_focus_reaches_the_draws_and_is_refused_before_the_data_is_read(data, tm
     assert main(["train", "--data", str(broken), "--out", str(tmp_path / "b"), "--no-quantize", "--steps", "1",
                  "--focus", "fly=2"]) == 2
     assert "--focus names action 'fly'" in capsys.readouterr().err.replace("\n", " ")
+    # an action the model has but no record of the data has: it would change nothing
+    only_stacks = tmp_path / "stacks"
+    only_stacks.mkdir()
+    lines = [line for line in (data / "train.jsonl").read_text().splitlines() if '"(pick-up ' not in line]
+    (only_stacks / "train.jsonl").write_text("\n".join(lines) + "\n")
+    assert main(["train", "--data", str(only_stacks), "--out", str(tmp_path / "c"), "--no-quantize", "--steps", "1",
+                 "--focus", "pick-up=2"]) == 2
+    assert re.search(r"--focus names action 'pick-up', which no record of .*train\.jsonl has",
+                     capsys.readouterr().err.replace("\n", " "))
 
 
 @pytest.mark.parametrize("balance", [-0.1, 1.5, float("nan"), True])

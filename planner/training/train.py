@@ -488,7 +488,7 @@ def train(
 
     Raises :class:`~planner.errors.ConfigError` for a device that is not there, a budget
     without warm-up steps to time, a ``focus`` on an action the model does not have (before
-    the data is read), or an ``init`` model that does not fit,
+    the data is read) or that no training record has, or an ``init`` model that does not fit,
     :class:`TrainingDataError` for data that does not fit, and :class:`CheckpointError` for a
     checkpoint that cannot be restored."""
     device = resolve_device(config.device)
@@ -513,6 +513,10 @@ def train(
                           f"actions: {', '.join(sorted(actions))})")
     vocab = domain_vocabulary(predicates, actions, config.max_objects)
     n_records, n_problems, examples = _load_examples(train_path, vocab, predicates, actions, config)
+    groups = [(parse_word(vocab.decode([e.action])[0])[0], bool(e.applicable)) for e in examples]
+    unused = sorted(set(focus) - {name for name, _ in groups})
+    if unused:  # it would change nothing
+        raise ConfigError(f"TrainConfig.focus names action {unused[0]!r}, which no record of {train_path} has")
     val_examples = (_load_examples(val_path, vocab, predicates, actions, config, limit=4000, required=False)[2]
                     if val_path else [])
     ckpt_path = out / "checkpoint.pt"
@@ -523,8 +527,7 @@ def train(
     if init is not None and not resuming:  # a resumed run's weights come from its checkpoint
         _init_from_gguf(model, Path(init), vocab, config.shape)
     model = model.to(device)
-    draw = (sampling_weights([(parse_word(vocab.decode([e.action])[0])[0], bool(e.applicable)) for e in examples],
-                             config.balance, focus) if config.balance != 1 or focus else None)
+    draw = sampling_weights(groups, config.balance, focus) if config.balance != 1 or focus else None
     on_gpu = device.type == "cuda"
     # one kernel for the whole update on a GPU (the same arithmetic, fewer launches)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.95),
