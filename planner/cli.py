@@ -348,6 +348,12 @@ RAY_HELP = ("Run the jobs on Ray: a cluster address (host:port, ray://host:port,
             "for this run (needs the optional ray extra of the planner package).")
 
 
+def _option_error(exc: ConfigError) -> ConfigError:
+    """``exc`` naming the ``planner train`` option, not the :class:`TrainConfig` field behind it
+    (``TrainConfig.shuffle_objects`` → ``--shuffle-objects``)."""
+    return ConfigError(re.sub(r"TrainConfig\.(\w+)", lambda m: "--" + m.group(1).replace("_", "-"), str(exc)))
+
+
 def parse_focus(items: list[str] | None) -> tuple[tuple[str, float], ...]:
     """``["use=3", "slice=2.5"]`` → ``(("use", 3.0), ("slice", 2.5))`` (``--focus``);
     :class:`ConfigError` naming an item that is not ``ACTION=NUMBER``."""
@@ -755,9 +761,9 @@ def train(
 
     focused = parse_focus(focus)
     try:
-        check_focus(focused)
+        check_focus(focused)  # now, not after the data is read (--infer-schema) or the schema chosen
     except ConfigError as exc:
-        raise ConfigError(str(exc).replace("TrainConfig.focus", "--focus")) from None
+        raise _option_error(exc) from None
     if steps is not None and minutes is not None:
         raise ConfigError(f"give --steps ({steps}) or --minutes ({minutes}), not both")
     if minutes is not None and not (math.isfinite(minutes) and 0 < minutes <= MAX_TRAIN_MINUTES):
@@ -781,10 +787,10 @@ def train(
     else:
         domain_name, predicates, actions, signature = _domain_schemas(domain)
         shape, objects = LlamaShape(), 8
-    unknown = sorted({name for name, _ in focused} - set(actions))
-    if unknown:
-        raise ConfigError(f"--focus names action {unknown[0]!r}, which the model does not have (its actions: "
-                          f"{', '.join(sorted(actions))})")
+    try:
+        check_focus(focused, actions)  # before training starts (and its output, and its reading of the data)
+    except ConfigError as exc:
+        raise _option_error(exc) from None
     if init is None:
         width = dim if dim is not None else shape.dim
         shape = LlamaShape(dim=width, n_layers=layers if layers is not None else shape.n_layers,
@@ -802,9 +808,8 @@ def train(
                           shuffle_objects=shuffle_objects + 0.0,  # -0 is 0
                           focus=focused)
         resolve_precision(precision, chosen)
-    except ConfigError as exc:  # name the option, not the field behind it
-        raise ConfigError(re.sub(r"TrainConfig\.(\w+)", lambda m: "--" + m.group(1).replace("_", "-"),
-                                 str(exc))) from None
+    except ConfigError as exc:
+        raise _option_error(exc) from None
     with _training_progress(cfg.steps if minutes is None else None, every=cfg.checkpoint_every) as progress:
         val = data / "val.jsonl"
         try:
@@ -813,8 +818,8 @@ def train(
                                    domain=domain_name, signature=signature, config=cfg, resume=not fresh,
                                    progress=progress, seconds=None if minutes is None else minutes * 60,
                                    init=init)
-        except ConfigError as exc:  # name the option, not the field behind it
-            raise ConfigError(str(exc).replace("TrainConfig.focus", "--focus")) from None
+        except ConfigError as exc:
+            raise _option_error(exc) from None
     out.print(f"trained {summary['params']} parameters for {summary['steps']} steps on {summary['device']} "
               f"({summary['precision']}) in {summary['train_seconds']:.0f} s")
     if not quantize:

@@ -184,10 +184,11 @@ def make_batch(examples: list[Encoded], vocab: Vocabulary, rng: np.random.Genera
     return torch.from_numpy(tokens), torch.from_numpy(targets)
 
 
-def check_focus(focus: object) -> None:
+def check_focus(focus: object, actions: Mapping[str, int] | None = None) -> None:
     """Raise :class:`~planner.errors.ConfigError` naming the bad entry unless ``focus`` is a
     tuple of ``(action name, factor)`` pairs with distinct names and finite factors > 0
-    (:attr:`TrainConfig.focus`)."""
+    (:attr:`TrainConfig.focus`), each naming one of ``actions`` (the model's action schemas)
+    when they are given."""
     if not isinstance(focus, tuple):
         raise ConfigError(f"TrainConfig.focus must be a tuple of (action, factor) pairs, got {focus!r}")
     seen: set[str] = set()
@@ -201,6 +202,10 @@ def check_focus(focus: object) -> None:
         if name in seen:
             raise ConfigError(f"TrainConfig.focus names {name!r} twice")
         seen.add(name)
+    unknown = sorted(seen - set(actions)) if actions is not None else []
+    if unknown:
+        raise ConfigError(f"TrainConfig.focus names action {unknown[0]!r}, which the model does not have (its "
+                          f"actions: {', '.join(sorted(actions or {}))})")
 
 
 def sampling_weights(groups: list[tuple[str, bool]], balance: float,
@@ -506,14 +511,13 @@ def train(
     torch.set_num_threads(min(config.threads, available_cores()))
     out = Path(out_dir)
     writable_folder(out)  # a folder that cannot be written fails now, not at the first checkpoint
+    check_focus(config.focus, actions)
     focus = dict(config.focus)
-    unknown = sorted(set(focus) - set(actions))
-    if unknown:
-        raise ConfigError(f"TrainConfig.focus names action {unknown[0]!r}, which the model does not have (its "
-                          f"actions: {', '.join(sorted(actions))})")
     vocab = domain_vocabulary(predicates, actions, config.max_objects)
     n_records, n_problems, examples = _load_examples(train_path, vocab, predicates, actions, config)
-    groups = [(parse_word(vocab.decode([e.action])[0])[0], bool(e.applicable)) for e in examples]
+    drawn_by_group = config.balance != 1 or bool(focus)
+    groups = ([(parse_word(vocab.decode([e.action])[0])[0], bool(e.applicable)) for e in examples]
+              if drawn_by_group else [])
     unused = sorted(set(focus) - {name for name, _ in groups})
     if unused:  # it would change nothing
         raise ConfigError(f"TrainConfig.focus names action {unused[0]!r}, which no record of {train_path} has")
@@ -527,7 +531,7 @@ def train(
     if init is not None and not resuming:  # a resumed run's weights come from its checkpoint
         _init_from_gguf(model, Path(init), vocab, config.shape)
     model = model.to(device)
-    draw = sampling_weights(groups, config.balance, focus) if config.balance != 1 or focus else None
+    draw = sampling_weights(groups, config.balance, focus) if drawn_by_group else None
     on_gpu = device.type == "cuda"
     # one kernel for the whole update on a GPU (the same arithmetic, fewer launches)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.95),
