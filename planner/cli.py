@@ -1393,7 +1393,7 @@ def _fidelity_of(model: Path, records: list[Any], *, threads: int | None, strict
     try:
         with err.status(f"evaluating on {len(records)} transitions…"):
             report = evaluate(records, bind, max_episodes=max_episodes)
-        report.votes = votes
+        report.votes, report.vote_below = votes, vote_below
         if bind.model is not None:
             report.invalid_rejected = bind.model.stats.invalid
             report.split_votes = bind.model.stats.split_votes

@@ -210,6 +210,21 @@ def test_a_focused_action_is_drawn_factor_times_as_often_as_balance_alone_says(s
     assert np.isclose(ratio, factor, rtol=1e-4)
 
 
+@pytest.mark.parametrize("factor", [1e307, 1.7e308, 5e-324])
+def test_extreme_focus_factors_still_give_probabilities(factor):
+    """Finite factors > 0 are valid however large or small: the weights neither overflow their
+    sum nor all underflow to 0."""
+    from planner.training.train import sampling_weights
+
+    groups = [("a", True)] * 1000 + [("b", False)] * 10
+    p = sampling_weights(groups, 0.5, {"a": factor, "b": factor} if factor < 1 else {"a": factor})
+    assert p is not None and np.isfinite(p).all() and np.isclose(p.sum(), 1.0)
+    if factor < 1:  # the same factor on every action: balance alone
+        assert np.allclose(p, sampling_weights(groups, 0.5))
+    else:  # "b" as good as never
+        assert p[-10:].sum() < 1e-300
+
+
 def test_focus_reaches_the_draws_and_is_refused_before_the_data_is_read(data, tmp_path, monkeypatch, capsys):
     import planner.training.train as training
 

@@ -309,6 +309,25 @@ def test_solve_with_votes_plans_and_reports_how_often_the_numberings_disagreed(b
     assert summary["votes"] == 1 and "vote_below" not in summary
 
 
+def test_eval_model_reports_the_votes_it_was_asked_under(tmp_path, capsys):
+    import json
+
+    from planner.cli import main
+    from planner.data.collect import collect_blocksworld
+
+    collect_blocksworld(tmp_path, problems={"train": 1, "val": 0, "test": 0}, blocks=(3,), seed=0)
+    log = str(tmp_path / "train.jsonl")
+    assert main(["eval-model", str(MODEL), "--data", log, "--limit", "20", "--votes", "3", "--vote-below", "0.5",
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["votes"] == 3 and report["vote_below"] == 0.5
+    assert main(["eval-model", str(MODEL), "--data", log, "--limit", "20", "--votes", "3", "--vote-below", "0.5"]) == 0
+    assert "3 numberings of the objects (again below confidence 0.5)" in capsys.readouterr().out
+    assert main(["eval-model", str(MODEL), "--data", log, "--limit", "20", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["votes"] == 1 and "vote_below" not in report
+
+
 def test_only_answers_less_sure_than_vote_below_are_asked_again(tmp_path, monkeypatch):
     env = PDDLEnvironment(*write_problem(tmp_path, 5, seed=5))
     state = env.state

@@ -65,6 +65,7 @@ class FidelityReport:
     invalid_rejected: int = 0
     seconds: float = 0.0
     votes: int = 1
+    vote_below: float | None = None
     split_votes: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -73,7 +74,8 @@ class FidelityReport:
                 "multistep_consistency": self.multistep_consistency,
                 "trajectory_exact_match": self.trajectory_exact_match,
                 "model_errors": self.errors, "invalid_rejected": self.invalid_rejected,
-                "seconds": self.seconds, "votes": self.votes, "split_votes": self.split_votes}
+                "seconds": self.seconds, "votes": self.votes,
+                **({"vote_below": self.vote_below} if self.votes > 1 else {}), "split_votes": self.split_votes}
 
     def table(self) -> str:
         head = f"{'objects':>7} {'transitions':>11} {'precond':>9} {'effect EM':>9} {'next EM':>9} {'done':>9}"
@@ -88,8 +90,9 @@ class FidelityReport:
         lines.append(f"answers invalid after retries: {self.invalid_rejected} read as 'not applicable', "
                      f"{self.errors} raised (counted wrong)")
         if self.votes > 1:
-            lines.append(f"asked under {self.votes} numberings of the objects: they disagreed on "
-                         f"{self.split_votes} predictions (the majority answered)")
+            lines.append(f"asked under {self.votes} numberings of the objects (again below confidence "
+                         f"{self.vote_below}): they disagreed on {self.split_votes} predictions (the majority "
+                         f"answered)")
         return "\n".join(lines)
 
 

@@ -221,7 +221,10 @@ def sampling_weights(groups: list[tuple[str, bool]], balance: float,
     sizes: dict[tuple[str, bool], int] = {}
     for g in groups:
         sizes[g] = sizes.get(g, 0) + 1
-    w = np.array([float(sizes[g]) ** (balance - 1.0) * focus.get(g[0], 1.0) for g in groups])
+    # in logs, scaled so the largest weight is 1: any finite factors > 0 neither overflow the sum
+    # (1e307 on a big group) nor underflow every weight to 0 (5e-324 on every action)
+    log_w = np.array([(balance - 1.0) * math.log(sizes[g]) + math.log(focus.get(g[0], 1.0)) for g in groups])
+    w = np.exp(log_w - log_w.max())
     return w / w.sum()
 
 
