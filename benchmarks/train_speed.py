@@ -32,6 +32,7 @@ from planner.training.train import (
     _init_from_gguf,
     _matmul_precision,
     _wait_for,
+    batch_arguments,
     make_batch,
     new_model,
     resolve_device,
@@ -81,14 +82,16 @@ def main() -> None:
     vocab = domain_vocabulary(info.predicates, info.actions, info.max_objects)
     examples = encode_records(load_records(args.data / "train.jsonl", limit=args.records), vocab, info.predicates,
                               info.actions, info.max_objects)
-    config = TrainConfig(shape=shape, max_objects=info.max_objects, embeddings="free")
+    config = TrainConfig(shape=shape, max_objects=info.max_objects, embeddings="free",
+                         codec_version=info.codec_version or 1)  # the --init model's prompt layout
+    arguments = batch_arguments(vocab, config)
     print(f"{len(examples)} transitions, {args.init.name} ({shape.dim} wide, {shape.n_layers} blocks), "
           f"{device}{' ' + torch.cuda.get_device_name(device) if device.type == 'cuda' else ''}, "
           f"PyTorch {torch.__version__}")
     print(f"{'variant':<30} {'batch':>6} {'steps/s':>9} {'seq/s':>9} {'× first':>8}")
     for size in (int(b) for b in args.batch_sizes.split(",")):
         rng = np.random.default_rng(0)
-        batches = [make_batch(examples, vocab, rng, size) for _ in range(args.warmup + args.steps)]
+        batches = [make_batch(examples, vocab, rng, size, arguments=arguments) for _ in range(args.warmup + args.steps)]
         first = None
         for name, precision, current in VARIANTS:
             if precision == "tf32" and device.type != "cuda":

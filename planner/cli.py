@@ -348,6 +348,29 @@ RAY_HELP = ("Run the jobs on Ray: a cluster address (host:port, ray://host:port,
             "for this run (needs the optional ray extra of the planner package).")
 
 
+def _training_codec_version(asked: int | None, init: Path | None) -> int:
+    """``--codec-version``, or when not given the ``--init`` model's version (a run that goes on
+    from a model keeps its prompt layout), else 1."""
+    if asked is not None:
+        return asked
+    if init is not None and init.is_file():
+        from planner.world.codec import CODEC_VERSIONS
+        from planner.world.gguf_io import read_model_info
+
+        try:
+            version = read_model_info(init).codec_version
+        except PlannerError:
+            return 1  # the --init check names what is wrong with the file
+        return version if version in CODEC_VERSIONS else 1
+    return 1
+
+
+def _options_source(config: Path | None) -> str:
+    """Where merged settings come from, for an error about them: the options alone, or the
+    configuration file ``config`` with them (a file's ``votes = 3`` and ``--oracle`` clash)."""
+    return "command-line options" if config is None else f"{config} together with the command-line options"
+
+
 def _option_error(exc: ConfigError) -> ConfigError:
     """``exc`` naming the ``planner train`` option, not the :class:`TrainConfig` field behind it
     (``TrainConfig.shuffle_objects`` → ``--shuffle-objects``)."""
@@ -360,8 +383,8 @@ def parse_focus(items: list[str] | None) -> tuple[tuple[str, float], ...]:
     out = []
     for item in items or []:
         name, sep, value = item.partition("=")
-        try:
-            factor = float(value)
+        try:  # ASCII digits only: float() would also read "３" or "1_0"
+            factor = float(value) if value.isascii() and "_" not in value else None
         except ValueError:
             factor = None
         if not sep or not name.strip() or factor is None:
@@ -476,6 +499,7 @@ def solve(
     base = load_config(config) if config is not None else PlannerConfig()
     kind = "oracle" if oracle else ("gguf" if model is not None else None)
     cfg = base.updated(
+        source=_options_source(config),
         search=dict(algorithm=_value(search), simulations=simulations, beam_width=beam_width,
                     max_expansions=max_expansions, max_depth=max_depth,
                     time_limit_s=time_limit, heuristic=_value(heuristic), seed=seed),
@@ -740,6 +764,11 @@ def train(
         "--focus", help="ACTION=FACTOR: draw the records of this action (applied or not) FACTOR times as often "
                         "as --balance alone would, e.g. use=3 for an action the model still gets wrong; "
                         "repeatable.")] = None,
+    codec_version: Annotated[int | None, typer.Option(
+        help="Prompt layout the model learns: 1 (goal, state, action); 2 (the state's facts that name one of "
+             "the action's arguments written again after the action, so a rule that links the action to a "
+             "fact through a third object is one look-up). Recorded in the model file. Default: the --init "
+             "model's, else 1.")] = None,
     init: Annotated[Path | None, typer.Option(
         "--init", help="Start from this GGUF world model's weights (F32, F16 or Q8_0) instead of random ones, "
                        "e.g. to go on training a model with more data or another --balance: its schema, shape "
@@ -806,7 +835,7 @@ def train(
                           max_objects=max_objects if max_objects is not None else objects, device=device,
                           loader_workers=loader_workers, balance=balance, precision=precision,
                           shuffle_objects=shuffle_objects + 0.0,  # -0 is 0
-                          focus=focused)
+                          focus=focused, codec_version=_training_codec_version(codec_version, init))
         resolve_precision(precision, chosen)
     except ConfigError as exc:
         raise _option_error(exc) from None
@@ -822,9 +851,15 @@ def train(
             raise _option_error(exc) from None
     out.print(f"trained {summary['params']} parameters for {summary['steps']} steps on {summary['device']} "
               f"({summary['precision']}) in {summary['train_seconds']:.0f} s")
+    for key, asked in summary.get("unapplied", {}).items():
+        option = "--" + key.replace("_", "-")
+        out.print(f"note: {out_dir} had finished its {summary['steps']} steps with {option} {summary[key]!r}: "
+                  f"exported as trained, not with {option} {asked!r} (--fresh trains anew)")
+    # the quantized file and its report were of an earlier model: gone before this one's are made, so
+    # a quantization cut short leaves no file that is not of the new model
+    for stale in ("model-q8_0.gguf", "quantize-report.json"):
+        (out_dir / stale).unlink(missing_ok=True)
     if not quantize:
-        for stale in ("model-q8_0.gguf", "quantize-report.json"):  # they were of an earlier model
-            (out_dir / stale).unlink(missing_ok=True)
         out.print(f"wrote {out_dir / 'model-f32.gguf'} (not quantized: --no-quantize)")
         return
     report = finish_model(out_dir, data_path=comparison_log(val, train_file))
@@ -1178,7 +1213,7 @@ def eval_batch(
     base = load_config(config) if config is not None else PlannerConfig()
     kind = "oracle" if oracle else ("gguf" if model is not None else None)
     cfg = base.updated(search=dict(algorithm=_value(search), time_limit_s=time_limit, seed=seed),
-                       agent=dict(max_steps=max_steps),
+                       source=_options_source(config), agent=dict(max_steps=max_steps),
                        model=dict(kind=kind, path=model.resolve() if model is not None else None, n_threads=threads,
                                   n_gpu_layers=gpu_layers, server=server, votes=votes, vote_below=vote_below))
     _check_vote_below(vote_below, cfg.model.votes)
@@ -1318,8 +1353,9 @@ def eval_model(
         "--solve/--no-solve", help="With --env: also play one planning episode per seed, as planner solve "
                                    "--env ENV --seed S --model MODEL does (default: yes).")] = None,
     config: Annotated[Path | None, typer.Option(
-        "--config", help="With --env: TOML configuration of the planning episodes (default: planner solve's, "
-                         "with a time limit per search).")] = None,
+        "--config", help="TOML configuration: with --env, of the planning episodes (default: planner solve's, "
+                         "with a time limit per search); with --data, its [model] votes, vote_below and "
+                         "n_threads apply unless the options give them.")] = None,
     limit: Annotated[int | None, typer.Option(help="Use only the first N transitions.")] = None,
     max_episodes: Annotated[int | None, typer.Option(help="Episodes for multi-step consistency.")] = None,
     threads: Annotated[int | None, typer.Option(help="llama.cpp CPU threads.")] = None,
@@ -1347,12 +1383,15 @@ def eval_model(
         raise ConfigError(f"--max-episodes must be 0 or more, got {max_episodes}")
     if data is not None:
         env_only = {"--env-arg": env_args, "--seeds": seeds, "--out": out_dir, "--episodes-per-seed": episodes_per_seed,
-                    "--max-steps": max_steps, "--solve/--no-solve": solve, "--config": config}
+                    "--max-steps": max_steps, "--solve/--no-solve": solve}
         given = next((flag for flag, value in env_only.items() if value is not None), None)
         if given is not None:
             raise ConfigError(f"{given} needs --env (it is about fresh episodes, not the log --data {data})")
-        voting = PlannerConfig().updated(model={"votes": votes, "vote_below": vote_below}).model  # out of range
+        base = load_config(config) if config is not None else PlannerConfig()
+        voting = base.updated(source=_options_source(config),  # out of range, or clashing with the file
+                              model={"votes": votes, "vote_below": vote_below, "n_threads": threads}).model
         _check_vote_below(vote_below, voting.votes)
+        threads = voting.n_threads
         if not data.is_file():
             raise ConfigError(f"data file not found: {data}")
         records = _read_transitions(data, limit=limit)
@@ -1422,6 +1461,7 @@ def _eval_model_env(model: Path, env_name: str, env_args: list[str] | None, *, s
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out {out_dir} is not a folder")
     plan_config = (load_config(config) if config is not None else DEFAULT_CONFIG).updated(
+        source=_options_source(config),
         model=dict(n_threads=threads, n_gpu_layers=gpu_layers, votes=votes, vote_below=vote_below))
     _check_vote_below(vote_below, plan_config.model.votes)
     make(env_name, seed=span[0], **kwargs)  # a bad name or argument: exit 2 now

@@ -245,9 +245,10 @@ class PlannerConfig(_Frozen):
     agent: AgentConfig = AgentConfig()
     model: ModelConfig = ModelConfig()
 
-    def updated(self, **sections: dict[str, Any]) -> PlannerConfig:
+    def updated(self, *, source: str = "command-line options", **sections: dict[str, Any]) -> PlannerConfig:
         """A copy with some keys of some sections replaced (``None`` values are ignored),
-        validated again."""
+        validated again; an error names ``source`` as where the values came from (e.g. a
+        configuration file together with the command-line options)."""
         data = self.model_dump()
         for section, values in sections.items():
             if section not in data:
@@ -256,7 +257,7 @@ class PlannerConfig(_Frozen):
                 raise ConfigError(f"configuration section {section!r} must be a mapping of keys to values, "
                                   f"got {_short(values)}")
             data[section].update({k: v for k, v in values.items() if v is not None})
-        return _validate(data, source="command-line options")
+        return _validate(data, source=source)
 
 
 def _validate(data: Any, *, source: str) -> PlannerConfig:

@@ -293,6 +293,7 @@ def measure_rate(examples: Sequence[Any], vocab: Any, config: TrainConfig, schem
     from planner.training.train import (
         _matmul_precision,
         _wait_for,
+        batch_arguments,
         batches,
         new_model,
         resolve_device,
@@ -312,7 +313,7 @@ def measure_rate(examples: Sequence[Any], vocab: Any, config: TrainConfig, schem
     pool = list(examples)  # once: copying tens of thousands of records per step made the rate look slow
     started = 0.0
     stream = batches(pool, vocab, seed=7, first=0, until=lambda: skip + timed, batch_size=config.batch_size,
-                     workers=config.loader_workers)
+                     workers=config.loader_workers, arguments=batch_arguments(vocab, config))
     with _matmul_precision(precision):
         for k, (tokens, targets) in enumerate(stream):
             if k == skip:
@@ -903,9 +904,10 @@ def improve(
     written); and what training raises.
     """
     from planner.training.data import check_fits, encode_records
-    from planner.training.train import TrainConfig
-    from planner.world.codec import domain_vocabulary
+    from planner.training.train import TrainConfig, batch_arguments
+    from planner.world.codec import CODEC_VERSION, domain_vocabulary
     from planner.world.gguf_io import read_model_info
+    from planner.world.llama import check_codec
 
     started = time.perf_counter()
     _require_torch()
@@ -922,6 +924,7 @@ def improve(
             raise LearnError(f"{out} records no held-out test seeds ({RECORD_FILE} missing); give them")
     planning_seeds = list(test_seeds)[:PLANNING_SEEDS]
     info = read_model_info(files["model"])
+    check_codec(info)  # a model this project cannot run is refused before the logs are read
     summary = _train_summary(files["summary"])
     shape: LlamaShape = summary["shape"]
     precision = _resumable_precision(out, str(summary.get("precision", "fp32")), device)
@@ -936,8 +939,14 @@ def improve(
         raise LearnError(f"nothing new in the logs: their {folded.known} real steps are in {files['train']} "
                          "already")
     vocab = domain_vocabulary(info.predicates, info.actions, info.max_objects)
+    # A model trained before word tables could be factored has free ones: its checkpoint
+    # resumes only into the same kind; and it goes on in the prompt layout it learned.
+    probe = TrainConfig(steps=1, batch_size=int(summary.get("batch_size", BATCH_SIZE)), threads=threads,
+                        shape=shape, max_objects=info.max_objects, embeddings=str(summary.get("embeddings", "free")),
+                        device=device, loader_workers=_loader_workers(device), precision=precision,
+                        codec_version=info.codec_version or CODEC_VERSION)
     check_fits(encode_records(folded.records, vocab, info.predicates, info.actions, info.max_objects),
-               shape.context)
+               shape.context, batch_arguments(vocab, probe))
     first = _checkpoint_step(files["checkpoint"])
 
     before = _measure(make_env, files["model"], steps=first, test_path=files["test"], seeds=planning_seeds,
@@ -947,11 +956,6 @@ def improve(
         _copy(files[key], before_path(files[key]))
     records = [*existing, *folded.records]
     examples = encode_records(records[-2000:], vocab, info.predicates, info.actions, info.max_objects)
-    # A model trained before word tables could be factored has free ones: its checkpoint
-    # resumes only into the same kind.
-    probe = TrainConfig(steps=1, batch_size=int(summary.get("batch_size", BATCH_SIZE)), threads=threads,
-                        shape=shape, max_objects=info.max_objects, embeddings=str(summary.get("embeddings", "free")),
-                        device=device, loader_workers=_loader_workers(device), precision=precision)
     rate = measure_rate(examples, vocab, probe, {**info.predicates, **info.actions})
     left = minutes * 60 - (time.perf_counter() - started) - before.seconds
     extra = steps if steps is not None else _budget_steps(rate, left)

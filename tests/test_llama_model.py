@@ -47,8 +47,8 @@ def test_codec_mismatch_is_a_clear_error(tmp_path, tiny_env):
     path = build_tiny_gguf(tmp_path / "text.gguf", codec="text")
     with pytest.raises(ModelLoadError, match="codec 'text'"):
         _model(path, tiny_env)
-    path = build_tiny_gguf(tmp_path / "v2.gguf", codec_version=2)
-    with pytest.raises(ModelLoadError, match="version 2"):
+    path = build_tiny_gguf(tmp_path / "v3.gguf", codec_version=3)
+    with pytest.raises(ModelLoadError, match="version 3, but LlamaWorldModel speaks 'fact-delta' versions 1, 2"):
         _model(path, tiny_env)
 
 
@@ -127,24 +127,30 @@ def _answers(model, state, actions):
     return [" ".join(model._id_word[t] for t in ans.tokens) for ans in answers]
 
 
-def test_batched_equals_sequential_and_prefix_reuse_saves_tokens(tiny_gguf, tiny_env):
+@pytest.mark.parametrize("version", [1, 2])
+def test_batched_equals_sequential_and_prefix_reuse_saves_tokens(tmp_path, tiny_env, version):
+    path = build_tiny_gguf(tmp_path / f"v{version}.gguf", codec_version=version)
     state = tiny_env.state
     actions = list(tiny_env.candidate_actions(state))
     results, evaluated = {}, {}
     for mode in ("naive", "prefix", "batched"):
-        model = _model(tiny_gguf, tiny_env, mode=mode)
+        model = _model(path, tiny_env, mode=mode)
+        assert model.codec.version == version
         results[mode] = _answers(model, state, actions)
         evaluated[mode] = model.stats.prompt_tokens
         # The public path gives the same raw text (or fails validation on it).
         assert _raw(model, state, actions[0]) == results[mode][0]
         model.close()
     assert results["naive"] == results["prefix"] == results["batched"]
-    prompt_len = 1 + len(_model(tiny_gguf, tiny_env).codec.prompt_text(tiny_env.goal, state, actions[0]).split())
-    suffix_len = 3
+    codec = _model(path, tiny_env).codec
+    prefix_len = 1 + len(codec.prefix_words(tiny_env.goal, state))
+    suffix_lens = [len(codec.suffix_words(a, state)) for a in actions]
+    # version 1 writes "action A =>"; version 2 also the facts naming A's arguments
+    assert (set(suffix_lens) == {3}) == (version == 1)
     # naive evaluates the whole prompt for every action; prefix reuse and batching evaluate the
     # shared prefix once and then only each action's tokens.
-    assert evaluated["naive"] == len(actions) * prompt_len
-    assert evaluated["prefix"] == prompt_len - suffix_len + len(actions) * suffix_len
+    assert evaluated["naive"] == len(actions) * prefix_len + sum(suffix_lens)
+    assert evaluated["prefix"] == prefix_len + sum(suffix_lens)
     assert evaluated["batched"] == evaluated["prefix"]
 
 

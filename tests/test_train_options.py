@@ -75,14 +75,16 @@ def test_a_missing_gpu_is_a_clear_error_and_auto_falls_back_to_the_cpu():
 
 @pytest.mark.parametrize("shuffled", [False, True])
 def test_worker_processes_build_the_same_batches_in_the_same_order(data, shuffled):
-    from planner.training.data import ObjectShuffle
+    from planner.training.data import ObjectShuffle, word_arguments
     from planner.training.train import batches
 
     examples, vocab = _examples(data)
     shuffle = ObjectShuffle.of(vocab, 8, 0.5) if shuffled else None
-    here = list(batches(examples, vocab, seed=3, first=5, until=lambda: 12, batch_size=8, shuffle=shuffle))
+    arguments = word_arguments(vocab, 8) if shuffled else None  # and in the codec's version 2
+    here = list(batches(examples, vocab, seed=3, first=5, until=lambda: 12, batch_size=8, shuffle=shuffle,
+                        arguments=arguments))
     ahead = list(batches(examples, vocab, seed=3, first=5, until=lambda: 12, batch_size=8, workers=2,
-                         shuffle=shuffle))
+                         shuffle=shuffle, arguments=arguments))
     assert len(here) == len(ahead) == 7
     for (t1, g1), (t2, g2) in zip(here, ahead, strict=True):
         assert np.array_equal(t1.numpy(), t2.numpy()) and np.array_equal(g1.numpy(), g2.numpy())
@@ -152,6 +154,9 @@ def test_a_time_budget_chooses_the_steps_and_steps_repeat_the_run(data, tmp_path
      (["--shuffle-objects", "nan"], "--shuffle-objects must be a number in 0..1, got nan"),
      (["--focus", "stack"], "--focus must look like ACTION=FACTOR .*got 'stack'"),
      (["--focus", "stack=x"], "--focus must look like ACTION=FACTOR .*got 'stack=x'"),
+     (["--focus", "stack=\uff12"], "--focus must look like ACTION=FACTOR .*got 'stack=\uff12'"),
+     (["--focus", "stack=1_0"], "--focus must look like ACTION=FACTOR .*got 'stack=1_0'"),
+     (["--codec-version", "3"], r"--codec-version must be one of \[1, 2\], got 3"),
      (["--focus", "stack=0"], "--focus factor of 'stack' must be a finite number > 0, got 0.0"),
      (["--focus", "stack=inf"], "--focus factor of 'stack' must be a finite number > 0, got inf"),
      (["--focus", "stack=2", "--focus", "stack=3"], "--focus names 'stack' twice"),
@@ -260,6 +265,82 @@ def test_focus_reaches_the_draws_and_is_refused_before_the_data_is_read(data, tm
                      capsys.readouterr().err.replace("\n", " "))
 
 
+@pytest.mark.parametrize("version", [0, 3, True, 2.0])
+def test_a_codec_version_training_cannot_write_is_named(version):
+    from planner.errors import ConfigError
+    from planner.training.train import TrainConfig
+
+    with pytest.raises(ConfigError, match=f"codec_version must be one of \\[1, 2\\], got {version!r}"):
+        TrainConfig(codec_version=version)
+
+
+def test_a_model_trained_in_codec_version_2_says_so_and_runs_in_it(data, tmp_path, capsys, monkeypatch):
+    """``--codec-version 2``: the batches carry the action's arguments' facts, the model file and
+    the summary record version 2, llama.cpp runs it with version 2's prompts, the checkpoint
+    goes on only in the version it was trained in, and a run from the model keeps its version."""
+    import planner.training.train as training
+    from planner.env.blocksworld import write_problem
+    from planner.env.pddl import PDDLEnvironment
+    from planner.world.codec import ACTION, ARROW
+    from planner.world.gguf_io import read_model_info
+    from planner.world.llama import LlamaWorldModel
+
+    trained = []
+    real = training.make_batch
+
+    def spy(*args, **kwargs):
+        tokens, targets = real(*args, **kwargs)
+        trained.append((args[1], tokens))
+        return tokens, targets
+
+    monkeypatch.setattr(training, "make_batch", spy)
+
+    def between_action_and_arrow():
+        """Tokens between each trained sequence's action word and ``=>``."""
+        vocab, tokens = trained[-1]
+        rows = [vocab.decode([t for t in row.tolist() if t != vocab.eos_id]) for row in tokens]
+        return [row[row.index(ACTION) + 2:row.index(ARROW)] for row in rows]
+
+    out = tmp_path / "m"
+    args = ["train", "--data", str(data), "--out", str(out), "--no-quantize", "--batch-size", "4", "--dim", "32",
+            "--layers", "1", "--warmup", "5", "--lr", "1e-2"]
+    assert main([*args, "--steps", "30", "--codec-version", "2"]) == 0, capsys.readouterr().err
+    assert all(between_action_and_arrow())  # every blocksworld action names a block some fact names
+    summary = json.loads((out / "train-summary.json").read_text())
+    assert summary["codec_version"] == 2 and summary["history"][-1]["val_token_acc"] > 0.3
+    assert read_model_info(out / "model-f32.gguf").codec_version == 2
+    env = PDDLEnvironment(*write_problem(tmp_path / "p", 3, seed=0))
+    model = LlamaWorldModel.for_environment(out / "model-f32.gguf", env, on_invalid="reject")
+    try:
+        assert model.codec.version == 2
+        action = env.candidate_actions(env.state)[0]
+        assert len(model.codec.suffix_words(action, env.state)) > 3
+        model.predict(env.state, action)
+    finally:
+        model.close()
+    capsys.readouterr()
+    assert main([*args, "--steps", "40", "--codec-version", "1"]) == 2
+    assert "trained with --codec-version 2, this run asks for 1" in capsys.readouterr().err.replace("\n", " ")
+    assert main([*args, "--steps", "30", "--codec-version", "3"]) == 2
+    assert "--codec-version must be one of [1, 2], got 3" in capsys.readouterr().err.replace("\n", " ")
+    # going on from the model: its version unless told otherwise
+    again = ["train", "--data", str(data), "--no-quantize", "--batch-size", "4", "--steps", "2",
+             "--init", str(out / "model-f32.gguf")]
+    assert main([*again, "--out", str(tmp_path / "b")]) == 0
+    assert read_model_info(tmp_path / "b" / "model-f32.gguf").codec_version == 2 and all(between_action_and_arrow())
+    assert main([*again, "--out", str(tmp_path / "c"), "--codec-version", "1"]) == 0
+    assert read_model_info(tmp_path / "c" / "model-f32.gguf").codec_version == 1
+    assert not any(between_action_and_arrow())
+    # the batches of version 1 and 2 differ only by the facts after the action
+    examples, vocab = _examples(data)
+    from planner.training.data import word_arguments
+
+    one = training.make_batch(examples, vocab, np.random.default_rng(0), 8, relabel=False)[0]
+    two = training.make_batch(examples, vocab, np.random.default_rng(0), 8, relabel=False,
+                              arguments=word_arguments(vocab, 8))[0]
+    assert (two != vocab.eos_id).sum() > (one != vocab.eos_id).sum()
+
+
 @pytest.mark.parametrize("balance", [-0.1, 1.5, float("nan"), True])
 def test_a_balance_out_of_range_is_named(balance):
     from planner.errors import ConfigError
@@ -335,6 +416,28 @@ def test_not_quantizing_removes_the_quantized_model_of_an_earlier_run(data, tmp_
     assert main([*args, "--steps", "3", "--fresh", "--no-quantize"]) == 0
     assert not (tmp_path / "m" / "model-q8_0.gguf").exists()
     assert not (tmp_path / "m" / "quantize-report.json").exists()
+
+
+def test_a_quantization_cut_short_leaves_no_quantized_model_of_an_earlier_run(data, tmp_path, capsys, monkeypatch):
+    """Ctrl-C while the new model is quantized: the new F32 model stays, and no Q8_0 file or
+    report of the run before sits beside it as if it were this one's."""
+    import planner.training.export as export
+
+    args = ["train", "--data", str(data), "--out", str(tmp_path / "m"), "--batch-size", "2", "--dim", "32",
+            "--layers", "1"]
+    assert main([*args, "--steps", "2"]) == 0
+    assert (tmp_path / "m" / "model-q8_0.gguf").exists()
+    before = _weights(tmp_path / "m")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export, "finish_model", interrupted)
+    assert main([*args, "--steps", "3", "--fresh"]) == 130
+    assert not (tmp_path / "m" / "model-q8_0.gguf").exists()
+    assert not (tmp_path / "m" / "quantize-report.json").exists()
+    after = _weights(tmp_path / "m")
+    assert not all(np.array_equal(before[k], after[k]) for k in before)
 
 
 def test_a_run_from_a_model_is_quantized_by_the_same_command_again(data, tmp_path, capsys):
@@ -608,6 +711,22 @@ def test_a_checkpoint_resumes_only_with_the_focus_it_was_trained_with(data, tmp_
     with pytest.raises(ConfigError, match=r"trained with --focus \{'stack': 3\.0\}, this run asks for \{\}"):
         _train_blocksworld(data, tmp_path / "m", steps=30)
     assert _train_blocksworld(data, tmp_path / "m", steps=30, focus=(("stack", 3.0),))["focus"] == {"stack": 3.0}
+
+
+def test_a_finished_checkpoint_is_exported_as_trained_and_says_which_settings_it_did_not_apply(data, tmp_path,
+                                                                                              capsys):
+    args = ["train", "--data", str(data), "--out", str(tmp_path / "m"), "--batch-size", "2", "--dim", "32",
+            "--layers", "1", "--no-quantize", "--steps", "3"]
+    assert main([*args, "--focus", "stack=3"]) == 0
+    capsys.readouterr()
+    assert main([*args, "--focus", "stack=2", "--codec-version", "2"]) == 0
+    said = capsys.readouterr().out.replace("\n", " ")
+    assert "exported as trained, not with --focus {'stack': 2.0}" in said
+    assert "with --codec-version 1: exported as trained, not with --codec-version 2" in said
+    summary = json.loads((tmp_path / "m" / "train-summary.json").read_text())
+    assert summary["focus"] == {"stack": 3.0} and summary["codec_version"] == 1 and "unapplied" not in summary
+    assert main([*args, "--focus", "stack=3"]) == 0
+    assert "note:" not in capsys.readouterr().out
 
 
 def test_a_checkpoint_from_before_renaming_resumes_only_without_it(data, tmp_path):

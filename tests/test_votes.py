@@ -274,7 +274,7 @@ def test_a_prefix_that_failed_to_decode_is_not_taken_as_cached(tmp_path, monkeyp
         monkeypatch.setattr(model.engine, "decode", real)
         tokens = model.stats.prompt_tokens
         after = model.predict_many(state, actions)
-        assert model.stats.prompt_tokens - tokens > sum(len(model._suffix(model.codec, a)) for a in actions)
+        assert model.stats.prompt_tokens - tokens > sum(map(len, model._suffixes(model.codec, actions, state)))
     finally:
         model.close()
     assert [(p.applicable, p.next_state, round(p.confidence, 4)) for p in after] == \
@@ -307,6 +307,10 @@ def test_solve_with_votes_plans_and_reports_how_often_the_numberings_disagreed(b
     assert main(["solve", str(domain), str(problem), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["votes"] == 1 and "vote_below" not in summary
+    # a file's votes and --oracle clash: the error says the file is part of it
+    assert main(["solve", str(domain), str(problem), "--config", str(tmp_path / "v.toml"), "--oracle"]) == 2
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert "v.toml together with the command-line options" in err and "votes must be 1" in err
 
 
 def test_eval_model_reports_the_votes_it_was_asked_under(tmp_path, capsys):
@@ -326,6 +330,18 @@ def test_eval_model_reports_the_votes_it_was_asked_under(tmp_path, capsys):
     assert main(["eval-model", str(MODEL), "--data", log, "--limit", "20", "--json"]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["votes"] == 1 and "vote_below" not in report
+    # a configuration file's [model] voting applies to a log too, the options winning over it
+    (tmp_path / "v.toml").write_text("[model]\nvotes = 3\nvote_below = 0.7\n")
+    config = ["--config", str(tmp_path / "v.toml")]
+    assert main(["eval-model", str(MODEL), "--data", log, "--limit", "20", *config, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["votes"] == 3 and report["vote_below"] == 0.7
+    assert main(["eval-model", str(MODEL), "--data", log, "--limit", "20", *config, "--votes", "1", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["votes"] == 1
+    (tmp_path / "bad.toml").write_text("[model]\nvotes = 99\n")
+    assert main(["eval-model", str(MODEL), "--data", log, "--config", str(tmp_path / "bad.toml")]) == 2
+    assert "bad.toml" in capsys.readouterr().err
 
 
 def test_only_answers_less_sure_than_vote_below_are_asked_again(tmp_path, monkeypatch):

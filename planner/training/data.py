@@ -36,12 +36,22 @@ from planner.data.collect import TransitionRecord, read_records
 from planner.errors import CodecError, PlannerError
 from planner.training.errors import TrainingDataError
 from planner.types import Action, Prediction
-from planner.world.codec import DEL, DONE, MARKERS, FactDeltaCodec, parse_atom, parse_word, prompt_prefix, prompt_suffix
+from planner.world.codec import (
+    DEL,
+    DONE,
+    MARKERS,
+    FactDeltaCodec,
+    argument_facts,
+    parse_atom,
+    parse_word,
+    prompt_prefix,
+    prompt_suffix,
+)
 from planner.world.vocab import Vocabulary, ground_words
 
 __all__ = [
-    "Encoded", "ObjectShuffle", "TrainingDataError", "check_fits", "encode_records", "load_records",
-    "longest_sequence", "sample_sequence",
+    "Encoded", "ObjectShuffle", "TrainingDataError", "action_facts", "check_fits", "encode_records", "load_records",
+    "longest_sequence", "sample_sequence", "word_arguments",
 ]
 
 @dataclass(frozen=True)
@@ -167,21 +177,48 @@ def _encode(r: TransitionRecord, codec: FactDeltaCodec, vocab: Vocabulary, goal_
     )
 
 
-def longest_sequence(ex: Encoded) -> int:
+def longest_sequence(ex: Encoded, arguments: np.ndarray | None = None) -> int:
     """Tokens in the longest training sequence :func:`sample_sequence` can make of ``ex``: six
-    markers, the longest goal it may choose, the state and the answer."""
+    markers, the longest goal it may choose, the state, the action's arguments' facts (codec
+    version 2: ``arguments`` from :func:`word_arguments`) and the answer."""
     goal = max(len(ex.goal), len(ex.goal_next), len(ex.goal_now))
-    return 6 + goal + len(ex.state) + len(ex.answer)
+    named = 0 if arguments is None else len(action_facts(ex, arguments))
+    return 6 + goal + len(ex.state) + named + len(ex.answer)
 
 
-def check_fits(examples: Iterable[Encoded], context: int) -> None:
+def check_fits(examples: Iterable[Encoded], context: int, arguments: np.ndarray | None = None) -> None:
     """Raise :class:`TrainingDataError` naming the first example (position from 0) whose
-    sequences may exceed ``context`` tokens."""
+    sequences may exceed ``context`` tokens (``arguments``: as :func:`longest_sequence`)."""
     for index, ex in enumerate(examples):
-        length = longest_sequence(ex)
+        length = longest_sequence(ex, arguments)
         if length > context:
             raise TrainingDataError(f"record {index} makes sequences of up to {length} tokens, more than the "
                                     f"model's context of {context}: train with a larger context or fewer objects")
+
+
+def word_arguments(vocab: Vocabulary, max_objects: int) -> np.ndarray:
+    """Token id → its arguments' placeholder numbers (``1`` for ``x1``), ``0`` past its arity
+    (markers, facts without arguments and pieces that are no word have none).
+
+    Raises :class:`TrainingDataError` naming a word with an argument that is no placeholder."""
+    numbers = {f"x{i + 1}": i + 1 for i in range(max_objects)}
+    word_of = {tid: w for w, tid in vocab.word_ids.items()}
+    parsed = [parse_word(word_of[tid])[1] if tid in word_of else () for tid in range(len(vocab))]
+    args = np.zeros((len(parsed), max((len(a) for a in parsed), default=0)), dtype=np.int64)
+    for tid, word_args in enumerate(parsed):
+        for k, a in enumerate(word_args):
+            if a not in numbers:
+                raise TrainingDataError(f"word {word_of[tid]!r} has an argument that is no placeholder: {a!r}")
+            args[tid, k] = numbers[a]
+    return args
+
+
+def action_facts(ex: Encoded, arguments: np.ndarray) -> list[int]:
+    """The facts of ``ex``'s state that name one of its action's arguments, in the state's
+    order: what the codec's version 2 writes after the action (``arguments``: from
+    :func:`word_arguments`)."""
+    named = arguments[ex.action]
+    return argument_facts(ex.state.tolist(), named[named > 0].tolist(), lambda t: arguments[t].tolist())
 
 
 @dataclass(frozen=True)
@@ -216,19 +253,13 @@ class ObjectShuffle:
         """The renaming for ``vocab``'s words over ``max_objects`` placeholders.
 
         Raises :class:`TrainingDataError` naming a word with an argument that is no placeholder."""
-        numbers = {f"x{i + 1}": i + 1 for i in range(max_objects)}
         word_of = {tid: w for w, tid in vocab.word_ids.items()}
-        parsed = [parse_word(word_of[tid]) if tid in word_of else (f"\0{tid}", ()) for tid in range(len(vocab))]
-        arity = max((len(a) for _, a in parsed), default=0)
+        args = word_arguments(vocab, max_objects)
         name_index: dict[str, int] = {}
-        names = np.zeros(len(parsed), dtype=np.int64)
-        args = np.zeros((len(parsed), arity), dtype=np.int64)
-        for tid, (name, word_args) in enumerate(parsed):  # tokens that are no word (pieces) keep their id
+        names = np.zeros(len(args), dtype=np.int64)
+        for tid in range(len(args)):  # tokens that are no word (pieces) keep their id
+            name = parse_word(word_of[tid])[0] if tid in word_of else f"\0{tid}"
             names[tid] = name_index.setdefault(name, len(name_index))
-            for k, a in enumerate(word_args):
-                if a not in numbers:
-                    raise TrainingDataError(f"word {word_of[tid]!r} has an argument that is no placeholder: {a!r}")
-                args[tid, k] = numbers[a]
         radix = max_objects + 1
         keys = cls._key(names, args, radix)
         order = np.argsort(keys, kind="stable")
@@ -288,9 +319,11 @@ class ObjectShuffle:
 
 
 def sample_sequence(ex: Encoded, vocab: Vocabulary, rng: np.random.Generator, *,
-                    relabel: bool = True, shuffle: ObjectShuffle | None = None) -> tuple[list[int], int]:
+                    relabel: bool = True, shuffle: ObjectShuffle | None = None,
+                    arguments: np.ndarray | None = None) -> tuple[list[int], int]:
     """A training sequence and the index where the answer starts (loss from there on); with
-    ``shuffle``, its objects renamed with that probability (:class:`ObjectShuffle`)."""
+    ``shuffle``, its objects renamed with that probability (:class:`ObjectShuffle`); with
+    ``arguments`` (:func:`word_arguments`), the prompt of the codec's version 2."""
     ids = vocab.word_ids
     if shuffle is not None and shuffle.probability > 0 and ex.objects > 1 and rng.random() < shuffle.probability:
         ex = shuffle.apply(ex, rng)
@@ -315,8 +348,9 @@ def sample_sequence(ex: Encoded, vocab: Vocabulary, rng: np.random.Generator, *,
         done = bool(len(goal)) and bool(np.isin(goal, ex.next_state).all())
         answer[-1] = ids[DONE] if done else answer[-1]
     markers = {m: ids[m] for m in MARKERS}
+    named = action_facts(ex, arguments) if arguments is not None else []
     prompt = [vocab.bos_id, *prompt_prefix(goal.tolist(), ex.state.tolist(), markers),
-              *prompt_suffix(ex.action, markers)]
+              *prompt_suffix(ex.action, markers, named)]
     return prompt + answer, len(prompt)
 
 

@@ -30,10 +30,18 @@ import torch
 from planner.cores import available_cores
 from planner.errors import ConfigError
 from planner.io import atomic_output, atomic_write_text, writable_folder
-from planner.training.data import Encoded, ObjectShuffle, check_fits, encode_records, load_records, sample_sequence
+from planner.training.data import (
+    Encoded,
+    ObjectShuffle,
+    check_fits,
+    encode_records,
+    load_records,
+    sample_sequence,
+    word_arguments,
+)
 from planner.training.errors import CheckpointError, TrainingDataError
 from planner.training.model import EMBEDDINGS, Factoring, TinyLlama, resolve_embeddings
-from planner.world.codec import CODEC_NAME, CODEC_VERSION, domain_vocabulary, parse_word
+from planner.world.codec import CODEC_NAME, CODEC_VERSION, CODEC_VERSIONS, domain_vocabulary, parse_word
 from planner.world.gguf_io import LlamaShape, write_world_model
 from planner.world.vocab import Vocabulary
 
@@ -99,6 +107,11 @@ class TrainConfig:
             are drawn ``factor`` times as often as ``balance`` alone would draw them, e.g.
             ``(("use", 3.0),)`` for the actions a model still gets wrong. Factors are finite
             and > 0; each action is named once.
+        codec_version: the prompt layout the model learns, one of
+            :data:`~planner.world.codec.CODEC_VERSIONS`: ``1`` (``action A =>``) or ``2`` (the
+            state's facts that name one of the action's arguments are written again after it,
+            see :mod:`planner.world.codec`). Recorded in the model file; a run may start
+            (``init``) from a model of either version.
 
     Raises :class:`~planner.errors.ConfigError` naming a value out of range.
     """
@@ -122,9 +135,13 @@ class TrainConfig:
     precision: str = "auto"
     shuffle_objects: float = 0.0
     focus: tuple[tuple[str, float], ...] = ()
+    codec_version: int = CODEC_VERSION
 
     def __post_init__(self) -> None:
         check_focus(self.focus)
+        if type(self.codec_version) is not int or self.codec_version not in CODEC_VERSIONS:
+            raise ConfigError(f"TrainConfig.codec_version must be one of {list(CODEC_VERSIONS)}, got "
+                              f"{self.codec_version!r}")
         if not isinstance(self.device, str) or not DEVICE_PATTERN.fullmatch(self.device):
             raise ConfigError(f"TrainConfig.device must be cpu, cuda, cuda:N or auto, got {self.device!r}")
         if isinstance(self.loader_workers, bool) or not isinstance(self.loader_workers, int) \
@@ -168,12 +185,15 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 def make_batch(examples: list[Encoded], vocab: Vocabulary, rng: np.random.Generator, batch_size: int,
                relabel: bool = True, p: np.ndarray | None = None,
-               shuffle: ObjectShuffle | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               shuffle: ObjectShuffle | None = None,
+               arguments: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Token ids (batch, time) and loss targets (-100 outside the answers); the examples are
     drawn alike, or with probabilities ``p`` (:func:`sampling_weights`), their objects renamed
-    as ``shuffle`` says."""
+    as ``shuffle`` says, their prompts in the codec's version 2 with ``arguments``
+    (:func:`~planner.training.data.word_arguments`), else version 1."""
     picks = rng.integers(len(examples), size=batch_size) if p is None else rng.choice(len(examples), batch_size, p=p)
-    seqs = [sample_sequence(examples[i], vocab, rng, relabel=relabel, shuffle=shuffle) for i in picks]
+    seqs = [sample_sequence(examples[i], vocab, rng, relabel=relabel, shuffle=shuffle, arguments=arguments)
+            for i in picks]
     width = max(len(s) for s, _ in seqs)
     tokens = np.full((batch_size, width), vocab.eos_id, dtype=np.int64)
     targets = np.full((batch_size, width), -100, dtype=np.int64)
@@ -309,12 +329,13 @@ def _children_ignore_sigint() -> Iterator[None]:
         signal.signal(signal.SIGINT, before)
 
 
-_worker_state: tuple[list[Encoded], Vocabulary, int, int, np.ndarray | None, ObjectShuffle | None] | None = None
+_worker_state: tuple[list[Encoded], Vocabulary, int, int, np.ndarray | None, ObjectShuffle | None,
+                     np.ndarray | None] | None = None
 
 
 def _init_worker(payload: str) -> None:
     """Set up a batch worker from the file ``payload``: the pickled ``(examples, vocab, seed,
-    batch_size, p, shuffle)``."""
+    batch_size, p, shuffle, arguments)``."""
     global _worker_state
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the training loop's to handle
     torch.set_num_threads(1)
@@ -323,24 +344,27 @@ def _init_worker(payload: str) -> None:
 
 def _worker_batch(step: int) -> tuple[np.ndarray, np.ndarray]:
     assert _worker_state is not None, "batch worker not initialised"
-    examples, vocab, seed, batch_size, p, shuffle = _worker_state
+    examples, vocab, seed, batch_size, p, shuffle, arguments = _worker_state
     tokens, targets = make_batch(examples, vocab, np.random.default_rng([seed, step]), batch_size, p=p,
-                                 shuffle=shuffle)
+                                 shuffle=shuffle, arguments=arguments)
     return tokens.numpy(), targets.numpy()
 
 
 def batches(examples: list[Encoded], vocab: Vocabulary, *, seed: int, first: int, until: Callable[[], int],
             batch_size: int, workers: int = 0, p: np.ndarray | None = None,
-            shuffle: ObjectShuffle | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+            shuffle: ObjectShuffle | None = None,
+            arguments: np.ndarray | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """The batches of steps ``first, first + 1, …`` while the step is below ``until()`` (read
     again before each step, so a caller may move the end while it trains): batch ``k`` is
     :func:`make_batch` with the generator seeded by ``(seed, k)``, built here (``workers=0``) or
     by ``workers`` processes a few steps ahead. The same batches either way. ``p``: each
-    example's probability of being drawn (``None``: alike); ``shuffle``: how objects are renamed."""
+    example's probability of being drawn (``None``: alike); ``shuffle``: how objects are renamed;
+    ``arguments``: the codec's version 2 (see :func:`make_batch`)."""
     step = first
     if workers <= 0:
         while step < until():
-            yield make_batch(examples, vocab, np.random.default_rng([seed, step]), batch_size, p=p, shuffle=shuffle)
+            yield make_batch(examples, vocab, np.random.default_rng([seed, step]), batch_size, p=p, shuffle=shuffle,
+                             arguments=arguments)
             step += 1
         return
     # spawn: a forked child of a process that has started CUDA can use neither it nor PyTorch's
@@ -352,7 +376,7 @@ def batches(examples: list[Encoded], vocab: Vocabulary, *, seed: int, first: int
     ahead: deque[AsyncResult[tuple[np.ndarray, np.ndarray]]] = deque()
     with tempfile.TemporaryDirectory(prefix="planner-batches-") as scratch:
         payload = Path(scratch) / "examples.pickle"
-        payload.write_bytes(pickle.dumps((examples, vocab, seed, batch_size, p, shuffle),
+        payload.write_bytes(pickle.dumps((examples, vocab, seed, batch_size, p, shuffle, arguments),
                                          protocol=pickle.HIGHEST_PROTOCOL))
         with _children_ignore_sigint():
             pool = context.Pool(workers, initializer=_init_worker, initargs=(str(payload),))
@@ -444,7 +468,8 @@ def _load_examples(path: str | Path, vocab: Vocabulary, predicates: Mapping[str,
                    config: TrainConfig, *, limit: int | None = None,
                    required: bool = True) -> tuple[int, int, list[Encoded]]:
     """(records, problems, encoded examples) of the transition log ``path`` (its first
-    ``limit`` records when given), checked to fit the model's context.
+    ``limit`` records when given), checked to fit the model's context in the codec's version 1
+    (version 2's longer prompts are checked once the run's version is known).
 
     Raises :class:`TrainingDataError` when they do not fit, or when there are none and
     ``required``.
@@ -455,6 +480,11 @@ def _load_examples(path: str | Path, vocab: Vocabulary, predicates: Mapping[str,
     examples = encode_records(records, vocab, predicates, actions, config.max_objects)
     check_fits(examples, config.shape.context)
     return len(records), len({r.problem for r in records}), examples
+
+
+def batch_arguments(vocab: Vocabulary, config: TrainConfig) -> np.ndarray | None:
+    """What :func:`make_batch` needs to write ``config``'s codec version (``None``: version 1)."""
+    return word_arguments(vocab, config.max_objects) if config.codec_version == 2 else None
 
 
 def train(
@@ -493,6 +523,11 @@ def train(
     differs); its word tables are then free ones (``config.embeddings`` is not used). A run
     resumed from its own checkpoint goes on from there; with ``init``, the checkpoint of another
     run is refused.
+
+    A checkpoint that had already trained all its steps is only exported again, with the
+    settings it was trained with; those of ``config`` that differ from them (a ``focus``, a
+    ``codec_version``, …) come back under the summary's ``unapplied`` key (setting → the value
+    asked for), which the summary file does not carry.
 
     Raises :class:`~planner.errors.ConfigError` for a device that is not there, a budget
     without warm-up steps to time, a ``focus`` on an action the model does not have (before
@@ -541,6 +576,7 @@ def train(
                             weight_decay=config.weight_decay, **({"fused": True} if on_gpu else {}))
     start_step = 0
     elapsed_before = 0.0
+    unapplied: dict[str, Any] = {}
     if resuming:
         start_step, meta = _load_checkpoint(ckpt_path, model, opt, fused=on_gpu)
         if init is not None and not _same_path(meta.get("init"), init):  # the same run, again: it goes on
@@ -560,21 +596,31 @@ def train(
         end = probe  # until the rate is known (warm-up steps: their rate does not depend on the total)
     # the settings a checkpoint trains on only with, recorded in it and in the summary
     settings: dict[str, Any] = {"precision": precision, "lr": config.lr, "min_lr": config.min_lr,
-                                "shuffle_objects": config.shuffle_objects, "focus": focus}
+                                "shuffle_objects": config.shuffle_objects, "focus": focus,
+                                "codec_version": config.codec_version}
     if resuming:
-        # a checkpoint from before --shuffle-objects renamed nothing, one from before --focus focused on nothing
-        recorded = {"shuffle_objects": 0.0, "focus": {}, **meta}
+        # a checkpoint from before --shuffle-objects renamed nothing, one from before --focus focused on
+        # nothing, one from before --codec-version wrote version 1
+        recorded = {"shuffle_objects": 0.0, "focus": {}, "codec_version": 1, **meta}
+        if type(recorded["codec_version"]) is not int or recorded["codec_version"] not in CODEC_VERSIONS:
+            raise CheckpointError(f"{ckpt_path} records codec version {recorded['codec_version']!r}, not one of "
+                                  f"{list(CODEC_VERSIONS)}: start afresh (--fresh)")
         if start_step < end:
             _check_same_run(ckpt_path, recorded, settings)
         else:  # nothing left to train, so it may be exported anywhere (e.g. quantized off the GPU): the
-            # summary says how it was trained
+            # summary says how it was trained, and the caller hears which of its settings did not apply
+            unapplied = {key: value for key, value in settings.items() if key in recorded and recorded[key] != value}
             settings = {key: recorded.get(key, value) for key, value in settings.items()}
+    arguments = batch_arguments(vocab, replace(config, codec_version=settings["codec_version"]))
+    if arguments is not None and start_step < end:  # version 2's prompts are longer
+        check_fits(examples, config.shape.context, arguments)
+        check_fits(val_examples, config.shape.context, arguments)
     model.train()
     timed_from = started
     stream = batches(examples, vocab, seed=config.seed, first=start_step, until=lambda: end,
                      batch_size=config.batch_size, workers=config.loader_workers, p=draw,
                      shuffle=ObjectShuffle.of(vocab, config.max_objects, settings["shuffle_objects"])
-                     if settings["shuffle_objects"] else None)
+                     if settings["shuffle_objects"] else None, arguments=arguments)
     precision = settings["precision"]
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     read_every = LOSS_READ_EVERY if on_gpu else 1
@@ -600,7 +646,8 @@ def train(
                 last_loss = loss.item()
             info = {"loss": last_loss, "lr": lr_at(step, config), "steps": float(end)}
             if evaluating:
-                info["val_token_acc"] = evaluate_tokens(model, val_examples, vocab, seed=config.seed)
+                info["val_token_acc"] = evaluate_tokens(model, val_examples, vocab, seed=config.seed,
+                                                        arguments=arguments)
                 history.append({"step": done_steps, **{k: v for k, v in info.items() if k != "steps"}})
             if done_steps % config.checkpoint_every == 0 or done_steps == end:
                 _save_checkpoint(ckpt_path, model, opt, done_steps, {
@@ -630,11 +677,11 @@ def train(
         "history": history[-5:] or _earlier_history(out / "train-summary.json"),
     }
     write_world_model(out / "model-f32.gguf", vocab=vocab, shape=config.shape, weights=model.gguf_weights(),
-                      codec=CODEC_NAME, codec_version=CODEC_VERSION, predicates=predicates, actions=actions,
+                      codec=CODEC_NAME, codec_version=settings["codec_version"], predicates=predicates, actions=actions,
                       max_objects=config.max_objects, domain=domain, training=summary, signature=signature,
                       name=f"{domain} fact-delta world model")
     atomic_write_text(out / "train-summary.json", json.dumps(summary, indent=2) + "\n")
-    return summary
+    return {**summary, "unapplied": unapplied} if unapplied else summary
 
 
 def training_step(model: TinyLlama, opt: torch.optim.Optimizer, tokens: torch.Tensor, targets: torch.Tensor,
@@ -691,12 +738,13 @@ def _earlier_history(path: Path) -> list[dict[str, float]]:
 
 @torch.no_grad()
 def evaluate_tokens(model: TinyLlama, examples: list[Encoded], vocab: Vocabulary, *, seed: int,
-                    n: int = 512) -> float:
-    """Teacher-forced accuracy on answer tokens of ``n`` validation sequences (no relabelling)."""
+                    n: int = 512, arguments: np.ndarray | None = None) -> float:
+    """Teacher-forced accuracy on answer tokens of ``n`` validation sequences (no relabelling;
+    ``arguments``: the codec's version 2, see :func:`make_batch`)."""
     was = model.training
     model.eval()
     rng = np.random.default_rng([seed, 10**9])
-    tokens, targets = make_batch(examples, vocab, rng, min(n, len(examples)), relabel=False)
+    tokens, targets = make_batch(examples, vocab, rng, min(n, len(examples)), relabel=False, arguments=arguments)
     device = next(model.parameters()).device
     acc = model.answer_accuracy(tokens.to(device), targets.to(device))
     model.train(was)

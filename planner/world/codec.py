@@ -1,10 +1,19 @@
 """How states, actions and predictions become prompt text and come back.
 
-The *fact-delta* codec (``fact-delta``, version 1) is for symbolic states. Object names are
-first mapped to placeholders ``x1 … xn`` (objects in sorted order), so one model serves any
-object names. A prompt is the goal, the state's facts and the action, stable text first::
+The *fact-delta* codec (``fact-delta``) is for symbolic states. Object names are first mapped
+to placeholders ``x1 … xn`` (objects in sorted order), so one model serves any object names. A
+prompt is the goal, the state's facts and the action, stable text first (version 1)::
 
     goal on(x1,x2) ontable(x2) state clear(x1) handempty on(x1,x2) ontable(x2) action unstack(x1,x2) =>
+
+Version 2 writes, between the action and ``=>``, the state's facts that name one of the
+action's arguments, in the state's order::
+
+    goal … state clear(x1) handempty on(x1,x2) ontable(x2) action unstack(x1,x2) clear(x1) on(x1,x2) ontable(x2) =>
+
+so a rule that links the action to a fact through a third object (switching a lamp needs the
+agent where the lamp is: ``in(x4,x5)`` then ``at(x5)``) is one look-up from the action's end of
+the prompt instead of two. The state part is the same, so siblings still share it.
 
 and the model answers with a verdict and, when the action applies, the delta and done::
 
@@ -18,7 +27,7 @@ tokens: the main speed lever.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -30,6 +39,10 @@ from planner.world.vocab import Vocabulary, placeholder, render_atom
 
 CODEC_NAME = "fact-delta"
 CODEC_VERSION = 1
+"""The version training writes unless told otherwise (``planner train --codec-version``)."""
+CODEC_VERSIONS = (1, 2)
+"""The versions :class:`FactDeltaCodec` reads and writes: 1 (``action A =>``) and 2 (the
+action's arguments' facts before ``=>``)."""
 
 GOAL, STATE, ACTION, ARROW = "goal", "state", "action", "=>"
 _PLACEHOLDER = re.compile(r"(?<![A-Za-z0-9_-])x[1-9][0-9]*(?![A-Za-z0-9_-])")
@@ -130,6 +143,7 @@ class FactDeltaCodec:
         numbering: the objects in the order they become ``x1 … xn`` instead (a permutation of
             ``objects``; empty: sorted). A model that learned the rules, not the names, answers
             alike under any numbering; :mod:`planner.world.votes` asks it under several.
+        version: the prompt layout, one of :data:`CODEC_VERSIONS` (see the module's docstring).
     """
 
     objects: tuple[str, ...]
@@ -137,8 +151,11 @@ class FactDeltaCodec:
     actions: Mapping[str, int]
     max_objects: int
     numbering: tuple[str, ...] = ()
+    version: int = CODEC_VERSION
 
     def __post_init__(self) -> None:
+        if type(self.version) is not int or self.version not in CODEC_VERSIONS:
+            raise CodecError(f"fact-delta codec version must be one of {list(CODEC_VERSIONS)}, got {self.version!r}")
         if len(self.objects) > self.max_objects:
             raise VocabularyError(
                 f"the problem has {len(self.objects)} objects but the model knows at most "
@@ -256,12 +273,25 @@ class FactDeltaCodec:
         """The stable part of a prompt: goal and state (shared by all siblings)."""
         return prompt_prefix(sorted(self.fact_word(f) for f in goal.facts), self.state_words(state), MARKER_WORDS)
 
-    def suffix_words(self, action: Action) -> list[str]:
-        """The per-action part of a prompt."""
-        return prompt_suffix(self.action_word(action), MARKER_WORDS)
+    def suffix_words(self, action: Action, state: State | None = None) -> list[str]:
+        """The per-action part of a prompt about ``state`` (version 1 does not read it)."""
+        return self.suffixes([action], state)[0]
+
+    def suffixes(self, actions: Sequence[Action], state: State | None = None) -> list[list[str]]:
+        """:meth:`suffix_words` of each of ``actions`` about one ``state`` (its facts parsed once)."""
+        words = [self.action_word(a) for a in actions]
+        if self.version == 1:
+            return [prompt_suffix(w, MARKER_WORDS) for w in words]
+        if state is None:
+            raise CodecError(f"fact-delta version {self.version} writes the state's facts after the action: "
+                             "a state is needed")
+        facts = self.state_words(state)
+        args = {f: parse_word(f)[1] for f in facts}
+        return [prompt_suffix(w, MARKER_WORDS, argument_facts(facts, parse_word(w)[1], args.__getitem__))
+                for w in words]
 
     def prompt_text(self, goal: FactGoal, state: State, action: Action) -> str:
-        return " ".join(self.prefix_words(goal, state) + self.suffix_words(action))
+        return " ".join(self.prefix_words(goal, state) + self.suffix_words(action, state))
 
     def answer_words(self, pred: Prediction, state: State) -> list[str]:
         """The answer a perfect model gives for ``pred`` (training targets, golden tests)."""
@@ -334,9 +364,21 @@ def prompt_prefix(goal: Sequence[T], state: Sequence[T], markers: Mapping[str, T
     return [markers[GOAL], *goal, markers[STATE], *state]
 
 
-def prompt_suffix(action: T, markers: Mapping[str, T]) -> list[T]:
-    """The per-action end of a prompt: ``action A =>`` (the answer follows)."""
-    return [markers[ACTION], action, markers[ARROW]]
+def prompt_suffix(action: T, markers: Mapping[str, T], facts: Sequence[T] = ()) -> list[T]:
+    """The per-action end of a prompt: ``action A =>`` (version 1), or ``action A F… =>`` with
+    the action's arguments' facts (version 2, :func:`argument_facts`); the answer follows."""
+    return [markers[ACTION], action, *facts, markers[ARROW]]
+
+
+def argument_facts(state: Sequence[T], arguments: Iterable[object],
+                   arguments_of: Callable[[T], Iterable[object]]) -> list[T]:
+    """The facts of ``state`` (in its order) that name one of ``arguments``: what version 2
+    writes after the action. ``arguments_of`` gives a fact's arguments — over words
+    (placeholders) at run time, over token ids (placeholder indices) in training."""
+    wanted = set(arguments)
+    if not wanted:
+        return []
+    return [f for f in state if not wanted.isdisjoint(arguments_of(f))]
 
 
 def _first_line(exc: Exception) -> str:

@@ -297,10 +297,10 @@ def bind_environment_model(path: str | Path, env: Any, *, reset_seed: int = 0, s
     Raises :class:`ModelLoadError` for a file that is not a fact-delta model or a text state,
     and :class:`~planner.errors.VocabularyError` for a problem its vocabulary cannot write.
     """
-    from planner.world.llama import LlamaWorldModel, _check_codec
+    from planner.world.llama import LlamaWorldModel, check_codec
 
     info = read_model_info(path)
-    _check_codec(info)
+    check_codec(info)
     problem = environment_problem(info, env, reset_seed=reset_seed)
     kwargs.setdefault("on_invalid", "reject")
     if server is not None:

@@ -49,6 +49,7 @@ from planner.world.codec import (
     ADD,
     CODEC_NAME,
     CODEC_VERSION,
+    CODEC_VERSIONS,
     CONT,
     DEL,
     DONE,
@@ -56,6 +57,7 @@ from planner.world.codec import (
     MARKERS,
     OK,
     FactDeltaCodec,
+    parse_atom,
 )
 from planner.world.decoder import Answer, Decoder
 from planner.world.engine import MAX_N_CTX, LlamaEngine, check_whole, max_sequences
@@ -170,12 +172,12 @@ def _check_arguments(*, mode: object, max_siblings: object, retries: object, ret
         raise ConfigError(f"retry_temperature must be a finite number > 0, got {retry_temperature!r}")
 
 
-def _check_codec(info: ModelInfo) -> None:
+def check_codec(info: ModelInfo) -> None:
     """:class:`ModelLoadError` unless ``info`` describes a fact-delta model this class can run."""
-    if info.codec != CODEC_NAME or info.codec_version != CODEC_VERSION:
+    if info.codec != CODEC_NAME or info.codec_version not in CODEC_VERSIONS:
         raise ModelLoadError(
             f"{info.path} was made for codec {info.codec!r} version {info.codec_version}, "
-            f"but LlamaWorldModel speaks {CODEC_NAME!r} version {CODEC_VERSION}")
+            f"but LlamaWorldModel speaks {CODEC_NAME!r} versions {', '.join(map(str, CODEC_VERSIONS))}")
     if not info.predicates or not info.actions:
         raise ModelLoadError(f"{info.path} declares no predicates or no actions ({KEY_PREDICATES}, {KEY_ACTIONS})")
     clash = sorted(set(MARKERS) & {**info.predicates, **info.actions}.keys())
@@ -283,7 +285,7 @@ class LlamaWorldModel:
         lock and counters."""
         self._path = Path(path)
         self.info: ModelInfo = info
-        _check_codec(info)
+        check_codec(info)
         self.consistent = consistent
         self.votes = votes
         self.vote_below = float(vote_below)
@@ -305,7 +307,8 @@ class LlamaWorldModel:
         that the start state's prompt fits the context."""
         try:
             codec = FactDeltaCodec(objects=tuple(objects), predicates=self.info.predicates,
-                                   actions=self.info.actions, max_objects=self.info.max_objects)
+                                   actions=self.info.actions, max_objects=self.info.max_objects,
+                                   version=self.info.codec_version or CODEC_VERSION)
         except VocabularyError as exc:
             raise VocabularyError(f"{self._path}: {exc}", problems=exc.problems) from None
         every = {*goal.facts, *(state.facts if state is not None else ()), *facts}
@@ -315,7 +318,7 @@ class LlamaWorldModel:
                 f"{self._path} (domain {self.info.domain!r}, {len(codec.objects)} of at most "
                 f"{self.info.max_objects} objects) cannot write this problem", problems=problems)
         if state is not None:
-            self._check_fits(codec, goal, state, n_ctx=n_ctx)
+            self._check_fits(codec, goal, state, n_ctx=n_ctx, actions=actions)
         return codec
 
     def _new_decoder(self) -> Decoder:
@@ -326,9 +329,12 @@ class LlamaWorldModel:
         """``codec`` under each numbering a prediction is asked under (``codec`` itself first)."""
         return (codec, *(replace(codec, numbering=order) for order in numberings(codec.objects, self.votes)[1:]))
 
-    def _check_fits(self, codec: FactDeltaCodec, goal: FactGoal, state: State, *, n_ctx: int) -> None:
-        """The prompt about ``state`` and its longest answer must fit the context."""
-        need = 1 + len(codec.prefix_words(goal, state)) + 3 + self._max_new(state)
+    def _check_fits(self, codec: FactDeltaCodec, goal: FactGoal, state: State, *, n_ctx: int,
+                    actions: Sequence[Action] = ()) -> None:
+        """The prompt about ``state`` and its longest answer must fit the context (with the
+        longest suffix of ``actions``, or of any action when none are given)."""
+        need = (1 + len(codec.prefix_words(goal, state)) + self._longest_suffix(codec, state, actions)
+                + self._max_new(state))
         trained = self.info.context or n_ctx
         if need > trained:
             raise ContextOverflowError(
@@ -486,7 +492,7 @@ class LlamaWorldModel:
         except (CodecError, VocabularyError) as exc:
             raise VocabularyError(f"state cannot be written for {self._path}: {exc}") from None
         prefix = [self.engine.bos] + [self.word_ids[w] for w in words]
-        suffixes = [self._suffix(codec, a) for a in actions]
+        suffixes = self._suffixes(codec, actions, state)
         max_new = self._max_new(state)
         need = len(prefix) + max(len(s) for s in suffixes) + max_new
         limit = min(self.engine.n_ctx_train, self.engine.n_ctx)
@@ -497,14 +503,33 @@ class LlamaWorldModel:
             )
         return prefix, suffixes, max_new
 
-    def _suffix(self, codec: FactDeltaCodec, action: Action) -> list[int]:
+    def _suffixes(self, codec: FactDeltaCodec, actions: Sequence[Action], state: State) -> list[list[int]]:
+        """Token ids of each action's suffix about ``state``; :class:`UnknownActionError` naming
+        the first action the vocabulary cannot write."""
         try:
-            return [self.word_ids[w] for w in codec.suffix_words(action)]
+            return [[self.word_ids[w] for w in words] for words in codec.suffixes(actions, state)]
         except (CodecError, VocabularyError, KeyError):
+            bad = next((a for a in actions if not self._writable(codec, a)), actions[0])
             raise UnknownActionError(
-                f"unknown action {action.name!r}: not in the world model's vocabulary "
+                f"unknown action {bad.name!r}: not in the world model's vocabulary "
                 f"(actions: {', '.join(sorted(self.info.actions))}; objects: {', '.join(self.codec.objects)})"
             ) from None
+
+    def _writable(self, codec: FactDeltaCodec, action: Action) -> bool:
+        try:
+            return codec.action_word(action) in self.word_ids
+        except (CodecError, VocabularyError):
+            return False
+
+    @staticmethod
+    def _longest_suffix(codec: FactDeltaCodec, state: State, actions: Sequence[Action] = ()) -> int:
+        """The most tokens the suffix of one of ``actions`` about ``state`` takes; with no
+        actions, a bound for any (version 2 writes at most the state's facts that have arguments)."""
+        if codec.version == 1:
+            return 3
+        if actions:
+            return max(len(s) for s in codec.suffixes(actions, state))
+        return 3 + sum(1 for f in state.facts if parse_atom(f)[1])
 
     def _max_new(self, state: State) -> int:
         return 2 * len(state.facts) + 6
