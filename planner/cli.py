@@ -348,23 +348,6 @@ RAY_HELP = ("Run the jobs on Ray: a cluster address (host:port, ray://host:port,
             "for this run (needs the optional ray extra of the planner package).")
 
 
-def _training_codec_version(asked: int | None, init: Path | None) -> int:
-    """``--codec-version``, or when not given the ``--init`` model's version (a run that goes on
-    from a model keeps its prompt layout), else 1."""
-    if asked is not None:
-        return asked
-    if init is not None and init.is_file():
-        from planner.world.codec import CODEC_VERSIONS
-        from planner.world.gguf_io import read_model_info
-
-        try:
-            version = read_model_info(init).codec_version
-        except PlannerError:
-            return 1  # the --init check names what is wrong with the file
-        return version if version in CODEC_VERSIONS else 1
-    return 1
-
-
 def _options_source(config: Path | None) -> str:
     """Where merged settings come from, for an error about them: the options alone, or the
     configuration file ``config`` with them (a file's ``votes = 3`` and ``--oracle`` clash)."""
@@ -389,6 +372,8 @@ def parse_focus(items: list[str] | None) -> tuple[tuple[str, float], ...]:
             factor = None
         if not sep or not name.strip() or factor is None:
             raise ConfigError(f"--focus must look like ACTION=FACTOR (e.g. use=3), got {item!r}")
+        if not (math.isfinite(factor) and factor > 0):  # named as typed: 1e400 reads as inf
+            raise ConfigError(f"--focus factor of {name.strip()!r} must be a finite number > 0, got {value.strip()}")
         out.append((name.strip(), factor))
     return tuple(out)
 
@@ -785,7 +770,13 @@ def train(
         raise ConfigError(f"training needs PyTorch: pip install -e '.[train]' ({exc})") from None
 
     from planner.training.export import comparison_log, finish_model
-    from planner.training.train import check_focus, default_loader_workers, resolve_device, resolve_precision
+    from planner.training.train import (
+        check_focus,
+        default_loader_workers,
+        option_text,
+        resolve_device,
+        resolve_precision,
+    )
     from planner.world.gguf_io import LlamaShape
 
     focused = parse_focus(focus)
@@ -835,7 +826,7 @@ def train(
                           max_objects=max_objects if max_objects is not None else objects, device=device,
                           loader_workers=loader_workers, balance=balance, precision=precision,
                           shuffle_objects=shuffle_objects + 0.0,  # -0 is 0
-                          focus=focused, codec_version=_training_codec_version(codec_version, init))
+                          focus=focused, codec_version=codec_version)
         resolve_precision(precision, chosen)
     except ConfigError as exc:
         raise _option_error(exc) from None
@@ -852,9 +843,8 @@ def train(
     out.print(f"trained {summary['params']} parameters for {summary['steps']} steps on {summary['device']} "
               f"({summary['precision']}) in {summary['train_seconds']:.0f} s")
     for key, asked in summary.get("unapplied", {}).items():
-        option = "--" + key.replace("_", "-")
-        out.print(f"note: {out_dir} had finished its {summary['steps']} steps with {option} {summary[key]!r}: "
-                  f"exported as trained, not with {option} {asked!r} (--fresh trains anew)")
+        out.print(f"note: {out_dir} had finished its {summary['steps']} steps with {option_text(key, summary[key])}: "
+                  f"exported as trained, not with {option_text(key, asked)} (--fresh trains anew)")
     # the quantized file and its report were of an earlier model: gone before this one's are made, so
     # a quantization cut short leaves no file that is not of the new model
     for stale in ("model-q8_0.gguf", "quantize-report.json"):

@@ -192,8 +192,11 @@ def check_fits(examples: Iterable[Encoded], context: int, arguments: np.ndarray 
     for index, ex in enumerate(examples):
         length = longest_sequence(ex, arguments)
         if length > context:
+            shorter = (" or codec version 1 (2 writes the action's arguments' facts again)"
+                       if arguments is not None else "")
             raise TrainingDataError(f"record {index} makes sequences of up to {length} tokens, more than the "
-                                    f"model's context of {context}: train with a larger context or fewer objects")
+                                    f"model's context of {context}: train with a larger context or fewer objects"
+                                    + shorter)
 
 
 def word_arguments(vocab: Vocabulary, max_objects: int) -> np.ndarray:

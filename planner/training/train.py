@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from planner.cores import available_cores
-from planner.errors import ConfigError
+from planner.errors import ConfigError, ModelLoadError
 from planner.io import atomic_output, atomic_write_text, writable_folder
 from planner.training.data import (
     Encoded,
@@ -110,8 +110,9 @@ class TrainConfig:
         codec_version: the prompt layout the model learns, one of
             :data:`~planner.world.codec.CODEC_VERSIONS`: ``1`` (``action A =>``) or ``2`` (the
             state's facts that name one of the action's arguments are written again after it,
-            see :mod:`planner.world.codec`). Recorded in the model file; a run may start
-            (``init``) from a model of either version.
+            see :mod:`planner.world.codec`); ``None`` (the default): the checkpoint's when a run
+            resumes, the ``init`` model's when one starts from a model, else ``1``. Recorded in
+            the model file; a run may start (``init``) from a model of either version.
 
     Raises :class:`~planner.errors.ConfigError` naming a value out of range.
     """
@@ -135,11 +136,12 @@ class TrainConfig:
     precision: str = "auto"
     shuffle_objects: float = 0.0
     focus: tuple[tuple[str, float], ...] = ()
-    codec_version: int = CODEC_VERSION
+    codec_version: int | None = None
 
     def __post_init__(self) -> None:
         check_focus(self.focus)
-        if type(self.codec_version) is not int or self.codec_version not in CODEC_VERSIONS:
+        if self.codec_version is not None and (type(self.codec_version) is not int
+                                               or self.codec_version not in CODEC_VERSIONS):
             raise ConfigError(f"TrainConfig.codec_version must be one of {list(CODEC_VERSIONS)}, got "
                               f"{self.codec_version!r}")
         if not isinstance(self.device, str) or not DEVICE_PATTERN.fullmatch(self.device):
@@ -459,9 +461,18 @@ def _check_same_run(path: Path, meta: Mapping[str, Any], now: Mapping[str, Any])
     not record them all, and are not checked for those they lack). Errors name the option."""
     for key, value in now.items():
         if key in meta and meta[key] != value:
-            option = "--" + key.replace("_", "-")
-            raise ConfigError(f"{path} was trained with {option} {meta[key]!r}, this run asks for {value!r}: resume "
-                              "it with the same settings, or start afresh (--fresh)")
+            raise ConfigError(f"{path} was trained with {option_text(key, meta[key])}, this run asks for "
+                              f"{option_text(key, value)}: resume it with the same settings, or start afresh (--fresh)")
+
+
+def option_text(key: str, value: Any) -> str:
+    """A recorded training setting as the ``planner train`` options that ask for it:
+    ``("focus", {"use": 3.0})`` → ``--focus use=3``, ``("lr", 0.00015)`` → ``--lr 0.00015``,
+    ``("focus", {})`` → ``no --focus``."""
+    option = "--" + key.replace("_", "-")
+    if isinstance(value, Mapping):
+        return " ".join(f"{option} {k}={v:g}" for k, v in value.items()) or f"no {option}"
+    return f"{option} {value:g}" if isinstance(value, float) else f"{option} {value}"
 
 
 def _load_examples(path: str | Path, vocab: Vocabulary, predicates: Mapping[str, int], actions: Mapping[str, int],
@@ -483,7 +494,8 @@ def _load_examples(path: str | Path, vocab: Vocabulary, predicates: Mapping[str,
 
 
 def batch_arguments(vocab: Vocabulary, config: TrainConfig) -> np.ndarray | None:
-    """What :func:`make_batch` needs to write ``config``'s codec version (``None``: version 1)."""
+    """What :func:`make_batch` needs to write ``config``'s codec version (``None``: version 1's
+    batches; :func:`train` decides a ``None`` version first)."""
     return word_arguments(vocab, config.max_objects) if config.codec_version == 2 else None
 
 
@@ -595,6 +607,13 @@ def train(
     if budgeted:
         end = probe  # until the rate is known (warm-up steps: their rate does not depend on the total)
     # the settings a checkpoint trains on only with, recorded in it and in the summary
+    if config.codec_version is None:  # the model's own layout: the checkpoint's, the init model's, else 1
+        version = (meta.get("codec_version", 1) if resuming else
+                   _model_codec_version(Path(init)) if init is not None else CODEC_VERSION)
+        config = replace(config, codec_version=version) if version in CODEC_VERSIONS else config
+        if config.codec_version is None:
+            raise CheckpointError(f"{ckpt_path} records codec version {version!r}, not one of "
+                                  f"{list(CODEC_VERSIONS)}: start afresh (--fresh)")
     settings: dict[str, Any] = {"precision": precision, "lr": config.lr, "min_lr": config.min_lr,
                                 "shuffle_objects": config.shuffle_objects, "focus": focus,
                                 "codec_version": config.codec_version}
@@ -707,8 +726,13 @@ def _init_from_gguf(model: TinyLlama, path: Path, vocab: Vocabulary, shape: Llam
     """Load ``path``'s weights into ``model`` (free word tables), after checking that the GGUF
     model has ``shape`` and ``vocab``'s words; raises :class:`~planner.errors.ConfigError`
     naming what differs (and what :func:`~planner.world.gguf_io.read_model_weights` raises)."""
-    from planner.world.gguf_io import read_model_vocabulary, read_model_weights
+    from planner.world.gguf_io import read_model_info, read_model_vocabulary, read_model_weights
+    from planner.world.llama import check_codec
 
+    try:
+        check_codec(read_model_info(path))
+    except ModelLoadError as exc:
+        raise ConfigError(f"cannot start from {path}: {exc}") from None
     _, model_shape, weights = read_model_weights(path)
     if (model_shape.dim, model_shape.n_layers, model_shape.n_heads, model_shape.ffn_dim) != \
             (shape.dim, shape.n_layers, shape.n_heads, shape.ffn_dim):
@@ -725,6 +749,13 @@ def _init_from_gguf(model: TinyLlama, path: Path, vocab: Vocabulary, shape: Llam
         model.load_gguf_weights(weights)
     except TrainingDataError as exc:
         raise ConfigError(f"cannot start from {path}: {exc}") from None
+
+
+def _model_codec_version(path: Path) -> int:
+    """The codec version of the GGUF world model ``path`` (checked by :func:`_init_from_gguf`)."""
+    from planner.world.gguf_io import read_model_info
+
+    return read_model_info(path).codec_version or CODEC_VERSION
 
 
 def _earlier_history(path: Path) -> list[dict[str, float]]:
