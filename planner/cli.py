@@ -848,7 +848,10 @@ def train(
     # the quantized file and its report were of an earlier model: gone before this one's are made, so
     # a quantization cut short leaves no file that is not of the new model
     for stale in ("model-q8_0.gguf", "quantize-report.json"):
-        (out_dir / stale).unlink(missing_ok=True)
+        try:
+            (out_dir / stale).unlink(missing_ok=True)
+        except OSError as exc:  # a folder of that name, say
+            raise ConfigError(f"cannot replace {out_dir / stale} with the new model's: {exc.strerror or exc}") from None
     if not quantize:
         out.print(f"wrote {out_dir / 'model-f32.gguf'} (not quantized: --no-quantize)")
         return

@@ -450,6 +450,12 @@ def test_a_quantization_cut_short_leaves_no_quantized_model_of_an_earlier_run(da
     assert not (tmp_path / "m" / "quantize-report.json").exists()
     after = _weights(tmp_path / "m")
     assert not all(np.array_equal(before[k], after[k]) for k in before)
+    # a folder where the quantized model goes: named, not a traceback
+    (tmp_path / "m" / "model-q8_0.gguf").mkdir()
+    capsys.readouterr()
+    assert main([*args, "--steps", "3", "--fresh", "--no-quantize"]) == 2
+    assert re.search(r"cannot replace .*model-q8_0\.gguf with the new model's: Is a directory",
+                     capsys.readouterr().err.replace("\n", " "))
 
 
 def test_a_run_from_a_model_is_quantized_by_the_same_command_again(data, tmp_path, capsys):
