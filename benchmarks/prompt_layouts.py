@@ -5,21 +5,26 @@ Each model answers, for the first ``--states`` distinct states of a transition l
 action the log tried there, as one batch (``predict_many``: the state's prompt once, then each
 action's suffix — version 2's suffix also carries the facts that name the action's
 arguments). The models take turns, ``--rounds`` times, so a busy machine slows them alike;
-each row keeps a model's fastest round. Ratios are against the first model.
+each row keeps a model's fastest round. Ratios are against the first model. With ``--busy N``
+the rounds are run again beside ``N`` processes that each spin one core (as the user's own
+software would), and those rows follow.
 
     python benchmarks/prompt_layouts.py --models planner/models/household-q8_0.gguf runs/v2/model-q8_0.gguf \\
-        --data runs/hh-data/val.jsonl [--states 300] [--rounds 3] [--threads 1]
+        --data runs/hh-data/val.jsonl [--states 300] [--rounds 3] [--threads 1] [--busy 1]
 
 The last line reads ``version 2 / version 1: <X>x the time per prediction, <Y>x the prompt tokens``
-when the first two models are of versions 1 and 2.
+(idle machine) when the first two models are of versions 1 and 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from contention import spin  # benchmarks/ is on the path when this runs as a script
 
 from planner.data.collect import read_records
 from planner.types import Action, FactGoal, State
@@ -79,6 +84,35 @@ def run(binder: ProblemBinder, qs: list[Question]) -> Round:
     return Round(seconds, predictions, prompt, generated, exact)
 
 
+def fastest(binders: list[ProblemBinder], qs: list[Question], rounds: int, busy: int) -> list[Round]:
+    """Each model's fastest of ``rounds`` rounds, the models taking turns, beside ``busy`` spinners."""
+    spinners = [mp.Process(target=spin, daemon=True) for _ in range(busy)]
+    for p in spinners:
+        p.start()
+    try:
+        time.sleep(0.5 if busy else 0.0)
+        best: list[Round | None] = [None] * len(binders)
+        for _ in range(rounds):
+            for i, binder in enumerate(binders):
+                r = run(binder, qs)
+                if best[i] is None or r.seconds < best[i].seconds:  # type: ignore[union-attr]
+                    best[i] = r
+        return [r for r in best if r is not None]
+    finally:
+        for p in spinners:
+            p.terminate()
+            p.join()
+
+
+def table(models: list[Path], versions: list[int | None], rounds: list[Round], label: str) -> None:
+    base = rounds[0]
+    for path, version, r in zip(models, versions, rounds, strict=True):
+        ms = 1000 * r.seconds / r.predictions
+        print(f"{str(path)[-40:]:<40} {label:>5} {version!s:>5} {ms:8.3f} {r.seconds / base.seconds:6.2f} "
+              f"{r.prompt_tokens / r.predictions:15.2f} {r.prompt_tokens / base.prompt_tokens:6.2f} "
+              f"{r.generated_tokens / r.predictions:12.2f} {100 * r.exact / r.predictions:12.2f}%")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", type=Path, nargs="+", required=True)
@@ -86,36 +120,29 @@ def main() -> None:
     ap.add_argument("--states", type=int, default=300)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: the planner's choice)")
+    ap.add_argument("--busy", type=int, default=0, help="also measure beside this many processes spinning a core")
     args = ap.parse_args()
     qs = questions(args.data, args.states)
     versions = [read_model_info(m).codec_version for m in args.models]
     binders = [ProblemBinder(m, mode="batched", on_invalid="reject", n_threads=args.threads) for m in args.models]
-    best: list[Round | None] = [None] * len(binders)
     try:
-        for _ in range(args.rounds):
-            for i, binder in enumerate(binders):
-                r = run(binder, qs)
-                if best[i] is None or r.seconds < best[i].seconds:  # type: ignore[union-attr]
-                    best[i] = r
+        idle = fastest(binders, qs, args.rounds, 0)
+        busy = fastest(binders, qs, args.rounds, args.busy) if args.busy else []
     finally:
         for binder in binders:
             if binder.model is not None:
                 binder.model.close()
-    rounds = [r for r in best if r is not None]
-    n = rounds[0].predictions
-    print(f"{len(qs)} states, {n} predictions of {args.data}; fastest of {args.rounds} rounds, models taking turns")
-    print(f"{'model':<44} {'codec':>5} {'ms/pred':>8} {'x':>6} {'prompt tok/pred':>15} {'x':>6} "
+    print(f"{len(qs)} states, {idle[0].predictions} predictions of {args.data}; fastest of {args.rounds} rounds, "
+          "models taking turns")
+    print(f"{'model':<40} {'busy':>5} {'codec':>5} {'ms/pred':>8} {'x':>6} {'prompt tok/pred':>15} {'x':>6} "
           f"{'gen tok/pred':>12} {'next-state EM':>13}")
-    base = rounds[0]
-    for path, version, r in zip(args.models, versions, rounds, strict=True):
-        ms = 1000 * r.seconds / r.predictions
-        print(f"{str(path)[-44:]:<44} {version!s:>5} {ms:8.3f} {r.seconds / base.seconds:6.2f} "
-              f"{r.prompt_tokens / r.predictions:15.2f} {r.prompt_tokens / base.prompt_tokens:6.2f} "
-              f"{r.generated_tokens / r.predictions:12.2f} {100 * r.exact / r.predictions:12.2f}%")
-    if len(rounds) >= 2 and versions[:2] == [1, 2]:
-        print(f"version 2 / version 1: {rounds[1].seconds / rounds[0].seconds:.2f}x the time per prediction, "
-              f"{rounds[1].prompt_tokens / rounds[0].prompt_tokens:.2f}x the prompt tokens")
-
+    table(args.models, versions, idle, "0")
+    if busy:
+        table(args.models, versions, busy, str(args.busy))
+    if len(idle) >= 2 and versions[:2] == [1, 2]:
+        print(f"version 2 / version 1: {idle[1].seconds / idle[0].seconds:.2f}x the time per prediction, "
+              f"{idle[1].prompt_tokens / idle[0].prompt_tokens:.2f}x the prompt tokens"
+              + (f" (beside {args.busy} busy: {busy[1].seconds / busy[0].seconds:.2f}x)" if busy else ""))
 
 if __name__ == "__main__":
     main()
