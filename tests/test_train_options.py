@@ -782,3 +782,20 @@ def test_a_run_in_the_background_logs_its_progress_in_plain_lines(data, tmp_path
     assert re.fullmatch(r"training: data read and the first step taken in \d+ s", lines[1]), lines
     assert re.fullmatch(r"training: step 3/3, loss \d+\.\d{4}, validation token accuracy \d\.\d{4}, "
                         r"learning rate \S+, \d+ s", lines[2]), lines
+
+
+@pytest.mark.parametrize("recorded", [3, "2", 2.0, True, None])
+def test_a_checkpoint_recording_a_codec_version_it_cannot_have_is_refused_naming_it(data, tmp_path, recorded):
+    import torch
+
+    from planner.training.errors import CheckpointError
+
+    _train_blocksworld(data, tmp_path / "m", steps=20)
+    path = tmp_path / "m" / "checkpoint.pt"
+    ckpt = torch.load(path, weights_only=False)
+    ckpt["meta"]["codec_version"] = recorded
+    torch.save(ckpt, path)
+    for asked in ({}, {"codec_version": 1}):
+        with pytest.raises(CheckpointError, match=f"checkpoint.pt records codec version {re.escape(repr(recorded))}, "
+                                                  r"not one of \[1, 2\]: start afresh"):
+            _train_blocksworld(data, tmp_path / "m", steps=30, **asked)

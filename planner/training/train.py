@@ -578,8 +578,9 @@ def train(
     if init is not None:
         config = replace(config, embeddings="free")
     model = new_model(config, vocab, {**predicates, **actions})
+    init_version = CODEC_VERSION
     if init is not None and not resuming:  # a resumed run's weights come from its checkpoint
-        _init_from_gguf(model, Path(init), vocab, config.shape)
+        init_version = _init_from_gguf(model, Path(init), vocab, config.shape)
     model = model.to(device)
     draw = sampling_weights(groups, config.balance, focus) if drawn_by_group else None
     on_gpu = device.type == "cuda"
@@ -606,17 +607,7 @@ def train(
     end = config.steps if stop_at is None else max(0, min(stop_at, config.steps))
     if budgeted:
         end = probe  # until the rate is known (warm-up steps: their rate does not depend on the total)
-    # the settings a checkpoint trains on only with, recorded in it and in the summary
-    if config.codec_version is None:  # the model's own layout: the checkpoint's, the init model's, else 1
-        version = (meta.get("codec_version", 1) if resuming else
-                   _model_codec_version(Path(init)) if init is not None else CODEC_VERSION)
-        config = replace(config, codec_version=version) if version in CODEC_VERSIONS else config
-        if config.codec_version is None:
-            raise CheckpointError(f"{ckpt_path} records codec version {version!r}, not one of "
-                                  f"{list(CODEC_VERSIONS)}: start afresh (--fresh)")
-    settings: dict[str, Any] = {"precision": precision, "lr": config.lr, "min_lr": config.min_lr,
-                                "shuffle_objects": config.shuffle_objects, "focus": focus,
-                                "codec_version": config.codec_version}
+    recorded: dict[str, Any] = {}
     if resuming:
         # a checkpoint from before --shuffle-objects renamed nothing, one from before --focus focused on
         # nothing, one from before --codec-version wrote version 1
@@ -624,6 +615,13 @@ def train(
         if type(recorded["codec_version"]) is not int or recorded["codec_version"] not in CODEC_VERSIONS:
             raise CheckpointError(f"{ckpt_path} records codec version {recorded['codec_version']!r}, not one of "
                                   f"{list(CODEC_VERSIONS)}: start afresh (--fresh)")
+    if config.codec_version is None:  # the model's own layout: the checkpoint's, the init model's, else 1
+        config = replace(config, codec_version=recorded["codec_version"] if resuming else init_version)
+    # the settings a checkpoint trains on only with, recorded in it and in the summary
+    settings: dict[str, Any] = {"precision": precision, "lr": config.lr, "min_lr": config.min_lr,
+                                "shuffle_objects": config.shuffle_objects, "focus": focus,
+                                "codec_version": config.codec_version}
+    if resuming:
         if start_step < end:
             _check_same_run(ckpt_path, recorded, settings)
         else:  # nothing left to train, so it may be exported anywhere (e.g. quantized off the GPU): the
@@ -722,15 +720,17 @@ def _wait_for(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _init_from_gguf(model: TinyLlama, path: Path, vocab: Vocabulary, shape: LlamaShape) -> None:
+def _init_from_gguf(model: TinyLlama, path: Path, vocab: Vocabulary, shape: LlamaShape) -> int:
     """Load ``path``'s weights into ``model`` (free word tables), after checking that the GGUF
-    model has ``shape`` and ``vocab``'s words; raises :class:`~planner.errors.ConfigError`
-    naming what differs (and what :func:`~planner.world.gguf_io.read_model_weights` raises)."""
+    model is a fact-delta model this project runs, with ``shape`` and ``vocab``'s words; returns
+    its codec version. Raises :class:`~planner.errors.ConfigError` naming what differs (and what
+    :func:`~planner.world.gguf_io.read_model_weights` raises)."""
     from planner.world.gguf_io import read_model_info, read_model_vocabulary, read_model_weights
     from planner.world.llama import check_codec
 
+    info = read_model_info(path)
     try:
-        check_codec(read_model_info(path))
+        check_codec(info)
     except ModelLoadError as exc:
         raise ConfigError(f"cannot start from {path}: {exc}") from None
     _, model_shape, weights = read_model_weights(path)
@@ -749,13 +749,7 @@ def _init_from_gguf(model: TinyLlama, path: Path, vocab: Vocabulary, shape: Llam
         model.load_gguf_weights(weights)
     except TrainingDataError as exc:
         raise ConfigError(f"cannot start from {path}: {exc}") from None
-
-
-def _model_codec_version(path: Path) -> int:
-    """The codec version of the GGUF world model ``path`` (checked by :func:`_init_from_gguf`)."""
-    from planner.world.gguf_io import read_model_info
-
-    return read_model_info(path).codec_version or CODEC_VERSION
+    return info.codec_version or CODEC_VERSION
 
 
 def _earlier_history(path: Path) -> list[dict[str, float]]:
