@@ -1,9 +1,9 @@
-"""What a fact-delta model's prompt layout costs at run time: models of codec version 1 and 2
+"""What a fact-delta model's prompt layout costs at run time: models of codec versions 1, 2 and 3
 (``planner train --codec-version``) asked the same questions, all figures measured in this run.
 
 Each model answers, for the first ``--states`` distinct states of a transition log, every
 action the log tried there, as one batch (``predict_many``: the state's prompt once, then each
-action's suffix — version 2's suffix also carries the facts that name the action's
+action's suffix — in versions 2 and 3 the suffix also carries facts that name the action's
 arguments). The models take turns, ``--rounds`` times, so a busy machine slows them alike;
 each row keeps a model's fastest round. Ratios are against the first model. With ``--busy N``
 the rounds are run again beside ``N`` processes that each spin one core (as the user's own
@@ -12,8 +12,8 @@ software would), and those rows follow.
     python benchmarks/prompt_layouts.py --models planner/models/household-q8_0.gguf runs/v2/model-q8_0.gguf \\
         --data runs/hh-data/val.jsonl [--states 300] [--rounds 3] [--threads 1] [--busy 1]
 
-The last line reads ``version 2 / version 1: <X>x the time per prediction, <Y>x the prompt tokens``
-(idle machine) when the first two models are of versions 1 and 2.
+A last line per later model whose version differs from the first model's reads ``version V /
+version 1: <X>x the time per prediction, <Y>x the prompt tokens`` (idle machine).
 """
 
 from __future__ import annotations
@@ -139,10 +139,11 @@ def main() -> None:
     table(args.models, versions, idle, "0")
     if busy:
         table(args.models, versions, busy, str(args.busy))
-    if len(idle) >= 2 and versions[:2] == [1, 2]:
-        print(f"version 2 / version 1: {idle[1].seconds / idle[0].seconds:.2f}x the time per prediction, "
-              f"{idle[1].prompt_tokens / idle[0].prompt_tokens:.2f}x the prompt tokens"
-              + (f" (beside {args.busy} busy: {busy[1].seconds / busy[0].seconds:.2f}x)" if busy else ""))
+    for k in range(1, len(idle)):
+        if versions[k] != versions[0]:
+            print(f"version {versions[k]} / version {versions[0]}: {idle[k].seconds / idle[0].seconds:.2f}x the time "
+                  f"per prediction, {idle[k].prompt_tokens / idle[0].prompt_tokens:.2f}x the prompt tokens"
+                  + (f" (beside {args.busy} busy: {busy[k].seconds / busy[0].seconds:.2f}x)" if busy else ""))
 
 if __name__ == "__main__":
     main()

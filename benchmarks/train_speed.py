@@ -84,7 +84,7 @@ def main() -> None:
                               info.actions, info.max_objects)
     config = TrainConfig(shape=shape, max_objects=info.max_objects, embeddings="free",
                          codec_version=info.codec_version or 1)  # the --init model's prompt layout
-    arguments = batch_arguments(vocab, config)
+    arguments = batch_arguments(vocab, config, info.predicates)
     print(f"{len(examples)} transitions, {args.init.name} ({shape.dim} wide, {shape.n_layers} blocks), "
           f"{device}{' ' + torch.cuda.get_device_name(device) if device.type == 'cuda' else ''}, "
           f"PyTorch {torch.__version__}")

@@ -752,8 +752,9 @@ def train(
     codec_version: Annotated[int | None, typer.Option(
         help="Prompt layout the model learns: 1 (goal, state, action); 2 (the state's facts that name one of "
              "the action's arguments written again after the action, so a rule that links the action to a "
-             "fact through a third object is one look-up). Recorded in the model file. Default: the --init "
-             "model's, else 1.")] = None,
+             "fact through a third object is one look-up); 3 (only those facts whose first argument is one of "
+             "the action's: a shorter prompt). Recorded in the model file. Default: the --init model's, "
+             "else 1.")] = None,
     init: Annotated[Path | None, typer.Option(
         "--init", help="Start from this GGUF world model's weights (F32, F16 or Q8_0) instead of random ones, "
                        "e.g. to go on training a model with more data or another --balance: its schema, shape "

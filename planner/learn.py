@@ -280,9 +280,10 @@ def choose_context(records: Sequence[TransitionRecord]) -> int:
     return max(64, -(-need // 32) * 32)
 
 
-def measure_rate(examples: Sequence[Any], vocab: Any, config: TrainConfig, schemas: Mapping[str, int], *,
-                 steps: int = WARMUP_STEPS) -> float:
-    """Training steps per second of a fresh model of ``config`` (shape, word tables, batch size,
+def measure_rate(examples: Sequence[Any], vocab: Any, config: TrainConfig, predicates: Mapping[str, int],
+                 actions: Mapping[str, int], *, steps: int = WARMUP_STEPS) -> float:
+    """Training steps per second of a fresh model of ``config`` (schema: ``predicates`` and
+    ``actions``, name → arity; shape, word tables, batch size, codec version,
     threads, device, precision and batch workers) on ``examples`` (encoded records), as
     :func:`~planner.training.train.train` runs them: timed over ``steps`` optimizer steps on the
     CPU; beside a GPU over at least :data:`GPU_TIMED_STEPS`, after the steps that pay for
@@ -305,7 +306,7 @@ def measure_rate(examples: Sequence[Any], vocab: Any, config: TrainConfig, schem
     precision = resolve_precision(config.precision, device)
     on_gpu = device.type == "cuda"
     torch.set_num_threads(config.threads)
-    model = new_model(config, vocab, schemas).to(device)
+    model = new_model(config, vocab, {**predicates, **actions}).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True if on_gpu else None)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     skip = 1 + 4 * config.loader_workers  # start-up, and the batches the workers built ahead
@@ -313,7 +314,7 @@ def measure_rate(examples: Sequence[Any], vocab: Any, config: TrainConfig, schem
     pool = list(examples)  # once: copying tens of thousands of records per step made the rate look slow
     started = 0.0
     stream = batches(pool, vocab, seed=7, first=0, until=lambda: skip + timed, batch_size=config.batch_size,
-                     workers=config.loader_workers, arguments=batch_arguments(vocab, config))
+                     workers=config.loader_workers, arguments=batch_arguments(vocab, config, predicates))
     with _matmul_precision(precision):
         for k, (tokens, targets) in enumerate(stream):
             if k == skip:
@@ -537,7 +538,7 @@ def _plan_training(records: Sequence[TransitionRecord], schema: LearnedSchema, *
     examples = encode_records(records[:2000], vocab, schema.predicates, schema.actions, max_objects)
     probe = TrainConfig(steps=1, batch_size=BATCH_SIZE, threads=threads, shape=shape, max_objects=max_objects,
                         device=device, loader_workers=_loader_workers(device))
-    rate = measure_rate(examples, vocab, probe, {**schema.predicates, **schema.actions})
+    rate = measure_rate(examples, vocab, probe, schema.predicates, schema.actions)
     left = minutes * 60 - (time.perf_counter() - started) - reserve
     chosen = steps if steps is not None else _budget_steps(rate, left)
     _say(progress, f"model: width {shape.dim}, {shape.n_layers} blocks, context {shape.context}, {max_objects} "
@@ -946,7 +947,7 @@ def improve(
                         device=device, loader_workers=_loader_workers(device), precision=precision,
                         codec_version=info.codec_version or CODEC_VERSION)
     check_fits(encode_records(folded.records, vocab, info.predicates, info.actions, info.max_objects),
-               shape.context, batch_arguments(vocab, probe))
+               shape.context, batch_arguments(vocab, probe, info.predicates))
     first = _checkpoint_step(files["checkpoint"])
 
     before = _measure(make_env, files["model"], steps=first, test_path=files["test"], seeds=planning_seeds,
@@ -956,7 +957,7 @@ def improve(
         _copy(files[key], before_path(files[key]))
     records = [*existing, *folded.records]
     examples = encode_records(records[-2000:], vocab, info.predicates, info.actions, info.max_objects)
-    rate = measure_rate(examples, vocab, probe, {**info.predicates, **info.actions})
+    rate = measure_rate(examples, vocab, probe, info.predicates, info.actions)
     left = minutes * 60 - (time.perf_counter() - started) - before.seconds
     extra = steps if steps is not None else _budget_steps(rate, left)
     _say(progress, f"{rate:.1f} steps/s measured -> {extra} more steps")

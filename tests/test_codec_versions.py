@@ -1,6 +1,6 @@
-"""The fact-delta codec's prompt layouts: version 1 (``action A =>``) and version 2 (the state's
-facts that name one of the action's arguments written again after it), at run time and in
-training alike."""
+"""The fact-delta codec's prompt layouts: version 1 (``action A =>``), version 2 (the state's
+facts that name one of the action's arguments written again after it) and version 3 (only those
+whose first argument is one of the action's), at run time and in training alike."""
 
 from __future__ import annotations
 
@@ -38,15 +38,28 @@ def test_version_2_writes_the_facts_naming_the_actions_arguments_after_it():
     assert _codec(1).prompt_text(GOAL, STATE, Action("(unstack red blue)")).endswith("action unstack(x3,x1) =>")
 
 
-@pytest.mark.parametrize("version", [0, 3, True, "2", None, 2.0])
+def test_version_3_writes_only_the_facts_whose_subject_is_an_argument_of_the_action():
+    # on(x3,x1) names blue (x1) second: version 2 writes it for stack(x2,x1) and pick-up(x1), 3 does not
+    state = State.from_facts(["(on red blue)", "(ontable blue)", "(clear red)", "(holding green)"])
+    assert _codec(3).suffix_words(Action("(stack green blue)"), state) == [
+        "action", "stack(x2,x1)", "holding(x2)", "ontable(x1)", "=>"]
+    assert _codec(2).suffix_words(Action("(stack green blue)"), state) == [
+        "action", "stack(x2,x1)", "holding(x2)", "on(x3,x1)", "ontable(x1)", "=>"]
+    assert _codec(3).suffix_words(Action("(unstack red blue)"), state) == [
+        "action", "unstack(x3,x1)", "clear(x3)", "on(x3,x1)", "ontable(x1)", "=>"]
+    assert _codec(3).prefix_words(GOAL, state) == _codec(1).prefix_words(GOAL, state)
+
+
+@pytest.mark.parametrize("version", [0, 4, True, "2", None, 2.0])
 def test_a_version_the_codec_does_not_speak_is_named(version):
-    with pytest.raises(CodecError, match=f"version must be one of \\[1, 2\\], got {version!r}"):
+    with pytest.raises(CodecError, match=f"version must be one of \\[1, 2, 3\\], got {version!r}"):
         _codec(version)
 
 
-def test_version_2_needs_the_state_for_its_suffix():
+@pytest.mark.parametrize("version", [2, 3])
+def test_versions_2_and_3_need_the_state_for_their_suffix(version):
     with pytest.raises(CodecError, match="a state is needed"):
-        _codec(2).suffix_words(Action("(pick-up red)"))
+        _codec(version).suffix_words(Action("(pick-up red)"))
     assert _codec(1).suffix_words(Action("(pick-up red)")) == ["action", "pick-up(x3)", "=>"]
 
 
@@ -80,6 +93,21 @@ def test_version_2_adds_exactly_the_facts_sharing_an_object_with_the_action(fact
                                                      if v2.word_fact(w) in {v1.word_fact(e) for e in expected}]
 
 
+@settings(max_examples=300, deadline=None)
+@given(facts=_facts, action=_actions, order=st.permutations(OBJECTS))
+def test_version_3_writes_the_facts_of_version_2_whose_first_argument_is_the_actions(facts, action, order):
+    """Under any numbering: version 2's prompt less the facts whose first argument is none of
+    the action's objects, in the same order."""
+    state = State.from_facts(facts)
+    v2, v3 = (FactDeltaCodec(objects=OBJECTS, predicates=BW_PREDICATES, actions=BW_ACTIONS, max_objects=8,
+                             numbering=tuple(order), version=v) for v in (2, 3))
+    assert v3.prefix_words(GOAL, state) == v2.prefix_words(GOAL, state)
+    two, three = v2.suffix_words(Action(action), state), v3.suffix_words(Action(action), state)
+    named = set(action.strip("()").split()[1:])
+    assert three == [w for w in two if w in ("action", "=>") or w == two[1]
+                     or v3.word_fact(w).strip("()").split()[1] in named]
+
+
 def test_argument_facts_keeps_the_states_order_and_reads_arguments_through_the_callable():
     rows = {10: (1, 2), 11: (3,), 12: (), 13: (2, 4)}
     assert argument_facts([13, 10, 12, 11], [2], rows.__getitem__) == [13, 10]
@@ -97,9 +125,9 @@ def _records(folder, blocks, n=60):
 @pytest.mark.parametrize("blocks", [4, 11])  # 11: x10 and x11 sort before x2
 def test_training_writes_the_runtime_prompts_of_either_version_under_any_renaming(tmp_path, blocks):
     """A training sequence (no goal relabelling) is the runtime codec's prompt and answer, in
-    version 1 and 2, for the example as recorded and with its objects renamed — the codec with
-    the matching numbering writes the same tokens."""
-    from planner.training.data import ObjectShuffle, encode_records, sample_sequence, word_arguments
+    versions 1, 2 and 3, for the example as recorded and with its objects renamed — the codec
+    with the matching numbering writes the same tokens."""
+    from planner.training.data import ObjectShuffle, encode_records, sample_sequence, suffix_arguments
 
     records = _records(tmp_path, blocks)
     assert any(r.applicable for r in records) and not all(r.applicable for r in records)
@@ -107,7 +135,8 @@ def test_training_writes_the_runtime_prompts_of_either_version_under_any_renamin
     vocab = domain_vocabulary(BW_PREDICATES, BW_ACTIONS, top)
     examples = encode_records(records, vocab, BW_PREDICATES, BW_ACTIONS, top)
     shuffle = ObjectShuffle.of(vocab, top, 1.0)
-    arguments = word_arguments(vocab, top)
+    arguments = {v: suffix_arguments(vocab, top, v, BW_PREDICATES) for v in CODEC_VERSIONS}
+    assert arguments[1] is None
     rng = np.random.default_rng(1)
     for record, example in zip(records, examples, strict=True):
         perm = np.arange(top + 1)
@@ -119,7 +148,7 @@ def test_training_writes_the_runtime_prompts_of_either_version_under_any_renamin
         for version in CODEC_VERSIONS:
             for ex, order in ((example, ()), (shuffle.permuted(example, perm), tuple(numbering))):
                 tokens, start = sample_sequence(ex, vocab, rng, relabel=False,
-                                                arguments=arguments if version == 2 else None)
+                                                arguments=arguments[version])
                 codec = FactDeltaCodec(objects=tuple(record.objects), predicates=BW_PREDICATES, actions=BW_ACTIONS,
                                        max_objects=top, numbering=order, version=version)
                 state = record.state_obj()

@@ -299,9 +299,9 @@ def test_learn_trains_where_device_says_and_records_it(tmp_path, capsys, monkeyp
     seen = []
     real_rate, real_train = planner.learn.measure_rate, planner.training.train.train
 
-    def rate(examples, vocab, config, schemas, **kw):
+    def rate(examples, vocab, config, predicates, actions, **kw):
         seen.append(("rate", config.device, config.loader_workers))
-        return real_rate(examples, vocab, config, schemas, **kw)
+        return real_rate(examples, vocab, config, predicates, actions, **kw)
 
     def train(**kw):
         seen.append(("train", kw["config"].device, kw["config"].loader_workers))
@@ -377,7 +377,7 @@ def test_the_training_rate_is_measured_on_the_device_that_trains(device, monkeyp
         return real(model, opt, tokens, targets, where, autocast)
 
     monkeypatch.setattr(planner.training.train, "training_step", step)
-    assert measure_rate(examples, vocab, config, {**predicates, **actions}, steps=2) > 0
+    assert measure_rate(examples, vocab, config, predicates, actions, steps=2) > 0
     # one untimed step, then the timed ones (beside a GPU at least GPU_TIMED_STEPS), on the device
     assert devices == [device] * (1 + (2 if device == "cpu" else GPU_TIMED_STEPS))
 

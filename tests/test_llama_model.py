@@ -47,8 +47,8 @@ def test_codec_mismatch_is_a_clear_error(tmp_path, tiny_env):
     path = build_tiny_gguf(tmp_path / "text.gguf", codec="text")
     with pytest.raises(ModelLoadError, match="codec 'text'"):
         _model(path, tiny_env)
-    path = build_tiny_gguf(tmp_path / "v3.gguf", codec_version=3)
-    with pytest.raises(ModelLoadError, match="version 3, but LlamaWorldModel speaks 'fact-delta' versions 1, 2"):
+    path = build_tiny_gguf(tmp_path / "v4.gguf", codec_version=4)
+    with pytest.raises(ModelLoadError, match="version 4, but LlamaWorldModel speaks 'fact-delta' versions 1, 2, 3"):
         _model(path, tiny_env)
 
 
@@ -127,7 +127,7 @@ def _answers(model, state, actions):
     return [" ".join(model._id_word[t] for t in ans.tokens) for ans in answers]
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_batched_equals_sequential_and_prefix_reuse_saves_tokens(tmp_path, tiny_env, version):
     path = build_tiny_gguf(tmp_path / f"v{version}.gguf", codec_version=version)
     state = tiny_env.state

@@ -156,7 +156,7 @@ def test_a_time_budget_chooses_the_steps_and_steps_repeat_the_run(data, tmp_path
      (["--focus", "stack=x"], "--focus must look like ACTION=FACTOR .*got 'stack=x'"),
      (["--focus", "stack=\uff12"], "--focus must look like ACTION=FACTOR .*got 'stack=\uff12'"),
      (["--focus", "stack=1_0"], "--focus must look like ACTION=FACTOR .*got 'stack=1_0'"),
-     (["--codec-version", "3"], r"--codec-version must be one of \[1, 2\], got 3"),
+     (["--codec-version", "4"], r"--codec-version must be one of \[1, 2, 3\], got 4"),
      (["--focus", "stack=0"], "--focus factor of 'stack' must be a finite number > 0, got 0\\s*$"),
      (["--focus", "stack=1e400"], "--focus factor of 'stack' must be a finite number > 0, got 1e400"),
      (["--focus", "stack=-1e-400"], "--focus factor of 'stack' must be a finite number > 0, got -1e-400"),
@@ -267,12 +267,12 @@ def test_focus_reaches_the_draws_and_is_refused_before_the_data_is_read(data, tm
                      capsys.readouterr().err.replace("\n", " "))
 
 
-@pytest.mark.parametrize("version", [0, 3, True, 2.0])
+@pytest.mark.parametrize("version", [0, 4, True, 2.0])
 def test_a_codec_version_training_cannot_write_is_named(version):
     from planner.errors import ConfigError
     from planner.training.train import TrainConfig
 
-    with pytest.raises(ConfigError, match=f"codec_version must be one of \\[1, 2\\], got {version!r}"):
+    with pytest.raises(ConfigError, match=f"codec_version must be one of \\[1, 2, 3\\], got {version!r}"):
         TrainConfig(codec_version=version)
 
 
@@ -326,8 +326,8 @@ def test_a_model_trained_in_codec_version_2_says_so_and_runs_in_it(data, tmp_pat
         capsys.readouterr().err.replace("\n", " ")
     assert main([*args, "--steps", "32"]) == 0  # going on without the option: in the checkpoint's version
     assert read_model_info(out / "model-f32.gguf").codec_version == 2 and all(between_action_and_arrow())
-    assert main([*args, "--steps", "30", "--codec-version", "3"]) == 2
-    assert "--codec-version must be one of [1, 2], got 3" in capsys.readouterr().err.replace("\n", " ")
+    assert main([*args, "--steps", "30", "--codec-version", "4"]) == 2
+    assert "--codec-version must be one of [1, 2, 3], got 4" in capsys.readouterr().err.replace("\n", " ")
     # going on from the model: its version unless told otherwise
     again = ["train", "--data", str(data), "--no-quantize", "--batch-size", "4", "--steps", "2",
              "--init", str(out / "model-f32.gguf")]
@@ -336,21 +336,26 @@ def test_a_model_trained_in_codec_version_2_says_so_and_runs_in_it(data, tmp_pat
     assert main([*again, "--out", str(tmp_path / "c"), "--codec-version", "1"]) == 0
     assert read_model_info(tmp_path / "c" / "model-f32.gguf").codec_version == 1
     assert not any(between_action_and_arrow())
+    # from the version 2 model into version 3: facts after the action, fewer of them
+    assert main([*again, "--out", str(tmp_path / "e"), "--codec-version", "3"]) == 0
+    assert read_model_info(tmp_path / "e" / "model-f32.gguf").codec_version == 3 and all(between_action_and_arrow())
     # a model of a version this project does not run is no start either
     from tests.conftest import build_tiny_gguf
 
-    v3 = build_tiny_gguf(tmp_path / "v3.gguf", codec_version=3)
+    v4 = build_tiny_gguf(tmp_path / "v4.gguf", codec_version=4)
     capsys.readouterr()
-    assert main([*again[:-1], str(v3), "--out", str(tmp_path / "d")]) == 2
-    assert re.search(r"cannot start from .*v3\.gguf: .*version 3", capsys.readouterr().err.replace("\n", " "))
-    # the batches of version 1 and 2 differ only by the facts after the action
+    assert main([*again[:-1], str(v4), "--out", str(tmp_path / "d")]) == 2
+    assert re.search(r"cannot start from .*v4\.gguf: .*version 4", capsys.readouterr().err.replace("\n", " "))
+    # the batches of the three versions differ only by the facts after the action: 3 writes
+    # a part of what 2 writes
     examples, vocab = _examples(data)
-    from planner.training.data import word_arguments
+    from planner.training.data import suffix_arguments
+    from tests.conftest import BW_PREDICATES
 
-    one = training.make_batch(examples, vocab, np.random.default_rng(0), 8, relabel=False)[0]
-    two = training.make_batch(examples, vocab, np.random.default_rng(0), 8, relabel=False,
-                              arguments=word_arguments(vocab, 8))[0]
-    assert (two != vocab.eos_id).sum() > (one != vocab.eos_id).sum()
+    one, two, three = (training.make_batch(examples, vocab, np.random.default_rng(0), 8, relabel=False,
+                                           arguments=suffix_arguments(vocab, 8, v, BW_PREDICATES))[0]
+                       for v in (1, 2, 3))
+    assert (two != vocab.eos_id).sum() > (three != vocab.eos_id).sum() > (one != vocab.eos_id).sum()
 
 
 @pytest.mark.parametrize("balance", [-0.1, 1.5, float("nan"), True])
@@ -784,7 +789,7 @@ def test_a_run_in_the_background_logs_its_progress_in_plain_lines(data, tmp_path
                         r"learning rate \S+, \d+ s", lines[2]), lines
 
 
-@pytest.mark.parametrize("recorded", [3, "2", 2.0, True, None])
+@pytest.mark.parametrize("recorded", [4, "2", 2.0, True, None])
 def test_a_checkpoint_recording_a_codec_version_it_cannot_have_is_refused_naming_it(data, tmp_path, recorded):
     import torch
 
@@ -797,5 +802,5 @@ def test_a_checkpoint_recording_a_codec_version_it_cannot_have_is_refused_naming
     torch.save(ckpt, path)
     for asked in ({}, {"codec_version": 1}):
         with pytest.raises(CheckpointError, match=f"checkpoint.pt records codec version {re.escape(repr(recorded))}, "
-                                                  r"not one of \[1, 2\]: start afresh"):
+                                                  r"not one of \[1, 2, 3\]: start afresh"):
             _train_blocksworld(data, tmp_path / "m", steps=30, **asked)

@@ -26,7 +26,7 @@ which object is which.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -51,7 +51,7 @@ from planner.world.vocab import Vocabulary, ground_words
 
 __all__ = [
     "Encoded", "ObjectShuffle", "TrainingDataError", "action_facts", "check_fits", "encode_records", "load_records",
-    "longest_sequence", "sample_sequence", "word_arguments",
+    "longest_sequence", "sample_sequence", "suffix_arguments", "word_arguments",
 ]
 
 @dataclass(frozen=True)
@@ -180,7 +180,7 @@ def _encode(r: TransitionRecord, codec: FactDeltaCodec, vocab: Vocabulary, goal_
 def longest_sequence(ex: Encoded, arguments: np.ndarray | None = None) -> int:
     """Tokens in the longest training sequence :func:`sample_sequence` can make of ``ex``: six
     markers, the longest goal it may choose, the state, the action's arguments' facts (codec
-    version 2: ``arguments`` from :func:`word_arguments`) and the answer."""
+    versions 2 and 3: ``arguments`` from :func:`suffix_arguments`) and the answer."""
     goal = max(len(ex.goal), len(ex.goal_next), len(ex.goal_now))
     named = 0 if arguments is None else len(action_facts(ex, arguments))
     return 6 + goal + len(ex.state) + named + len(ex.answer)
@@ -192,16 +192,18 @@ def check_fits(examples: Iterable[Encoded], context: int, arguments: np.ndarray 
     for index, ex in enumerate(examples):
         length = longest_sequence(ex, arguments)
         if length > context:
-            shorter = (" or codec version 1 (2 writes the action's arguments' facts again)"
+            shorter = (" or codec version 1 (2 and 3 write the action's arguments' facts again)"
                        if arguments is not None else "")
             raise TrainingDataError(f"record {index} makes sequences of up to {length} tokens, more than the "
                                     f"model's context of {context}: train with a larger context or fewer objects"
                                     + shorter)
 
 
-def word_arguments(vocab: Vocabulary, max_objects: int) -> np.ndarray:
+def word_arguments(vocab: Vocabulary, max_objects: int, subjects: Collection[str] = ()) -> np.ndarray:
     """Token id → its arguments' placeholder numbers (``1`` for ``x1``), ``0`` past its arity
-    (markers, facts without arguments and pieces that are no word have none).
+    (markers, facts without arguments and pieces that are no word have none); the words of the
+    names in ``subjects`` keep only their first argument (the codec's version 3 compares a fact
+    with the action by its subject: :func:`suffix_arguments`).
 
     Raises :class:`TrainingDataError` naming a word with an argument that is no placeholder."""
     numbers = {f"x{i + 1}": i + 1 for i in range(max_objects)}
@@ -213,13 +215,25 @@ def word_arguments(vocab: Vocabulary, max_objects: int) -> np.ndarray:
             if a not in numbers:
                 raise TrainingDataError(f"word {word_of[tid]!r} has an argument that is no placeholder: {a!r}")
             args[tid, k] = numbers[a]
+        if word_args and parse_word(word_of[tid])[0] in subjects:
+            args[tid, 1:] = 0
     return args
+
+
+def suffix_arguments(vocab: Vocabulary, max_objects: int, version: int,
+                     predicates: Collection[str]) -> np.ndarray | None:
+    """What :func:`sample_sequence` needs to write the prompts of the fact-delta codec's
+    ``version``: ``None`` for version 1 (nothing after the action); for 2, every word's
+    arguments; for 3, an action's arguments and a fact's (``predicates``) first one."""
+    if version == 1:
+        return None
+    return word_arguments(vocab, max_objects, subjects=predicates if version == 3 else ())
 
 
 def action_facts(ex: Encoded, arguments: np.ndarray) -> list[int]:
     """The facts of ``ex``'s state that name one of its action's arguments, in the state's
-    order: what the codec's version 2 writes after the action (``arguments``: from
-    :func:`word_arguments`)."""
+    order: what the codec's versions 2 and 3 write after the action (``arguments``: from
+    :func:`suffix_arguments`, which says which of a fact's arguments count)."""
     named = arguments[ex.action]
     return argument_facts(ex.state.tolist(), named[named > 0].tolist(), lambda t: arguments[t].tolist())
 
@@ -326,7 +340,7 @@ def sample_sequence(ex: Encoded, vocab: Vocabulary, rng: np.random.Generator, *,
                     arguments: np.ndarray | None = None) -> tuple[list[int], int]:
     """A training sequence and the index where the answer starts (loss from there on); with
     ``shuffle``, its objects renamed with that probability (:class:`ObjectShuffle`); with
-    ``arguments`` (:func:`word_arguments`), the prompt of the codec's version 2."""
+    ``arguments`` (:func:`suffix_arguments`), the prompt of the codec's version 2 or 3."""
     ids = vocab.word_ids
     if shuffle is not None and shuffle.probability > 0 and ex.objects > 1 and rng.random() < shuffle.probability:
         ex = shuffle.apply(ex, rng)

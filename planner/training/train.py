@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from multiprocessing.pool import AsyncResult
 from pathlib import Path
@@ -37,7 +37,7 @@ from planner.training.data import (
     encode_records,
     load_records,
     sample_sequence,
-    word_arguments,
+    suffix_arguments,
 )
 from planner.training.errors import CheckpointError, TrainingDataError
 from planner.training.model import EMBEDDINGS, Factoring, TinyLlama, resolve_embeddings
@@ -108,11 +108,12 @@ class TrainConfig:
             ``(("use", 3.0),)`` for the actions a model still gets wrong. Factors are finite
             and > 0; each action is named once.
         codec_version: the prompt layout the model learns, one of
-            :data:`~planner.world.codec.CODEC_VERSIONS`: ``1`` (``action A =>``) or ``2`` (the
-            state's facts that name one of the action's arguments are written again after it,
-            see :mod:`planner.world.codec`); ``None`` (the default): the checkpoint's when a run
+            :data:`~planner.world.codec.CODEC_VERSIONS`: ``1`` (``action A =>``), ``2`` (the
+            state's facts that name one of the action's arguments are written again after it)
+            or ``3`` (only those whose first argument is one of them), see
+            :mod:`planner.world.codec`; ``None`` (the default): the checkpoint's when a run
             resumes, the ``init`` model's when one starts from a model, else ``1``. Recorded in
-            the model file; a run may start (``init``) from a model of either version.
+            the model file; a run may start (``init``) from a model of any version.
 
     Raises :class:`~planner.errors.ConfigError` naming a value out of range.
     """
@@ -191,8 +192,8 @@ def make_batch(examples: list[Encoded], vocab: Vocabulary, rng: np.random.Genera
                arguments: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Token ids (batch, time) and loss targets (-100 outside the answers); the examples are
     drawn alike, or with probabilities ``p`` (:func:`sampling_weights`), their objects renamed
-    as ``shuffle`` says, their prompts in the codec's version 2 with ``arguments``
-    (:func:`~planner.training.data.word_arguments`), else version 1."""
+    as ``shuffle`` says, their prompts in the codec's version 2 or 3 with ``arguments``
+    (:func:`batch_arguments`), else version 1."""
     picks = rng.integers(len(examples), size=batch_size) if p is None else rng.choice(len(examples), batch_size, p=p)
     seqs = [sample_sequence(examples[i], vocab, rng, relabel=relabel, shuffle=shuffle, arguments=arguments)
             for i in picks]
@@ -361,7 +362,7 @@ def batches(examples: list[Encoded], vocab: Vocabulary, *, seed: int, first: int
     :func:`make_batch` with the generator seeded by ``(seed, k)``, built here (``workers=0``) or
     by ``workers`` processes a few steps ahead. The same batches either way. ``p``: each
     example's probability of being drawn (``None``: alike); ``shuffle``: how objects are renamed;
-    ``arguments``: the codec's version 2 (see :func:`make_batch`)."""
+    ``arguments``: the codec's version 2 or 3 (see :func:`make_batch`)."""
     step = first
     if workers <= 0:
         while step < until():
@@ -480,7 +481,7 @@ def _load_examples(path: str | Path, vocab: Vocabulary, predicates: Mapping[str,
                    required: bool = True) -> tuple[int, int, list[Encoded]]:
     """(records, problems, encoded examples) of the transition log ``path`` (its first
     ``limit`` records when given), checked to fit the model's context in the codec's version 1
-    (version 2's longer prompts are checked once the run's version is known).
+    (the longer prompts of versions 2 and 3 are checked once the run's version is known).
 
     Raises :class:`TrainingDataError` when they do not fit, or when there are none and
     ``required``.
@@ -493,10 +494,11 @@ def _load_examples(path: str | Path, vocab: Vocabulary, predicates: Mapping[str,
     return len(records), len({r.problem for r in records}), examples
 
 
-def batch_arguments(vocab: Vocabulary, config: TrainConfig) -> np.ndarray | None:
+def batch_arguments(vocab: Vocabulary, config: TrainConfig, predicates: Collection[str]) -> np.ndarray | None:
     """What :func:`make_batch` needs to write ``config``'s codec version (``None``: version 1's
-    batches; :func:`train` decides a ``None`` version first)."""
-    return word_arguments(vocab, config.max_objects) if config.codec_version == 2 else None
+    batches; :func:`train` decides a ``None`` version first), ``predicates`` being the schema's
+    (:func:`~planner.training.data.suffix_arguments`)."""
+    return suffix_arguments(vocab, config.max_objects, config.codec_version or CODEC_VERSION, predicates)
 
 
 def train(
@@ -628,8 +630,8 @@ def train(
             # summary says how it was trained, and the caller hears which of its settings did not apply
             unapplied = {key: value for key, value in settings.items() if key in recorded and recorded[key] != value}
             settings = {key: recorded.get(key, value) for key, value in settings.items()}
-    arguments = batch_arguments(vocab, replace(config, codec_version=settings["codec_version"]))
-    if arguments is not None and start_step < end:  # version 2's prompts are longer
+    arguments = batch_arguments(vocab, replace(config, codec_version=settings["codec_version"]), predicates)
+    if arguments is not None and start_step < end:  # the prompts of versions 2 and 3 are longer
         check_fits(examples, config.shape.context, arguments)
         check_fits(val_examples, config.shape.context, arguments)
     model.train()
@@ -765,7 +767,7 @@ def _earlier_history(path: Path) -> list[dict[str, float]]:
 def evaluate_tokens(model: TinyLlama, examples: list[Encoded], vocab: Vocabulary, *, seed: int,
                     n: int = 512, arguments: np.ndarray | None = None) -> float:
     """Teacher-forced accuracy on answer tokens of ``n`` validation sequences (no relabelling;
-    ``arguments``: the codec's version 2, see :func:`make_batch`)."""
+    ``arguments``: the codec's version 2 or 3, see :func:`make_batch`)."""
     was = model.training
     model.eval()
     rng = np.random.default_rng([seed, 10**9])
