@@ -13,7 +13,7 @@ software would), and those rows follow.
         --data runs/hh-data/val.jsonl [--states 300] [--rounds 3] [--threads 1] [--busy 1]
 
 A last line per later model whose version differs from the first model's reads ``version V /
-version 1: <X>x the time per prediction, <Y>x the prompt tokens`` (idle machine).
+version F: <X>x the time per prediction, <Y>x the prompt tokens`` (idle machine; F: the first's).
 """
 
 from __future__ import annotations

@@ -160,24 +160,26 @@ def test_training_writes_the_runtime_prompts_of_either_version_under_any_renamin
                 assert vocab.decode(tokens[start:]) == answer
 
 
-def test_the_context_check_counts_the_longer_suffix_of_version_2(tmp_path, tiny_env):
+@pytest.mark.parametrize("version", [2, 3])
+def test_the_context_check_counts_the_longer_suffix_of_versions_2_and_3(tmp_path, tiny_env, version):
     """Binding a problem checks that its start state's prompt fits the model's context with the
     longest suffix the version writes — of the problem's actions when they are given, else a
-    bound for any action: a context that holds version 1's prompt may not hold version 2's."""
+    bound for any action: a context that holds version 1's prompt may not hold version 2's or 3's."""
     from planner.world.llama import LlamaWorldModel, pddl_problem
 
     problem = pddl_problem(tiny_env.task)
     state, goal, actions = problem["state"], problem["goal"], problem["actions"]
-    v1, v2 = (FactDeltaCodec(objects=tuple(problem["objects"]), predicates=BW_PREDICATES, actions=BW_ACTIONS,
-                             max_objects=8, version=v) for v in (1, 2))
+    v1, vn = (FactDeltaCodec(objects=tuple(problem["objects"]), predicates=BW_PREDICATES, actions=BW_ACTIONS,
+                             max_objects=8, version=v) for v in (1, version))
     need = 1 + len(v1.prefix_words(goal, state)) + 3 + 2 * len(state.facts) + 6
-    longest = max(len(s) for s in v2.suffixes(actions, state))
+    longest = max(len(s) for s in vn.suffixes(actions, state))
     bound = 3 + sum(1 for f in state.facts if parse_word(v1.fact_word(f))[1])
     assert 3 < longest < bound
     LlamaWorldModel.for_environment(build_tiny_gguf(tmp_path / "v1.gguf", context=need), tiny_env).close()
     exact = need - 3 + longest
     for context, fits in ((need, False), (exact, True)):
-        path = build_tiny_gguf(tmp_path / f"v2-{context}.gguf", codec_version=2, context=context)
+        path = build_tiny_gguf(tmp_path / f"v{version}-{context}.gguf", codec_version=version,
+                               context=context)
         if fits:
             LlamaWorldModel.for_environment(path, tiny_env).close()
         else:
@@ -185,7 +187,7 @@ def test_the_context_check_counts_the_longer_suffix_of_version_2(tmp_path, tiny_
                                                            f"{context} tokens"):
                 LlamaWorldModel.for_environment(path, tiny_env)
     # without the problem's actions: a bound for any action's suffix
-    path = tmp_path / f"v2-{exact}.gguf"
+    path = tmp_path / f"v{version}-{exact}.gguf"
     with pytest.raises(ContextOverflowError, match=f"\\({need - 3 + bound}\\) exceeds"):
         LlamaWorldModel(path, objects=problem["objects"], goal=goal, state=state)
 

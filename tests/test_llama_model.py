@@ -145,7 +145,7 @@ def test_batched_equals_sequential_and_prefix_reuse_saves_tokens(tmp_path, tiny_
     codec = _model(path, tiny_env).codec
     prefix_len = 1 + len(codec.prefix_words(tiny_env.goal, state))
     suffix_lens = [len(codec.suffix_words(a, state)) for a in actions]
-    # version 1 writes "action A =>"; version 2 also the facts naming A's arguments
+    # version 1 writes "action A =>"; versions 2 and 3 also facts naming A's arguments
     assert (set(suffix_lens) == {3}) == (version == 1)
     # naive evaluates the whole prompt for every action; prefix reuse and batching evaluate the
     # shared prefix once and then only each action's tokens.

@@ -358,6 +358,22 @@ def test_a_model_trained_in_codec_version_2_says_so_and_runs_in_it(data, tmp_pat
     assert (two != vocab.eos_id).sum() > (three != vocab.eos_id).sum() > (one != vocab.eos_id).sum()
 
 
+def test_a_schema_naming_a_predicate_and_an_action_alike_is_refused_before_training(data, tmp_path):
+    """One token would stand for both (in version 3 a fact's first argument counts, an action's
+    all): named before any step, not at export."""
+    from planner.env.blocksworld import DOMAIN_PDDL
+    from planner.env.pddl import domain_schemas
+    from planner.training.errors import TrainingDataError
+    from planner.training.train import TrainConfig, train
+
+    _, predicates, actions = domain_schemas(DOMAIN_PDDL, source="blocksworld")
+    with pytest.raises(TrainingDataError, match=r"predicates and actions both name \['stack'\]"):
+        train(train_path=data / "train.jsonl", val_path=None, out_dir=tmp_path / "d",
+              predicates={**predicates, "stack": 2}, actions=actions, domain="blocksworld",
+              config=TrainConfig(steps=1, batch_size=2, codec_version=3))
+    assert not (tmp_path / "d" / "checkpoint.pt").exists()
+
+
 @pytest.mark.parametrize("balance", [-0.1, 1.5, float("nan"), True])
 def test_a_balance_out_of_range_is_named(balance):
     from planner.errors import ConfigError

@@ -564,6 +564,10 @@ def train(
     out = Path(out_dir)
     writable_folder(out)  # a folder that cannot be written fails now, not at the first checkpoint
     check_focus(config.focus, actions)
+    both = sorted(set(predicates) & set(actions))
+    if both:  # one token would stand for a fact and an action; the model file could not record them
+        raise TrainingDataError(f"the schema's predicates and actions both name {both[:5]}: a fact-delta model needs "
+                                "distinct names")
     focus = dict(config.focus)
     vocab = domain_vocabulary(predicates, actions, config.max_objects)
     n_records, n_problems, examples = _load_examples(train_path, vocab, predicates, actions, config)

@@ -20,7 +20,7 @@ the action's arguments — ``use(x4) in(x4,x5) toggleable(x4)``, not every ``in(
 receptacle ``x4`` — so the link through a third object stays one look-up while the suffix stays
 short (in the household games, 5 facts on average where version 2 writes 9).
 
-and the model answers with a verdict and, when the action applies, the delta and done::
+In every version the model answers with a verdict and, when the action applies, the delta and done::
 
     ok add holding(x1) clear(x2) del clear(x1) handempty on(x1,x2) cont
     fail

@@ -524,7 +524,7 @@ class LlamaWorldModel:
     @staticmethod
     def _longest_suffix(codec: FactDeltaCodec, state: State, actions: Sequence[Action] = ()) -> int:
         """The most tokens the suffix of one of ``actions`` about ``state`` takes; with no
-        actions, a bound for any (version 2 writes at most the state's facts that have arguments)."""
+        actions, a bound for any (versions 2 and 3 write at most the state's facts that have arguments)."""
         if codec.version == 1:
             return 3
         if actions:
