@@ -46,6 +46,7 @@ from planner.world.codec import (
     parse_word,
     prompt_prefix,
     prompt_suffix,
+    subject_only,
 )
 from planner.world.vocab import Vocabulary, ground_words
 
@@ -208,14 +209,14 @@ def word_arguments(vocab: Vocabulary, max_objects: int, subjects: Collection[str
     Raises :class:`TrainingDataError` naming a word with an argument that is no placeholder."""
     numbers = {f"x{i + 1}": i + 1 for i in range(max_objects)}
     word_of = {tid: w for w, tid in vocab.word_ids.items()}
-    parsed = [parse_word(word_of[tid])[1] if tid in word_of else () for tid in range(len(vocab))]
-    args = np.zeros((len(parsed), max((len(a) for a in parsed), default=0)), dtype=np.int64)
-    for tid, word_args in enumerate(parsed):
+    parsed = [parse_word(word_of[tid]) if tid in word_of else ("", ()) for tid in range(len(vocab))]
+    args = np.zeros((len(parsed), max((len(a) for _, a in parsed), default=0)), dtype=np.int64)
+    for tid, (name, word_args) in enumerate(parsed):
         for k, a in enumerate(word_args):
             if a not in numbers:
                 raise TrainingDataError(f"word {word_of[tid]!r} has an argument that is no placeholder: {a!r}")
             args[tid, k] = numbers[a]
-        if word_args and parse_word(word_of[tid])[0] in subjects:
+        if name in subjects:
             args[tid, 1:] = 0
     return args
 
@@ -227,7 +228,7 @@ def suffix_arguments(vocab: Vocabulary, max_objects: int, version: int,
     arguments; for 3, an action's arguments and a fact's (``predicates``) first one."""
     if version == 1:
         return None
-    return word_arguments(vocab, max_objects, subjects=predicates if version == 3 else ())
+    return word_arguments(vocab, max_objects, subjects=predicates if subject_only(version) else ())
 
 
 def action_facts(ex: Encoded, arguments: np.ndarray) -> list[int]:

@@ -291,7 +291,7 @@ class FactDeltaCodec:
             raise CodecError(f"fact-delta version {self.version} writes the state's facts after the action: "
                              "a state is needed")
         facts = self.state_words(state)
-        args = {f: parse_word(f)[1][: None if self.version == 2 else 1] for f in facts}
+        args = {f: parse_word(f)[1][: 1 if subject_only(self.version) else None] for f in facts}
         return [prompt_suffix(w, MARKER_WORDS, argument_facts(facts, parse_word(w)[1], args.__getitem__))
                 for w in words]
 
@@ -373,6 +373,13 @@ def prompt_suffix(action: T, markers: Mapping[str, T], facts: Sequence[T] = ()) 
     """The per-action end of a prompt: ``action A =>`` (version 1), or ``action A F… =>`` with
     the action's arguments' facts (versions 2 and 3, :func:`argument_facts`); the answer follows."""
     return [markers[ACTION], action, *facts, markers[ARROW]]
+
+
+def subject_only(version: int) -> bool:
+    """Whether the codec's ``version`` compares a fact with the action by the fact's first
+    argument alone (version 3) rather than by all of them (version 2) — the one rule runtime
+    prompts and training batches both follow."""
+    return version >= 3
 
 
 def argument_facts(state: Sequence[T], arguments: Iterable[object],
