@@ -598,7 +598,8 @@ def collect(
     episodes_per_seed: Annotated[int, typer.Option(help="With --env: exploration episodes per seed.")] = 3,
     max_steps: Annotated[int, typer.Option(help="With --env: most tries per episode.")] = 60,
     behaviour: Annotated[list[str] | None, typer.Option(
-        "--behaviour", help="With --env: random, novelty, probe (repeatable; default all three).")] = None,
+        "--behaviour",
+        help="With --env: random, novelty, probe, boundary (repeatable; default the first three).")] = None,
     demos: Annotated[Path | None, typer.Option(
         help='With --env: a JSON file {"SEED": ["(action a)", ...]} of demonstrations.')] = None,
     workers: Annotated[int | None, typer.Option(help=WORKERS_BASE_HELP + " With --workers or --ray each problem (seed) "
@@ -1550,7 +1551,7 @@ def _collect_env(out_dir: Path, env_name: str, env_args: list[str] | None, *, se
                  executor: Any = None) -> None:
     """``planner collect --env``: explore an environment through reset and step only (with
     ``executor``: one job per seed, see :mod:`planner.scale.collect`)."""
-    from planner.data.explore import BEHAVIOURS, collect_from_env
+    from planner.data.explore import DEFAULT_BEHAVIOURS, collect_from_env
     from planner.env.registry import split_aware
 
     kwargs = parse_env_args(env_args)
@@ -1563,7 +1564,7 @@ def _collect_env(out_dir: Path, env_name: str, env_args: list[str] | None, *, se
         from planner.data.explore import _check_request
         from planner.scale.collect import EnvCollect, env_jobs
 
-        behaviours = tuple(behaviour or BEHAVIOURS)
+        behaviours = tuple(behaviour or DEFAULT_BEHAVIOURS)
         _check_request(cast(Any, ranges), episodes_per_seed, max_steps, behaviours, demonstrations)  # exit 2 now
         task = EnvCollect(env=env_name, env_args=kwargs, episodes_per_seed=episodes_per_seed, max_steps=max_steps,
                           behaviours=behaviours, demonstrations=dict(demonstrations or {}),
@@ -1575,7 +1576,7 @@ def _collect_env(out_dir: Path, env_name: str, env_args: list[str] | None, *, se
         stats = collect_from_env(build, out_dir=out_dir,
                                  seeds=cast(Any, ranges),  # split names checked there
                                  episodes_per_seed=episodes_per_seed, max_steps=max_steps,
-                                 behaviours=cast(Any, tuple(behaviour or BEHAVIOURS)),  # likewise behaviours
+                                 behaviours=cast(Any, tuple(behaviour or DEFAULT_BEHAVIOURS)),  # likewise behaviours
                                  demonstrations=demonstrations, domain=Path(env_name.split(":")[0]).stem, seed=seed)
     for split, st in stats.items():
         out.print(f"{split:>5}: {st.seeds} seeds, {st.episodes} episodes, {st.transitions} transitions "

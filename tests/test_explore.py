@@ -218,3 +218,46 @@ def test_a_step_that_makes_a_new_object_names_it_in_that_record_and_later_ones(t
         assert set(objects_of([*r.state, *r.next_state], [Action(r.action)])) <= set(r.objects)
     firsts = [r for r in records if r.step == 0]
     assert firsts and all(set(r.objects) == {"f", "water_1"} | set(objects_of(r.next_state)) for r in firsts)
+
+
+def test_a_near_miss_is_one_fact_from_a_view_seen_to_apply() -> None:
+    from planner.data.explore import _Memory
+
+    memory = _Memory()
+    memory.note(("take", frozenset({"in(?0,?1)", "at(?1)"})), True)
+    memory.note(("take", frozenset({"in(?0,?1)", "at(?1)", "openable(?1)", "opened(?1)"})), True)
+    assert memory.near_miss(("take", frozenset({"in(?0,?1)", "at(?1)", "openable(?1)"})))  # closed
+    assert memory.near_miss(("take", frozenset({"in(?0,?1)"})))  # not there
+    assert not memory.near_miss(("take", frozenset({"openable(?1)"})))  # two facts off
+    assert not memory.near_miss(("take", frozenset({"in(?0,?1)", "at(?1)"})))  # seen to apply
+    assert not memory.near_miss(("move", frozenset({"in(?0,?1)"})))  # no view of its schema applied
+    memory.note(("take", frozenset({"in(?0,?1)"})), True)  # applies after all: no longer a miss
+    assert not memory.near_miss(("take", frozenset({"in(?0,?1)"})))
+
+
+def _near_misses(records: list[TransitionRecord]) -> int:
+    """Refused records whose view is one fact from a view seen to apply anywhere in ``records``."""
+    views = [(local_view(r.state_obj(), Action(r.action)), r.applicable) for r in records]
+    applied = {key for key, ok in views if ok}
+    return sum(not ok and key not in applied
+               and any((key[0], view) in applied for view in
+                       [key[1] - {f} for f in key[1]] + [v for n, v in applied if n == key[0] and len(v ^ key[1]) == 1])
+               for key, ok in views)
+
+
+def test_boundary_walks_try_more_near_misses_than_the_other_behaviours(tmp_path: Path) -> None:
+    def collect(behaviour: str) -> list[TransitionRecord]:
+        collect_from_env(bw_maker(tmp_path), out_dir=tmp_path / behaviour, seeds={"train": range(4)},
+                         episodes_per_seed=2, max_steps=40, behaviours=[behaviour])  # type: ignore[list-item]
+        return read_records(tmp_path / behaviour / "train.jsonl")
+
+    found = {b: _near_misses(collect(b)) for b in ("boundary", "novelty", "probe", "random")}
+    assert found["boundary"] > max(found["novelty"], found["probe"], found["random"]), found
+    boundary = read_records(tmp_path / "boundary" / "train.jsonl")
+    assert {r.source for r in boundary} == {"boundary"} and any(r.applicable for r in boundary)
+
+
+def test_boundary_is_asked_for_not_a_default(tmp_path: Path) -> None:
+    collect_from_env(bw_maker(tmp_path), out_dir=tmp_path, seeds={"train": range(1)}, episodes_per_seed=4,
+                     max_steps=5)
+    assert "boundary" not in {r.source for r in read_records(tmp_path / "train.jsonl")}

@@ -28,10 +28,10 @@ from planner.types import Action, State
 from planner.world.oracle import OracleWorldModel
 
 Split = Literal["train", "val", "test"]
-Source = Literal["random", "plan", "novelty", "probe", "demo", "synthetic"]
+Source = Literal["random", "plan", "novelty", "probe", "boundary", "demo", "synthetic"]
 """The behaviour that produced a record: ``random`` walks and goal-directed ``plan`` episodes
-(this module); ``novelty`` walks, ``probe`` episodes and replayed ``demo`` plans
-(:mod:`planner.data.explore`)."""
+(this module); ``novelty`` walks, ``probe`` and ``boundary`` episodes and replayed ``demo``
+plans (:mod:`planner.data.explore`); ``synthetic`` steps (:mod:`planner.data.synth`)."""
 
 SPLIT_SEED_BASE: dict[str, int] = {"train": 0, "val": 1_000_000, "test": 2_000_000}
 """Generated Blocksworld problems of each split come from disjoint seed ranges."""

@@ -17,6 +17,18 @@ Behaviours (each episode has one; it is the record's ``source``):
   precondition case early.
 - ``"probe"``: alternates a probe (an action whose local view has never been seen to apply: it
   may well not) with a step most likely to apply (a view seen to apply, least tried first).
+- ``"boundary"``: a novelty walk in which every other step is a *near miss* when there is
+  one: an action whose local view was never seen to apply yet differs by a single fact from a
+  view of the same schema that was (one fact more, one fact fewer), the least tried such view
+  first. These are the cases that tell a precondition apart from its neighbours — a ``take``
+  at a receptacle that opens but is closed, beside the ``take``s seen to apply where it is
+  open or does not open — and the ones a learned model most needs: novelty and probe walks
+  try such a view once and then move on, so a rule decided by an absent fact is met a few
+  times in a large collection. What was seen to apply is remembered across the seeds of one
+  call, so one call over many seeds finds more near misses than many calls (or ``planner
+  collect --workers``, one job per seed) over one seed each. Not among the defaults (a
+  collection made before it keeps its episodes); ask for it with ``behaviours``
+  (``planner collect --behaviour boundary``).
 - ``"demo"``: the user's own plan for a seed, replayed step by step (given with
   ``demonstrations``); its refused steps are recorded as such.
 
@@ -51,11 +63,13 @@ from planner.types import Action, FactGoal, State, objects_of, parse_atom
 
 log = get_logger(__name__)
 
-Behaviour = Literal["random", "novelty", "probe"]
+Behaviour = Literal["random", "novelty", "probe", "boundary"]
 """Exploration behaviours :func:`collect_from_env` can run (``"demo"`` comes from
 ``demonstrations``)."""
 
 BEHAVIOURS: tuple[Behaviour, ...] = get_args(Behaviour)
+DEFAULT_BEHAVIOURS: tuple[Behaviour, ...] = ("random", "novelty", "probe")
+"""The behaviours episodes cycle through when none are named."""
 SPLITS: tuple[Split, ...] = get_args(Split)
 
 _T = TypeVar("_T")
@@ -112,10 +126,25 @@ class _Memory:
         self.applied: Counter[ViewKey] = Counter()
         self.tried_here: Counter[tuple[State, Action]] = Counter()
         self.ended: set[tuple[State, Action]] = set()
+        # schema → the views seen to apply, and those views less any one of their facts
+        self.applied_views: dict[str, set[frozenset[str]]] = {}
+        self.applied_less_one: dict[str, set[frozenset[str]]] = {}
 
     def note(self, key: ViewKey, applicable: bool) -> None:
         self.tried[key] += 1
+        if applicable and not self.applied[key]:
+            name, view = key
+            self.applied_views.setdefault(name, set()).add(view)
+            self.applied_less_one.setdefault(name, set()).update(view - {f} for f in view)
         self.applied[key] += applicable
+
+    def near_miss(self, key: ViewKey) -> bool:
+        """Whether ``key`` was never seen to apply but a view of its schema one fact away was."""
+        name, view = key
+        applied = self.applied_views.get(name)
+        if not applied or self.applied[key]:
+            return False
+        return view in self.applied_less_one[name] or any(view - {f} in applied for f in view)
 
     def note_exact(self, state: State, action: Action, *, ended: bool) -> None:
         self.tried_here[state, action] += 1
@@ -129,6 +158,10 @@ def _choose(behaviour: str, state: State, options: Sequence[Action], memory: _Me
     if behaviour == "random":
         return rng.choice(options)
     keys = {a: local_view(state, a) for a in options}
+    if behaviour == "boundary" and step % 2 == 0:
+        misses = [a for a in options if memory.near_miss(keys[a])]
+        if misses:
+            return min(misses, key=lambda a: (memory.tried[keys[a]], rng.random()))
     if behaviour == "probe":
         if step % 2 == 0:
             unproven = [a for a in options if memory.applied[keys[a]] == 0]
@@ -294,7 +327,7 @@ def collect_from_env(
     seeds: Mapping[Split, range],
     episodes_per_seed: int = 3,
     max_steps: int = 60,
-    behaviours: Sequence[Behaviour] = BEHAVIOURS,
+    behaviours: Sequence[Behaviour] = DEFAULT_BEHAVIOURS,
     demonstrations: Mapping[int, Sequence[str]] | None = None,
     domain: str = "env",
     seed: int = 0,
@@ -310,7 +343,8 @@ def collect_from_env(
         episodes_per_seed: exploration episodes per seed; episode ``k`` runs
             ``behaviours[k % len(behaviours)]``.
         max_steps: most recorded steps (tries, applied or refused) per episode.
-        behaviours: exploration behaviours to cycle through (see the module's description).
+        behaviours: exploration behaviours to cycle through (see the module's description);
+            by default :data:`DEFAULT_BEHAVIOURS` (``"boundary"`` is asked for by name).
         demonstrations: seed → a plan (action names) replayed as one more episode of that seed.
         domain: the domain name written in every record; problems are ``<domain>-<seed>``.
         seed: seeds the exploration's random choices (same arguments, same logs).
