@@ -1560,11 +1560,11 @@ def _collect_env(out_dir: Path, env_name: str, env_args: list[str] | None, *, se
     build(list(ranges.values())[-1][0])  # a bad name or argument: exit 2 now
 
     demonstrations = None if demos is None else _read_demos(demos)
+    behaviours = tuple(behaviour or DEFAULT_BEHAVIOURS)
     if executor is not None:
         from planner.data.explore import _check_request
         from planner.scale.collect import EnvCollect, env_jobs
 
-        behaviours = tuple(behaviour or DEFAULT_BEHAVIOURS)
         _check_request(cast(Any, ranges), episodes_per_seed, max_steps, behaviours, demonstrations)  # exit 2 now
         task = EnvCollect(env=env_name, env_args=kwargs, episodes_per_seed=episodes_per_seed, max_steps=max_steps,
                           behaviours=behaviours, demonstrations=dict(demonstrations or {}),
@@ -1576,7 +1576,7 @@ def _collect_env(out_dir: Path, env_name: str, env_args: list[str] | None, *, se
         stats = collect_from_env(build, out_dir=out_dir,
                                  seeds=cast(Any, ranges),  # split names checked there
                                  episodes_per_seed=episodes_per_seed, max_steps=max_steps,
-                                 behaviours=cast(Any, tuple(behaviour or DEFAULT_BEHAVIOURS)),  # likewise behaviours
+                                 behaviours=cast(Any, behaviours),  # likewise behaviours
                                  demonstrations=demonstrations, domain=Path(env_name.split(":")[0]).stem, seed=seed)
     for split, st in stats.items():
         out.print(f"{split:>5}: {st.seeds} seeds, {st.episodes} episodes, {st.transitions} transitions "

@@ -240,8 +240,7 @@ def _near_misses(records: list[TransitionRecord]) -> int:
     views = [(local_view(r.state_obj(), Action(r.action)), r.applicable) for r in records]
     applied = {key for key, ok in views if ok}
     return sum(not ok and key not in applied
-               and any((key[0], view) in applied for view in
-                       [key[1] - {f} for f in key[1]] + [v for n, v in applied if n == key[0] and len(v ^ key[1]) == 1])
+               and any(name == key[0] and len(view ^ key[1]) == 1 for name, view in applied)
                for key, ok in views)
 
 

@@ -126,25 +126,23 @@ class _Memory:
         self.applied: Counter[ViewKey] = Counter()
         self.tried_here: Counter[tuple[State, Action]] = Counter()
         self.ended: set[tuple[State, Action]] = set()
-        # schema → the views seen to apply, and those views less any one of their facts
-        self.applied_views: dict[str, set[frozenset[str]]] = {}
+        # schema → the views seen to apply, each less one of its facts
         self.applied_less_one: dict[str, set[frozenset[str]]] = {}
 
     def note(self, key: ViewKey, applicable: bool) -> None:
         self.tried[key] += 1
         if applicable and not self.applied[key]:
             name, view = key
-            self.applied_views.setdefault(name, set()).add(view)
             self.applied_less_one.setdefault(name, set()).update(view - {f} for f in view)
         self.applied[key] += applicable
 
     def near_miss(self, key: ViewKey) -> bool:
-        """Whether ``key`` was never seen to apply but a view of its schema one fact away was."""
-        name, view = key
-        applied = self.applied_views.get(name)
-        if not applied or self.applied[key]:
+        """Whether ``key`` was never seen to apply but a view of its schema one fact away was:
+        one fact fewer (``key`` is such a view less a fact) or one fact more."""
+        if self.applied[key]:
             return False
-        return view in self.applied_less_one[name] or any(view - {f} in applied for f in view)
+        name, view = key
+        return view in self.applied_less_one.get(name, ()) or any(self.applied[name, view - {f}] for f in view)
 
     def note_exact(self, state: State, action: Action, *, ended: bool) -> None:
         self.tried_here[state, action] += 1
