@@ -711,7 +711,9 @@ def train(
              "lower).")] = None,
     warmup: Annotated[int, typer.Option(help="Steps of linear learning-rate warm-up.")] = 200,
     seed: Annotated[int, typer.Option(help="Seed (model init and batch order).")] = 0,
-    threads: Annotated[int, typer.Option(help="CPU threads for training.")] = 2,
+    threads: Annotated[int, typer.Option(
+        help="CPU threads for training, and processes reading a large log (JSON decoding and encoding in "
+             "parallel; at most the cores available).")] = 2,
     device: Annotated[str, typer.Option(
         help="Where PyTorch trains: cpu, cuda, cuda:N, or auto (a CUDA device when PyTorch sees one).")] = "cpu",
     loader_workers: Annotated[int | None, typer.Option(

@@ -61,6 +61,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "current_umask",
+    "decode_jsonl_line",
     "iter_jsonl",
     "iter_jsonl_numbered",
     "read_jsonl",
@@ -336,7 +337,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 _JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
 
 
-def _decode_line(raw: bytes) -> dict[str, Any] | None:
+def decode_jsonl_line(raw: bytes) -> dict[str, Any] | None:
     """The JSON object on one line (``None`` for a blank line); ``ValueError`` saying why not."""
     text = raw.decode("utf-8")
     if not text.strip():
@@ -374,7 +375,7 @@ def iter_jsonl_numbered(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]
         for number, raw in enumerate(fh, start=1):
             terminated = raw.endswith(b"\n")
             try:
-                record = _decode_line(raw)
+                record = decode_jsonl_line(raw)
             except ValueError as exc:
                 if not terminated:
                     return  # a torn last line
@@ -444,7 +445,7 @@ def _is_log(fd: int) -> bool:
     if b"\0" in line:
         return False
     try:
-        record = _decode_line(line)
+        record = decode_jsonl_line(line)
     except ValueError:
         return False
     return record is not None and (terminated or len(line) < MAX_FIRST_LINE)
@@ -463,7 +464,7 @@ def _end_last_line(fd: int) -> None:
         return
     start = _line_start(fd, size)
     try:
-        _decode_line(os.pread(fd, size - start, start))
+        decode_jsonl_line(os.pread(fd, size - start, start))
     except ValueError:
         os.ftruncate(fd, start)
         return

@@ -907,8 +907,7 @@ def improve(
     from planner.training.data import check_fits, encode_records
     from planner.training.train import TrainConfig, batch_arguments
     from planner.world.codec import CODEC_VERSION, domain_vocabulary
-    from planner.world.gguf_io import read_model_info
-    from planner.world.llama import check_codec
+    from planner.world.gguf_io import check_codec, read_model_info
 
     started = time.perf_counter()
     _require_torch()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 from pathlib import Path
 
@@ -372,6 +373,26 @@ def test_a_schema_naming_a_predicate_and_an_action_alike_is_refused_before_train
               predicates={**predicates, "stack": 2}, actions=actions, domain="blocksworld",
               config=TrainConfig(steps=1, batch_size=2, codec_version=3))
     assert not (tmp_path / "d" / "checkpoint.pt").exists()
+
+
+def test_training_from_a_model_needs_no_llama_cpp(data, tmp_path):
+    """A GPU machine often has PyTorch and not llama.cpp: going on from a model and writing the
+    float GGUF (--no-quantize) must not import it."""
+    import subprocess
+    import sys
+
+    assert main(["train", "--data", str(data), "--batch-size", "4", "--no-quantize", "--out", str(tmp_path / "a"),
+                 "--dim", "32", "--layers", "1", "--steps", "2"]) == 0
+    blocked = tmp_path / "blocked" / "llama_cpp"
+    blocked.mkdir(parents=True)
+    (blocked / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'llama_cpp'\")\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocked.parent), *sys.path])}
+    done = subprocess.run([sys.executable, "-m", "planner", "train", "--data", str(data), "--batch-size", "4",
+                           "--no-quantize", "--out", str(tmp_path / "b"), "--init",
+                           str(tmp_path / "a" / "model-f32.gguf"), "--steps", "2"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "b" / "model-f32.gguf").is_file()
 
 
 @pytest.mark.parametrize("balance", [-0.1, 1.5, float("nan"), True])

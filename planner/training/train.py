@@ -15,7 +15,6 @@ import pickle
 import re
 import signal
 import tempfile
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterator, Mapping
@@ -34,13 +33,12 @@ from planner.training.data import (
     Encoded,
     ObjectShuffle,
     check_fits,
-    encode_records,
-    load_records,
     sample_sequence,
     suffix_arguments,
 )
 from planner.training.errors import CheckpointError, TrainingDataError
 from planner.training.model import EMBEDDINGS, Factoring, TinyLlama, resolve_embeddings
+from planner.training.reading import children_ignore_sigint, encode_log, pack_examples
 from planner.world.codec import CODEC_NAME, CODEC_VERSION, CODEC_VERSIONS, domain_vocabulary, parse_word
 from planner.world.gguf_io import LlamaShape, write_world_model
 from planner.world.vocab import Vocabulary
@@ -74,7 +72,9 @@ class TrainConfig:
         warmup: steps of linear warm-up.
         weight_decay: AdamW's decoupled weight decay.
         seed: seed of the initial weights and of every batch (batch ``k`` depends only on it and ``k``).
-        threads: CPU threads for PyTorch (at most the cores available to the process are used).
+        threads: CPU threads for PyTorch, and processes reading a training log longer than
+            :data:`~planner.training.reading.CHUNK_BYTES` (at most the cores available to the
+            process are used).
         checkpoint_every: steps between checkpoints (one is also written after the last step).
         eval_every: steps between validation measurements.
         shape: the transformer's shape.
@@ -314,35 +314,18 @@ def _matmul_precision(precision: str) -> Iterator[None]:
         setattr(matmul, switch, before)
 
 
-@contextlib.contextmanager
-def _children_ignore_sigint() -> Iterator[None]:
-    """Processes started inside this block ignore SIGINT from their first instruction (an
-    ignored signal stays ignored across exec, and Python then installs no handler of its own):
-    a terminal's Ctrl-C reaches the whole process group, and a worker still importing PyTorch
-    would print a traceback. The training loop alone answers it. Keep the block short: a
-    SIGINT arriving during it is ignored by this process too. Off the main thread, which
-    cannot set handlers, nothing changes."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, before)
-
-
 _worker_state: tuple[list[Encoded], Vocabulary, int, int, np.ndarray | None, ObjectShuffle | None,
                      np.ndarray | None] | None = None
 
 
 def _init_worker(payload: str) -> None:
     """Set up a batch worker from the file ``payload``: the pickled ``(examples, vocab, seed,
-    batch_size, p, shuffle, arguments)``."""
+    batch_size, p, shuffle, arguments)``, the examples packed (:func:`pack_examples`)."""
     global _worker_state
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the training loop's to handle
     torch.set_num_threads(1)
-    _worker_state = pickle.loads(Path(payload).read_bytes())
+    packed, *rest = pickle.loads(Path(payload).read_bytes())
+    _worker_state = (packed.unpack(), *rest)
 
 
 def _worker_batch(step: int) -> tuple[np.ndarray, np.ndarray]:
@@ -372,16 +355,17 @@ def batches(examples: list[Encoded], vocab: Vocabulary, *, seed: int, first: int
         return
     # spawn: a forked child of a process that has started CUDA can use neither it nor PyTorch's
     # thread pools safely; each worker reads the examples once from a file, pickled once for all
-    # of them (pickling hundreds of thousands of examples again for each worker took seconds
-    # apiece; sent through the start-up pipe instead, each start would wait for its worker to
-    # import PyTorch, and the pool's start is kept to milliseconds: see _children_ignore_sigint).
+    # of them and packed into a few arrays (pickling hundreds of thousands of examples again for
+    # each worker took seconds apiece, and unpickling 1.7 million as small arrays a minute; sent
+    # through the start-up pipe instead, each start would wait for its worker to import PyTorch,
+    # and the pool's start is kept to milliseconds: see children_ignore_sigint).
     context = multiprocessing.get_context("spawn")
     ahead: deque[AsyncResult[tuple[np.ndarray, np.ndarray]]] = deque()
     with tempfile.TemporaryDirectory(prefix="planner-batches-") as scratch:
         payload = Path(scratch) / "examples.pickle"
-        payload.write_bytes(pickle.dumps((examples, vocab, seed, batch_size, p, shuffle, arguments),
+        payload.write_bytes(pickle.dumps((pack_examples(examples), vocab, seed, batch_size, p, shuffle, arguments),
                                          protocol=pickle.HIGHEST_PROTOCOL))
-        with _children_ignore_sigint():
+        with children_ignore_sigint():
             pool = context.Pool(workers, initializer=_init_worker, initargs=(str(payload),))
         with pool:
             while True:
@@ -486,12 +470,12 @@ def _load_examples(path: str | Path, vocab: Vocabulary, predicates: Mapping[str,
     Raises :class:`TrainingDataError` when they do not fit, or when there are none and
     ``required``.
     """
-    records = load_records(path, limit=limit)
-    if required and not records:
+    n_records, n_problems, examples = encode_log(path, vocab, predicates, actions, config.max_objects, limit=limit,
+                                                 processes=min(config.threads, available_cores()))
+    if required and not n_records:
         raise TrainingDataError(f"no transition records in {path}")
-    examples = encode_records(records, vocab, predicates, actions, config.max_objects)
     check_fits(examples, config.shape.context)
-    return len(records), len({r.problem for r in records}), examples
+    return n_records, n_problems, examples
 
 
 def batch_arguments(vocab: Vocabulary, config: TrainConfig, predicates: Collection[str]) -> np.ndarray | None:
@@ -731,8 +715,7 @@ def _init_from_gguf(model: TinyLlama, path: Path, vocab: Vocabulary, shape: Llam
     model is a fact-delta model this project runs, with ``shape`` and ``vocab``'s words; returns
     its codec version. Raises :class:`~planner.errors.ConfigError` naming what differs (and what
     :func:`~planner.world.gguf_io.read_model_weights` raises)."""
-    from planner.world.gguf_io import read_model_info, read_model_vocabulary, read_model_weights
-    from planner.world.llama import check_codec
+    from planner.world.gguf_io import check_codec, read_model_info, read_model_vocabulary, read_model_weights
 
     info = read_model_info(path)
     try:

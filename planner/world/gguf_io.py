@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from planner.errors import ConfigError, ModelLoadError, ModelWriteError
 from planner.io import atomic_output
+from planner.world.codec import CODEC_NAME, CODEC_VERSIONS, MARKERS
 from planner.world.vocab import MAX_ARITY, MAX_GROUND_WORDS, MAX_OBJECTS, Vocabulary, ground_word_count
 
 GGUF_MAGIC = b"GGUF"
@@ -402,6 +403,22 @@ class ModelInfo:
     training: dict[str, Any]
     size_bytes: int
     signature: dict[str, Any] | None = None
+
+
+def check_codec(info: ModelInfo) -> None:
+    """:class:`ModelLoadError` unless ``info`` describes a fact-delta model this project runs
+    (:class:`~planner.world.llama.LlamaWorldModel`; checked without llama.cpp, so that training
+    can start from a model on a machine without it)."""
+    if info.codec != CODEC_NAME or info.codec_version not in CODEC_VERSIONS:
+        raise ModelLoadError(
+            f"{info.path} was made for codec {info.codec!r} version {info.codec_version}, "
+            f"but LlamaWorldModel speaks {CODEC_NAME!r} versions {', '.join(map(str, CODEC_VERSIONS))}")
+    if not info.predicates or not info.actions:
+        raise ModelLoadError(f"{info.path} declares no predicates or no actions ({KEY_PREDICATES}, {KEY_ACTIONS})")
+    clash = sorted(set(MARKERS) & {**info.predicates, **info.actions}.keys())
+    if clash:
+        raise ModelLoadError(f"{info.path} names schemas like the codec's marker words: {clash}")
+
 
 
 def read_model_info(path: str | Path) -> ModelInfo:

@@ -47,9 +47,7 @@ from planner.types import Action, FactGoal, Prediction, State
 from planner.world.base import ModelStats
 from planner.world.codec import (
     ADD,
-    CODEC_NAME,
     CODEC_VERSION,
-    CODEC_VERSIONS,
     CONT,
     DEL,
     DONE,
@@ -61,7 +59,7 @@ from planner.world.codec import (
 )
 from planner.world.decoder import Answer, Decoder
 from planner.world.engine import MAX_N_CTX, LlamaEngine, check_whole, max_sequences
-from planner.world.gguf_io import KEY_ACTIONS, KEY_PREDICATES, ModelInfo, read_model_info
+from planner.world.gguf_io import ModelInfo, check_codec, read_model_info
 from planner.world.retry import retry_invalid
 from planner.world.vocab import SPACE, ground_words
 from planner.world.votes import MAX_VOTES, VOTE_BELOW, decided, numberings, tally, winner
@@ -170,19 +168,6 @@ def _check_arguments(*, mode: object, max_siblings: object, retries: object, ret
     if (isinstance(retry_temperature, bool) or not isinstance(retry_temperature, (int, float))
             or not math.isfinite(retry_temperature) or retry_temperature <= 0):
         raise ConfigError(f"retry_temperature must be a finite number > 0, got {retry_temperature!r}")
-
-
-def check_codec(info: ModelInfo) -> None:
-    """:class:`ModelLoadError` unless ``info`` describes a fact-delta model this class can run."""
-    if info.codec != CODEC_NAME or info.codec_version not in CODEC_VERSIONS:
-        raise ModelLoadError(
-            f"{info.path} was made for codec {info.codec!r} version {info.codec_version}, "
-            f"but LlamaWorldModel speaks {CODEC_NAME!r} versions {', '.join(map(str, CODEC_VERSIONS))}")
-    if not info.predicates or not info.actions:
-        raise ModelLoadError(f"{info.path} declares no predicates or no actions ({KEY_PREDICATES}, {KEY_ACTIONS})")
-    clash = sorted(set(MARKERS) & {**info.predicates, **info.actions}.keys())
-    if clash:
-        raise ModelLoadError(f"{info.path} names schemas like the codec's marker words: {clash}")
 
 
 class LlamaWorldModel:

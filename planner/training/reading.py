@@ -1,0 +1,291 @@
+"""Reading a transition log into encoded examples, in several processes when it is large.
+
+Decoding a record's JSON, validating it and encoding it for the fact-delta codec costs about
+0.1 ms per record on one core, so a log of 1.7 million transitions took minutes before the
+first training step. :func:`encode_log` cuts a large log into byte ranges that end at line ends,
+and processes read and encode one range each; the examples come back as
+:class:`PackedExamples` — a few flat arrays, which cross a process boundary in milliseconds
+where a list of small arrays takes seconds — and are unpacked into views of those arrays, in the
+log's order. The result is the one a single process gets, example for example: the same order,
+the same goal predicates, the same shared arrays per problem size.
+
+Errors are the single process's too: when any range fails (a line that is not JSON, a record
+that cannot be encoded), the log is read again in one process, whose error names the file's line
+or the record's position from the start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import multiprocessing
+import os
+import signal
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from planner.data.collect import TransitionRecord
+from planner.io import decode_jsonl_line
+from planner.training.data import Encoded, encode_records, goal_predicates_of, load_records
+from planner.training.errors import TrainingDataError
+from planner.world.vocab import Vocabulary
+
+__all__ = ["PackedExamples", "children_ignore_sigint", "encode_log", "pack_examples"]
+
+CHUNK_BYTES = 32 * 1024 * 1024
+"""Bytes of log each process reads and encodes at a time (about 13,000 household records)."""
+
+_FIELDS = ("goal", "state", "answer", "next_state", "goal_next", "goal_now")
+"""The token arrays of :class:`~planner.training.data.Encoded`, in the order they are packed."""
+
+
+@contextlib.contextmanager
+def children_ignore_sigint() -> Iterator[None]:
+    """Processes started inside this block ignore SIGINT from their first instruction (an
+    ignored signal stays ignored across exec, and Python then installs no handler of its own):
+    a terminal's Ctrl-C reaches the whole process group, and a worker still importing PyTorch
+    would print a traceback. The training loop alone answers it. Keep the block short: a
+    SIGINT arriving during it is ignored by this process too. Off the main thread, which
+    cannot set handlers, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+@dataclass(frozen=True)
+class PackedExamples:
+    """Encoded examples as flat arrays (see :func:`pack_examples`).
+
+    ``tokens`` holds every example's token arrays one after another, in :data:`_FIELDS` order;
+    ``lengths[i, j]`` is the length of example ``i``'s field ``j``. ``pools``/``ranks`` are the
+    distinct ``fact_pool``/``rank`` arrays, and ``pool_index``/``rank_index`` say which one
+    each example shares.
+    """
+
+    tokens: np.ndarray
+    lengths: np.ndarray
+    action: np.ndarray
+    applicable: np.ndarray
+    objects: np.ndarray
+    pool_index: np.ndarray
+    pools: tuple[np.ndarray, ...]
+    rank_index: np.ndarray
+    ranks: tuple[np.ndarray, ...]
+
+    def __len__(self) -> int:
+        return len(self.action)
+
+    def unpack(self) -> list[Encoded]:
+        """The examples, their token arrays views of :attr:`tokens` (no copies); the shared
+        ``fact_pool`` and ``rank`` arrays stay shared."""
+        ends = np.cumsum(self.lengths.reshape(-1)).tolist()
+        starts = [0, *ends[:-1]]
+        tokens, pools, ranks = self.tokens, self.pools, self.ranks
+        out: list[Encoded] = []
+        width = len(_FIELDS)
+        for i, (action, applicable, objects, pool, rank) in enumerate(zip(
+                self.action.tolist(), self.applicable.tolist(), self.objects.tolist(), self.pool_index.tolist(),
+                self.rank_index.tolist())):
+            k = i * width
+            goal, state, answer, next_state, goal_next, goal_now = (
+                tokens[starts[k + j]:ends[k + j]] for j in range(width))
+            out.append(Encoded(goal=goal, state=state, action=action, answer=answer, applicable=applicable,
+                               next_state=next_state, goal_next=goal_next, goal_now=goal_now,
+                               fact_pool=pools[pool], rank=ranks[rank], objects=objects))
+        return out
+
+
+def pack_examples(examples: Sequence[Encoded]) -> PackedExamples:
+    """``examples`` as :class:`PackedExamples`; ``pack_examples(xs).unpack()`` equals ``xs``
+    field for field (token arrays of one integer type keep it)."""
+    pools: dict[int, int] = {}
+    ranks: dict[int, int] = {}
+    pool_arrays: list[np.ndarray] = []
+    rank_arrays: list[np.ndarray] = []
+
+    def index(array: np.ndarray, seen: dict[int, int], arrays: list[np.ndarray]) -> int:
+        place = seen.get(id(array))
+        if place is None:
+            place = seen[id(array)] = len(arrays)
+            arrays.append(array)
+        return place
+
+    pieces = [getattr(e, name) for e in examples for name in _FIELDS]
+    return PackedExamples(
+        tokens=np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int32),
+        lengths=np.array([len(p) for p in pieces], dtype=np.int64).reshape(len(examples), len(_FIELDS)),
+        action=np.array([e.action for e in examples], dtype=np.int64),
+        applicable=np.array([e.applicable for e in examples], dtype=bool),
+        objects=np.array([e.objects for e in examples], dtype=np.int64),
+        pool_index=np.array([index(e.fact_pool, pools, pool_arrays) for e in examples], dtype=np.int32),
+        pools=tuple(pool_arrays),
+        rank_index=np.array([index(e.rank, ranks, rank_arrays) for e in examples], dtype=np.int32),
+        ranks=tuple(rank_arrays),
+    )
+
+
+@dataclass(frozen=True)
+class _Range:
+    """What one process encodes: bytes ``start`` to ``end`` of the log (whole lines)."""
+
+    path: str
+    start: int
+    end: int
+    vocab: Vocabulary
+    predicates: Mapping[str, int]
+    actions: Mapping[str, int]
+    max_objects: int
+    goal_predicates: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class _Encoded:
+    """One range's result: its examples, the goal predicates they were encoded with (those of
+    the range's own records unless given) and the problems its records name; or ``failed``."""
+
+    examples: PackedExamples | None
+    goal_predicates: tuple[str, ...]
+    problems: frozenset[str]
+    failed: bool = False
+
+
+def _records_in(part: _Range) -> list[TransitionRecord]:
+    """The records on the lines of ``part`` (blank lines skipped, a torn last line of the file
+    too, as the log readers do); ``ValueError`` for any other line that is not a record."""
+    with open(part.path, "rb") as fh:
+        fh.seek(part.start)
+        data = fh.read(part.end - part.start)
+    lines = data.split(b"\n")
+    last = lines.pop()  # after the final newline: empty, or the file's unterminated last line
+    out: list[TransitionRecord] = []
+    for raw in lines:
+        value = decode_jsonl_line(raw)
+        if value is not None:
+            out.append(TransitionRecord.model_validate(value))
+    if last:
+        try:
+            value = decode_jsonl_line(last)
+        except ValueError:
+            value = None  # torn
+        if value is not None:
+            out.append(TransitionRecord.model_validate(value))
+    return out
+
+
+def _init_reader() -> None:
+    """A reading process ends quietly when its pool ends it, whatever handlers it inherited
+    (a forked child has its parent's: the command line's SIGTERM handler would print a
+    traceback), and leaves Ctrl-C to the process that started it."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _encode_range(part: _Range) -> _Encoded:
+    """Read and encode ``part`` (run in a reading process)."""
+    try:
+        records = _records_in(part)
+        goal_predicates = part.goal_predicates or goal_predicates_of(records)
+        examples = encode_records(records, part.vocab, part.predicates, part.actions, part.max_objects,
+                                  goal_predicates)
+    except (ValueError, TrainingDataError):  # pydantic's ValidationError is a ValueError
+        return _Encoded(None, (), frozenset(), failed=True)
+    return _Encoded(pack_examples(examples), goal_predicates, frozenset(r.problem for r in records))
+
+
+def _ranges(path: Path, size: int, chunk: int) -> list[tuple[int, int]]:
+    """Byte ranges of about ``chunk`` bytes covering the file, each ending just after a newline
+    (the last at the end of the file)."""
+    bounds = [0]
+    with open(path, "rb") as fh:
+        while bounds[-1] + chunk < size:
+            fh.seek(bounds[-1] + chunk)
+            fh.readline()  # to the end of the line the cut fell in
+            position = fh.tell()
+            if position >= size:
+                break
+            bounds.append(position)
+    bounds.append(size)
+    return list(itertools.pairwise(bounds))
+
+
+def encode_log(path: str | Path, vocab: Vocabulary, predicates: Mapping[str, int], actions: Mapping[str, int],
+               max_objects: int, *, limit: int | None = None, processes: int = 1,
+               chunk_bytes: int = CHUNK_BYTES) -> tuple[int, int, list[Encoded]]:
+    """(records, distinct problems, encoded examples) of the transition log ``path`` (its first
+    ``limit`` records when given), as :func:`~planner.training.data.encode_records` of
+    :func:`~planner.training.data.load_records` gives them.
+
+    With ``processes`` > 1 and a log longer than ``chunk_bytes``, that many processes read and
+    encode ranges of about ``chunk_bytes`` each (a ``limit`` reads in one process).
+
+    Raises what the single process raises: :class:`~planner.io.CorruptLogError` naming the
+    line that is not a record, :class:`TrainingDataError` naming the record that cannot be
+    encoded, ``OSError`` for a file that cannot be read.
+    """
+    size = os.stat(path).st_size
+    if limit is not None or processes <= 1 or size <= chunk_bytes:
+        return _encode_in_one(path, vocab, predicates, actions, max_objects, limit=limit)
+    parts = [_Range(str(path), start, end, vocab, dict(predicates), dict(actions), max_objects)
+             for start, end in _ranges(Path(path), size, chunk_bytes)]
+    # The platform's way of starting processes (fork on Linux before Python 3.14): the ranges
+    # are read before the model is built, and a reading process touches neither PyTorch nor CUDA.
+    context = multiprocessing.get_context()
+    with children_ignore_sigint():
+        pool = context.Pool(min(processes, len(parts)), initializer=_init_reader)
+    with pool:  # on leaving early (an error, Ctrl-C) the processes are terminated
+        results = list(pool.imap(_encode_range, parts))
+        goal_predicates = tuple(sorted({p for r in results for p in r.goal_predicates}))
+        again = [] if any(r.failed for r in results) else [
+            i for i, r in enumerate(results) if r.goal_predicates != goal_predicates]
+        for i, result in zip(again, pool.imap(_encode_range, [_with_goals(parts[i], goal_predicates)
+                                                              for i in again])):
+            results[i] = result
+        pool.close()
+        pool.join()
+    if any(r.failed for r in results):  # the single process names the line or record
+        return _encode_in_one(path, vocab, predicates, actions, max_objects, limit=None)
+    return _joined(results)
+
+
+def _with_goals(part: _Range, goal_predicates: tuple[str, ...]) -> _Range:
+    return _Range(part.path, part.start, part.end, part.vocab, part.predicates, part.actions, part.max_objects,
+                  goal_predicates)
+
+
+def _joined(results: list[_Encoded]) -> tuple[int, int, list[Encoded]]:
+    """The ranges' examples in order, sharing one array per distinct ``rank`` and ``fact_pool``
+    (the single process shares one per problem size; equal arrays from different ranges are
+    made one again here)."""
+    shared: dict[bytes, np.ndarray] = {}
+
+    def one(array: np.ndarray) -> np.ndarray:
+        return shared.setdefault(array.dtype.str.encode() + array.tobytes(), array)
+
+    examples: list[Encoded] = []
+    problems: set[str] = set()
+    for result in results:
+        assert result.examples is not None
+        packed = result.examples
+        packed = PackedExamples(
+            tokens=packed.tokens, lengths=packed.lengths, action=packed.action, applicable=packed.applicable,
+            objects=packed.objects, pool_index=packed.pool_index, pools=tuple(one(p) for p in packed.pools),
+            rank_index=packed.rank_index, ranks=tuple(one(r) for r in packed.ranks))
+        examples.extend(packed.unpack())
+        problems |= result.problems
+    return len(examples), len(problems), examples
+
+
+def _encode_in_one(path: str | Path, vocab: Vocabulary, predicates: Mapping[str, int], actions: Mapping[str, int],
+                   max_objects: int, *, limit: int | None) -> tuple[int, int, list[Encoded]]:
+    records = load_records(path, limit=limit)
+    examples = encode_records(records, vocab, predicates, actions, max_objects)
+    return len(records), len({r.problem for r in records}), examples
