@@ -32,8 +32,10 @@ def spin() -> None:
 
 
 def fingerprint(examples: list) -> int:
-    """A hash of every example's tokens (the settings must agree on it)."""
-    return hash(tuple(hash((e.state.tobytes(), e.answer.tobytes(), e.goal.tobytes(), e.action)) for e in examples))
+    """A hash of every field of every example (the settings must agree on it)."""
+    arrays = ("goal", "state", "answer", "next_state", "goal_next", "goal_now", "fact_pool", "rank")
+    return hash(tuple(hash((*(getattr(e, name).tobytes() for name in arrays), e.action, e.applicable, e.objects))
+                      for e in examples))
 
 
 def main() -> None:

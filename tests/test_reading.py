@@ -3,6 +3,7 @@ examples, counts and errors that one process gives."""
 
 from __future__ import annotations
 
+import multiprocessing
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from planner.data.collect import TransitionRecord, collect_blocksworld
+from planner.errors import ConfigError
 from planner.io import CorruptLogError
 from planner.training.data import Encoded
-from planner.training.errors import TrainingDataError
+from planner.training.errors import LogReadingError, TrainingDataError
 from planner.training.reading import encode_log, pack_examples
 from planner.world.codec import domain_vocabulary
 
@@ -60,9 +62,10 @@ def test_several_processes_give_the_examples_of_one(tmp_path: Path, log: bytes) 
     m, problems_too, several = _read(path, 2)
     assert (n, problems) == (m, problems_too) == (len(log.splitlines()), 6)
     _same(one, several)
-    # one array per problem size and one rank array, as one process shares them
+    # one read-only array per problem size and one rank array, as one process shares them
     assert _shared(several, "rank") == _shared(one, "rank") == 1
     assert _shared(several, "fact_pool") == _shared(one, "fact_pool") == 3
+    assert not any(e.fact_pool.flags.writeable for e in several)
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -137,3 +140,54 @@ def test_packing_keeps_every_field_and_what_is_shared(tmp_path: Path, log: bytes
     assert _shared(again, "fact_pool") == _shared(examples, "fact_pool")
     assert all(np.shares_memory(e.state, packed.tokens) for e in again[:5])
     assert pack_examples([]).unpack() == []
+
+
+def test_problems_of_other_sizes_keep_their_own_pools_even_when_equal(tmp_path: Path) -> None:
+    # with empty goals every pool is empty: one process still keeps one per problem size
+    def record(problem: str, objects: list[str]) -> str:
+        state = sorted({"(handempty)", *(f"(clear {o})" for o in objects), *(f"(ontable {o})" for o in objects)})
+        return TransitionRecord(problem=problem, domain="blocksworld", objects=objects, goal=[], state=state,
+                                action=f"(pick-up {objects[0]})", applicable=False, next_state=state, reward=0.0,
+                                done=False, episode=f"{problem}/random-0", step=0, source="random",
+                                split="train").model_dump_json()
+
+    lines = [record("a", ["b1", "b2", "b3"])] * 20 + [record("b", ["b1", "b2"])] * 20
+    path = tmp_path / "train.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    _, _, one = _read(path, 1)
+    _, _, several = _read(path, 2, chunk_bytes=len(lines[0]) * 3)
+    _same(one, several)
+    assert _shared(several, "fact_pool") == _shared(one, "fact_pool") == 2
+
+
+def _dies_after_the_first_range(part):
+    import os
+    import signal
+
+    from planner.training import reading
+
+    if part.start > 0:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return reading.encode_range_before_the_test(part)
+
+
+@pytest.mark.skipif(multiprocessing.get_start_method() != "fork",
+                    reason="the dying reader is planted through a forked child's copy of the module")
+def test_a_reading_process_that_dies_is_an_error_not_a_wait(tmp_path: Path, log: bytes,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from planner.training import reading
+
+    monkeypatch.setattr(reading, "encode_range_before_the_test", reading._encode_range, raising=False)
+    monkeypatch.setattr(reading, "_encode_range", _dies_after_the_first_range)
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(log)
+    with pytest.raises(LogReadingError, match=r"ended without an answer .* --threads 1"):
+        _read(path, 2)
+
+
+def test_a_bad_chunk_size_is_named(tmp_path: Path, log: bytes) -> None:
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(log)
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ConfigError, match=f"chunk_bytes must be .* got {bad!r}"):
+            encode_log(path, VOCAB, PREDICATES, ACTIONS, MAX_OBJECTS, processes=2, chunk_bytes=bad)  # type: ignore[arg-type]

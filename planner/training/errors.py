@@ -12,3 +12,8 @@ class TrainingDataError(PlannerError, ValueError):
 
 class CheckpointError(PlannerError):
     """A training checkpoint cannot be restored (unreadable, or made with other settings)."""
+
+
+class LogReadingError(PlannerError):
+    """A process reading a training log in parallel ended without an answer (killed, out of
+    memory, or unable to start)."""

@@ -3,35 +3,42 @@
 Decoding a record's JSON, validating it and encoding it for the fact-delta codec costs about
 0.1 ms per record on one core, so a log of 1.7 million transitions took minutes before the
 first training step. :func:`encode_log` cuts a large log into byte ranges that end at line ends,
-and processes read and encode one range each; the examples come back as
+and processes take the ranges in turn, reading and encoding each; the examples come back as
 :class:`PackedExamples` — a few flat arrays, which cross a process boundary in milliseconds
 where a list of small arrays takes seconds — and are unpacked into views of those arrays, in the
 log's order. The result is the one a single process gets, example for example: the same order,
 the same goal predicates, the same shared arrays per problem size.
 
-Errors are the single process's too: when any range fails (a line that is not JSON, a record
-that cannot be encoded), the log is read again in one process, whose error names the file's line
-or the record's position from the start.
+Errors are the single process's too: when a range fails (a line that is not JSON, a record that
+cannot be encoded), the ranges not yet begun are dropped and the log is read again in one
+process, whose error names the file's line or the record's position from the start. A reading
+process that dies (killed, out of memory) is a :class:`LogReadingError`, not a wait without
+end; one whose parent dies ends too (Linux).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import itertools
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from planner.data.collect import TransitionRecord
+from planner.errors import ConfigError
 from planner.io import decode_jsonl_line
 from planner.training.data import Encoded, encode_records, goal_predicates_of, load_records
-from planner.training.errors import TrainingDataError
+from planner.training.errors import LogReadingError, TrainingDataError
 from planner.world.vocab import Vocabulary
 
 __all__ = ["PackedExamples", "children_ignore_sigint", "encode_log", "pack_examples"]
@@ -61,7 +68,7 @@ def children_ignore_sigint() -> Iterator[None]:
         signal.signal(signal.SIGINT, before)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class PackedExamples:
     """Encoded examples as flat arrays (see :func:`pack_examples`).
 
@@ -182,11 +189,30 @@ def _records_in(part: _Range) -> list[TransitionRecord]:
 
 
 def _init_reader() -> None:
-    """A reading process ends quietly when its pool ends it, whatever handlers it inherited
-    (a forked child has its parent's: the command line's SIGTERM handler would print a
-    traceback), and leaves Ctrl-C to the process that started it."""
+    """Set up a reading process: it ends quietly when its pool or its parent ends (a forked
+    child has its parent's handlers: the command line's SIGTERM handler would print a
+    traceback), leaves Ctrl-C to the process that started it, and then lets signals in."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _end_with_parent()
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPPING)
+
+
+def _end_with_parent() -> None:
+    """Have the kernel end this process when the process that started it dies (Linux), so an
+    abandoned reader does not read on and then print a broken pipe; elsewhere nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # no prctl: the reader ends at its next write instead
+        return
+    if os.getppid() == 1:  # the parent died before the request was made
+        os._exit(0)
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 def _encode_range(part: _Range) -> _Encoded:
@@ -231,29 +257,79 @@ def encode_log(path: str | Path, vocab: Vocabulary, predicates: Mapping[str, int
     line that is not a record, :class:`TrainingDataError` naming the record that cannot be
     encoded, ``OSError`` for a file that cannot be read.
     """
+    if isinstance(chunk_bytes, bool) or not isinstance(chunk_bytes, int) or chunk_bytes < 1:
+        raise ConfigError(f"chunk_bytes must be a whole number of bytes >= 1, got {chunk_bytes!r}")
     size = os.stat(path).st_size
     if limit is not None or processes <= 1 or size <= chunk_bytes:
         return _encode_in_one(path, vocab, predicates, actions, max_objects, limit=limit)
-    parts = [_Range(str(path), start, end, vocab, dict(predicates), dict(actions), max_objects)
-             for start, end in _ranges(Path(path), size, chunk_bytes)]
-    # The platform's way of starting processes (fork on Linux before Python 3.14): the ranges
-    # are read before the model is built, and a reading process touches neither PyTorch nor CUDA.
-    context = multiprocessing.get_context()
-    with children_ignore_sigint():
-        pool = context.Pool(min(processes, len(parts)), initializer=_init_reader)
-    with pool:  # on leaving early (an error, Ctrl-C) the processes are terminated
-        results = list(pool.imap(_encode_range, parts))
-        goal_predicates = tuple(sorted({p for r in results for p in r.goal_predicates}))
-        again = [] if any(r.failed for r in results) else [
-            i for i, r in enumerate(results) if r.goal_predicates != goal_predicates]
-        for i, result in zip(again, pool.imap(_encode_range, [_with_goals(parts[i], goal_predicates)
-                                                              for i in again])):
-            results[i] = result
-        pool.close()
-        pool.join()
-    if any(r.failed for r in results):  # the single process names the line or record
+    parts = [_Range(os.fsdecode(path), start, end, vocab, dict(predicates), dict(actions), max_objects)
+             for start, end in _ranges(Path(os.fsdecode(path)), size, chunk_bytes)]
+    results = _encode_ranges(parts, processes)
+    if results is None:  # a range failed: the single process names the line or record
         return _encode_in_one(path, vocab, predicates, actions, max_objects, limit=None)
     return _joined(results)
+
+
+def _encode_ranges(parts: list[_Range], processes: int) -> list[_Encoded] | None:
+    """Every range encoded, in order, with the goal predicates of them all (a range whose own
+    records use fewer is encoded again); ``None`` as soon as one fails (the ranges not yet begun
+    are dropped). :class:`LogReadingError` when a reading process dies."""
+    # The platform's way of starting processes (fork on Linux before Python 3.14). A reading
+    # process uses neither PyTorch, CUDA nor llama.cpp, whatever the process that starts it has
+    # running.
+    with ProcessPoolExecutor(min(processes, len(parts)), mp_context=multiprocessing.get_context(),
+                             initializer=_init_reader) as pool:
+        try:
+            results: list[_Encoded] = []
+            with _signals_blocked():  # the processes start here, and unblock once they are set up
+                first = pool.map(_encode_range, parts)
+            for result in first:
+                if result.failed:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    return None
+                results.append(result)
+            goal_predicates = tuple(sorted({p for r in results for p in r.goal_predicates}))
+            again = [i for i, r in enumerate(results) if r.goal_predicates != goal_predicates]
+            with _signals_blocked():
+                second = pool.map(_encode_range, [_with_goals(parts[i], goal_predicates) for i in again])
+            for i, result in zip(again, second, strict=True):
+                if result.failed:
+                    return None
+                results[i] = result
+        except BrokenProcessPool:
+            raise LogReadingError(f"a process reading {parts[0].path} ended without an answer (killed, out of "
+                                  "memory, or unable to start); read it in one process with --threads 1") from None
+        except BaseException:  # Ctrl-C, an error: the readers stop now, not after their ranges
+            _stop(pool)
+            raise
+    return results
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """End ``pool``'s processes at once (the executor itself only waits for them)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # shutdown forgets them
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+
+
+_STOPPING = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _signals_blocked() -> Iterator[None]:
+    """SIGINT and SIGTERM held back (not lost) while reading processes start: a process started
+    meanwhile inherits the block and sets its own handlers before it lifts it
+    (:func:`_init_reader`), so a signal never finds it with its parent's handlers. Off the main
+    thread nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def _with_goals(part: _Range, goal_predicates: tuple[str, ...]) -> _Range:
@@ -262,13 +338,21 @@ def _with_goals(part: _Range, goal_predicates: tuple[str, ...]) -> _Range:
 
 
 def _joined(results: list[_Encoded]) -> tuple[int, int, list[Encoded]]:
-    """The ranges' examples in order, sharing one array per distinct ``rank`` and ``fact_pool``
-    (the single process shares one per problem size; equal arrays from different ranges are
-    made one again here)."""
-    shared: dict[bytes, np.ndarray] = {}
+    """The ranges' examples in order, sharing arrays as one process shares them: one ``rank``
+    array for all, and one read-only ``fact_pool`` per problem size (each range brings its own
+    copies; equal ones are made one again here)."""
+    ranks: dict[bytes, np.ndarray] = {}
+    pools: dict[tuple[int, bytes], np.ndarray] = {}
 
-    def one(array: np.ndarray) -> np.ndarray:
-        return shared.setdefault(array.dtype.str.encode() + array.tobytes(), array)
+    def key(array: np.ndarray) -> bytes:
+        return array.dtype.str.encode() + array.tobytes()
+
+    def pool_of(packed: PackedExamples, index: int) -> np.ndarray:
+        array = packed.pools[index]
+        size = int(packed.objects[int(np.argmax(packed.pool_index == index))])
+        shared = pools.setdefault((size, key(array)), array)
+        shared.flags.writeable = False
+        return shared
 
     examples: list[Encoded] = []
     problems: set[str] = set()
@@ -277,8 +361,9 @@ def _joined(results: list[_Encoded]) -> tuple[int, int, list[Encoded]]:
         packed = result.examples
         packed = PackedExamples(
             tokens=packed.tokens, lengths=packed.lengths, action=packed.action, applicable=packed.applicable,
-            objects=packed.objects, pool_index=packed.pool_index, pools=tuple(one(p) for p in packed.pools),
-            rank_index=packed.rank_index, ranks=tuple(one(r) for r in packed.ranks))
+            objects=packed.objects, pool_index=packed.pool_index,
+            pools=tuple(pool_of(packed, i) for i in range(len(packed.pools))), rank_index=packed.rank_index,
+            ranks=tuple(ranks.setdefault(key(r), r) for r in packed.ranks))
         examples.extend(packed.unpack())
         problems |= result.problems
     return len(examples), len(problems), examples
