@@ -103,30 +103,32 @@ def test_ranges_whose_goals_use_other_predicates_are_encoded_with_all_of_them(tm
     assert {"on", "ontable"} <= {word.split("(")[0] for word in VOCAB.decode(several[0].fact_pool.tolist())}
 
 
-def test_a_line_that_is_not_a_record_is_named_as_one_process_names_it(tmp_path: Path, log: bytes) -> None:
-    lines = log.splitlines(keepends=True)
-    lines.insert(len(lines) * 2 // 3, b'{"problem": 3}\n')
-    path = tmp_path / "train.jsonl"
-    path.write_bytes(b"".join(lines))
-    with pytest.raises(CorruptLogError) as one:
-        _read(path, 1)
-    with pytest.raises(CorruptLogError) as several:
-        _read(path, 2)
-    assert str(several.value) == str(one.value)
-    assert f"{path}:{len(lines) * 2 // 3 + 1}:" in str(one.value)
+def _bad_line(lines: list[bytes]) -> tuple[int, bytes, type[Exception], str]:
+    """(where, what, the error, what it names): a line that is not a record, two thirds in."""
+    at = len(lines) * 2 // 3
+    return at, b'{"problem": 3}\n', CorruptLogError, f":{at + 1}:"
 
 
-def test_a_record_that_cannot_be_encoded_is_named_as_one_process_names_it(tmp_path: Path, log: bytes) -> None:
+def _bad_record(lines: list[bytes]) -> tuple[int, bytes, type[Exception], str]:
+    """A record naming an action the vocabulary lacks, near the end."""
+    at = len(lines) - 3
+    return at, (_record("z", ["(on b1 b2)"], action="(fly b1)") + "\n").encode(), TrainingDataError, \
+        f"record {at} (problem 'z')"
+
+
+@pytest.mark.parametrize("bad", [_bad_line, _bad_record])
+def test_a_bad_line_or_record_is_named_as_one_process_names_it(tmp_path: Path, log: bytes, bad) -> None:
     lines = log.splitlines(keepends=True)
-    lines.insert(len(lines) - 3, (_record("z", ["(on b1 b2)"], action="(fly b1)") + "\n").encode())
+    at, line, error, named = bad(lines)
+    lines.insert(at, line)
     path = tmp_path / "train.jsonl"
     path.write_bytes(b"".join(lines))
-    with pytest.raises(TrainingDataError) as one:
+    with pytest.raises(error) as one:
         _read(path, 1)
-    with pytest.raises(TrainingDataError) as several:
+    with pytest.raises(error) as several:
         _read(path, 2)
     assert str(several.value) == str(one.value)
-    assert f"record {len(lines) - 4} (problem 'z')" in str(one.value)
+    assert named in str(one.value)
 
 
 def test_packing_keeps_every_field_and_what_is_shared(tmp_path: Path, log: bytes) -> None:
