@@ -193,3 +193,28 @@ def test_a_bad_chunk_size_is_named(tmp_path: Path, log: bytes) -> None:
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ConfigError, match=f"chunk_bytes must be .* got {bad!r}"):
             encode_log(path, VOCAB, PREDICATES, ACTIONS, MAX_OBJECTS, processes=2, chunk_bytes=bad)  # type: ignore[arg-type]
+
+
+def test_a_log_written_to_while_it_is_read_is_read_again_as_it_is(tmp_path: Path, log: bytes,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # a collection appending to the log after it was cut into ranges: no range reads a mixture,
+    # the whole log is read again in one process
+    from planner.training import reading
+
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(log)
+    cut = reading._ranges
+    more = log.splitlines(keepends=True)[:5]
+
+    def cut_then_append(*args):
+        ranges = cut(*args)
+        with open(path, "ab") as fh:
+            fh.write(b"".join(more))
+        return ranges
+
+    monkeypatch.setattr(reading, "_ranges", cut_then_append)
+    n, problems, several = _read(path, 2)
+    monkeypatch.undo()
+    m, problems_too, one = _read(path, 1)
+    assert n == m == len(log.splitlines()) + 5 and problems == problems_too
+    _same(one, several)

@@ -11,7 +11,8 @@ the same goal predicates, the same shared arrays per problem size.
 
 Errors are the single process's too: when a range fails (a line that is not JSON, a record that
 cannot be encoded), the ranges not yet begun are dropped and the log is read again in one
-process, whose error names the file's line or the record's position from the start. A reading
+process, whose error names the file's line or the record's position from the start; so is a log
+replaced or written to while its ranges are read (it is read again as it is then). A reading
 process that dies (killed, out of memory) is a :class:`LogReadingError`, not a wait without
 end; one whose parent dies ends too (Linux).
 """
@@ -29,7 +30,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -142,7 +143,8 @@ def pack_examples(examples: Sequence[Encoded]) -> PackedExamples:
 
 @dataclass(frozen=True)
 class _Range:
-    """What one process encodes: bytes ``start`` to ``end`` of the log (whole lines)."""
+    """What one process encodes: bytes ``start`` to ``end`` of the log (whole lines), as the
+    file was when it was cut (``version``: :func:`_version` then)."""
 
     path: str
     start: int
@@ -151,7 +153,14 @@ class _Range:
     predicates: Mapping[str, int]
     actions: Mapping[str, int]
     max_objects: int
+    version: tuple[int, ...]
     goal_predicates: tuple[str, ...] | None = None
+
+
+def _version(stat: os.stat_result) -> tuple[int, ...]:
+    """Which file, of what size, last written when: a log replaced or written to since it was
+    cut into ranges has another."""
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 @dataclass(frozen=True)
@@ -169,6 +178,8 @@ def _records_in(part: _Range) -> list[TransitionRecord]:
     """The records on the lines of ``part`` (blank lines skipped, a torn last line of the file
     too, as the log readers do); ``ValueError`` for any other line that is not a record."""
     with open(part.path, "rb") as fh:
+        if _version(os.fstat(fh.fileno())) != part.version:  # one process reads it as it is now
+            raise ValueError(f"{part.path} changed while it was read")
         fh.seek(part.start)
         data = fh.read(part.end - part.start)
     lines = data.split(b"\n")
@@ -259,10 +270,12 @@ def encode_log(path: str | Path, vocab: Vocabulary, predicates: Mapping[str, int
     """
     if isinstance(chunk_bytes, bool) or not isinstance(chunk_bytes, int) or chunk_bytes < 1:
         raise ConfigError(f"chunk_bytes must be a whole number of bytes >= 1, got {chunk_bytes!r}")
-    size = os.stat(path).st_size
+    stat = os.stat(path)
+    size = stat.st_size
     if limit is not None or processes <= 1 or size <= chunk_bytes:
         return _encode_in_one(path, vocab, predicates, actions, max_objects, limit=limit)
-    parts = [_Range(os.fsdecode(path), start, end, vocab, dict(predicates), dict(actions), max_objects)
+    parts = [_Range(os.fsdecode(path), start, end, vocab, dict(predicates), dict(actions), max_objects,
+                    _version(stat))
              for start, end in _ranges(Path(os.fsdecode(path)), size, chunk_bytes)]
     results = _encode_ranges(parts, processes)
     if results is None:  # a range failed: the single process names the line or record
@@ -333,8 +346,7 @@ def _signals_blocked() -> Iterator[None]:
 
 
 def _with_goals(part: _Range, goal_predicates: tuple[str, ...]) -> _Range:
-    return _Range(part.path, part.start, part.end, part.vocab, part.predicates, part.actions, part.max_objects,
-                  goal_predicates)
+    return replace(part, goal_predicates=goal_predicates)
 
 
 def _joined(results: list[_Encoded]) -> tuple[int, int, list[Encoded]]:
