@@ -20,15 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from contention import spin  # benchmarks/ is on the path when this runs as a script
+
 from planner.training.reading import encode_log
 from planner.world.codec import domain_vocabulary
 from planner.world.gguf_io import read_model_shape
-
-
-def spin() -> None:
-    """Keep one core busy, as another program on the user's machine would."""
-    while True:
-        pass
 
 
 def fingerprint(examples: list) -> int:

@@ -45,7 +45,7 @@ import re
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -61,7 +61,6 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "current_umask",
-    "decode_jsonl_line",
     "iter_jsonl",
     "iter_jsonl_numbered",
     "read_jsonl",
@@ -337,7 +336,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 _JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
 
 
-def decode_jsonl_line(raw: bytes) -> dict[str, Any] | None:
+def _decode_line(raw: bytes) -> dict[str, Any] | None:
     """The JSON object on one line (``None`` for a blank line); ``ValueError`` saying why not."""
     text = raw.decode("utf-8")
     if not text.strip():
@@ -363,26 +362,37 @@ def _encode_record(record: BaseModel | dict[str, Any]) -> bytes:
         return (json.dumps(data, sort_keys=True) + "\n").encode("ascii")
 
 
-def iter_jsonl_numbered(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def iter_jsonl_numbered(path: str | Path, *, lines: Iterable[bytes] | None = None,
+                        ) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number from 1, record) for each JSON object in the JSONL file ``path``, streamed.
 
     Blank lines are skipped, and so is a torn last line (unterminated and not a JSON object:
     what a crash in the middle of a write leaves). Any other line that is not a JSON object
     raises :class:`CorruptLogError` naming the file and the line. Errors opening or reading
     the file propagate as ``OSError``.
+
+    ``lines`` (each ending in its newline but perhaps the last): read these instead of the
+    file's, e.g. a byte range of it cut at line ends, numbered from 1 and named ``path`` in errors.
     """
+    if lines is not None:
+        yield from _numbered(path, lines)
+        return
     with open(path, "rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            terminated = raw.endswith(b"\n")
-            try:
-                record = decode_jsonl_line(raw)
-            except ValueError as exc:
-                if not terminated:
-                    return  # a torn last line
-                snippet = raw[:80].decode("utf-8", errors="replace").rstrip("\n")
-                raise CorruptLogError(f"{path}:{number}: not a JSON object ({exc}): {snippet!r}") from None
-            if record is not None:
-                yield number, record
+        yield from _numbered(path, fh)
+
+
+def _numbered(path: str | Path, lines: Iterable[bytes]) -> Iterator[tuple[int, dict[str, Any]]]:
+    for number, raw in enumerate(lines, start=1):
+        terminated = raw.endswith(b"\n")
+        try:
+            record = _decode_line(raw)
+        except ValueError as exc:
+            if not terminated:
+                return  # a torn last line
+            snippet = raw[:80].decode("utf-8", errors="replace").rstrip("\n")
+            raise CorruptLogError(f"{path}:{number}: not a JSON object ({exc}): {snippet!r}") from None
+        if record is not None:
+            yield number, record
 
 
 def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
@@ -445,7 +455,7 @@ def _is_log(fd: int) -> bool:
     if b"\0" in line:
         return False
     try:
-        record = decode_jsonl_line(line)
+        record = _decode_line(line)
     except ValueError:
         return False
     return record is not None and (terminated or len(line) < MAX_FIRST_LINE)
@@ -464,7 +474,7 @@ def _end_last_line(fd: int) -> None:
         return
     start = _line_start(fd, size)
     try:
-        decode_jsonl_line(os.pread(fd, size - start, start))
+        _decode_line(os.pread(fd, size - start, start))
     except ValueError:
         os.ftruncate(fd, start)
         return

@@ -64,8 +64,10 @@ class TransitionRecord(BaseModel):
         return State.from_facts(self.next_state)
 
 
-def read_records(path: str | Path, *, limit: int | None = None) -> list[TransitionRecord]:
-    """The transition records of the JSONL log ``path`` (the first ``limit`` when given).
+def read_records(path: str | Path, *, limit: int | None = None,
+                 lines: Iterable[bytes] | None = None) -> list[TransitionRecord]:
+    """The transition records of the JSONL log ``path`` (the first ``limit`` when given; those
+    on ``lines`` instead of the file's, when given: see :func:`planner.io.iter_jsonl_numbered`).
 
     Read as every log is (a torn last line is skipped, see :func:`planner.io.iter_jsonl`);
     :class:`~planner.io.CorruptLogError` (a ``ValueError``) names the file and line of a line
@@ -74,7 +76,7 @@ def read_records(path: str | Path, *, limit: int | None = None) -> list[Transiti
     out: list[TransitionRecord] = []
     if limit is not None and limit <= 0:
         return out
-    for number, data in iter_jsonl_numbered(path):
+    for number, data in iter_jsonl_numbered(path, lines=lines):
         try:
             out.append(TransitionRecord.model_validate(data))
         except ValidationError as exc:

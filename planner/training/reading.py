@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import io
 import itertools
 import multiprocessing
 import os
@@ -35,38 +36,19 @@ from pathlib import Path
 
 import numpy as np
 
-from planner.data.collect import TransitionRecord
+from planner.data.collect import TransitionRecord, read_records
 from planner.errors import ConfigError
-from planner.io import decode_jsonl_line
 from planner.training.data import Encoded, encode_records, goal_predicates_of, load_records
 from planner.training.errors import LogReadingError, TrainingDataError
 from planner.world.vocab import Vocabulary
 
-__all__ = ["PackedExamples", "children_ignore_sigint", "encode_log", "pack_examples"]
+__all__ = ["PackedExamples", "encode_log", "pack_examples"]
 
 CHUNK_BYTES = 32 * 1024 * 1024
 """Bytes of log each process reads and encodes at a time (about 13,000 household records)."""
 
 _FIELDS = ("goal", "state", "answer", "next_state", "goal_next", "goal_now")
 """The token arrays of :class:`~planner.training.data.Encoded`, in the order they are packed."""
-
-
-@contextlib.contextmanager
-def children_ignore_sigint() -> Iterator[None]:
-    """Processes started inside this block ignore SIGINT from their first instruction (an
-    ignored signal stays ignored across exec, and Python then installs no handler of its own):
-    a terminal's Ctrl-C reaches the whole process group, and a worker still importing PyTorch
-    would print a traceback. The training loop alone answers it. Keep the block short: a
-    SIGINT arriving during it is ignored by this process too. Off the main thread, which
-    cannot set handlers, nothing changes."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, before)
 
 
 @dataclass(frozen=True, eq=False)
@@ -175,28 +157,14 @@ class _Encoded:
 
 
 def _records_in(part: _Range) -> list[TransitionRecord]:
-    """The records on the lines of ``part`` (blank lines skipped, a torn last line of the file
-    too, as the log readers do); ``ValueError`` for any other line that is not a record."""
+    """The records on the lines of ``part``, read as :func:`~planner.data.collect.read_records`
+    reads a log; ``ValueError`` for a line that is not a record, or a file that changed."""
     with open(part.path, "rb") as fh:
         if _version(os.fstat(fh.fileno())) != part.version:  # one process reads it as it is now
             raise ValueError(f"{part.path} changed while it was read")
         fh.seek(part.start)
         data = fh.read(part.end - part.start)
-    lines = data.split(b"\n")
-    last = lines.pop()  # after the final newline: empty, or the file's unterminated last line
-    out: list[TransitionRecord] = []
-    for raw in lines:
-        value = decode_jsonl_line(raw)
-        if value is not None:
-            out.append(TransitionRecord.model_validate(value))
-    if last:
-        try:
-            value = decode_jsonl_line(last)
-        except ValueError:
-            value = None  # torn
-        if value is not None:
-            out.append(TransitionRecord.model_validate(value))
-    return out
+    return read_records(part.path, lines=io.BytesIO(data))  # lines split at b"\n" alone
 
 
 def _init_reader() -> None:
@@ -293,21 +261,15 @@ def _encode_ranges(parts: list[_Range], processes: int) -> list[_Encoded] | None
     with ProcessPoolExecutor(min(processes, len(parts)), mp_context=multiprocessing.get_context(),
                              initializer=_init_reader) as pool:
         try:
-            results: list[_Encoded] = []
-            with _signals_blocked():  # the processes start here, and unblock once they are set up
-                first = pool.map(_encode_range, parts)
-            for result in first:
-                if result.failed:
-                    pool.shutdown(wait=True, cancel_futures=True)
-                    return None
-                results.append(result)
+            results = _each(pool, parts)
+            if results is None:
+                return None
             goal_predicates = tuple(sorted({p for r in results for p in r.goal_predicates}))
             again = [i for i, r in enumerate(results) if r.goal_predicates != goal_predicates]
-            with _signals_blocked():
-                second = pool.map(_encode_range, [_with_goals(parts[i], goal_predicates) for i in again])
-            for i, result in zip(again, second, strict=True):
-                if result.failed:
-                    return None
+            encoded_again = _each(pool, [replace(parts[i], goal_predicates=goal_predicates) for i in again])
+            if encoded_again is None:
+                return None
+            for i, result in zip(again, encoded_again, strict=True):
                 results[i] = result
         except BrokenProcessPool:
             raise LogReadingError(f"a process reading {parts[0].path} ended without an answer (killed, out of "
@@ -316,6 +278,20 @@ def _encode_ranges(parts: list[_Range], processes: int) -> list[_Encoded] | None
             _stop(pool)
             raise
     return results
+
+
+def _each(pool: ProcessPoolExecutor, parts: list[_Range]) -> list[_Encoded] | None:
+    """``parts`` encoded by ``pool``'s processes, in order; ``None`` at the first that fails
+    (the parts not yet begun are dropped)."""
+    with _signals_blocked():  # the processes start here, and unblock once they are set up
+        encoded = pool.map(_encode_range, parts)
+    out: list[_Encoded] = []
+    for result in encoded:
+        if result.failed:
+            pool.shutdown(wait=True, cancel_futures=True)
+            return None
+        out.append(result)
+    return out
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:
@@ -345,10 +321,6 @@ def _signals_blocked() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
-def _with_goals(part: _Range, goal_predicates: tuple[str, ...]) -> _Range:
-    return replace(part, goal_predicates=goal_predicates)
-
-
 def _joined(results: list[_Encoded]) -> tuple[int, int, list[Encoded]]:
     """The ranges' examples in order, sharing arrays as one process shares them: one ``rank``
     array for all, and one read-only ``fact_pool`` per problem size (each range brings its own
@@ -371,11 +343,8 @@ def _joined(results: list[_Encoded]) -> tuple[int, int, list[Encoded]]:
     for result in results:
         assert result.examples is not None
         packed = result.examples
-        packed = PackedExamples(
-            tokens=packed.tokens, lengths=packed.lengths, action=packed.action, applicable=packed.applicable,
-            objects=packed.objects, pool_index=packed.pool_index,
-            pools=tuple(pool_of(packed, i) for i in range(len(packed.pools))), rank_index=packed.rank_index,
-            ranks=tuple(ranks.setdefault(key(r), r) for r in packed.ranks))
+        packed = replace(packed, pools=tuple(pool_of(packed, i) for i in range(len(packed.pools))),
+                         ranks=tuple(ranks.setdefault(key(r), r) for r in packed.ranks))
         examples.extend(packed.unpack())
         problems |= result.problems
     return len(examples), len(problems), examples

@@ -15,6 +15,7 @@ import pickle
 import re
 import signal
 import tempfile
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterator, Mapping
@@ -38,7 +39,7 @@ from planner.training.data import (
 )
 from planner.training.errors import CheckpointError, TrainingDataError
 from planner.training.model import EMBEDDINGS, Factoring, TinyLlama, resolve_embeddings
-from planner.training.reading import children_ignore_sigint, encode_log, pack_examples
+from planner.training.reading import encode_log, pack_examples
 from planner.world.codec import CODEC_NAME, CODEC_VERSION, CODEC_VERSIONS, domain_vocabulary, parse_word
 from planner.world.gguf_io import LlamaShape, write_world_model
 from planner.world.vocab import Vocabulary
@@ -314,6 +315,24 @@ def _matmul_precision(precision: str) -> Iterator[None]:
         setattr(matmul, switch, before)
 
 
+@contextlib.contextmanager
+def _children_ignore_sigint() -> Iterator[None]:
+    """Processes started inside this block ignore SIGINT from their first instruction (an
+    ignored signal stays ignored across exec, and Python then installs no handler of its own):
+    a terminal's Ctrl-C reaches the whole process group, and a worker still importing PyTorch
+    would print a traceback. The training loop alone answers it. Keep the block short: a
+    SIGINT arriving during it is ignored by this process too. Off the main thread, which
+    cannot set handlers, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 _worker_state: tuple[list[Encoded], Vocabulary, int, int, np.ndarray | None, ObjectShuffle | None,
                      np.ndarray | None] | None = None
 
@@ -358,14 +377,14 @@ def batches(examples: list[Encoded], vocab: Vocabulary, *, seed: int, first: int
     # of them and packed into a few arrays (pickling hundreds of thousands of examples again for
     # each worker took seconds apiece, and unpickling 1.7 million as small arrays a minute; sent
     # through the start-up pipe instead, each start would wait for its worker to import PyTorch,
-    # and the pool's start is kept to milliseconds: see children_ignore_sigint).
+    # and the pool's start is kept to milliseconds: see _children_ignore_sigint).
     context = multiprocessing.get_context("spawn")
     ahead: deque[AsyncResult[tuple[np.ndarray, np.ndarray]]] = deque()
     with tempfile.TemporaryDirectory(prefix="planner-batches-") as scratch:
         payload = Path(scratch) / "examples.pickle"
         payload.write_bytes(pickle.dumps((pack_examples(examples), vocab, seed, batch_size, p, shuffle, arguments),
                                          protocol=pickle.HIGHEST_PROTOCOL))
-        with children_ignore_sigint():
+        with _children_ignore_sigint():
             pool = context.Pool(workers, initializer=_init_worker, initargs=(str(payload),))
         with pool:
             while True:

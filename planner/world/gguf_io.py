@@ -420,7 +420,6 @@ def check_codec(info: ModelInfo) -> None:
         raise ModelLoadError(f"{info.path} names schemas like the codec's marker words: {clash}")
 
 
-
 def read_model_info(path: str | Path) -> ModelInfo:
     """Read and validate a GGUF file's metadata without loading the weights.
 
